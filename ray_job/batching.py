@@ -1,0 +1,46 @@
+"""Length sorting, token-budget micro-batches and padding (pure functions, numpy only)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def length_order(lengths: np.ndarray) -> np.ndarray:
+    """Row indices, longest first; ties keep input order (stable)."""
+    return np.argsort(-np.asarray(lengths), kind="stable")
+
+
+def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int, max_rows: int) -> list[slice]:
+    """Cut rows sorted longest-first into slices whose padded size fits the token budget.
+
+    The padded size of a slice is rows x its first (longest) length. A single row longer than
+    the budget still gets a batch of its own.
+    """
+    batches: list[slice] = []
+    start, n = 0, len(sorted_lengths)
+    while start < n:
+        longest = max(1, int(sorted_lengths[start]))
+        rows = max(1, min(max_rows, max_tokens // longest, n - start))
+        batches.append(slice(start, start + rows))
+        start += rows
+    return batches
+
+
+def pad_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
+             pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad the token lists `rows` (flat `values` + `offsets`) to their longest length.
+
+    Returns (input_ids int64 [n, L], attention_mask int64 [n, L]).
+    """
+    starts, ends = offsets[rows], offsets[rows + 1]
+    lengths = ends - starts
+    width = int(lengths.max()) if len(rows) else 0
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        ids[i, : e - s] = values[s:e]
+        mask[i, : e - s] = 1
+    return ids, mask
+
+
+def padding_efficiency(real_tokens: int, computed_tokens: int) -> float:
+    return float(real_tokens) / computed_tokens if computed_tokens else 1.0

@@ -1,0 +1,120 @@
+"""ray-embed: run | finalize   (python -m ray_job is the same)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import build_config
+from .errors import UserError
+
+RUN_FLAGS = {
+    # flag: (config key, argparse kwargs)
+    "--input": ("inputs", {"action": "append", "metavar": "PATH",
+                           "help": "JSONL(.gz)/Parquet file or directory; repeatable "
+                                   "(default: the built-in demo corpus)"}),
+    "--output": ("output", {"metavar": "DIR", "help": "run directory (default: ./out)"}),
+    "--model": ("model", {"metavar": "NAME_OR_PATH",
+                          "help": "sentence-transformers / transformers model: Hub name or local "
+                                  "folder (default: the bundled all-MiniLM-L6-v2)"}),
+    "--backend": ("backend", {"choices": ["auto", "sentence-transformers", "transformers"]}),
+    "--pooling": ("pooling", {"choices": ["cls", "mean"],
+                              "help": "plain transformers model with this pooling"}),
+    "--text": ("text", {"metavar": "TEMPLATE",
+                        "help": "text template over record fields; {sep} = the tokenizer's "
+                                "separator (default: '{title}{sep}{abstract}')"}),
+    "--id-field": ("id_field", {"metavar": "FIELD", "help": "record field with the id (default: id)"}),
+    "--url-template": ("url_template", {"metavar": "T",
+                                        "help": "e.g. 'https://arxiv.org/pdf/{id}.pdf', or 'arxiv'"}),
+    "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
+    "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
+    "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",
+                                                "help": "token budget of one forward pass"}),
+    "--shard-rows": ("shard_rows", {"type": int, "metavar": "N",
+                                    "help": "rows per encoder call and per shard file"}),
+    "--precision": ("precision", {"choices": ["auto", "fp32", "fp16", "bf16"]}),
+    "--device": ("device", {"choices": ["auto", "cpu", "cuda", "mps"]}),
+    "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),
+    "--threads": ("threads_per_replica", {"type": int, "metavar": "N",
+                                          "help": "torch threads per CPU replica"}),
+    "--address": ("address", {"metavar": "ADDR", "help": "Ray address ('auto' on a cluster); "
+                                                         "default: start a local Ray"}),
+    "--on-missing-field": ("on_missing_field", {"choices": ["reject", "empty"],
+                                                "help": "a template field that is missing: "
+                                                        "reject the row, or use ''"}),
+}
+RUN_SWITCHES = {
+    "--normalize": ("normalize", "L2-normalise embeddings"),
+    "--trust-remote-code": ("trust_remote_code", "allow a model's own Python code from the Hub"),
+    "--fresh": ("fresh", "discard an existing run in --output and start over"),
+    "--verbose": ("verbose", "show Ray's own logs and progress bars"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ray-embed", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="embed a corpus into OUT/embeddings.h5")
+    run.add_argument("--config", metavar="job.yaml", help="YAML file with the same settings")
+    for flag, (key, kwargs) in RUN_FLAGS.items():
+        run.add_argument(flag, dest=key, default=None, **kwargs)
+    for flag, (key, help_text) in RUN_SWITCHES.items():
+        run.add_argument(flag, dest=key, action="store_const", const=True, default=None,
+                         help=help_text)
+    fin = sub.add_parser("finalize", help="merge the shards of a run directory again")
+    fin.add_argument("directory", metavar="DIR")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+
+    overrides = {key: getattr(args, key) for key, _ in RUN_FLAGS.values()}
+    overrides.update({key: getattr(args, key) for key, _ in RUN_SWITCHES.values()})
+    cfg = build_config(args.config, overrides)
+    report = run(cfg)
+    print_summary(report)
+    return 0
+
+
+def cmd_finalize(args: argparse.Namespace) -> int:
+    from .pipeline import finalize_run
+    from .rundir import RunDir
+
+    report = finalize_run(RunDir(Path(args.directory).resolve()))
+    print_summary(report)
+    return 0
+
+
+def print_summary(report: dict) -> None:
+    rejected = report["rows_rejected"]
+    line = (f"wrote {report['rows_embedded']:,} embeddings (dim {report['dim']}) to "
+            f"{report['output']}")
+    if rejected:
+        line += f"; {rejected:,} rows rejected (see {Path(report['output']).parent / 'rejects'})"
+    print(line)
+    rate = report.get("docs_per_s")
+    if rate:
+        print(f"{rate:,.1f} docs/s, {report['tokens_per_s']:,.0f} tokens/s, padding efficiency "
+              f"{report['padding_efficiency']:.3f} on {report['device']} ({report['precision']})")
+
+
+COMMANDS = {"run": cmd_run, "finalize": cmd_finalize}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"ray-embed: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ray-embed: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The encoder actor: one model replica; token ids in, embeddings out.
+
+Inside a call: sort rows by length, cut token-budget micro-batches, run each under
+inference_mode + autocast, and put the embeddings back in input order.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from .batching import length_order, pad_rows, token_budget_batches
+from .config import JobConfig
+from .models import load_model
+from .precision import autocast, pick_device, pick_precision
+
+
+def embedding_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
+
+
+class Encoder:
+    """Ray actor class (used with ActorPoolStrategy); also usable in-process."""
+
+    def __init__(self, config: dict, model_source: str, threads: int | None = None):
+        self.cfg = JobConfig.from_dict(config)
+        self.device = pick_device(self.cfg.device)
+        self.precision = pick_precision(self.cfg.precision, self.device)
+        if self.device == "cpu" and threads:
+            torch.set_num_threads(threads)
+        device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
+        self.model = load_model(self.cfg, device=device, source=model_source)
+        self.torch_device = torch.device(device)
+        self.pad_id = self.model.info.pad_token_id
+
+    def embed_token_lists(self, input_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings [n, dim] float32 in input order, and each row's padded (computed) length."""
+        offsets = input_ids.offsets.to_numpy().astype(np.int64)
+        values = input_ids.values.to_numpy()
+        lengths = np.diff(offsets)
+        order = length_order(lengths)
+        out = np.empty((len(lengths), self.model.info.dim), dtype=np.float32)
+        computed = np.empty(len(lengths), dtype=np.int32)
+        for part in token_budget_batches(lengths[order], self.cfg.max_batch_tokens,
+                                         self.cfg.max_batch_rows):
+            rows = order[part]
+            ids, mask = pad_rows(values, offsets, rows, self.pad_id)
+            out[rows] = self._forward(ids, mask)
+            computed[rows] = ids.shape[1]
+        return out, computed
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        pin = self.torch_device.type == "cuda"
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        if pin:
+            ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
+        ids_t = ids_t.to(self.torch_device, non_blocking=pin)
+        mask_t = mask_t.to(self.torch_device, non_blocking=pin)
+        with torch.inference_mode(), autocast(self.torch_device.type, self.precision):
+            emb = self.model.embed(ids_t, mask_t)
+        return emb.float().cpu().numpy()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        input_ids = batch.column("input_ids").combine_chunks()
+        emb, computed = self.embed_token_lists(input_ids)
+        lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
+        return pa.table({
+            "key": batch.column("key"), "id": batch.column("id"),
+            "embedding": embedding_array(emb),
+            "n_tokens": pa.array(lengths), "n_computed": pa.array(computed),
+        })

@@ -1,0 +1,9 @@
+"""Errors that are the user's to fix: the CLI prints them as one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """A mistake in the user's input, config or environment (missing file, unknown model...)."""
+
+
+class ConfigError(UserError):
+    """An invalid configuration value or key."""

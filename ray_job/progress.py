@@ -1,0 +1,88 @@
+"""One progress line (rows done, docs/s, ETA) from the shard files as they appear."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .inputs import ReadUnit
+from .shards import list_shards, rows_in_name
+
+SAMPLE_BYTES = 1 << 20
+
+
+def rows_done(shards_dir: Path) -> int:
+    return sum(rows_in_name(p.name) for p in list_shards(shards_dir))
+
+
+def estimate_total_rows(units: list[ReadUnit]) -> int | None:
+    """Rows the units hold: exact for Parquet, estimated from line sizes for plain JSONL."""
+    total = 0
+    line_bytes: dict[str, float] = {}
+    for u in units:
+        if u.format == "parquet":
+            total += u.end - u.start
+        elif u.compression:
+            if u.max_rows is None:
+                return None
+            total += u.max_rows
+        else:
+            if u.path not in line_bytes:
+                line_bytes[u.path] = _mean_line_bytes(u.path)
+            total += round((u.end - u.start) / line_bytes[u.path])
+    return total
+
+
+def _mean_line_bytes(path: str) -> float:
+    with open(path, "rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+    return max(1.0, len(sample) / max(1, sample.count(b"\n")))
+
+
+def format_line(done: int, total: int | None, elapsed: float) -> str:
+    rate = done / elapsed if elapsed > 0 else 0.0
+    if total:
+        shown = min(done, total)
+        eta = (total - shown) / rate if rate > 0 else None
+        eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "--:--:--"
+        return f"embedded {shown:,}/~{total:,} rows ({100 * shown / total:.0f}%) | {rate:,.1f} docs/s | ETA {eta_s}"
+    return f"embedded {done:,} rows | {rate:,.1f} docs/s"
+
+
+class Progress:
+    """Context manager: a thread that redraws the progress line until the block ends."""
+
+    def __init__(self, shards_dir: Path, total: int | None, stream=None, interval: float = 1.0):
+        self.shards_dir = shards_dir
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interval = interval if self.tty else max(interval, 10.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.start_rows = rows_done(shards_dir)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._draw(final=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._draw()
+
+    def _draw(self, final: bool = False) -> None:
+        done = rows_done(self.shards_dir) - self.start_rows
+        total = None if self.total is None else max(0, self.total - self.start_rows)
+        line = format_line(done, total, time.monotonic() - self.started)
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100) + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

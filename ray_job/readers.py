@@ -1,0 +1,101 @@
+"""Read one unit into (position, record) pairs; unreadable rows come back as RejectRow.
+
+Plain Python, no Ray: JSONL byte ranges (a line belongs to the range its first byte is in),
+whole gzip JSONL files, and Parquet row ranges.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any, Iterator, Union
+
+from .inputs import ReadUnit
+from .text import RejectRow
+
+Item = tuple[int, Union[dict, RejectRow]]
+
+
+def read_unit(unit: ReadUnit) -> Iterator[Item]:
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet}
+    yield from readers[unit.format](unit)
+
+
+def parse_json_line(raw: bytes) -> dict:
+    if not raw.strip():
+        raise RejectRow("blank_line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RejectRow("bad_utf8", str(exc)) from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RejectRow("bad_json", str(exc)) from None
+    if not isinstance(record, dict):
+        raise RejectRow("not_an_object", f"a JSON {type(record).__name__}, not an object")
+    return record
+
+
+def _read_jsonl(unit: ReadUnit) -> Iterator[Item]:
+    lines = _gzip_lines(unit) if unit.compression else _range_lines(unit)
+    for n, (position, raw) in enumerate(lines):
+        if unit.max_rows is not None and n >= unit.max_rows:
+            return
+        if isinstance(raw, RejectRow):
+            yield position, raw
+            return
+        try:
+            yield position, parse_json_line(raw)
+        except RejectRow as reject:
+            yield position, reject
+
+
+def _range_lines(unit: ReadUnit) -> Iterator[tuple[int, bytes]]:
+    with open(unit.path, "rb") as fh:
+        position = _first_line_start(fh, unit.start)
+        fh.seek(position)
+        while unit.end is None or position < unit.end:
+            raw = fh.readline()
+            if not raw:
+                return
+            yield position, raw
+            position += len(raw)
+
+
+def _first_line_start(fh, start: int) -> int:
+    """The offset of the first line that starts at or after `start`."""
+    if start == 0:
+        return 0
+    fh.seek(start - 1)
+    if fh.read(1) == b"\n":
+        return start
+    fh.readline()
+    return fh.tell()
+
+
+def _gzip_lines(unit: ReadUnit) -> Iterator[tuple[int, Any]]:
+    position = 0
+    try:
+        with gzip.open(unit.path, "rb") as fh:
+            for raw in fh:
+                yield position, raw
+                position += len(raw)
+    except (EOFError, OSError, gzip.BadGzipFile) as exc:
+        yield position, RejectRow("truncated_file", f"{unit.path}: {exc}; rest of file not read")
+
+
+def _read_parquet(unit: ReadUnit) -> Iterator[Item]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(unit.path)
+    position = 0
+    for rg in range(pf.num_row_groups):
+        n = pf.metadata.row_group(rg).num_rows
+        lo, hi = max(unit.start, position), min(unit.end, position + n)
+        if lo < hi:
+            table = pf.read_row_group(rg).slice(lo - position, hi - lo)
+            for offset, record in enumerate(table.to_pylist()):
+                yield lo + offset, record
+        position += n
+        if position >= unit.end:
+            return

@@ -1,0 +1,49 @@
+"""report.json and the versions recorded with every run."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+from .batching import padding_efficiency
+from .finalize import FinalizeResult
+
+VERSIONED_PACKAGES = ("ray_job", "ray", "torch", "transformers", "sentence-transformers",
+                      "pyarrow", "h5py", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now: int,
+                 wall_s: float, encode_s: float, resumed: bool, device: str,
+                 precision: str, replicas: int) -> dict:
+    rejected_total = sum(rejected.values())
+    duplicates = rejected.get("duplicate_id", 0)
+    return {
+        "rows_read": result.count + rejected_total,
+        "rows_embedded": result.count,
+        "rows_rejected": rejected_total,
+        "rejected_by_reason": rejected,
+        "duplicates": duplicates,
+        "resumed": resumed,
+        "rows_embedded_this_run": embedded_now,
+        "wall_s": round(wall_s, 3),
+        "encode_wall_s": round(encode_s, 3),
+        "docs_per_s": round(embedded_now / encode_s, 2) if encode_s > 0 else None,
+        "tokens": result.real_tokens,
+        "tokens_computed": result.computed_tokens,
+        "tokens_per_s": (round(result.real_tokens * embedded_now / max(1, result.count) / encode_s, 1)
+                         if encode_s > 0 else None),
+        "padding_efficiency": round(padding_efficiency(result.real_tokens, result.computed_tokens), 4),
+        "device": device,
+        "precision": precision,
+        "replicas": replicas,
+        "dim": result.dim,
+    }

@@ -1,0 +1,78 @@
+"""Text templates over a record's fields (pure functions).
+
+`{title}{sep}{abstract}`: `{sep}` is the tokenizer's separator token, every other name is a field
+of the record. A record that cannot fill the template is rejected with a reason, never dropped.
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+SEP_FIELD = "sep"
+
+
+class RejectRow(Exception):
+    """A row that cannot be embedded; `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class TextTemplate:
+    template: str
+    sep: str = " "
+    clean_whitespace: bool = True
+    missing: str = "reject"          # reject | empty
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return template_fields(self.template)
+
+    def render(self, record: Mapping[str, Any]) -> str:
+        values = {name: self._value(record, name) for name in self.fields if name != SEP_FIELD}
+        if not any(values.values()):
+            raise RejectRow("empty_text", f"no text in {', '.join(values)}")
+        return self.template.format(sep=self.sep, **values)
+
+    def _value(self, record: Mapping[str, Any], name: str) -> str:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if self.missing == "empty":
+                return ""
+            raise RejectRow(f"missing_{name}", f"field {name!r} is missing, null or empty")
+        if not isinstance(value, str):
+            raise RejectRow(f"bad_type_{name}",
+                            f"field {name!r} is {type(value).__name__}, not a string")
+        return " ".join(value.split()) if self.clean_whitespace else value
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """The field names a template uses, in order, without repeats."""
+    names: list[str] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"bad text template {template!r}: {exc}") from None
+    for _literal, name, _spec, _conv in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier() and "-" not in name:
+            raise ValueError(f"bad text template {template!r}: field {name!r}")
+        if name not in names:
+            names.append(name)
+    if not [n for n in names if n != SEP_FIELD]:
+        raise ValueError(f"text template {template!r} names no record field")
+    return tuple(names)
+
+
+def record_id(record: Mapping[str, Any], id_field: str) -> str:
+    value = record.get(id_field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RejectRow("missing_id", f"field {id_field!r} is missing, null or empty")
+    if isinstance(value, (dict, list, float)):
+        raise RejectRow("bad_type_id", f"field {id_field!r} is {type(value).__name__}")
+    return str(value).strip()
