@@ -9,17 +9,25 @@ def length_order(lengths: np.ndarray) -> np.ndarray:
     return np.argsort(-np.asarray(lengths), kind="stable")
 
 
-def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int, max_rows: int) -> list[slice]:
+def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int, max_rows: int,
+                         min_efficiency: float = 0.97) -> list[slice]:
     """Cut rows sorted longest-first into slices whose padded size fits the token budget.
 
-    The padded size of a slice is rows x its first (longest) length. A single row longer than
-    the budget still gets a batch of its own.
+    The padded size of a slice is rows x its first (longest) length. A slice also ends before
+    a row that would bring its padding efficiency (real / padded tokens) under
+    `min_efficiency`. A single row longer than the budget still gets a batch of its own.
     """
+    lengths = np.maximum(np.asarray(sorted_lengths, dtype=np.int64), 1)
     batches: list[slice] = []
-    start, n = 0, len(sorted_lengths)
+    start, n = 0, len(lengths)
     while start < n:
-        longest = max(1, int(sorted_lengths[start]))
-        rows = max(1, min(max_rows, max_tokens // longest, n - start))
+        longest = int(lengths[start])
+        cap = max(1, min(max_rows, max_tokens // longest, n - start))
+        real = np.cumsum(lengths[start:start + cap])
+        efficiency = real / (longest * np.arange(1, cap + 1))
+        below = np.flatnonzero(efficiency < min_efficiency)
+        rows = int(below[0]) if len(below) else cap
+        rows = max(1, rows)
         batches.append(slice(start, start + rows))
         start += rows
     return batches

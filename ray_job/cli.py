@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import build_config
-from .errors import UserError
+from .errors import DataError, UserError
 
 RUN_FLAGS = {
     # flag: (config key, argparse kwargs)
@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"ray-embed: error: {exc}", file=sys.stderr)
         return 2
+    except DataError as exc:
+        print(f"ray-embed: failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ray-embed: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

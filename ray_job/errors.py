@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """An invalid configuration value or key."""
+
+
+class DataError(Exception):
+    """The data on disk failed a check (a corrupt shard, a failed verification): exit code 1."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .errors import DataError
 from .rejects import write_rejects
 from .shards import embedding_matrix, list_shards, read_shard
 
@@ -20,7 +21,7 @@ INDEX_COLUMNS = ["key", "id", "n_tokens", "n_computed"]
 URL_CHUNK = 65536
 
 
-class VerificationError(Exception):
+class VerificationError(DataError):
     """The merged output failed a check; nothing is published."""
 
 

@@ -31,6 +31,7 @@ class ModelInfo:
     dim: int
     pooling: str
     normalized: bool
+    param_bytes: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,31 +79,32 @@ def _position_limit(config) -> int | None:
     return limit
 
 
-def _describe(name, source, backend, tokenizer, max_len, dim, pooling, normalized) -> ModelInfo:
+def _describe(name, source, backend, tokenizer, max_len, dim, pooling, normalized,
+              module: torch.nn.Module) -> ModelInfo:
     return ModelInfo(
         name=name, source=source, backend=backend,
         tokenizer_source=tokenizer.name_or_path or source, max_seq_length=int(max_len),
         sep_token=tokenizer.sep_token or tokenizer.eos_token or " ",
         pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         dim=int(dim), pooling=pooling, normalized=bool(normalized),
+        param_bytes=sum(p.numel() * p.element_size() for p in module.parameters()),
     )
 
 
 def load_sentence_transformer(name: str, source: str, device: str, cfg) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling
 
     module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code)
     module.eval()
     if cfg.max_seq_length:
         module.max_seq_length = min(cfg.max_seq_length, module.max_seq_length or cfg.max_seq_length)
-    poolers = [m for m in module if isinstance(m, Pooling)]
-    pooling = poolers[0].get_pooling_mode_str() if poolers else "model-defined"
-    has_norm = any(isinstance(m, Normalize) for m in module)
+    pooling = _st_pooling_mode(module)
+    has_norm = any(type(m).__name__ == "Normalize" for m in module)
     normalize = bool(cfg.normalize) and not has_norm
-    dim = module.get_sentence_embedding_dimension()
+    dim_of = getattr(module, "get_embedding_dimension", None) or module.get_sentence_embedding_dimension
+    dim = dim_of()
     info = _describe(name, source, "sentence-transformers", module.tokenizer,
-                     module.max_seq_length or 512, dim, pooling, has_norm or normalize)
+                     module.max_seq_length or 512, dim, pooling, has_norm or normalize, module)
 
     def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = module({"input_ids": input_ids, "attention_mask": attention_mask})
@@ -110,6 +112,16 @@ def load_sentence_transformer(name: str, source: str, device: str, cfg) -> Loade
         return torch.nn.functional.normalize(emb, dim=-1) if normalize else emb
 
     return LoadedModel(module, info, embed)
+
+
+def _st_pooling_mode(module) -> str:
+    """The Pooling module's mode, across sentence-transformers versions."""
+    for m in module:
+        if type(m).__name__ == "Pooling":
+            if hasattr(m, "get_pooling_mode_str"):
+                return m.get_pooling_mode_str()
+            return str(m.get_config_dict().get("pooling_mode", "unknown"))
+    return "model-defined"
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -129,7 +141,7 @@ def load_transformers(name: str, source: str, device: str, cfg) -> LoadedModel:
     max_len = _max_length(tokenizer.model_max_length if tokenizer.model_max_length < 1e6 else None,
                           _position_limit(module.config), cfg.max_seq_length)
     info = _describe(name, source, "transformers", tokenizer, max_len,
-                     module.config.hidden_size, mode, bool(cfg.normalize))
+                     module.config.hidden_size, mode, bool(cfg.normalize), module)
 
     def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = module(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

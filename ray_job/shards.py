@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from ray.data.datasource import Datasink
 
+from .errors import DataError
+
 SHARD_GLOB = "part-*.arrow"
 SHARD_RE = re.compile(r"^part-(?P<key>[0-9a-f]{16})-(?P<rows>\d+)-(?P<digest>[0-9a-f]{8})\.arrow$")
 
 
-class CorruptShard(Exception):
+class CorruptShard(DataError):
     def __init__(self, path: Path, why: str):
         super().__init__(f"shard {path.name} is unreadable ({why}); delete it and re-run to "
                          f"recompute its rows")

@@ -1,0 +1,101 @@
+"""The whole job on the real arXiv sample, on a local 2-CPU Ray."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import reference_text
+from ray_job.config import JobConfig
+from ray_job.errors import UserError
+from ray_job.pipeline import run
+
+
+def read_h5(path):
+    with h5py.File(path) as h5:
+        return ({k: h5[k][:] for k in h5}, dict(h5.attrs))
+
+
+def min_cosine(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return float((a * b).sum(1).min())
+
+
+@pytest.fixture(scope="module")
+def full_sample_run(local_ray, sample_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    cfg = JobConfig(inputs=(str(sample_path),), output=str(out), precision="fp32",
+                    url_template="arxiv", shard_rows=128)
+    return out, run(cfg)
+
+
+def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sample_records,
+                                                          reference_model):
+    out, report = full_sample_run
+    data, attrs = read_h5(out / "embeddings.h5")
+    assert [i.decode() for i in data["ids"]] == [r["id"] for r in sample_records]  # input order
+    assert data["embeddings"].shape == (1000, 384) and data["embeddings"].dtype == np.float32
+    assert data["urls"][0] == b"https://arxiv.org/pdf/0704.0001.pdf"
+    expected = reference_model.encode([reference_text(r) for r in sample_records], batch_size=64)
+    assert min_cosine(data["embeddings"], expected) >= 0.999
+    assert attrs["count"] == 1000 and attrs["dim"] == 384 and attrs["normalized"]
+    assert attrs["pooling"] == "mean" and attrs["precision"] == "fp32"
+    assert json.loads(attrs["versions"])["ray"]
+
+
+def test_report_and_job_files(full_sample_run):
+    out, report = full_sample_run
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk == report
+    assert (report["rows_read"], report["rows_embedded"], report["rows_rejected"]) == (1000, 1000, 0)
+    assert report["docs_per_s"] > 0 and report["tokens_per_s"] > 0
+    assert report["padding_efficiency"] >= 0.9
+    job = json.loads((out / "job.json").read_text())
+    assert job["config"]["precision"] == "fp32" and len(job["config_hash"]) == 16
+    assert job["model"]["max_seq_length"] == 256
+
+
+def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sample_records,
+                                                 tmp_path):
+    table = pa.Table.from_pylist([{"id": r["id"], "title": r["title"], "abstract": r["abstract"]}
+                                  for r in sample_records[:300]])
+    pq.write_table(table, tmp_path / "papers.parquet", row_group_size=64)
+    report = run(JobConfig(inputs=(str(tmp_path / "papers.parquet"),), output=str(tmp_path / "o"),
+                           precision="fp32"))
+    assert report["rows_embedded"] == 300
+    parquet, _ = read_h5(tmp_path / "o" / "embeddings.h5")
+    jsonl, _ = read_h5(full_sample_run[0] / "embeddings.h5")
+    assert parquet["ids"].tolist() == jsonl["ids"][:300].tolist()
+    assert min_cosine(parquet["embeddings"], jsonl["embeddings"][:300]) >= 0.9999
+
+
+def test_rerun_resumes_and_a_different_template_is_refused(local_ray, sample_path, tmp_path):
+    cfg = JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=40, precision="fp32",
+                    block_bytes=20_000)
+    first = run(cfg)
+    assert first["rows_embedded_this_run"] == 40 and not first["resumed"]
+    second = run(JobConfig(**{**cfg.to_dict(), "limit": 70}))
+    assert second["resumed"] and second["rows_embedded"] == 70
+    assert second["rows_embedded_this_run"] == 30          # only the new rows were encoded
+    with pytest.raises(UserError, match="text: '{title}{sep}{abstract}' -> '{abstract}'"):
+        run(JobConfig(**{**cfg.to_dict(), "text": "{abstract}"}))
+
+
+def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_records, tmp_path):
+    good = sample_records[:5]
+    lines = [json.dumps(r) for r in good[:3]] + ["{broken", "", json.dumps({"id": "x1", "title": "t"}),
+                                                json.dumps(good[0])] + [json.dumps(r) for r in good[3:]]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = run(JobConfig(inputs=(str(path),), output=str(tmp_path / "o"), precision="fp32"))
+    assert report["rows_read"] == 9 and report["rows_embedded"] == 5
+    assert report["rejected_by_reason"] == {"bad_json": 1, "blank_line": 1, "duplicate_id": 1,
+                                            "missing_abstract": 1}
+    rejects = [json.loads(l) for p in sorted((tmp_path / "o" / "rejects").glob("*.jsonl"))
+               for l in p.read_text().splitlines()]
+    assert {r.get("id") for r in rejects} == {None, "x1", good[0]["id"]}

@@ -1,0 +1,82 @@
+import json
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ray_job.encoder import embedding_array
+from ray_job.finalize import VerificationError, finalize
+from ray_job.shards import CorruptShard, done_keys, list_shards, write_shard
+
+
+def shard_table(keys, ids, dim=4, value=None):
+    keys = np.asarray(keys, dtype=np.int64)
+    emb = np.stack([np.full(dim, k if value is None else value, dtype=np.float32) for k in keys])
+    return pa.table({"key": keys, "id": ids, "embedding": embedding_array(emb),
+                     "n_tokens": np.full(len(keys), 10, np.int32),
+                     "n_computed": np.full(len(keys), 11, np.int32)})
+
+
+def make_run(tmp_path, tables):
+    (tmp_path / "shards").mkdir()
+    for t in tables:
+        write_shard(tmp_path / "shards", t)
+    return tmp_path
+
+
+def test_shards_interleaved_in_key_space_merge_in_key_order(tmp_path):
+    run = make_run(tmp_path, [shard_table([5, 1, 9], ["e", "a", "i"]),
+                              shard_table([2, 7], ["b", "g"]), shard_table([3], ["c"])])
+    result = finalize(run, {"model": "m"}, "https://arxiv.org/pdf/{id}.pdf", normalized=False)
+    with h5py.File(run / "embeddings.h5") as h5:
+        assert h5["ids"][:].tolist() == [b"a", b"b", b"c", b"e", b"g", b"i"]
+        assert h5["embeddings"][:, 0].tolist() == [1, 2, 3, 5, 7, 9]
+        assert h5["urls"][0] == b"https://arxiv.org/pdf/a.pdf"
+        assert h5.attrs["count"] == 6 and h5.attrs["model"] == "m" and h5.attrs["dim"] == 4
+    assert (result.count, result.real_tokens, result.computed_tokens) == (6, 60, 66)
+    assert not list(run.glob(".*tmp"))
+
+
+def test_a_block_written_twice_counts_once_and_duplicate_ids_keep_the_first(tmp_path):
+    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]), shard_table([1, 2, 3], ["a", "b", "c"]),
+                              shard_table([4], ["a"])])
+    result = finalize(run, {}, None, normalized=False)
+    with h5py.File(run / "embeddings.h5") as h5:
+        assert h5["ids"][:].tolist() == [b"a", b"b", b"c"]
+        assert "urls" not in h5
+    dup = [json.loads(l) for l in (run / "rejects" / "duplicates.jsonl").read_text().splitlines()]
+    assert dup == [{"reason": "duplicate_id", "detail": dup[0]["detail"], "key": 4, "id": "a"}]
+    assert result.duplicates == 1
+
+
+def test_non_finite_or_unnormalised_rows_fail_verification_naming_the_shard(tmp_path):
+    bad = shard_table([1, 2], ["a", "b"])
+    emb = np.array([[1, 0, 0, 0], [np.nan, 0, 0, 0]], dtype=np.float32)
+    bad = bad.set_column(2, "embedding", embedding_array(emb))
+    run = make_run(tmp_path, [bad])
+    with pytest.raises(VerificationError, match=r"non-finite embedding for id 'b' in shard part-"):
+        finalize(run, {}, None, normalized=False)
+    assert not (run / "embeddings.h5").exists()
+    (run / "shards" / list_shards(run / "shards")[0].name).unlink()
+    write_shard(run / "shards", shard_table([1], ["a"], value=2.0))
+    with pytest.raises(VerificationError, match="norm 4.0000"):
+        finalize(run, {}, None, normalized=True)
+
+
+def test_a_truncated_shard_is_named_and_refused(tmp_path):
+    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"])])
+    path = list_shards(run / "shards")[0]
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CorruptShard, match=path.name):
+        finalize(run, {}, None, normalized=False)
+    with pytest.raises(CorruptShard):
+        done_keys(run / "shards")
+
+
+def test_shard_names_are_deterministic_so_retries_overwrite(tmp_path):
+    (tmp_path / "s").mkdir()
+    a = write_shard(tmp_path / "s", shard_table([3, 4], ["c", "d"]))
+    b = write_shard(tmp_path / "s", shard_table([3, 4], ["c", "d"]))
+    assert a == b and len(list_shards(tmp_path / "s")) == 1
+    assert done_keys(tmp_path / "s").tolist() == [3, 4]

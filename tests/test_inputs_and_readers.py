@@ -1,0 +1,96 @@
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ray_job.errors import UserError
+from ray_job.inputs import plan_units, resolve_inputs
+from ray_job.readers import read_unit
+from ray_job.text import RejectRow
+
+
+def all_items(units):
+    return [(u.file_index, pos, item) for u in units for pos, item in read_unit(u)]
+
+
+@pytest.mark.parametrize("block_bytes", [501, 4096, 65536, 10**9])
+def test_byte_range_units_read_every_line_exactly_once(sample_path, sample_records, block_bytes):
+    files = resolve_inputs([str(sample_path)])
+    items = all_items(plan_units(files, block_bytes, None))
+    assert [item["id"] for _, _, item in items] == [r["id"] for r in sample_records]
+    offsets = [pos for _, pos, _ in items]
+    lines = sample_path.read_bytes().splitlines(keepends=True)
+    expected = [sum(len(l) for l in lines[:i]) for i in range(len(lines))]
+    assert offsets == expected  # the key's position is the line's byte offset
+
+
+@pytest.mark.parametrize("limit", [1, 7, 999, 1000, 5000])
+def test_limit_takes_the_first_n_records_whatever_the_block_size(sample_path, sample_records, limit):
+    files = resolve_inputs([str(sample_path)])
+    for block_bytes in (3000, 10**6):
+        ids = [item["id"] for _, _, item in all_items(plan_units(files, block_bytes, limit))]
+        assert ids == [r["id"] for r in sample_records[:limit]]
+
+
+def test_limit_spans_several_files_in_order(tmp_path, sample_records):
+    for name, part in (("a.jsonl", sample_records[:3]), ("b.jsonl", sample_records[3:8])):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    files = resolve_inputs([str(tmp_path)])
+    items = all_items(plan_units(files, 100, 5))
+    assert [(f, item["id"]) for f, _, item in items] == (
+        [(0, r["id"]) for r in sample_records[:3]] + [(1, r["id"]) for r in sample_records[3:5]])
+
+
+def test_gzip_and_parquet_read_the_same_records(tmp_path, sample_records):
+    gz = tmp_path / "s.jsonl.gz"
+    with gzip.open(gz, "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in sample_records[:50])
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "title": r["title"],
+                                          "abstract": r["abstract"]} for r in sample_records[:50]]),
+                   tmp_path / "s.parquet", row_group_size=16)
+    files = resolve_inputs([str(gz), str(tmp_path / "s.parquet")])
+    items = all_items(plan_units(files, 1000, None))
+    expected = [r["id"] for r in sample_records[:50]]
+    assert [i["id"] for f, _, i in items if f == 0] == expected
+    assert [i["id"] for f, _, i in items if f == 1] == expected
+    assert [p for f, p, _ in items if f == 1] == list(range(50))  # parquet position = row number
+
+
+def test_parquet_limit_and_row_ranges(tmp_path, sample_records, monkeypatch):
+    monkeypatch.setattr("ray_job.inputs.PARQUET_ROWS_PER_UNIT", 7)
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"]} for r in sample_records[:40]]),
+                   tmp_path / "s.parquet", row_group_size=5)
+    files = resolve_inputs([str(tmp_path / "s.parquet")])
+    items = all_items(plan_units(files, 1, 23))
+    assert [i["id"] for _, _, i in items] == [r["id"] for r in sample_records[:23]]
+
+
+def test_bad_lines_come_back_as_rejects_with_reasons(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"id": "1", "title": "t", "abstract": "a"}\n\n{not json\n[1, 2]\n'
+                     b'{"id": "\xff\xfe"}\n{"id": "2", "title": "t", "abstract": "a"}')
+    items = all_items(plan_units(resolve_inputs([str(path)]), 8, None))
+    kinds = [item.reason if isinstance(item, RejectRow) else item["id"] for _, _, item in items]
+    assert kinds == ["1", "blank_line", "bad_json", "not_an_object", "bad_utf8", "2"]
+
+
+def test_truncated_gzip_keeps_what_was_readable_and_rejects_the_rest(tmp_path, sample_records):
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in sample_records[:200]).encode())
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    items = all_items(plan_units(resolve_inputs([str(path)]), 1000, None))
+    assert isinstance(items[-1][2], RejectRow) and items[-1][2].reason == "truncated_file"
+    good = [i["id"] for _, _, i in items[:-1]]
+    assert 0 < len(good) < 200 and good == [r["id"] for r in sample_records[: len(good)]]
+
+
+def test_user_mistakes_in_inputs_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="input not found"):
+        resolve_inputs([str(tmp_path / "nope.jsonl")])
+    (tmp_path / "data.csv").write_text("a,b\n")
+    with pytest.raises(UserError, match="unknown input type"):
+        resolve_inputs([str(tmp_path / "data.csv")])
+    with pytest.raises(UserError, match="holds no"):
+        resolve_inputs([str(tmp_path)])
