@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 from pathlib import Path
 
@@ -103,9 +103,22 @@ def print_summary(report: dict) -> None:
 COMMANDS = {"run": cmd_run, "finalize": cmd_finalize}
 
 
+def quiet_libraries(verbose: bool) -> None:
+    """Hub retries and model-loading chatter stay behind --verbose."""
+    if verbose:
+        return
+    import huggingface_hub.utils
+    import transformers
+
+    huggingface_hub.utils.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    quiet_libraries(bool(getattr(args, "verbose", False)))
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

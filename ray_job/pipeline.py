@@ -67,7 +67,7 @@ def ray_session(cfg: JobConfig):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=cfg.verbose,
-                 logging_level=logging.INFO if cfg.verbose else logging.WARNING)
+                 logging_level=logging.INFO if cfg.verbose else logging.ERROR)
         started = True
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = cfg.verbose
@@ -153,7 +153,7 @@ def run(cfg: JobConfig) -> dict:
         if units:
             done_ref = ray.put(done_keys(run_dir.shards))
             ds = build_dataset(units, cfg_actor, info, template, run_dir, plan, done_ref)
-            with Progress(run_dir.shards, estimate_total_rows(units)):
+            with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)):
                 ds.write_datasink(ShardSink(str(run_dir.shards)),
                                   ray_remote_args={"num_cpus": plan.task_cpus})
         encode_s = time.monotonic() - encode_started

@@ -16,8 +16,13 @@ def rows_done(shards_dir: Path) -> int:
     return sum(rows_in_name(p.name) for p in list_shards(shards_dir))
 
 
-def estimate_total_rows(units: list[ReadUnit]) -> int | None:
+def estimate_total_rows(units: list[ReadUnit], limit: int | None = None) -> int | None:
     """Rows the units hold: exact for Parquet, estimated from line sizes for plain JSONL."""
+    total = _estimate(units)
+    return min(total, limit) if total and limit else (total or limit)
+
+
+def _estimate(units: list[ReadUnit]) -> int | None:
     total = 0
     line_bytes: dict[str, float] = {}
     for u in units:
@@ -43,10 +48,11 @@ def _mean_line_bytes(path: str) -> float:
 def format_line(done: int, total: int | None, elapsed: float) -> str:
     rate = done / elapsed if elapsed > 0 else 0.0
     if total:
-        shown = min(done, total)
-        eta = (total - shown) / rate if rate > 0 else None
+        total = max(total, done)          # the total is an estimate for JSONL
+        eta = (total - done) / rate if rate > 0 else None
         eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "--:--:--"
-        return f"embedded {shown:,}/~{total:,} rows ({100 * shown / total:.0f}%) | {rate:,.1f} docs/s | ETA {eta_s}"
+        return (f"embedded {done:,}/~{total:,} rows ({100 * done / total:.0f}%) | "
+                f"{rate:,.1f} docs/s | ETA {eta_s}")
     return f"embedded {done:,} rows | {rate:,.1f} docs/s"
 
 

@@ -1,0 +1,59 @@
+"""The command line as a user runs it: a new process, its own embedded Ray."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+
+def ray_embed(*args, cwd=None, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "ray_job", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def test_no_argument_default_embeds_the_demo_corpus_with_the_bundled_model(tmp_path):
+    result = ray_embed("run", "--limit", "60", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrote 60 embeddings (dim 384) to {tmp_path / 'out' / 'embeddings.h5'}" in result.stdout
+    demo = tmp_path / "out" / "demo" / "arxiv-demo-2000.jsonl"
+    assert len(demo.read_text().splitlines()) == 2000
+    with h5py.File(tmp_path / "out" / "embeddings.h5") as h5:
+        assert h5["ids"][:3].tolist() == [b"demo.00000", b"demo.00001", b"demo.00002"]
+        assert h5.attrs["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "embedded 60/" in result.stderr                     # the progress line
+    assert "Traceback" not in result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["rows_embedded"] == 60
+
+
+def test_finalize_alone_rebuilds_the_hdf5(tmp_path):
+    assert ray_embed("run", "--limit", "20", "--output", "o", cwd=tmp_path).returncode == 0
+    (tmp_path / "o" / "embeddings.h5").unlink()
+    result = ray_embed("finalize", "o", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
+        assert h5["embeddings"].shape == (20, 384)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--input", "missing.jsonl"], "input not found: missing.jsonl"),
+    (["run", "--input", "data.csv"], "unknown input type"),
+    (["run", "--model", "no-such-org/no-such-model"], "cannot load model 'no-such-org/no-such-model'"),
+    (["run", "--model", "./not-a-folder"], "unknown model './not-a-folder'"),
+    (["run", "--config", "bad.yaml"], "unknown config key(s): modle"),
+    (["run", "--text", "{title"], "bad text template"),
+    (["finalize", "nowhere"], "is not a run directory"),
+])
+def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, args, message):
+    (tmp_path / "data.csv").write_text("a\n")
+    (tmp_path / "bad.yaml").write_text("modle: x\n")
+    result = ray_embed(*args, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [l for l in result.stderr.splitlines() if l.startswith("ray-embed:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
