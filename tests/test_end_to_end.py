@@ -99,3 +99,12 @@ def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_record
     rejects = [json.loads(l) for p in sorted((tmp_path / "o" / "rejects").glob("*.jsonl"))
                for l in p.read_text().splitlines()]
     assert {r.get("id") for r in rejects} == {None, "x1", good[0]["id"]}
+
+
+@pytest.mark.timeout(300)
+def test_a_two_cpu_ray_never_hangs(local_ray, sample_path, tmp_path):
+    """On 2 CPUs an encoder pool holding every CPU starves the read tasks and the job waits
+    forever (checked by hand: no row in 150 s for a 30-row job). Sized right, it finishes."""
+    assert local_ray.cluster_resources()["CPU"] == 2
+    report = run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=30))
+    assert report["rows_embedded"] == 30 and report["replicas"] == 1
