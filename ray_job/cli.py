@@ -18,6 +18,11 @@ RUN_FLAGS = {
     "--model": ("model", {"metavar": "NAME_OR_PATH",
                           "help": "sentence-transformers / transformers model: Hub name or local "
                                   "folder (default: the bundled all-MiniLM-L6-v2)"}),
+    "--adapter": ("adapter", {"metavar": "NAME_OR_PATH",
+                              "help": "load this `adapters` adapter on the model and activate it"}),
+    "--preset": ("preset", {"choices": ["specter2"],
+                            "help": "specter2 = allenai/specter2_base + the allenai/specter2 "
+                                    "adapter, CLS pooling, title[SEP]abstract, 512 tokens"}),
     "--backend": ("backend", {"choices": ["auto", "sentence-transformers", "transformers"]}),
     "--pooling": ("pooling", {"choices": ["cls", "mean"],
                               "help": "plain transformers model with this pooling"}),
@@ -47,6 +52,7 @@ RUN_FLAGS = {
 RUN_SWITCHES = {
     "--normalize": ("normalize", "L2-normalise embeddings"),
     "--trust-remote-code": ("trust_remote_code", "allow a model's own Python code from the Hub"),
+    "--compile": ("compile", "torch.compile the forward pass (worth it on GPUs, long runs)"),
     "--fresh": ("fresh", "discard an existing run in --output and start over"),
     "--verbose": ("verbose", "show Ray's own logs and progress bars"),
 }

@@ -16,6 +16,15 @@ import yaml
 from .errors import ConfigError
 
 URL_PRESETS = {"arxiv": "https://arxiv.org/pdf/{id}.pdf"}
+# Named bundles of settings; explicit settings (YAML or flags) win over a preset's.
+PRESETS: dict[str, dict[str, Any]] = {
+    # allenai's published recipe: base model + proximity adapter (active), CLS pooling,
+    # title + sep_token + abstract (abstract may be missing), max_length 512, no token type ids
+    "specter2": {"model": "allenai/specter2_base", "adapter": "allenai/specter2",
+                 "backend": "transformers", "pooling": "cls", "normalize": False,
+                 "text": "{title}{sep}{abstract}", "max_seq_length": 512,
+                 "on_missing_field": "empty"},
+}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "sentence-transformers", "transformers")
@@ -24,7 +33,7 @@ MISSING_FIELD_POLICIES = ("reject", "empty")
 
 # Fields that change what the embeddings are: a run directory made with other values is refused.
 OUTPUT_DEFINING_FIELDS = (
-    "inputs", "model", "backend", "pooling", "normalize", "text", "id_field", "max_seq_length",
+    "inputs", "model", "adapter", "backend", "pooling", "normalize", "text", "id_field", "max_seq_length",
     "precision", "clean_whitespace", "on_missing_field", "trust_remote_code",
 )
 
@@ -34,6 +43,7 @@ class JobConfig:
     inputs: tuple[str, ...] = ()          # empty = the built-in demo corpus
     output: str = "out"
     model: str | None = None              # None = the bundled all-MiniLM-L6-v2
+    adapter: str | None = None            # an `adapters` adapter (Hub name or folder), active
     backend: str = "auto"
     pooling: str | None = None            # transformers backend only: cls | mean
     normalize: bool | None = None         # None = what the model says (ST) / False
@@ -55,6 +65,7 @@ class JobConfig:
     clean_whitespace: bool = True
     on_missing_field: str = "reject"
     trust_remote_code: bool = False
+    compile: bool = False                 # torch.compile the forward pass (CUDA)
     demo_docs: int = 2000
     address: str | None = None            # Ray address; None = start an embedded local Ray
     fresh: bool = False
@@ -116,6 +127,9 @@ def _validate(cfg: JobConfig) -> None:
     _check_choice("on_missing_field", cfg.on_missing_field, MISSING_FIELD_POLICIES)
     if cfg.pooling is not None:
         _check_choice("pooling", cfg.pooling, POOLINGS)
+    if cfg.adapter and cfg.backend == "sentence-transformers":
+        raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
+                          "to transformers)")
     for name in ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes"):
         _check_positive(name, getattr(cfg, name))
     for name in ("max_batch_tokens", "max_batch_rows", "shard_rows", "gpus_per_replica", "cpus_per_replica",
@@ -144,10 +158,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
+    name = data.pop("preset", None)
+    if name is None:
+        return data
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return {**PRESETS[name], **data}
+
+
 def build_config(yaml_path: str | None, overrides: Mapping[str, Any]) -> JobConfig:
-    """YAML settings first, then every override that is not None."""
+    """A preset's settings, then the YAML file's, then every override that is not None."""
     data: dict[str, Any] = load_yaml(yaml_path) if yaml_path else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
+    data = apply_preset(data)
     try:
         return JobConfig.from_dict(data)
     except TypeError as exc:  # wrong value types that dataclass construction rejects

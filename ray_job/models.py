@@ -131,11 +131,31 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
+def load_base_model(source: str, cfg) -> torch.nn.Module:
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+
+
+def load_adapter_model(source: str, cfg) -> torch.nn.Module:
+    """SPECTER2-style: the base model with an `adapters` adapter loaded and set active."""
+    from adapters import AutoAdapterModel
+
+    module = AutoAdapterModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    local = Path(cfg.adapter).expanduser()
+    hub = {} if local.is_dir() else {"source": "hf"}
+    name = module.load_adapter(str(local) if local.is_dir() else cfg.adapter, load_as="adapter",
+                               set_active=True, **hub)
+    if name not in (module.active_adapters.flatten() if module.active_adapters else ()):
+        raise UserError(f"adapter {cfg.adapter!r} loaded but is not active")
+    return module
+
+
 def load_transformers(name: str, source: str, device: str, cfg) -> LoadedModel:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-    module = AutoModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    module = (load_adapter_model if cfg.adapter else load_base_model)(source, cfg)
     module.to(device).eval()
     mode = cfg.pooling or "cls"
     max_len = _max_length(tokenizer.model_max_length if tokenizer.model_max_length < 1e6 else None,
@@ -158,10 +178,10 @@ BACKENDS: dict[str, Callable[..., LoadedModel]] = {
 
 
 def backend_name(cfg) -> str:
-    """`auto` means sentence-transformers, unless an explicit pooling asks for plain transformers."""
+    """`auto` means sentence-transformers, unless a pooling or an adapter asks for transformers."""
     if cfg.backend != "auto":
         return cfg.backend
-    return "transformers" if cfg.pooling else "sentence-transformers"
+    return "transformers" if (cfg.pooling or cfg.adapter) else "sentence-transformers"
 
 
 def load_model(cfg, device: str = "cpu", source: str | None = None) -> LoadedModel:
@@ -170,7 +190,10 @@ def load_model(cfg, device: str = "cpu", source: str | None = None) -> LoadedMod
     source = source or resolve_model_source(cfg.model)
     loader = BACKENDS[backend_name(cfg)]
     try:
-        return loader(name, source, device, cfg)
+        loaded = loader(name, source, device, cfg)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot load model {name!r}: {first}") from None
+    if cfg.compile:
+        loaded.embed = torch.compile(loaded.embed, dynamic=True)
+    return loaded

@@ -124,7 +124,8 @@ def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
 
 def h5_attributes(job: dict, precision: str) -> dict:
     cfg, model = job["config"], job["model"]
-    return {"model": model["name"], "backend": model["backend"], "pooling": model["pooling"],
+    return {"model": model["name"], "adapter": cfg.get("adapter") or "",
+            "backend": model["backend"], "pooling": model["pooling"],
             "normalized": bool(model["normalized"]), "precision": precision,
             "text_template": cfg["text"], "max_seq_length": model["max_seq_length"],
             "config_hash": job["config_hash"], "versions": job["versions"],

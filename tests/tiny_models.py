@@ -1,0 +1,63 @@
+"""Tiny random models of the real architectures, built on the fly and saved like Hub models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ray_job.models import bundled_model_path
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+            max_position_embeddings=512)
+
+
+def tiny_bert(path: Path) -> Path:
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY)).save_pretrained(path)
+    return path
+
+
+def tiny_adapter(base: Path, path: Path) -> Path:
+    """A bottleneck adapter saved by `adapters`, weights randomised: forgetting it or leaving it
+    inactive changes the output."""
+    from adapters import AutoAdapterModel
+
+    model = AutoAdapterModel.from_pretrained(str(base))
+    model.add_adapter("tiny_proximity", config="seq_bn")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "adapters" in name:
+                param.normal_(0, 0.5)
+    model.save_adapter(str(path), "tiny_proximity")
+    return path
+
+
+def tiny_roberta_sentence_transformer(path: Path, texts: list[str]) -> Path:
+    """A RoBERTa sentence-transformers model with mean pooling and a BPE tokenizer trained here."""
+    from sentence_transformers import SentenceTransformer, models
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(texts, vocab_size=2000, special_tokens=specials)
+    hf_dir = path / "hf"
+    hf_dir.mkdir(parents=True)
+    bpe.save_model(str(hf_dir))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(hf_dir / "vocab.json"),
+                                     merges_file=str(hf_dir / "merges.txt"), model_max_length=128)
+    tokenizer.save_pretrained(hf_dir)
+    torch.manual_seed(2)
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=1, **{
+        **TINY, "max_position_embeddings": 130})
+    RobertaModel(config).save_pretrained(hf_dir)
+    word = models.Transformer(str(hf_dir), max_seq_length=128)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), "mean")
+    st_dir = path / "st"
+    SentenceTransformer(modules=[word, pooling]).save(str(st_dir))
+    return st_dir
