@@ -29,6 +29,8 @@ RUN_FLAGS = {
     "--text": ("text", {"metavar": "TEMPLATE",
                         "help": "text template over record fields; {sep} = the tokenizer's "
                                 "separator (default: '{title}{sep}{abstract}')"}),
+    "--table": ("table", {"metavar": "NAME", "help": "DuckDB input: the table to read"}),
+    "--query": ("query", {"metavar": "SQL", "help": "DuckDB input: read the rows of this query"}),
     "--id-field": ("id_field", {"metavar": "FIELD", "help": "record field with the id (default: id)"}),
     "--url-template": ("url_template", {"metavar": "T",
                                         "help": "e.g. 'https://arxiv.org/pdf/{id}.pdf', or 'arxiv'"}),
@@ -55,6 +57,7 @@ RUN_SWITCHES = {
     "--compile": ("compile", "torch.compile the forward pass (worth it on GPUs, long runs)"),
     "--fresh": ("fresh", "discard an existing run in --output and start over"),
     "--verbose": ("verbose", "show Ray's own logs and progress bars"),
+    "--strict": ("strict", "fail (exit code 1) when any row is rejected"),
 }
 
 
@@ -68,6 +71,22 @@ def make_parser() -> argparse.ArgumentParser:
     for flag, (key, help_text) in RUN_SWITCHES.items():
         run.add_argument(flag, dest=key, action="store_const", const=True, default=None,
                          help=help_text)
+    bench = sub.add_parser("bench", help="measure docs/s on this cluster and project a full run")
+    bench.add_argument("--config", metavar="job.yaml")
+    for flag, (key, kwargs) in RUN_FLAGS.items():
+        if key not in ("output", "limit"):
+            bench.add_argument(flag, dest=key, default=None, **kwargs)
+    for flag, (key, help_text) in RUN_SWITCHES.items():
+        if key != "fresh":
+            bench.add_argument(flag, dest=key, action="store_const", const=True, default=None,
+                               help=help_text)
+    bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
+    bench.add_argument("--corpus-size", type=int, default=2_700_000,
+                       help="papers in the full run to project (default: the arXiv snapshot)")
+    status = sub.add_parser("status", help="progress of a run directory")
+    status.add_argument("directory", metavar="DIR")
+    status.add_argument("--config", metavar="job.yaml",
+                        help="also say whether this config matches the run's")
     fin = sub.add_parser("finalize", help="merge the shards of a run directory again")
     fin.add_argument("directory", metavar="DIR")
     return parser
@@ -76,11 +95,33 @@ def make_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
-    overrides = {key: getattr(args, key) for key, _ in RUN_FLAGS.values()}
-    overrides.update({key: getattr(args, key) for key, _ in RUN_SWITCHES.values()})
-    cfg = build_config(args.config, overrides)
+    cfg = config_from_args(args)
     report = run(cfg)
     print_summary(report)
+    if cfg.strict and report["rows_rejected"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
+        print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def config_from_args(args: argparse.Namespace):
+    keys = [key for key, _ in RUN_FLAGS.values()] + [key for key, _ in RUN_SWITCHES.values()]
+    return build_config(args.config, {k: getattr(args, k, None) for k in keys})
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench, format_bench
+
+    print(format_bench(bench(config_from_args(args), args.docs, args.corpus_size)))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import format_status, run_status
+
+    print(format_status(run_status(Path(args.directory).resolve(), args.config)))
     return 0
 
 
@@ -106,7 +147,7 @@ def print_summary(report: dict) -> None:
               f"{report['padding_efficiency']:.3f} on {report['device']} ({report['precision']})")
 
 
-COMMANDS = {"run": cmd_run, "finalize": cmd_finalize}
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "finalize": cmd_finalize}
 
 
 def quiet_libraries(verbose: bool) -> None:

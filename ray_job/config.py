@@ -33,7 +33,7 @@ MISSING_FIELD_POLICIES = ("reject", "empty")
 
 # Fields that change what the embeddings are: a run directory made with other values is refused.
 OUTPUT_DEFINING_FIELDS = (
-    "inputs", "model", "adapter", "backend", "pooling", "normalize", "text", "id_field", "max_seq_length",
+    "inputs", "model", "adapter", "backend", "pooling", "normalize", "text", "id_field", "table", "query", "max_seq_length",
     "precision", "clean_whitespace", "on_missing_field", "trust_remote_code",
 )
 
@@ -49,6 +49,8 @@ class JobConfig:
     normalize: bool | None = None         # None = what the model says (ST) / False
     text: str = "{title}{sep}{abstract}"
     id_field: str = "id"
+    table: str | None = None              # DuckDB input: read this table ...
+    query: str | None = None              # ... or the rows of this query
     url_template: str | None = None
     limit: int | None = None
     max_seq_length: int | None = None     # None = the model's own
@@ -70,6 +72,11 @@ class JobConfig:
     address: str | None = None            # Ray address; None = start an embedded local Ray
     fresh: bool = False
     verbose: bool = False
+    strict: bool = False                  # any reject makes the run fail (exit code 1)
+    # test-only fault injection: the encoder process exits after this many batches, once
+    # (the marker file makes it happen once per run, whichever replica gets there first)
+    fault_kill_encoder_after: int | None = None
+    fault_marker: str | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -156,6 +163,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of settings")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def absolute_inputs(cfg: JobConfig) -> JobConfig:
+    """Input paths made absolute (URLs and missing paths stay as given), so the config hash
+    does not depend on the working directory."""
+    paths = tuple(str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p
+                  for p in cfg.inputs)
+    return dataclasses.replace(cfg, inputs=paths)
 
 
 def apply_preset(data: dict[str, Any]) -> dict[str, Any]:

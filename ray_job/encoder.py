@@ -5,6 +5,8 @@ inference_mode + autocast, and put the embeddings back in input order.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -33,6 +35,7 @@ class Encoder:
         self.model = load_model(self.cfg, device=device, source=model_source)
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
+        self.calls = 0
 
     def embed_token_lists(self, input_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings [n, dim] float32 in input order, and each row's padded (computed) length."""
@@ -62,6 +65,7 @@ class Encoder:
         return emb.float().cpu().numpy()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        self._maybe_die()
         input_ids = batch.column("input_ids").combine_chunks()
         emb, computed = self.embed_token_lists(input_ids)
         lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
@@ -70,3 +74,12 @@ class Encoder:
             "embedding": embedding_array(emb),
             "n_tokens": pa.array(lengths), "n_computed": pa.array(computed),
         })
+
+    def _maybe_die(self) -> None:
+        """Test-only fault injection (config fault_kill_encoder_after): a hard process exit."""
+        self.calls += 1
+        after, marker = self.cfg.fault_kill_encoder_after, self.cfg.fault_marker
+        if after is None or self.calls <= after or not marker or os.path.exists(marker):
+            return
+        open(marker, "w").close()
+        os._exit(1)

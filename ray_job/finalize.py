@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DataError
 from .rejects import write_rejects
-from .shards import embedding_matrix, list_shards, read_shard
+from .shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
 
 INDEX_COLUMNS = ["key", "id", "n_tokens", "n_computed"]
 URL_CHUNK = 65536
@@ -79,6 +79,17 @@ def select_rows(index: ShardIndex) -> tuple[np.ndarray, np.ndarray]:
 
 
 def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool) -> FinalizeResult:
+    """Merge and verify; a corrupt shard is moved to shards/corrupt/ and named in the error,
+    so that re-running the job recomputes exactly its rows."""
+    try:
+        return _finalize(out_dir, attrs, url_template, normalized)
+    except CorruptShard as exc:
+        moved = quarantine(exc.path) if exc.path.exists() else exc.path
+        raise CorruptShard(exc.path, f"{exc.why}; moved to {moved.parent.name}/, re-run the job "
+                                     f"to recompute its rows") from None
+
+
+def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool) -> FinalizeResult:
     index = build_index(out_dir / "shards")
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {out_dir / 'shards'}: nothing to finalize")
@@ -114,7 +125,7 @@ def _write_h5(path: Path, index: ShardIndex, rows: np.ndarray, attrs: dict,
             mine, pos = mine[pos >= 0], pos[pos >= 0]
             if not len(mine):
                 continue
-            emb = embedding_matrix(read_shard(shard_path, ["embedding"]))
+            emb = read_verified_embeddings(shard_path)
             if dim is None:
                 dim = emb.shape[1]
                 dset = h5.create_dataset("embeddings", (n, dim), dtype="f4",

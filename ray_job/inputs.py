@@ -14,6 +14,8 @@ from .errors import UserError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
+SQL_ROWS_PER_UNIT = 20_000
 COMPRESSIONS = {".gz": "gzip"}
 MIN_BLOCK_BYTES = 256 * 1024
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
@@ -38,6 +40,8 @@ class ReadUnit:
     start: int                # byte offset (jsonl) or row number (parquet)
     end: int | None           # exclusive; None = to the end of the file
     max_rows: int | None = None  # stop after this many rows (limit inside a compressed file)
+    relation: str | None = None  # DuckDB: a quoted table name or "(SELECT ...)"
+    key_column: str | None = None  # DuckDB: the integer column that orders and keys the rows
 
     @property
     def name(self) -> str:
@@ -52,8 +56,10 @@ def detect_format(path: Path) -> tuple[str, str | None]:
         return "jsonl", compression
     if core in PARQUET_SUFFIXES and compression is None:
         return "parquet", None
-    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz) "
-                    f"or .parquet")
+    if core in DUCKDB_SUFFIXES and compression is None:
+        return "duckdb", None
+    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz), "
+                    f".parquet or a DuckDB file (.duckdb/.db)")
 
 
 def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[InputFile]:
@@ -90,13 +96,33 @@ def auto_block_bytes(files: list[InputFile], parallelism: int) -> int:
     return int(min(MAX_BLOCK_BYTES, max(MIN_BLOCK_BYTES, target)))
 
 
-def plan_units(files: list[InputFile], block_bytes: int, limit: int | None) -> list[ReadUnit]:
+@dataclass(frozen=True)
+class SqlSpec:
+    """What to read from a DuckDB file: a table or a query, keyed by an integer column."""
+    key_column: str
+    table: str | None = None
+    query: str | None = None
+
+    @property
+    def relation(self) -> str:
+        if self.query:
+            return f"({self.query})"
+        if not self.table:
+            raise UserError("a DuckDB input needs --table NAME or --query 'SELECT ...'")
+        return '"' + self.table.replace('"', '""') + '"'
+
+
+def plan_units(files: list[InputFile], block_bytes: int, limit: int | None,
+               sql: SqlSpec | None = None) -> list[ReadUnit]:
     units: list[ReadUnit] = []
     remaining = limit
     for f in files:
         if remaining is not None and remaining <= 0:
             break
-        file_units, rows = _file_units(f, block_bytes, remaining)
+        if f.format == "duckdb":
+            file_units, rows = _duckdb_units(f, sql, remaining)
+        else:
+            file_units, rows = _file_units(f, block_bytes, remaining)
         units.extend(file_units)
         if remaining is not None:
             remaining -= rows
@@ -116,6 +142,26 @@ def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list
         end, rows = _offset_after_lines(f.path, limit)
     starts = range(0, end, block_bytes)
     return [replace(base, start=s, end=min(s + block_bytes, end)) for s in starts], rows
+
+
+def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None) -> tuple[list[ReadUnit], int]:
+    """Key-range units over an integer key column (no OFFSET paging while reading)."""
+    from .sql import key_bounds, key_after_rows
+
+    if sql is None:
+        raise UserError(f"{f.path} is a DuckDB file: give --table NAME or --query 'SELECT ...'")
+    lo, hi, count = key_bounds(f.path, sql.relation, sql.key_column)
+    if count == 0:
+        return [], 0
+    n_units = max(1, -(-count // SQL_ROWS_PER_UNIT))
+    step = max(1, -(-(hi + 1 - lo) // n_units))
+    end = hi + 1
+    if limit is not None and limit < count:
+        end, count = key_after_rows(f.path, sql.relation, sql.key_column, limit), limit
+    base = ReadUnit(f.index, f.path, "duckdb", None, lo, None, relation=sql.relation,
+                    key_column=sql.key_column)
+    units = [replace(base, start=s, end=min(s + step, end)) for s in range(lo, end, step)]
+    return units, count
 
 
 def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], int]:

@@ -5,16 +5,17 @@ import contextlib
 import dataclasses
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import JobConfig
+from .config import JobConfig, absolute_inputs
 from .demo import write_demo_corpus
 from .encoder import Encoder
 from .errors import UserError
 from .finalize import finalize
-from .inputs import auto_block_bytes, plan_units, resolve_inputs
+from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .models import ModelInfo, load_model, resolve_model_source
 from .precision import pick_device, pick_precision
 from .progress import Progress, estimate_total_rows, rows_done
@@ -22,7 +23,7 @@ from .rejects import count_by_reason
 from .report import build_report, package_versions
 from .resources import ResourcePlan, plan_resources
 from .rundir import RunDir, now_iso, write_json
-from .shards import ShardSink, done_keys
+from .shards import ShardSink, done_keys, quarantine_unreadable
 from .sources import units_dataset, units_to_rows
 from .text import TextTemplate
 from .tokenize import tokenize_batch
@@ -33,9 +34,7 @@ log = logging.getLogger("ray_job")
 def with_resolved_inputs(cfg: JobConfig) -> JobConfig:
     """Absolute input paths; the built-in demo corpus when no input is given."""
     if cfg.inputs:
-        paths = tuple(str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p
-                      for p in cfg.inputs)
-        return dataclasses.replace(cfg, inputs=paths)
+        return absolute_inputs(cfg)
     demo = Path(cfg.output).resolve() / "demo" / f"arxiv-demo-{cfg.demo_docs}.jsonl"
     write_demo_corpus(demo, cfg.demo_docs)
     return dataclasses.replace(cfg, inputs=(str(demo),))
@@ -66,7 +65,8 @@ def ray_session(cfg: JobConfig):
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=cfg.verbose,
+        # "local" always starts a new embedded Ray, never attaching to another one by accident
+        ray.init(address=cfg.address or "local", include_dashboard=False, log_to_driver=cfg.verbose,
                  logging_level=logging.INFO if cfg.verbose else logging.ERROR)
         started = True
     ctx = DataContext.get_current()
@@ -148,7 +148,10 @@ def run(cfg: JobConfig) -> dict:
                               cfg.cpus_per_replica, cfg.threads_per_replica)
         cfg_actor = dataclasses.replace(cfg, device=device)
         units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
-                           cfg.limit)
+                           cfg.limit, SqlSpec(cfg.id_field, cfg.table, cfg.query))
+        for name in quarantine_unreadable(run_dir.shards):
+            print(f"ray-embed: shard {name} is unreadable; moved to shards/corrupt/, its rows "
+                  f"will be recomputed", file=sys.stderr)
         before = rows_done(run_dir.shards)
         encode_started = time.monotonic()
         if units:
@@ -179,7 +182,8 @@ def finalize_run(run_dir: RunDir, precision: str | None = None, extra: dict | No
     report = build_report(
         result, count_by_reason(run_dir.rejects), extra.get("embedded_now", 0),
         time.monotonic() - started, extra.get("encode_s", 0.0), extra.get("resumed", False),
-        extra.get("device", "n/a"), precision, extra.get("replicas", 0))
+        extra.get("device", "n/a"), precision, extra.get("replicas", 0),
+        job["model"].get("param_bytes", 0))
     report["output"] = str(run_dir.h5)
     write_json(run_dir.report_json, report)
     return report

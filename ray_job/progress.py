@@ -28,6 +28,8 @@ def _estimate(units: list[ReadUnit]) -> int | None:
     for u in units:
         if u.format == "parquet":
             total += u.end - u.start
+        elif u.format == "duckdb":
+            return None                   # key ranges, not row counts
         elif u.compression:
             if u.max_rows is None:
                 return None

@@ -16,7 +16,7 @@ Item = tuple[int, Union[dict, RejectRow]]
 
 
 def read_unit(unit: ReadUnit) -> Iterator[Item]:
-    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet}
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "duckdb": _read_duckdb}
     yield from readers[unit.format](unit)
 
 
@@ -99,3 +99,9 @@ def _read_parquet(unit: ReadUnit) -> Iterator[Item]:
         position += n
         if position >= unit.end:
             return
+
+
+def _read_duckdb(unit: ReadUnit) -> Iterator[Item]:
+    from .sql import read_key_range
+
+    yield from read_key_range(unit.path, unit.relation, unit.key_column, unit.start, unit.end)

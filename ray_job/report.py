@@ -23,7 +23,7 @@ def package_versions() -> dict[str, str]:
 
 def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now: int,
                  wall_s: float, encode_s: float, resumed: bool, device: str,
-                 precision: str, replicas: int) -> dict:
+                 precision: str, replicas: int, param_bytes: int = 0) -> dict:
     rejected_total = sum(rejected.values())
     duplicates = rejected.get("duplicate_id", 0)
     return {
@@ -46,4 +46,5 @@ def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now:
         "precision": precision,
         "replicas": replicas,
         "dim": result.dim,
+        "param_bytes": param_bytes,
     }

@@ -18,14 +18,16 @@ from ray.data.datasource import Datasink
 from .errors import DataError
 
 SHARD_GLOB = "part-*.arrow"
+CHECKSUM_KEY = "content_sha1"
+QUARANTINE = "corrupt"
 SHARD_RE = re.compile(r"^part-(?P<key>[0-9a-f]{16})-(?P<rows>\d+)-(?P<digest>[0-9a-f]{8})\.arrow$")
 
 
 class CorruptShard(DataError):
     def __init__(self, path: Path, why: str):
-        super().__init__(f"shard {path.name} is unreadable ({why}); delete it and re-run to "
-                         f"recompute its rows")
+        super().__init__(f"shard {path.name} is corrupt ({why})")
         self.path = path
+        self.why = why
 
 
 def shard_name(keys: np.ndarray) -> str:
@@ -38,12 +40,23 @@ def rows_in_name(name: str) -> int:
     return int(match.group("rows")) if match else 0
 
 
+def content_digest(table: pa.Table) -> str:
+    """Checksum of what a shard means: its keys, ids and embeddings."""
+    digest = hashlib.sha1(table.column("key").to_numpy().tobytes())
+    digest.update("\n".join(table.column("id").to_pylist()).encode())
+    digest.update(embedding_matrix(table).tobytes())
+    return digest.hexdigest()
+
+
 def write_shard(directory: Path, table: pa.Table) -> str | None:
+    """Write `table` as one complete shard; the embeddings' checksum goes into its metadata."""
     if table.num_rows == 0:
         return None
     keys = table.column("key").to_numpy()
     name = shard_name(keys)
     tmp = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    table = table.combine_chunks().replace_schema_metadata(
+        {CHECKSUM_KEY: content_digest(table)})
     with ipc.new_file(str(tmp), table.schema) as writer:
         writer.write_table(table)
     os.replace(tmp, directory / name)
@@ -93,6 +106,42 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
     return table.select(columns) if columns else table
 
 
+def read_verified_embeddings(path: Path) -> np.ndarray:
+    """The shard's embeddings, after checking the shard against the checksum written with it."""
+    table = read_shard(path)
+    expected = (table.schema.metadata or {}).get(CHECKSUM_KEY.encode(), b"").decode()
+    try:
+        ok = content_digest(table) == expected
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise CorruptShard(path, "checksum mismatch")
+    return embedding_matrix(table)
+
+
+def quarantine(path: Path) -> Path:
+    """Move a bad shard aside (shards/corrupt/) so that the next run recomputes its rows."""
+    target = path.parent / QUARANTINE / path.name
+    target.parent.mkdir(exist_ok=True)
+    os.replace(path, target)
+    return target
+
+
+def quarantine_unreadable(directory: Path) -> list[str]:
+    """Structural check of every shard (footer, row count); bad ones are moved aside.
+    Temp files left by a killed writer are removed."""
+    for stale in directory.glob(".part-*.tmp"):
+        stale.unlink(missing_ok=True)
+    moved = []
+    for path in list_shards(directory):
+        try:
+            read_shard(path, ["key"])
+        except CorruptShard:
+            quarantine(path)
+            moved.append(path.name)
+    return moved
+
+
 def iter_shards(directory: Path, columns: list[str] | None = None) -> Iterator[tuple[Path, pa.Table]]:
     for path in list_shards(directory):
         yield path, read_shard(path, columns)
@@ -109,4 +158,4 @@ def done_keys(directory: Path) -> np.ndarray:
 def embedding_matrix(table: pa.Table) -> np.ndarray:
     column = table.column("embedding").combine_chunks()
     dim = column.type.list_size
-    return column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)

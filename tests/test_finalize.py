@@ -64,14 +64,21 @@ def test_non_finite_or_unnormalised_rows_fail_verification_naming_the_shard(tmp_
         finalize(run, {}, None, normalized=True)
 
 
-def test_a_truncated_shard_is_named_and_refused(tmp_path):
-    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"])])
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_shard_is_named_refused_and_moved_aside_for_recomputation(tmp_path, damage):
+    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]), shard_table([3], ["c"])])
     path = list_shards(run / "shards")[0]
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CorruptShard, match=path.name):
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[:100]
+    else:  # flip bits inside the embedding values: the file still parses
+        at = data.find(np.float32(1.0).tobytes())
+        data[at:at + 4] = np.float32(1.5).tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptShard, match=path.name + ".*moved to corrupt/"):
         finalize(run, {}, None, normalized=False)
-    with pytest.raises(CorruptShard):
-        done_keys(run / "shards")
+    assert (run / "shards" / "corrupt" / path.name).exists()
+    assert done_keys(run / "shards").tolist() == [3]       # its rows count as not done
 
 
 def test_shard_names_are_deterministic_so_retries_overwrite(tmp_path):

@@ -1,0 +1,73 @@
+"""DuckDB inputs: planning queries and the key-range reader (read-only connections)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from .errors import UserError
+from .keys import MAX_POSITION
+
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT", "HUGEINT")
+
+
+def connect(path: str):
+    import duckdb
+
+    try:
+        return duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise UserError(f"cannot open DuckDB file {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _column(key: str) -> str:
+    return '"' + key.replace('"', '""') + '"'
+
+
+def _execute(con, sql: str, params=()):
+    import duckdb
+
+    try:
+        return con.execute(sql, params)
+    except duckdb.Error as exc:
+        raise UserError(f"DuckDB: {str(exc).splitlines()[0]}") from None
+
+
+def key_bounds(path: str, relation: str, key: str) -> tuple[int, int, int]:
+    """min, max and count of the key column; it must be a non-negative integer column."""
+    with connect(path) as con:
+        col = _column(key)
+        kind = _execute(con, f"SELECT typeof({col}) FROM {relation} LIMIT 1").fetchone()
+        if kind and kind[0].upper() not in INTEGER_TYPES:
+            raise UserError(f"--id-field {key} must be an integer column in DuckDB inputs "
+                            f"(it orders and keys the rows); it is {kind[0]}")
+        lo, hi, count, nulls = _execute(
+            con, f"SELECT min({col}), max({col}), count({col}), count(*) - count({col}) "
+                 f"FROM {relation}").fetchone()
+    if nulls:
+        raise UserError(f"--id-field {key} has {nulls} NULL values")
+    if count and (lo < 0 or hi > MAX_POSITION):
+        raise UserError(f"--id-field {key} values must lie in 0..{MAX_POSITION}")
+    return (lo or 0), (hi or 0), count
+
+
+def key_after_rows(path: str, relation: str, key: str, n_rows: int) -> int:
+    """The smallest key past the first `n_rows` rows in key order (planning only)."""
+    with connect(path) as con:
+        col = _column(key)
+        row = _execute(con, f"SELECT {col} FROM {relation} ORDER BY {col} LIMIT 1 OFFSET ?",
+                       (n_rows - 1,)).fetchone()
+    return int(row[0]) + 1
+
+
+def read_key_range(path: str, relation: str, key: str, start: int, end: int,
+                   batch_rows: int = 4096) -> Iterator[tuple[int, dict]]:
+    with connect(path) as con:
+        col = _column(key)
+        result = _execute(con, f"SELECT * FROM {relation} WHERE {col} >= ? AND {col} < ? "
+                               f"ORDER BY {col}", (start, end))
+        # DuckDB 2 renamed fetch_record_batch to to_arrow_reader
+        batches = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
+        reader = batches(batch_rows)
+        for batch in reader:
+            for record in batch.to_pylist():
+                yield int(record[key]), record

@@ -1,0 +1,49 @@
+"""`ray-embed status DIR`: what a run directory holds, without touching it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import JobConfig, absolute_inputs, apply_preset, load_yaml
+from .rejects import count_by_reason
+from .rundir import RunDir
+from .shards import QUARANTINE, list_shards, rows_in_name
+
+
+def run_status(root: Path, config_path: str | None = None) -> dict:
+    run_dir = RunDir(root)
+    job = run_dir.load_job()
+    shards = list_shards(run_dir.shards)
+    report = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
+    status = {
+        "directory": str(root), "model": job["model"]["name"], "config_hash": job["config_hash"],
+        "shards": len(shards), "rows_done": sum(rows_in_name(p.name) for p in shards),
+        "corrupt_shards": len(list((run_dir.shards / QUARANTINE).glob("*.arrow"))),
+        "rejected_by_reason": count_by_reason(run_dir.rejects),
+        "finalized": run_dir.h5.is_file(), "limit": job["config"].get("limit"),
+        "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
+    }
+    if config_path:
+        data = {"inputs": job["config"]["inputs"], **load_yaml(config_path)}
+        cfg = absolute_inputs(JobConfig.from_dict(apply_preset(data)))
+        status["config_matches"] = cfg.config_hash() == job["config_hash"]
+    return status
+
+
+def format_status(s: dict) -> str:
+    rejected = sum(s["rejected_by_reason"].values())
+    lines = [
+        f"run directory  {s['directory']}",
+        f"model          {s['model']} (config {s['config_hash']})",
+        f"rows done      {s['rows_done']:,} in {s['shards']:,} shards"
+        + (f" (limit {s['limit']:,})" if s["limit"] else ""),
+        f"rejected       {rejected:,}" + (f" ({', '.join(f'{r}: {n}' for r, n in s['rejected_by_reason'].items())})" if rejected else ""),
+        f"finalized      {'yes: embeddings.h5' if s['finalized'] else 'no'}",
+    ]
+    if s["corrupt_shards"]:
+        lines.append(f"corrupt        {s['corrupt_shards']} shard(s) set aside; re-run to recompute")
+    if s["last_docs_per_s"]:
+        lines.append(f"last rate      {s['last_docs_per_s']:,.1f} docs/s")
+    if s["config_matches"] is not None:
+        lines.append(f"config         {'matches' if s['config_matches'] else 'DIFFERS: the run would be refused'}")
+    return "\n".join(lines)
