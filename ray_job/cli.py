@@ -39,7 +39,11 @@ RUN_FLAGS = {
     "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",
                                                 "help": "token budget of one forward pass"}),
     "--shard-rows": ("shard_rows", {"type": int, "metavar": "N",
-                                    "help": "rows per encoder call and per shard file"}),
+                                    "help": "rows per encoder call (a shard file holds at least this "
+                                            "many rows, in whole read units)"}),
+    "--block-bytes": ("block_bytes", {"type": int, "metavar": "N",
+                                      "help": "bytes of JSONL per read unit (default: from the "
+                                              "input size); smaller = finer resume"}),
     "--precision": ("precision", {"choices": ["auto", "fp32", "fp16", "bf16"]}),
     "--device": ("device", {"choices": ["auto", "cpu", "cuda", "mps"]}),
     "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),

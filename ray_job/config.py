@@ -56,7 +56,8 @@ class JobConfig:
     max_seq_length: int | None = None     # None = the model's own
     max_batch_tokens: int = 16384
     max_batch_rows: int = 256
-    shard_rows: int = 512                 # rows per encoder call = rows per shard file
+    shard_rows: int = 512                 # rows per encoder call; a shard file holds the output
+                                          # of one actor task: >= this, whole read units
     precision: str = "auto"
     device: str = "auto"
     replicas: int | None = None           # None = sized from the cluster's resources

@@ -47,7 +47,8 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
                                                             reference_model, tmp_path):
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "ray_job", "run", "--input", str(sample_path), "--output",
-           str(out), "--limit", "200", "--shard-rows", "16", "--precision", "fp32"]
+           str(out), "--limit", "200", "--shard-rows", "16", "--block-bytes", "16000",
+           "--precision", "fp32"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 240
@@ -68,7 +69,7 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
 
 def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
         local_ray, sample_path, tmp_path):
-    cfg = JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30,
+    cfg = JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30, block_bytes=20_000,
                     precision="fp32")
     run(cfg)
     ids, emb = read(tmp_path)
