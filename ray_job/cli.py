@@ -34,6 +34,9 @@ RUN_FLAGS = {
     "--id-field": ("id_field", {"metavar": "FIELD", "help": "record field with the id (default: id)"}),
     "--url-template": ("url_template", {"metavar": "T",
                                         "help": "e.g. 'https://arxiv.org/pdf/{id}.pdf', or 'arxiv'"}),
+    "--previous": ("previous", {"metavar": "OLD_DIR_OR_H5",
+                                "help": "reuse the embeddings of unchanged papers (same id and "
+                                        "text) from an earlier run; encode only new/changed"}),
     "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
     "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
     "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",

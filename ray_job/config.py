@@ -53,6 +53,7 @@ class JobConfig:
     query: str | None = None              # ... or the rows of this query
     url_template: str | None = None
     limit: int | None = None
+    previous: str | None = None           # an earlier run dir or embeddings.h5 to reuse from
     max_seq_length: int | None = None     # None = the model's own
     max_batch_tokens: int = 16384
     max_batch_rows: int = 256

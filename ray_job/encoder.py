@@ -71,6 +71,7 @@ class Encoder:
         lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
         return pa.table({
             "key": batch.column("key"), "id": batch.column("id"),
+            "text_hash": batch.column("text_hash"),
             "embedding": embedding_array(emb),
             "n_tokens": pa.array(lengths), "n_computed": pa.array(computed),
         })

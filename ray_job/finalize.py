@@ -12,12 +12,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pyarrow as pa
 
 from .errors import DataError
 from .rejects import write_rejects
+from .incremental import previous_embeddings, read_reuse, reuse_files
 from .shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
 
-INDEX_COLUMNS = ["key", "id", "n_tokens", "n_computed"]
+INDEX_COLUMNS = ["key", "id", "text_hash", "n_tokens", "n_computed"]
 URL_CHUNK = 65536
 
 
@@ -25,13 +27,42 @@ class VerificationError(DataError):
     """The merged output failed a check; nothing is published."""
 
 
+@dataclass(frozen=True)
+class ShardSource:
+    """A shard file: rows and their embeddings."""
+    path: Path
+
+    def index_table(self) -> pa.Table:
+        return read_shard(self.path, INDEX_COLUMNS)
+
+    def embeddings(self) -> np.ndarray:
+        return read_verified_embeddings(self.path)
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    """Rows of an incremental run whose embeddings come from the previous embeddings.h5."""
+    path: Path
+    previous_h5: str
+
+    def index_table(self) -> pa.Table:
+        table = read_reuse(self.path)
+        zeros = pa.array(np.zeros(table.num_rows, np.int32))
+        return table.select(["key", "id", "text_hash"]).append_column(
+            "n_tokens", zeros).append_column("n_computed", zeros)
+
+    def embeddings(self) -> np.ndarray:
+        rows = read_reuse(self.path).column("previous_row").to_numpy()
+        return previous_embeddings(self.previous_h5, rows)
+
+
 @dataclass
-class ShardIndex:
-    paths: list[Path]
-    keys: np.ndarray        # all rows, shard by shard
-    ids: np.ndarray         # bytes, same order
-    shard_of: np.ndarray
-    row_of: np.ndarray
+class RowIndex:
+    sources: list
+    offsets: np.ndarray     # rows of source s are [offsets[s], offsets[s + 1])
+    keys: np.ndarray
+    ids: np.ndarray         # bytes
+    text_hashes: np.ndarray
     real_tokens: int
     computed_tokens: int
 
@@ -46,26 +77,32 @@ class FinalizeResult:
     computed_tokens: int
 
 
-def build_index(shards_dir: Path) -> ShardIndex:
-    paths = list_shards(shards_dir)
-    keys, ids, shard_of, row_of = [], [], [], []
+def row_sources(out_dir: Path, previous_h5: str | None) -> list:
+    sources: list = [ShardSource(p) for p in list_shards(out_dir / "shards")]
+    if previous_h5:
+        sources += [ReuseSource(p, previous_h5) for p in reuse_files(out_dir / "reuse")]
+    return sources
+
+
+def build_index(sources: list) -> RowIndex:
+    keys, ids, hashes, sizes = [], [], [], [0]
     real = computed = 0
-    for i, path in enumerate(paths):
-        table = read_shard(path, INDEX_COLUMNS)
+    for source in sources:
+        table = source.index_table()
         keys.append(table.column("key").to_numpy())
         ids.append(np.array([s.encode() for s in table.column("id").to_pylist()], dtype=object))
-        shard_of.append(np.full(table.num_rows, i, dtype=np.int32))
-        row_of.append(np.arange(table.num_rows, dtype=np.int32))
+        hashes.append(table.column("text_hash").to_numpy())
+        sizes.append(table.num_rows)
         real += int(table.column("n_tokens").to_numpy().sum())
         computed += int(table.column("n_computed").to_numpy().sum())
     cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.empty(0, dtype))
     id_arr = cat(ids, object)
     width = max((len(s) for s in id_arr), default=1)
-    return ShardIndex(paths, cat(keys, np.int64), id_arr.astype(f"S{width}"),
-                      cat(shard_of, np.int32), cat(row_of, np.int32), real, computed)
+    return RowIndex(sources, np.cumsum(sizes), cat(keys, np.int64), id_arr.astype(f"S{width}"),
+                    cat(hashes, np.uint64), real, computed)
 
 
-def select_rows(index: ShardIndex) -> tuple[np.ndarray, np.ndarray]:
+def select_rows(index: RowIndex) -> tuple[np.ndarray, np.ndarray]:
     """Rows to keep, in output order, and the rows rejected as duplicate ids."""
     order = np.argsort(index.keys, kind="stable")
     sorted_keys = index.keys[order]
@@ -78,19 +115,21 @@ def select_rows(index: ShardIndex) -> tuple[np.ndarray, np.ndarray]:
     return order[keep], order[~keep]
 
 
-def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool) -> FinalizeResult:
+def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
+             previous_h5: str | None = None) -> FinalizeResult:
     """Merge and verify; a corrupt shard is moved to shards/corrupt/ and named in the error,
     so that re-running the job recomputes exactly its rows."""
     try:
-        return _finalize(out_dir, attrs, url_template, normalized)
+        return _finalize(out_dir, attrs, url_template, normalized, previous_h5)
     except CorruptShard as exc:
         moved = quarantine(exc.path) if exc.path.exists() else exc.path
         raise CorruptShard(exc.path, f"{exc.why}; moved to {moved.parent.name}/, re-run the job "
                                      f"to recompute its rows") from None
 
 
-def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool) -> FinalizeResult:
-    index = build_index(out_dir / "shards")
+def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
+              previous_h5: str | None) -> FinalizeResult:
+    index = build_index(row_sources(out_dir, previous_h5))
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {out_dir / 'shards'}: nothing to finalize")
     rows, dup_rows = select_rows(index)
@@ -104,12 +143,12 @@ def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: 
                           index.computed_tokens)
 
 
-def _duplicate_records(index: ShardIndex, dup_rows: np.ndarray) -> list[dict]:
+def _duplicate_records(index: RowIndex, dup_rows: np.ndarray) -> list[dict]:
     return [{"reason": "duplicate_id", "detail": "an earlier row (lower key) has this id",
              "key": int(index.keys[r]), "id": index.ids[r].decode()} for r in np.sort(dup_rows)]
 
 
-def _write_h5(path: Path, index: ShardIndex, rows: np.ndarray, attrs: dict,
+def _write_h5(path: Path, index: RowIndex, rows: np.ndarray, attrs: dict,
               url_template: str | None, normalized: bool) -> int:
     n = len(rows)
     position = np.full(len(index.keys), -1, dtype=np.int64)
@@ -117,21 +156,23 @@ def _write_h5(path: Path, index: ShardIndex, rows: np.ndarray, attrs: dict,
     dim = None
     with h5py.File(path, "w") as h5:
         h5.create_dataset("ids", data=index.ids[rows])
+        h5.create_dataset("text_hashes", data=index.text_hashes[rows])
         if url_template:
             _write_urls(h5, index.ids[rows], url_template)
-        for s, shard_path in enumerate(index.paths):
-            mine = np.flatnonzero(index.shard_of == s)
+        for s, source in enumerate(index.sources):
+            first = index.offsets[s]
+            mine = np.arange(first, index.offsets[s + 1])
             pos = position[mine]
             mine, pos = mine[pos >= 0], pos[pos >= 0]
             if not len(mine):
                 continue
-            emb = read_verified_embeddings(shard_path)
+            emb = source.embeddings()
             if dim is None:
                 dim = emb.shape[1]
                 dset = h5.create_dataset("embeddings", (n, dim), dtype="f4",
                                          chunks=(min(n, max(1, (1 << 20) // (4 * dim))), dim))
-            sub = emb[index.row_of[mine]]
-            _check_rows(sub, shard_path, index.ids[mine], normalized)
+            sub = emb[mine - first]
+            _check_rows(sub, source.path, index.ids[mine], normalized)
             _write_runs(dset, pos, sub)
         for name, value in {**attrs, "count": n, "dim": dim}.items():
             h5.attrs[name] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)

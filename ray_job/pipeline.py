@@ -15,6 +15,7 @@ from .demo import write_demo_corpus
 from .encoder import Encoder
 from .errors import UserError
 from .finalize import finalize
+from .incremental import incremental_counts, load_previous, previous_h5
 from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .models import ModelInfo, load_model, resolve_model_source
 from .precision import pick_device, pick_precision
@@ -88,14 +89,15 @@ def cluster_device(cfg: JobConfig, cluster: dict) -> str:
 
 
 def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate,
-                  run_dir: RunDir, plan: ResourcePlan, done_ref):
+                  run_dir: RunDir, plan: ResourcePlan, done_ref, previous_ref=None):
     from ray.data import ActorPoolStrategy
 
     ds = units_dataset(units)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(template), "id_field": cfg.id_field,
-                                   "rejects_dir": str(run_dir.rejects), "done_keys": done_ref})
+                                   "rejects_dir": str(run_dir.rejects), "done_keys": done_ref,
+                                   "previous": previous_ref, "reuse_dir": str(run_dir.reuse)})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
@@ -115,6 +117,13 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
 def replica_memory_bytes(info: ModelInfo) -> int:
     """Host memory of one replica: measured ~840 MiB for MiniLM (90 MB of weights) on CPU."""
     return 4 * info.param_bytes + 768 * 2**20
+
+
+def compat_attrs(cfg: JobConfig, info: ModelInfo, precision: str) -> dict:
+    """What an earlier embeddings.h5 must share with this run for its vectors to be reused."""
+    return {"model": info.name, "adapter": cfg.adapter or "", "backend": info.backend,
+            "pooling": info.pooling, "normalized": bool(info.normalized), "precision": precision,
+            "text_template": cfg.text, "max_seq_length": info.max_seq_length}
 
 
 def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
@@ -154,14 +163,18 @@ def run(cfg: JobConfig) -> dict:
                   f"will be recomputed", file=sys.stderr)
         before = rows_done(run_dir.shards)
         encode_started = time.monotonic()
+        precision = pick_precision(cfg.precision, device)
+        previous = (load_previous(cfg.previous, compat_attrs(cfg, info, precision))
+                    if cfg.previous else None)
         if units:
             done_ref = ray.put(done_keys(run_dir.shards))
-            ds = build_dataset(units, cfg_actor, info, template, run_dir, plan, done_ref)
+            previous_ref = ray.put(previous) if previous else None
+            ds = build_dataset(units, cfg_actor, info, template, run_dir, plan, done_ref,
+                               previous_ref)
             with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)):
                 ds.write_datasink(ShardSink(str(run_dir.shards)),
                                   ray_remote_args={"num_cpus": plan.task_cpus})
         encode_s = time.monotonic() - encode_started
-    precision = pick_precision(cfg.precision, device)
     report = finalize_run(run_dir, precision=precision, extra={
         "embedded_now": rows_done(run_dir.shards) - before, "encode_s": encode_s,
         "resumed": resumed, "device": device, "replicas": plan.replicas, "started": started})
@@ -173,17 +186,20 @@ def finalize_run(run_dir: RunDir, precision: str | None = None, extra: dict | No
     job = run_dir.load_job()
     cfg = job["config"]
     extra = extra or {}
-    previous = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
-    precision = precision or previous.get("precision") or cfg["precision"]
+    last = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
+    precision = precision or last.get("precision") or cfg["precision"]
     url_template = JobConfig.from_dict(cfg).resolved_url_template
+    previous = previous_h5(cfg["previous"]) if cfg.get("previous") else None
     result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
-                      bool(job["model"]["normalized"]))
+                      bool(job["model"]["normalized"]), str(previous) if previous else None)
     started = extra.get("started", time.monotonic())
     report = build_report(
         result, count_by_reason(run_dir.rejects), extra.get("embedded_now", 0),
         time.monotonic() - started, extra.get("encode_s", 0.0), extra.get("resumed", False),
         extra.get("device", "n/a"), precision, extra.get("replicas", 0),
         job["model"].get("param_bytes", 0))
+    if previous:
+        report["incremental"] = incremental_counts(run_dir.reuse, previous)
     report["output"] = str(run_dir.h5)
     write_json(run_dir.report_json, report)
     return report

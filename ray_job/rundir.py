@@ -25,6 +25,10 @@ class RunDir:
         return self.root / "rejects"
 
     @property
+    def reuse(self) -> Path:
+        return self.root / "reuse"
+
+    @property
     def job_json(self) -> Path:
         return self.root / "job.json"
 
@@ -58,7 +62,7 @@ class RunDir:
         return resumed
 
     def clear(self) -> None:
-        for path in (self.shards, self.rejects):
+        for path in (self.shards, self.rejects, self.reuse):
             shutil.rmtree(path, ignore_errors=True)
         for path in (self.h5, self.report_json, self.job_json):
             path.unlink(missing_ok=True)

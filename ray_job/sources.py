@@ -2,30 +2,42 @@
 OUT/rejects/ with a reason. Also builds the Ray Dataset of read units."""
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from .incremental import Previous, text_hash, write_reuse
 from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
 from .rejects import reject_record, write_rejects
 from .text import RejectRow, TextTemplate, record_id
 
-ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string())])
+ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
+                        ("text_hash", pa.uint64())])
 UNIT_FIELDS = tuple(f.name for f in fields(ReadUnit))
 
 
+@dataclass
+class UnitRows:
+    """What one read unit turned into."""
+    table: pa.Table                      # rows to encode
+    rejects: list[dict]
+    reused: dict = field(default_factory=lambda: {"key": [], "id": [], "text_hash": [],
+                                                  "previous_row": []})
+    counts: dict = field(default_factory=lambda: {"reused": 0, "new": 0, "changed": 0})
+
+
 def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
-                   done_keys: np.ndarray | None = None) -> tuple[pa.Table, list[dict]]:
-    """Read one unit into a table of embeddable rows and a list of rejects (pure, no Ray)."""
-    keys, ids, texts, rejects = [], [], [], []
+                   done_keys: np.ndarray | None = None,
+                   previous: Previous | None = None) -> UnitRows:
+    """Read one unit into rows to encode, rejects and (incremental runs) reused rows. Pure."""
+    cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
+    out = UnitRows(ROW_SCHEMA.empty_table(), [])
     for position, item in read_unit(unit):
         key = make_key(unit.file_index, position)
-        if done_keys is not None and _contains(done_keys, key):
-            continue
         row_id = None
         try:
             if isinstance(item, RejectRow):
@@ -34,14 +46,24 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
             text = template.render(item)
         except RejectRow as reject:
             source = f"{unit.path}:{position}"
-            rejects.append(reject_record(reject.reason, reject.detail, key, source, row_id))
+            out.rejects.append(reject_record(reject.reason, reject.detail, key, source, row_id))
             continue
-        keys.append(key)
-        ids.append(row_id)
-        texts.append(text)
-    table = pa.table([pa.array(keys, pa.int64()), pa.array(ids, pa.string()),
-                      pa.array(texts, pa.string())], schema=ROW_SCHEMA)
-    return table, rejects
+        t_hash = text_hash(text)
+        if previous is not None:
+            status, old_row = previous.classify(row_id, t_hash)
+            out.counts[status] += 1
+            if status == "reused":
+                for name, value in (("key", key), ("id", row_id), ("text_hash", t_hash),
+                                    ("previous_row", old_row)):
+                    out.reused[name].append(value)
+                continue
+        if done_keys is not None and _contains(done_keys, key):
+            continue                     # embedded by an earlier attempt of this run
+        for name, value in (("key", key), ("id", row_id), ("text", text), ("text_hash", t_hash)):
+            cols[name].append(value)
+    out.table = pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
+                          for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
+    return out
 
 
 def _contains(sorted_keys: np.ndarray, key: int) -> bool:
@@ -50,19 +72,23 @@ def _contains(sorted_keys: np.ndarray, key: int) -> bool:
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, rejects_dir: str,
-                  done_keys=None) -> pa.Table:
+                  done_keys=None, previous=None, reuse_dir: str | None = None) -> pa.Table:
     """Ray map_batches function over a batch of read units."""
     import ray
 
     if isinstance(done_keys, ray.ObjectRef):
         done_keys = ray.get(done_keys)
+    if isinstance(previous, ray.ObjectRef):
+        previous = ray.get(previous)
     tpl = TextTemplate(**template)
     tables = []
     for unit_dict in batch.to_pylist():
         unit = ReadUnit(**unit_dict)
-        table, rejects = rows_from_unit(unit, tpl, id_field, done_keys)
-        write_rejects(Path(rejects_dir) / f"unit-{unit.name}.jsonl", rejects)
-        tables.append(table)
+        rows = rows_from_unit(unit, tpl, id_field, done_keys, previous)
+        write_rejects(Path(rejects_dir) / f"unit-{unit.name}.jsonl", rows.rejects)
+        if previous is not None:
+            write_reuse(Path(reuse_dir), unit.name, rows.reused, rows.counts)
+        tables.append(rows.table)
     return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
 
 

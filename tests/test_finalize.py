@@ -14,6 +14,7 @@ def shard_table(keys, ids, dim=4, value=None):
     keys = np.asarray(keys, dtype=np.int64)
     emb = np.stack([np.full(dim, k if value is None else value, dtype=np.float32) for k in keys])
     return pa.table({"key": keys, "id": ids, "embedding": embedding_array(emb),
+                     "text_hash": pa.array(keys.astype(np.uint64) * 7, pa.uint64()),
                      "n_tokens": np.full(len(keys), 10, np.int32),
                      "n_computed": np.full(len(keys), 11, np.int32)})
 
@@ -33,6 +34,7 @@ def test_shards_interleaved_in_key_space_merge_in_key_order(tmp_path):
         assert h5["ids"][:].tolist() == [b"a", b"b", b"c", b"e", b"g", b"i"]
         assert h5["embeddings"][:, 0].tolist() == [1, 2, 3, 5, 7, 9]
         assert h5["urls"][0] == b"https://arxiv.org/pdf/a.pdf"
+        assert h5["text_hashes"][:].tolist() == [7, 14, 21, 35, 49, 63]
         assert h5.attrs["count"] == 6 and h5.attrs["model"] == "m" and h5.attrs["dim"] == 4
     assert (result.count, result.real_tokens, result.computed_tokens) == (6, 60, 66)
     assert not list(run.glob(".*tmp"))
