@@ -105,7 +105,9 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
                                    "trust_remote_code": cfg.trust_remote_code})
     return ds.map_batches(
         Encoder, batch_size=cfg.shard_rows, batch_format="pyarrow",
-        compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas),
+        # two batches in flight per replica: one computing, the next already delivered to it
+        compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas,
+                                  max_tasks_in_flight_per_actor=2),
         num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
         # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
