@@ -22,12 +22,19 @@ def embedding_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
+def replica_device(requested: str) -> str:
+    """The device of this replica: a node that lacks CUDA falls back to its CPU."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        return "cpu"
+    return pick_device(requested)
+
+
 class Encoder:
     """Ray actor class (used with ActorPoolStrategy); also usable in-process."""
 
     def __init__(self, config: dict, model_source: str, threads: int | None = None):
         self.cfg = JobConfig.from_dict(config)
-        self.device = pick_device(self.cfg.device)
+        self.device = replica_device(self.cfg.device)
         self.precision = pick_precision(self.cfg.precision, self.device)
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)

@@ -47,6 +47,6 @@ def plan_resources(cluster: dict, device: str, replicas: int | None = None,
     actor_cpus = min(cpus_per_replica, budget / n)
     if actor_cpus <= 0:
         raise UserError(f"{n} replicas leave no CPU for reading on a {cpus:g}-CPU cluster")
-    min_replicas = n if device == "cuda" else 1
-    return ResourcePlan(n, min_replicas, actor_cpus, actor_gpus, n_threads, task_cpus,
+    # the pool autoscales between 1 and n replicas: it can shrink when a node is lost
+    return ResourcePlan(n, 1, actor_cpus, actor_gpus, n_threads, task_cpus,
                         cpus - n * actor_cpus)

@@ -1,0 +1,40 @@
+"""Run by test_multinode.py in its own process: a head and 2 worker nodes that declare one
+(fake) GPU each, on this machine; optionally remove a worker node mid-run."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ray.cluster_utils import Cluster
+
+from ray_job.config import JobConfig
+from ray_job.pipeline import run
+from ray_job.shards import list_shards
+
+
+def remove_a_worker_when_work_is_done(cluster, shards: Path, node) -> None:
+    while len(list_shards(shards)) < 1:
+        time.sleep(0.2)
+    cluster.remove_node(node, allow_graceful=False)
+
+
+def main(sample: str, out: str, limit: int, lose_node: bool) -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    workers = [cluster.add_node(num_cpus=1, num_gpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    if lose_node:
+        threading.Thread(target=remove_a_worker_when_work_is_done,
+                         args=(cluster, Path(out) / "shards", workers[1]), daemon=True).start()
+    try:
+        report = run(JobConfig(inputs=(sample,), output=out, limit=limit, precision="fp32",
+                               address=cluster.address, block_bytes=20_000, shard_rows=16))
+    finally:
+        cluster.shutdown()
+    print("REPORT " + json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "lose")

@@ -1,0 +1,77 @@
+"""`ray job submit` against a real local head that this test starts on its own ports, and stops."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import h5py
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_dashboard(url: str, head: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert head.poll() is None, "ray start --head exited"
+        try:
+            with urllib.request.urlopen(f"{url}/api/version", timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"no Ray dashboard at {url}")
+
+
+@pytest.fixture
+def ray_head():
+    """A head node on free loopback ports, in its own process group and temp dir."""
+    gcs, dash = free_port(), free_port()
+    temp = tempfile.mkdtemp(prefix="rjh", dir="/tmp")        # short: Ray's socket paths
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
+         "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{dash}"
+    try:
+        wait_for_dashboard(url, head)
+        yield url, env
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)            # only the processes this test started
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+@pytest.mark.timeout(600)
+def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, sample_path, tmp_path):
+    url, env = ray_head
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT), "--",
+         "python", "-m", "ray_job", "run", "--address", "auto", "--input", str(sample_path),
+         "--limit", "40", "--output", str(out), "--url-template", "arxiv"],
+        env=env, capture_output=True, text=True, timeout=540)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "SUCCEEDED" in result.stdout + result.stderr
+    assert "wrote 40 embeddings (dim 384)" in result.stdout
+    with h5py.File(out / "embeddings.h5") as h5:
+        assert h5["embeddings"].shape == (40, 384)
+        assert h5["urls"][0] == b"https://arxiv.org/pdf/0704.0001.pdf"

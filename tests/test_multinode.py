@@ -1,0 +1,50 @@
+"""Many nodes on one machine: one replica per (fake) GPU across nodes, CPU fallback where CUDA
+is absent, output equal to a local run; a worker node lost mid-run loses no row."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import reference_text
+
+HERE = Path(__file__).resolve().parent
+
+
+def multinode(sample_path, out, limit, lose):
+    result = subprocess.run([sys.executable, str(HERE / "multinode_run.py"), str(sample_path),
+                             str(out), str(limit), "lose" if lose else "keep"],
+                            capture_output=True, text=True, timeout=560, cwd=HERE)
+    assert result.returncode == 0, result.stderr[-4000:]
+    line = [l for l in result.stdout.splitlines() if l.startswith("REPORT ")][-1]
+    return json.loads(line[len("REPORT "):])
+
+
+def check_output(out, records, reference_model):
+    with h5py.File(out / "embeddings.h5") as h5:
+        ids, emb = [i.decode() for i in h5["ids"][:]], h5["embeddings"][:]
+    assert ids == [r["id"] for r in records]
+    expected = reference_model.encode([reference_text(r) for r in records], batch_size=64)
+    cos = (emb * expected).sum(1) / np.linalg.norm(emb, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cos.min() >= 0.999
+
+
+@pytest.mark.timeout(600)
+def test_one_replica_per_gpu_across_nodes(sample_path, sample_records, reference_model, tmp_path):
+    report = multinode(sample_path, tmp_path / "o", 60, lose=False)
+    assert report["device"] == "cuda" and report["replicas"] == 2
+    check_output(tmp_path / "o", sample_records[:60], reference_model)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_losing_a_worker_node_mid_run_loses_no_row(sample_path, sample_records, reference_model,
+                                                   tmp_path):
+    report = multinode(sample_path, tmp_path / "o", 120, lose=True)
+    assert report["rows_embedded"] == 120
+    check_output(tmp_path / "o", sample_records[:120], reference_model)
