@@ -12,12 +12,13 @@ from ray.cluster_utils import Cluster
 
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
-from ray_job.shards import list_shards
+from ray_job.shards import list_shards, rows_in_name
 
 
-def remove_a_worker_when_work_is_done(cluster, shards: Path, node) -> None:
+def remove_a_worker_when_work_is_done(cluster, shards: Path, node, seen: dict) -> None:
     while len(list_shards(shards)) < 1:
         time.sleep(0.2)
+    seen["rows_done_at_removal"] = sum(rows_in_name(p.name) for p in list_shards(shards))
     cluster.remove_node(node, allow_graceful=False)
 
 
@@ -25,15 +26,16 @@ def main(sample: str, out: str, limit: int, lose_node: bool) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     workers = [cluster.add_node(num_cpus=1, num_gpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
+    seen: dict = {}
     if lose_node:
         threading.Thread(target=remove_a_worker_when_work_is_done,
-                         args=(cluster, Path(out) / "shards", workers[1]), daemon=True).start()
+                         args=(cluster, Path(out) / "shards", workers[1], seen), daemon=True).start()
     try:
         report = run(JobConfig(inputs=(sample,), output=out, limit=limit, precision="fp32",
                                address=cluster.address, block_bytes=20_000, shard_rows=16))
     finally:
         cluster.shutdown()
-    print("REPORT " + json.dumps(report))
+    print("REPORT " + json.dumps({**report, **seen}))
 
 
 if __name__ == "__main__":

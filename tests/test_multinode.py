@@ -47,4 +47,5 @@ def test_losing_a_worker_node_mid_run_loses_no_row(sample_path, sample_records, 
                                                    tmp_path):
     report = multinode(sample_path, tmp_path / "o", 120, lose=True)
     assert report["rows_embedded"] == 120
+    assert 0 < report["rows_done_at_removal"] < 120          # the node went while work remained
     check_output(tmp_path / "o", sample_records[:120], reference_model)
