@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import JobConfig, absolute_inputs
@@ -143,63 +143,78 @@ def h5_attributes(job: dict, precision: str) -> dict:
             "url_template": cfg.get("url_template") or ""}
 
 
+@dataclass
+class RunStats:
+    """What the encode phase of one run did (for report.json)."""
+    started: float
+    embedded_now: int = 0
+    encode_s: float = 0.0
+    resumed: bool = False
+    device: str = "n/a"
+    replicas: int = 0
+
+
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json)."""
-    started = time.monotonic()
+    stats = RunStats(started=time.monotonic())
     cfg = with_resolved_inputs(cfg)
     files = resolve_inputs(cfg.inputs)
     info = describe_model(cfg, resolve_model_source(cfg.model))
     template = make_template(cfg, info)
     run_dir = RunDir(Path(cfg.output).resolve())
-    resumed = run_dir.prepare(cfg, job_record(cfg, info))
+    stats.resumed = run_dir.prepare(cfg, job_record(cfg, info))
     with ray_session(cfg) as ray:
-        cluster = ray.cluster_resources()
-        device = cluster_device(cfg, cluster)
-        plan = plan_resources(cluster, device, cfg.replicas, cfg.gpus_per_replica,
-                              cfg.cpus_per_replica, cfg.threads_per_replica)
-        cfg_actor = dataclasses.replace(cfg, device=device)
-        units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
-                           cfg.limit, SqlSpec(cfg.id_field, cfg.table, cfg.query))
-        for name in quarantine_unreadable(run_dir.shards):
-            print(f"ray-embed: shard {name} is unreadable; moved to shards/corrupt/, its rows "
-                  f"will be recomputed", file=sys.stderr)
-        before = rows_done(run_dir.shards)
-        encode_started = time.monotonic()
-        precision = pick_precision(cfg.precision, device)
-        previous = (load_previous(cfg.previous, compat_attrs(cfg, info, precision))
-                    if cfg.previous else None)
-        if units:
-            done_ref = ray.put(done_keys(run_dir.shards))
-            previous_ref = ray.put(previous) if previous else None
-            ds = build_dataset(units, cfg_actor, info, template, run_dir, plan, done_ref,
-                               previous_ref)
-            with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)):
-                ds.write_datasink(ShardSink(str(run_dir.shards)),
-                                  ray_remote_args={"num_cpus": plan.task_cpus})
-        encode_s = time.monotonic() - encode_started
-    report = finalize_run(run_dir, precision=precision, extra={
-        "embedded_now": rows_done(run_dir.shards) - before, "encode_s": encode_s,
-        "resumed": resumed, "device": device, "replicas": plan.replicas, "started": started})
-    return report
+        precision = encode_all(ray, cfg, files, info, template, run_dir, stats)
+    return finalize_run(run_dir, precision, stats)
 
 
-def finalize_run(run_dir: RunDir, precision: str | None = None, extra: dict | None = None) -> dict:
+def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTemplate,
+               run_dir: RunDir, stats: RunStats) -> str:
+    """Stream every row not yet in a shard through the cluster; returns the precision used."""
+    cluster = ray.cluster_resources()
+    stats.device = device = cluster_device(cfg, cluster)
+    plan = plan_resources(cluster, device, cfg.replicas, cfg.gpus_per_replica,
+                          cfg.cpus_per_replica, cfg.threads_per_replica)
+    stats.replicas = plan.replicas
+    precision = pick_precision(cfg.precision, device)
+    previous = (load_previous(cfg.previous, compat_attrs(cfg, info, precision))
+                if cfg.previous else None)
+    units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
+                       cfg.limit, SqlSpec(cfg.id_field, cfg.table, cfg.query))
+    for name in quarantine_unreadable(run_dir.shards):
+        print(f"ray-embed: shard {name} is unreadable; moved to shards/corrupt/, its rows "
+              f"will be recomputed", file=sys.stderr)
+    before = rows_done(run_dir.shards)
+    encode_started = time.monotonic()
+    if units:
+        done_ref = ray.put(done_keys(run_dir.shards))
+        previous_ref = ray.put(previous) if previous else None
+        ds = build_dataset(units, dataclasses.replace(cfg, device=device), info, template,
+                           run_dir, plan, done_ref, previous_ref)
+        with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)):
+            ds.write_datasink(ShardSink(str(run_dir.shards)),
+                              ray_remote_args={"num_cpus": plan.task_cpus})
+    stats.encode_s = time.monotonic() - encode_started
+    stats.embedded_now = rows_done(run_dir.shards) - before
+    return precision
+
+
+def finalize_run(run_dir: RunDir, precision: str | None = None,
+                 stats: RunStats | None = None) -> dict:
     """Merge the shards of `run_dir` into embeddings.h5 and write report.json."""
     job = run_dir.load_job()
     cfg = job["config"]
-    extra = extra or {}
+    stats = stats or RunStats(started=time.monotonic())
     last = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
     precision = precision or last.get("precision") or cfg["precision"]
     url_template = JobConfig.from_dict(cfg).resolved_url_template
     previous = previous_h5(cfg["previous"]) if cfg.get("previous") else None
     result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
                       bool(job["model"]["normalized"]), str(previous) if previous else None)
-    started = extra.get("started", time.monotonic())
     report = build_report(
-        result, count_by_reason(run_dir.rejects), extra.get("embedded_now", 0),
-        time.monotonic() - started, extra.get("encode_s", 0.0), extra.get("resumed", False),
-        extra.get("device", "n/a"), precision, extra.get("replicas", 0),
-        job["model"].get("param_bytes", 0))
+        result, count_by_reason(run_dir.rejects), stats.embedded_now,
+        time.monotonic() - stats.started, stats.encode_s, stats.resumed, stats.device,
+        precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
         report["incremental"] = incremental_counts(run_dir.reuse, previous)
     report["output"] = str(run_dir.h5)
