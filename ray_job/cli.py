@@ -90,6 +90,10 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
+    search = sub.add_parser("search", help="nearest papers to a query, from embeddings.h5")
+    search.add_argument("directory", metavar="DIR")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
     status = sub.add_parser("status", help="progress of a run directory")
     status.add_argument("directory", metavar="DIR")
     status.add_argument("--config", metavar="job.yaml",
@@ -125,6 +129,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from .rundir import RunDir
+    from .search import format_hits, search
+
+    root = Path(args.directory).resolve()
+    if not RunDir(root).h5.is_file():
+        raise UserError(f"{root} has no embeddings.h5 yet (run or finalize it first)")
+    print(format_hits(search(root, [args.query], args.k)[0]))
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import format_status, run_status
 
@@ -154,7 +169,8 @@ def print_summary(report: dict) -> None:
               f"{report['padding_efficiency']:.3f} on {report['device']} ({report['precision']})")
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "finalize": cmd_finalize}
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "search": cmd_search,
+            "finalize": cmd_finalize}
 
 
 def quiet_libraries(verbose: bool) -> None:

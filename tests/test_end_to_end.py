@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import h5py
 import numpy as np
@@ -108,3 +109,15 @@ def test_a_two_cpu_ray_never_hangs(local_ray, sample_path, tmp_path):
     assert local_ray.cluster_resources()["CPU"] == 2
     report = run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=30))
     assert report["rows_embedded"] == 30 and report["replicas"] == 1
+
+
+def test_search_finds_a_paper_from_its_own_title(full_sample_run, sample_records):
+    from ray_job.search import search
+
+    out, _ = full_sample_run
+    picked = random.Random(0).sample(sample_records, 100)
+    results = search(out, [" ".join(r["title"].split()) for r in picked], k=3)
+    found = sum(r["id"] in [h.id for h in hits] for r, hits in zip(picked, results))
+    assert found >= 90
+    assert results[0][0].url.startswith("https://arxiv.org/pdf/")
+    assert results[0][0].score >= results[0][1].score >= results[0][2].score
