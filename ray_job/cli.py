@@ -37,6 +37,12 @@ RUN_FLAGS = {
     "--previous": ("previous", {"metavar": "OLD_DIR_OR_H5",
                                 "help": "reuse the embeddings of unchanged papers (same id and "
                                         "text) from an earlier run; encode only new/changed"}),
+    "--dtype": ("storage_dtype", {"choices": ["float32", "float16"],
+                                  "help": "embeddings.h5 storage dtype (default float32)"}),
+    "--compression": ("compression", {"choices": ["gzip", "lzf"],
+                                      "help": "embeddings.h5 compression (default none)"}),
+    "--export": ("exports", {"action": "append", "choices": ["parquet", "duckdb"],
+                             "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
     "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
     "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
     "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",

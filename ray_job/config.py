@@ -74,6 +74,9 @@ class JobConfig:
     address: str | None = None            # Ray address; None = start an embedded local Ray
     fresh: bool = False
     verbose: bool = False
+    storage_dtype: str = "float32"        # embeddings.h5 dtype: float32 | float16
+    compression: str | None = None        # embeddings.h5 compression: gzip | lzf
+    exports: tuple[str, ...] = ()         # also write: parquet, duckdb
     strict: bool = False                  # any reject makes the run fail (exit code 1)
     # test-only fault injection: the encoder process exits after this many batches, once
     # (the marker file makes it happen once per run, whichever replica gets there first)
@@ -94,8 +97,9 @@ class JobConfig:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)} "
                               f"(known: {', '.join(sorted(known))})")
         values = dict(data)
-        if "inputs" in values:
-            values["inputs"] = _as_str_tuple(values["inputs"])
+        for name in ("inputs", "exports"):
+            if name in values:
+                values[name] = _as_str_tuple(values[name])
         return cls(**values)
 
     @property
@@ -136,6 +140,11 @@ def _validate(cfg: JobConfig) -> None:
     _check_choice("on_missing_field", cfg.on_missing_field, MISSING_FIELD_POLICIES)
     if cfg.pooling is not None:
         _check_choice("pooling", cfg.pooling, POOLINGS)
+    _check_choice("storage_dtype", cfg.storage_dtype, ("float32", "float16"))
+    if cfg.compression is not None:
+        _check_choice("compression", cfg.compression, ("gzip", "lzf"))
+    for name in cfg.exports:
+        _check_choice("exports", name, ("parquet", "duckdb"))
     if cfg.adapter and cfg.backend == "sentence-transformers":
         raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
                           "to transformers)")

@@ -115,12 +115,18 @@ def select_rows(index: RowIndex) -> tuple[np.ndarray, np.ndarray]:
     return order[keep], order[~keep]
 
 
+@dataclass(frozen=True)
+class Storage:
+    dtype: str = "float32"
+    compression: str | None = None
+
+
 def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
-             previous_h5: str | None = None) -> FinalizeResult:
+             previous_h5: str | None = None, storage: Storage = Storage()) -> FinalizeResult:
     """Merge and verify; a corrupt shard is moved to shards/corrupt/ and named in the error,
     so that re-running the job recomputes exactly its rows."""
     try:
-        return _finalize(out_dir, attrs, url_template, normalized, previous_h5)
+        return _finalize(out_dir, attrs, url_template, normalized, previous_h5, storage)
     except CorruptShard as exc:
         moved = quarantine(exc.path) if exc.path.exists() else exc.path
         raise CorruptShard(exc.path, f"{exc.why}; moved to {moved.parent.name}/, re-run the job "
@@ -128,7 +134,7 @@ def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: b
 
 
 def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
-              previous_h5: str | None) -> FinalizeResult:
+              previous_h5: str | None, storage: Storage) -> FinalizeResult:
     index = build_index(row_sources(out_dir, previous_h5))
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {out_dir / 'shards'}: nothing to finalize")
@@ -136,7 +142,7 @@ def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: 
     write_rejects(out_dir / "rejects" / "duplicates.jsonl", _duplicate_records(index, dup_rows))
     final = out_dir / "embeddings.h5"
     tmp = out_dir / ".embeddings.h5.tmp"
-    dim = _write_h5(tmp, index, rows, attrs, url_template, normalized)
+    dim = _write_h5(tmp, index, rows, attrs, url_template, normalized, storage)
     _verify_h5(tmp, len(rows))
     os.replace(tmp, final)
     return FinalizeResult(final, len(rows), dim, len(dup_rows), index.real_tokens,
@@ -149,7 +155,7 @@ def _duplicate_records(index: RowIndex, dup_rows: np.ndarray) -> list[dict]:
 
 
 def _write_h5(path: Path, index: RowIndex, rows: np.ndarray, attrs: dict,
-              url_template: str | None, normalized: bool) -> int:
+              url_template: str | None, normalized: bool, storage: Storage) -> int:
     n = len(rows)
     position = np.full(len(index.keys), -1, dtype=np.int64)
     position[rows] = np.arange(n)
@@ -169,8 +175,9 @@ def _write_h5(path: Path, index: RowIndex, rows: np.ndarray, attrs: dict,
             emb = source.embeddings()
             if dim is None:
                 dim = emb.shape[1]
-                dset = h5.create_dataset("embeddings", (n, dim), dtype="f4",
-                                         chunks=(min(n, max(1, (1 << 20) // (4 * dim))), dim))
+                dset = h5.create_dataset("embeddings", (n, dim), dtype=storage.dtype,
+                                         chunks=(min(n, max(1, (1 << 20) // (4 * dim))), dim),
+                                         compression=storage.compression)
             sub = emb[mine - first]
             _check_rows(sub, source.path, index.ids[mine], normalized)
             _write_runs(dset, pos, sub)

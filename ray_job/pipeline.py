@@ -14,7 +14,8 @@ from .config import JobConfig, absolute_inputs
 from .demo import write_demo_corpus
 from .encoder import Encoder
 from .errors import UserError
-from .finalize import finalize
+from .exports import run_exports
+from .finalize import Storage, finalize
 from .incremental import incremental_counts, load_previous, previous_h5
 from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .models import ModelInfo, load_model, resolve_model_source
@@ -209,8 +210,10 @@ def finalize_run(run_dir: RunDir, precision: str | None = None,
     precision = precision or last.get("precision") or cfg["precision"]
     url_template = JobConfig.from_dict(cfg).resolved_url_template
     previous = previous_h5(cfg["previous"]) if cfg.get("previous") else None
+    storage = Storage(cfg.get("storage_dtype", "float32"), cfg.get("compression"))
     result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
-                      bool(job["model"]["normalized"]), str(previous) if previous else None)
+                      bool(job["model"]["normalized"]), str(previous) if previous else None,
+                      storage)
     report = build_report(
         result, count_by_reason(run_dir.rejects), stats.embedded_now,
         time.monotonic() - stats.started, stats.encode_s, stats.resumed, stats.device,
@@ -218,5 +221,6 @@ def finalize_run(run_dir: RunDir, precision: str | None = None,
     if previous:
         report["incremental"] = incremental_counts(run_dir.reuse, previous)
     report["output"] = str(run_dir.h5)
+    report["exports"] = run_exports(run_dir.root, tuple(cfg.get("exports") or ()))
     write_json(run_dir.report_json, report)
     return report

@@ -48,7 +48,7 @@ def top_k(h5_path: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     with h5py.File(h5_path, "r") as h5:
         dset = h5["embeddings"]
         for start in range(0, dset.shape[0], CHUNK_ROWS):
-            chunk = unit_rows(dset[start:start + CHUNK_ROWS])
+            chunk = unit_rows(dset[start:start + CHUNK_ROWS].astype(np.float32))
             scores = np.concatenate([best_score, q @ chunk.T], axis=1)
             idx = np.concatenate([best_idx, np.broadcast_to(
                 np.arange(start, start + len(chunk)), (len(q), len(chunk)))], axis=1)
