@@ -43,6 +43,8 @@ RUN_FLAGS = {
                                       "help": "embeddings.h5 compression (default none)"}),
     "--export": ("exports", {"action": "append", "choices": ["parquet", "duckdb"],
                              "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
+    "--upload": ("upload", {"metavar": "DEST", "help": "publish the result to this fsspec URL "
+                                                       "when the run is done"}),
     "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
     "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
     "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",
@@ -96,6 +98,9 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
+    upload = sub.add_parser("upload", help="publish a finished run to an fsspec URL")
+    upload.add_argument("directory", metavar="DIR")
+    upload.add_argument("destination", metavar="DEST", help="s3://bucket/path, gs://..., file://...")
     search = sub.add_parser("search", help="nearest papers to a query, from embeddings.h5")
     search.add_argument("directory", metavar="DIR")
     search.add_argument("query")
@@ -115,6 +120,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     report = run(cfg)
     print_summary(report)
+    if cfg.upload:
+        from .publish import upload
+
+        result = upload(Path(cfg.output).resolve(), cfg.upload)
+        print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}")
     if cfg.strict and report["rows_rejected"]:
         reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
         print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",
@@ -132,6 +142,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_bench
 
     print(format_bench(bench(config_from_args(args), args.docs, args.corpus_size)))
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from .publish import upload
+
+    result = upload(Path(args.directory).resolve(), args.destination)
+    print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}"
+          + (f"; {len(result.unchanged)} unchanged" if result.unchanged else ""))
     return 0
 
 
@@ -176,7 +195,7 @@ def print_summary(report: dict) -> None:
 
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "search": cmd_search,
-            "finalize": cmd_finalize}
+            "upload": cmd_upload, "finalize": cmd_finalize}
 
 
 def quiet_libraries(verbose: bool) -> None:

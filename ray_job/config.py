@@ -77,6 +77,7 @@ class JobConfig:
     storage_dtype: str = "float32"        # embeddings.h5 dtype: float32 | float16
     compression: str | None = None        # embeddings.h5 compression: gzip | lzf
     exports: tuple[str, ...] = ()         # also write: parquet, duckdb
+    upload: str | None = None             # publish the result to this fsspec URL
     strict: bool = False                  # any reject makes the run fail (exit code 1)
     # test-only fault injection: the encoder process exits after this many batches, once
     # (the marker file makes it happen once per run, whichever replica gets there first)
