@@ -2,7 +2,6 @@
 embeddings.h5 in chunks for the nearest papers (cosine)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
