@@ -45,6 +45,9 @@ RUN_FLAGS = {
                              "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
     "--upload": ("upload", {"metavar": "DEST", "help": "publish the result to this fsspec URL "
                                                        "when the run is done"}),
+    "--upload-every": ("upload_every", {"type": int, "metavar": "N",
+                                        "help": "with --upload: also publish every N new "
+                                                "shards during the run"}),
     "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
     "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
     "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",
@@ -120,11 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     report = run(cfg)
     print_summary(report)
-    if cfg.upload:
-        from .publish import upload
-
-        result = upload(Path(cfg.output).resolve(), cfg.upload)
-        print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}")
+    if "upload" in report:
+        print(f"uploaded {len(report['upload']['uploaded'])} file(s) to {cfg.upload}")
     if cfg.strict and report["rows_rejected"]:
         reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
         print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",

@@ -78,6 +78,7 @@ class JobConfig:
     compression: str | None = None        # embeddings.h5 compression: gzip | lzf
     exports: tuple[str, ...] = ()         # also write: parquet, duckdb
     upload: str | None = None             # publish the result to this fsspec URL
+    upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)
     # test-only fault injection: the encoder process exits after this many batches, once
     # (the marker file makes it happen once per run, whichever replica gets there first)
@@ -149,7 +150,8 @@ def _validate(cfg: JobConfig) -> None:
     if cfg.adapter and cfg.backend == "sentence-transformers":
         raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
                           "to transformers)")
-    for name in ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes"):
+    for name in ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
+                 "upload_every"):
         _check_positive(name, getattr(cfg, name))
     for name in ("max_batch_tokens", "max_batch_rows", "shard_rows", "gpus_per_replica", "cpus_per_replica",
                  "demo_docs"):
@@ -159,6 +161,8 @@ def _validate(cfg: JobConfig) -> None:
             raise ConfigError(f"{name} must be true or false; got {getattr(cfg, name)!r}")
     if not isinstance(cfg.text, str) or "{" not in cfg.text:
         raise ConfigError(f"text must be a template with at least one {{field}}; got {cfg.text!r}")
+    if cfg.upload_every and not cfg.upload:
+        raise ConfigError("upload_every needs upload (the destination)")
     if not cfg.output:
         raise ConfigError("output must be a directory path")
 

@@ -20,6 +20,7 @@ from .incremental import incremental_counts, load_previous, previous_h5
 from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .models import ModelInfo, load_model, resolve_model_source
 from .precision import pick_device, pick_precision
+from .publish import ShardPublisher, upload
 from .progress import Progress, estimate_total_rows, rows_done
 from .rejects import count_by_reason
 from .report import build_report, package_versions
@@ -166,7 +167,12 @@ def run(cfg: JobConfig) -> dict:
     stats.resumed = run_dir.prepare(cfg, job_record(cfg, info))
     with ray_session(cfg) as ray:
         precision = encode_all(ray, cfg, files, info, template, run_dir, stats)
-    return finalize_run(run_dir, precision, stats)
+    report = finalize_run(run_dir, precision, stats)
+    if cfg.upload:
+        published = upload(run_dir.root, cfg.upload)
+        report["upload"] = {"destination": cfg.upload, "uploaded": published.uploaded,
+                            "unchanged": published.unchanged}
+    return report
 
 
 def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTemplate,
@@ -192,7 +198,9 @@ def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTempla
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(units, dataclasses.replace(cfg, device=device), info, template,
                            run_dir, plan, done_ref, previous_ref)
-        with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)):
+        publisher = (ShardPublisher(run_dir.shards, cfg.upload, cfg.upload_every)
+                     if cfg.upload_every else contextlib.nullcontext())
+        with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)), publisher:
             ds.write_datasink(ShardSink(str(run_dir.shards)),
                               ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started

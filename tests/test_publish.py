@@ -70,3 +70,13 @@ def test_upload_to_a_local_url_leaves_no_partial_files(finished_run, tmp_path):
 def test_hub_destinations_are_refused_clearly(finished_run):
     with pytest.raises(UserError, match="hf:// destinations are not supported yet"):
         upload(finished_run, "hf://datasets/someone/papers")
+
+
+def test_upload_every_publishes_shards_while_the_run_goes_on(local_ray, sample_path, tmp_path):
+    dest = tmp_path / "pub"
+    run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
+                  block_bytes=20_000, shard_rows=16, upload=f"file://{dest}", upload_every=1))
+    local = sorted(p.name for p in (tmp_path / "o" / "shards").glob("part-*.arrow"))
+    assert len(local) > 1
+    assert sorted(p.name for p in (dest / "shards").iterdir()) == local
+    assert (dest / "embeddings.h5").is_file() and (dest / "MANIFEST.json").is_file()
