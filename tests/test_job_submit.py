@@ -70,11 +70,14 @@ def ray_head():
 def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, sample_path, tmp_path):
     url, env = ray_head
     out = tmp_path / "run"
-    result = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT), "--",
-         "python", "-m", "ray_job", "run", "--address", "auto", "--input", str(sample_path),
-         "--limit", "40", "--output", str(out), "--url-template", "arxiv"],
-        env=env, capture_output=True, text=True, timeout=540)
+    command = [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT),
+               "--", "python", "-m", "ray_job", "run", "--address", "auto", "--input",
+               str(sample_path), "--limit", "40", "--output", str(out), "--url-template", "arxiv"]
+    for _ in range(30):   # a new head answers HTTP before its job agent is ready: not submitted
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=540)
+        if "No available agent to submit job" not in result.stderr + result.stdout:
+            break
+        time.sleep(2)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "succeeded" in (result.stdout + result.stderr).lower()
     assert "wrote 40 embeddings (dim 384)" in result.stdout
