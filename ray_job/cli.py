@@ -1,4 +1,4 @@
-"""ray-embed: run | finalize   (python -m ray_job is the same)."""
+"""ray-embed: run | bench | status | search | upload | finalize  (python -m ray_job is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -12,8 +12,8 @@ from .errors import DataError, UserError
 RUN_FLAGS = {
     # flag: (config key, argparse kwargs)
     "--input": ("inputs", {"action": "append", "metavar": "PATH",
-                           "help": "JSONL(.gz)/Parquet file or directory; repeatable "
-                                   "(default: the built-in demo corpus)"}),
+                           "help": "JSONL(.gz), Parquet or DuckDB file, or a directory; "
+                                   "repeatable (default: the built-in demo corpus)"}),
     "--output": ("output", {"metavar": "DIR", "help": "run directory (default: ./out)"}),
     "--model": ("model", {"metavar": "NAME_OR_PATH",
                           "help": "sentence-transformers / transformers model: Hub name or local "

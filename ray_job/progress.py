@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
 from .inputs import ReadUnit
+from .polling import Poller
 from .shards import list_shards, rows_in_name
 
 SAMPLE_BYTES = 1 << 20
@@ -58,8 +58,8 @@ def format_line(done: int, total: int | None, elapsed: float) -> str:
     return f"embedded {done:,} rows | {rate:,.1f} docs/s"
 
 
-class Progress:
-    """Context manager: a thread that redraws the progress line until the block ends."""
+class Progress(Poller):
+    """Context manager: redraws the progress line until the block ends."""
 
     def __init__(self, shards_dir: Path, total: int | None, stream=None, interval: float = 1.0):
         self.shards_dir = shards_dir
@@ -67,25 +67,10 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.tty else max(interval, 10.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
         self.start_rows = rows_done(shards_dir)
         self.started = time.monotonic()
 
-    def __enter__(self) -> "Progress":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._draw(final=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._draw()
-
-    def _draw(self, final: bool = False) -> None:
+    def tick(self, final: bool = False) -> None:
         done = rows_done(self.shards_dir) - self.start_rows
         total = None if self.total is None else max(0, self.total - self.start_rows)
         line = format_line(done, total, time.monotonic() - self.started)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
+from .polling import Poller
 from .rundir import RunDir
 
 MANIFEST = "MANIFEST.json"
@@ -148,40 +149,24 @@ def _put_atomically(fs, local: Path, target: str) -> None:
     fs.invalidate_cache(parent)
 
 
-class ShardPublisher:
+class ShardPublisher(Poller):
     """`--upload-every N`: while the run goes on, copy each N new shard files to DEST/shards/,
     so a crash loses at most N shards of uploads. Shard names come from their content, so a name
     already at the destination is the same shard."""
 
     def __init__(self, shards_dir: Path, destination: str, every: int, interval: float = 2.0):
         import fsspec
-        import threading
 
         self.shards_dir, self.every, self.interval = shards_dir, every, interval
         self.fs, root = fsspec.core.url_to_fs(destination)
         self.root = root.rstrip("/") + "/shards"
         self.sent: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def __enter__(self) -> "ShardPublisher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.publish(minimum=1)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.publish(minimum=self.every)
-
-    def publish(self, minimum: int) -> None:
+    def tick(self, final: bool = False) -> None:
         from .shards import list_shards
 
         pending = [p for p in list_shards(self.shards_dir) if p.name not in self.sent]
-        if len(pending) < minimum:
+        if len(pending) < (1 if final else self.every):
             return
         for path in pending:
             _put_atomically(self.fs, path, f"{self.root}/{path.name}")

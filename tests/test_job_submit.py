@@ -44,6 +44,12 @@ def wait_for_dashboard(url: str, head: subprocess.Popen, seconds: float = 120) -
 def ray_head():
     """A head node on free loopback ports, in its own process group and temp dir."""
     gcs, dash = free_port(), free_port()
+    # every port of its own: another Ray on this machine (the session's) holds the defaults,
+    # and a clashing dashboard agent leaves the head with no job agent
+    ports = {flag: free_port() for flag in (
+        "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+        "runtime-env-agent-port", "ray-client-server-port", "node-manager-port",
+        "object-manager-port")}
     temp = tempfile.mkdtemp(prefix="rjh", dir="/tmp")        # short: Ray's socket paths
     # token authentication, as Ray 2.6x clusters use it, with a token of this test's own
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
@@ -51,7 +57,8 @@ def ray_head():
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
          "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats"],
+         f"--dashboard-port={dash}", f"--temp-dir={temp}", "--disable-usage-stats",
+         *[f"--{flag}={port}" for flag, port in ports.items()]],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
     try:
@@ -73,7 +80,7 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, sample_path, tmp_p
     command = [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT),
                "--", "python", "-m", "ray_job", "run", "--address", "auto", "--input",
                str(sample_path), "--limit", "40", "--output", str(out), "--url-template", "arxiv"]
-    for _ in range(30):   # a new head answers HTTP before its job agent is ready: not submitted
+    for _ in range(20):   # a new head answers HTTP before its job agent is ready: not submitted
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=540)
         if "No available agent to submit job" not in result.stderr + result.stdout:
             break
