@@ -38,6 +38,9 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
     out = UnitRows(ROW_SCHEMA.empty_table(), [])
     for position, item in read_unit(unit):
         key = make_key(unit.file_index, position)
+        done = done_keys is not None and _contains(done_keys, key)
+        if done and previous is None:
+            continue                     # in a shard already: no need to render or hash it
         row_id = None
         try:
             if isinstance(item, RejectRow):
@@ -57,8 +60,8 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
                                     ("previous_row", old_row)):
                     out.reused[name].append(value)
                 continue
-        if done_keys is not None and _contains(done_keys, key):
-            continue                     # embedded by an earlier attempt of this run
+        if done:
+            continue                     # embedded by an earlier attempt (counted above)
         for name, value in (("key", key), ("id", row_id), ("text", text), ("text_hash", t_hash)):
             cols[name].append(value)
     out.table = pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
