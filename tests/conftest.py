@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,44 @@ def sample_records(sample_path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def local_ray():
+def s3_endpoint():
+    """An S3 API server (moto) on loopback for the whole session. Its endpoint and test
+    credentials go into the environment before the local Ray starts, so Ray's worker
+    processes reach it the way a cluster's nodes reach a real store (AWS_* variables)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    """A boto3 client and a fresh bucket (name in .bucket) on the session's S3 server."""
+    import uuid
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.bucket = f"papers-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=client.bucket)
+    return client
+
+
+@pytest.fixture(scope="session")
+def local_ray(s3_endpoint):
     """A local Ray with 2 CPUs, like this machine and CI: an actor pool that took every CPU
     would starve the read tasks and hang the job (pytest-timeout turns that into a failure)."""
     import ray

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 
 import pytest
 
@@ -21,40 +20,18 @@ def finished_run(local_ray, sample_path, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def s3_server(monkeypatch):
-    pytest.importorskip("moto")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-                       "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    import boto3
-
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="papers")
-    yield boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")
-    server.stop()
-
-
-def test_upload_to_s3_then_a_rerun_uploads_nothing(finished_run, s3_server):
-    pytest.importorskip("s3fs")
-    first = upload(finished_run, "s3://papers/runs/week47")
+def test_upload_to_s3_then_a_rerun_uploads_nothing(finished_run, s3):
+    first = upload(finished_run, f"s3://{s3.bucket}/runs/week47")
     assert sorted(first.uploaded) == ["README.md", "embeddings.h5", "job.json",
                                       "parquet/part-00000.parquet", "report.json"]
-    keys = {o["Key"] for o in s3_server.list_objects_v2(Bucket="papers")["Contents"]}
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3.bucket)["Contents"]}
     assert keys == {f"runs/week47/{n}" for n in first.uploaded} | {"runs/week47/MANIFEST.json"}
-    body = s3_server.get_object(Bucket="papers", Key="runs/week47/embeddings.h5")["Body"].read()
+    body = s3.get_object(Bucket=s3.bucket, Key="runs/week47/embeddings.h5")["Body"].read()
     assert hashlib.sha256(body).hexdigest() == hashlib.sha256(
         (finished_run / "embeddings.h5").read_bytes()).hexdigest()
-    card = s3_server.get_object(Bucket="papers", Key="runs/week47/README.md")["Body"].read().decode()
+    card = s3.get_object(Bucket=s3.bucket, Key="runs/week47/README.md")["Body"].read().decode()
     assert "all-MiniLM-L6-v2" in card and "| dim | 384 |" in card and "| count | 20 |" in card
-    again = upload(finished_run, "s3://papers/runs/week47")
+    again = upload(finished_run, f"s3://{s3.bucket}/runs/week47")
     assert again.uploaded == [] and len(again.unchanged) == 5
 
 
