@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from .config import build_config
 from .errors import DataError, UserError
@@ -148,27 +147,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_upload(args: argparse.Namespace) -> int:
     from .publish import upload
 
-    result = upload(Path(args.directory).resolve(), args.destination)
+    result = upload(args.directory, args.destination)
     print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}"
           + (f"; {len(result.unchanged)} unchanged" if result.unchanged else ""))
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .rundir import RunDir
     from .search import format_hits, search
 
-    root = Path(args.directory).resolve()
-    if not RunDir(root).h5.is_file():
-        raise UserError(f"{root} has no embeddings.h5 yet (run or finalize it first)")
-    print(format_hits(search(root, [args.query], args.k)[0]))
+    print(format_hits(search(args.directory, [args.query], args.k)[0]))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .status import format_status, run_status
 
-    print(format_status(run_status(Path(args.directory).resolve(), args.config)))
+    print(format_status(run_status(args.directory, args.config)))
     return 0
 
 
@@ -176,7 +171,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     from .pipeline import finalize_run
     from .rundir import RunDir
 
-    report = finalize_run(RunDir(Path(args.directory).resolve()))
+    report = finalize_run(RunDir.at(args.directory))
     print_summary(report)
     return 0
 
@@ -186,7 +181,7 @@ def print_summary(report: dict) -> None:
     line = (f"wrote {report['rows_embedded']:,} embeddings (dim {report['dim']}) to "
             f"{report['output']}")
     if rejected:
-        line += f"; {rejected:,} rows rejected (see {Path(report['output']).parent / 'rejects'})"
+        line += f"; {rejected:,} rows rejected (see {report['output'].rsplit('/', 1)[0]}/rejects)"
     print(line)
     rate = report.get("docs_per_s")
     if rate:

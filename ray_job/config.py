@@ -184,9 +184,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def absolute_inputs(cfg: JobConfig) -> JobConfig:
     """Input paths made absolute (URLs and missing paths stay as given), so the config hash
     does not depend on the working directory."""
-    paths = tuple(str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p
-                  for p in cfg.inputs)
-    return dataclasses.replace(cfg, inputs=paths)
+    from .remote_files import is_url
+
+    def absolute(p: str) -> str:
+        local = Path(p).expanduser()
+        return str(local.resolve()) if not is_url(p) and local.exists() else p
+
+    return dataclasses.replace(cfg, inputs=tuple(absolute(p) for p in cfg.inputs))
 
 
 def apply_preset(data: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from .errors import DataError
 from .rejects import write_rejects
 from .incremental import previous_embeddings, read_reuse, reuse_files
+from .store import Store
 from .shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
 
 INDEX_COLUMNS = ["key", "id", "text_hash", "n_tokens", "n_computed"]
@@ -139,7 +140,8 @@ def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: 
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {out_dir / 'shards'}: nothing to finalize")
     rows, dup_rows = select_rows(index)
-    write_rejects(out_dir / "rejects" / "duplicates.jsonl", _duplicate_records(index, dup_rows))
+    write_rejects(Store.at(out_dir / "rejects"), "duplicates.jsonl",
+                  _duplicate_records(index, dup_rows))
     final = out_dir / "embeddings.h5"
     tmp = out_dir / ".embeddings.h5.tmp"
     dim = _write_h5(tmp, index, rows, attrs, url_template, normalized, storage)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .errors import UserError
+from .store import Store
 
 # The old file must have been made with the same of these (resolved) settings.
 COMPAT_ATTRS = ("model", "adapter", "backend", "pooling", "normalized", "precision",
@@ -86,20 +86,16 @@ def _plain(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def write_reuse(directory: Path, unit_name: str, rows: dict, counts: dict) -> None:
-    """The reused rows of one unit and its reused/new/changed counts (temp + rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_reuse(directory: Store, unit_name: str, rows: dict, counts: dict) -> None:
+    """The reused rows of one unit, then its reused/new/changed counts (each file whole)."""
     table = pa.table({"key": pa.array(rows["key"], pa.int64()), "id": pa.array(rows["id"], pa.string()),
                       "text_hash": pa.array(rows["text_hash"], pa.uint64()),
                       "previous_row": pa.array(rows["previous_row"], pa.int64())}, schema=REUSE_SCHEMA)
-    target = directory / f"unit-{unit_name}.arrow"
-    tmp = directory / f".{target.name}.{os.getpid()}.tmp"
-    with ipc.new_file(str(tmp), REUSE_SCHEMA) as writer:
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, REUSE_SCHEMA) as writer:
         writer.write_table(table)
-    tmp_counts = directory / f".unit-{unit_name}.json.{os.getpid()}.tmp"
-    tmp_counts.write_text(json.dumps(counts))
-    os.replace(tmp, target)
-    os.replace(tmp_counts, directory / f"unit-{unit_name}.json")
+    directory.write_bytes(f"unit-{unit_name}.arrow", sink.getvalue().to_pybytes())
+    directory.write_text(f"unit-{unit_name}.json", json.dumps(counts))
 
 
 def reuse_files(directory: Path) -> list[Path]:

@@ -1,16 +1,19 @@
 """Find the input files and cut them into read units (pure planning, no Ray).
 
-A read unit is a byte range of a plain JSONL file, a whole compressed JSONL file, or a row range
-of a Parquet file. Unit boundaries depend only on the files (never on --limit or the cluster),
-so rejects files named after units are rewritten identically on resume.
+A read unit is a byte range of a plain JSONL file, a whole compressed JSONL file, a row range
+of a Parquet file or a key range of a DuckDB table. Unit boundaries depend only on the files
+(never on --limit or the cluster), so rejects files named after units are rewritten
+identically on resume. An input is a local path or an fsspec URL (see remote_files): a URL's
+files keep their full URL as their path, so read tasks on any node can open them.
 """
 from __future__ import annotations
 
 import gzip
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from .errors import UserError
+from .remote_files import is_url, list_url, local_copy, open_stream, random_access_source, url_path
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,8 +28,8 @@ PARQUET_ROWS_PER_UNIT = 20_000
 @dataclass(frozen=True)
 class InputFile:
     index: int
-    path: str
-    format: str               # jsonl | parquet
+    path: str                 # an absolute local path, or a URL with its protocol
+    format: str               # jsonl | parquet | duckdb
     compression: str | None   # None | gzip
     size: int
 
@@ -42,14 +45,16 @@ class ReadUnit:
     max_rows: int | None = None  # stop after this many rows (limit inside a compressed file)
     relation: str | None = None  # DuckDB: a quoted table name or "(SELECT ...)"
     key_column: str | None = None  # DuckDB: the integer column that orders and keys the rows
+    cache_dir: str | None = None   # DuckDB URL: where a node keeps its local copy (None: temp dir)
 
     @property
     def name(self) -> str:
         return f"{self.file_index:05d}-{self.start:013d}"
 
 
-def detect_format(path: Path) -> tuple[str, str | None]:
-    suffixes = [s.lower() for s in path.suffixes]
+def detect_format(path: str | Path) -> tuple[str, str | None]:
+    name = url_path(str(path)) if is_url(str(path)) else str(path)
+    suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     core = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
     if core in JSONL_SUFFIXES:
@@ -63,26 +68,41 @@ def detect_format(path: Path) -> tuple[str, str | None]:
 
 
 def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[InputFile]:
-    files: list[Path] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.is_file() and _is_known(c))
-            if not found:
-                raise UserError(f"input directory {p} holds no .jsonl/.json(.gz)/.parquet files")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"input not found: {raw}")
+    """Every input file, in order: local paths and directories, URLs, URL directories/globs."""
+    files = [found for raw in paths for found in _expand(raw)]
     out = []
-    for index, p in enumerate(files):
-        fmt, comp = detect_format(p)
-        out.append(InputFile(index, str(p.resolve()), fmt, comp, p.stat().st_size))
+    for index, (path, size) in enumerate(files):
+        fmt, comp = detect_format(path)
+        out.append(InputFile(index, path, fmt, comp, size))
     return out
 
 
-def _is_known(path: Path) -> bool:
+def _expand(raw: str) -> list[tuple[str, int]]:
+    """(path or URL, size) of the files one input names."""
+    return _expand_url(raw) if is_url(raw) else _expand_local(raw)
+
+
+def _expand_local(raw: str) -> list[tuple[str, int]]:
+    p = Path(raw).expanduser()
+    if p.is_dir():
+        found = sorted(c for c in p.iterdir() if c.is_file() and _is_known(c))
+        if not found:
+            raise UserError(f"input directory {p} holds no .jsonl/.json(.gz)/.parquet files")
+    elif p.is_file():
+        found = [p]
+    else:
+        raise UserError(f"input not found: {raw}")
+    return [(str(c.resolve()), c.stat().st_size) for c in found]
+
+
+def _expand_url(raw: str) -> list[tuple[str, int]]:
+    found = list_url(raw, wanted=_is_known)
+    if not found:
+        raise UserError(f"input {raw} holds no .jsonl/.json(.gz)/.parquet files")
+    return [(f.url, f.size) for f in found]
+
+
+def _is_known(path: str | Path) -> bool:
     try:
         detect_format(path)
         return True
@@ -113,14 +133,16 @@ class SqlSpec:
 
 
 def plan_units(files: list[InputFile], block_bytes: int, limit: int | None,
-               sql: SqlSpec | None = None) -> list[ReadUnit]:
+               sql: SqlSpec | None = None, cache_dir: str | None = None) -> list[ReadUnit]:
+    """Read units of every file, in order. `cache_dir`: where DuckDB files behind URLs are
+    copied (on this driver and on every node that reads them); None = each node's temp dir."""
     units: list[ReadUnit] = []
     remaining = limit
     for f in files:
         if remaining is not None and remaining <= 0:
             break
         if f.format == "duckdb":
-            file_units, rows = _duckdb_units(f, sql, remaining)
+            file_units, rows = _duckdb_units(f, sql, remaining, cache_dir)
         else:
             file_units, rows = _file_units(f, block_bytes, remaining)
         units.extend(file_units)
@@ -144,22 +166,24 @@ def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list
     return [replace(base, start=s, end=min(s + block_bytes, end)) for s in starts], rows
 
 
-def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None) -> tuple[list[ReadUnit], int]:
+def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None,
+                  cache_dir: str | None) -> tuple[list[ReadUnit], int]:
     """Key-range units over an integer key column (no OFFSET paging while reading)."""
     from .sql import key_bounds, key_after_rows
 
     if sql is None:
         raise UserError(f"{f.path} is a DuckDB file: give --table NAME or --query 'SELECT ...'")
-    lo, hi, count = key_bounds(f.path, sql.relation, sql.key_column)
+    local = local_copy(f.path, cache_dir)
+    lo, hi, count = key_bounds(local, sql.relation, sql.key_column)
     if count == 0:
         return [], 0
     n_units = max(1, -(-count // SQL_ROWS_PER_UNIT))
     step = max(1, -(-(hi + 1 - lo) // n_units))
     end = hi + 1
     if limit is not None and limit < count:
-        end, count = key_after_rows(f.path, sql.relation, sql.key_column, limit), limit
+        end, count = key_after_rows(local, sql.relation, sql.key_column, limit), limit
     base = ReadUnit(f.index, f.path, "duckdb", None, lo, None, relation=sql.relation,
-                    key_column=sql.key_column)
+                    key_column=sql.key_column, cache_dir=cache_dir)
     units = [replace(base, start=s, end=min(s + step, end)) for s in range(lo, end, step)]
     return units, count
 
@@ -168,7 +192,8 @@ def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], i
     import pyarrow.parquet as pq
 
     try:
-        n_rows = pq.ParquetFile(base.path).metadata.num_rows
+        with random_access_source(base.path) as source:
+            n_rows = pq.ParquetFile(source).metadata.num_rows
     except Exception as exc:  # not a parquet file at all
         raise UserError(f"cannot read Parquet file {base.path}: {exc}") from None
     if limit is not None:
@@ -181,7 +206,7 @@ def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], i
 def _offset_after_lines(path: str, n_lines: int) -> tuple[int, int]:
     """Byte offset just past the first `n_lines` lines of a plain file, and the lines found."""
     offset = lines = 0
-    with open(path, "rb") as fh:
+    with open_stream(path) as fh:
         for line in fh:
             if lines >= n_lines:
                 break
@@ -193,7 +218,7 @@ def _offset_after_lines(path: str, n_lines: int) -> tuple[int, int]:
 def _count_lines_upto(f: InputFile, n_lines: int) -> int:
     lines = 0
     try:
-        with gzip.open(f.path, "rb") as fh:
+        with open_stream(f.path) as compressed, gzip.open(compressed, "rb") as fh:
             for _ in fh:
                 lines += 1
                 if lines >= n_lines:

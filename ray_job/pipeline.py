@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from .config import JobConfig, absolute_inputs
 from .demo import write_demo_corpus
@@ -17,6 +15,7 @@ from .errors import UserError
 from .exports import run_exports
 from .finalize import Storage, finalize
 from .incremental import incremental_counts, load_previous, previous_h5
+from .mirror import pull_work, push_results
 from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .models import ModelInfo, load_model, resolve_model_source
 from .precision import pick_device, pick_precision
@@ -26,7 +25,8 @@ from .rejects import count_by_reason
 from .report import build_report, package_versions
 from .resources import ResourcePlan, plan_resources
 from .rundir import RunDir, now_iso, write_json
-from .shards import ShardSink, done_keys, quarantine_unreadable
+from .shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
+from .store import Store
 from .sources import units_dataset, units_to_rows
 from .text import TextTemplate
 from .tokenize import tokenize_batch
@@ -34,13 +34,16 @@ from .tokenize import tokenize_batch
 log = logging.getLogger("ray_job")
 
 
-def with_resolved_inputs(cfg: JobConfig) -> JobConfig:
-    """Absolute input paths; the built-in demo corpus when no input is given."""
+def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
+    """Absolute input paths; the built-in demo corpus when no input is given (written into
+    the run directory, so that on a cluster every node reads it from the run's store)."""
     if cfg.inputs:
         return absolute_inputs(cfg)
-    demo = Path(cfg.output).resolve() / "demo" / f"arxiv-demo-{cfg.demo_docs}.jsonl"
-    write_demo_corpus(demo, cfg.demo_docs)
-    return dataclasses.replace(cfg, inputs=(str(demo),))
+    name = f"demo/arxiv-demo-{cfg.demo_docs}.jsonl"
+    write_demo_corpus(run_dir.root / name, cfg.demo_docs)
+    if run_dir.is_remote:
+        run_dir.store.put(run_dir.root / name, name)
+    return dataclasses.replace(cfg, inputs=(f"{run_dir.store.url}/{name}",))
 
 
 def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
@@ -98,8 +101,8 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(template), "id_field": cfg.id_field,
-                                   "rejects_dir": str(run_dir.rejects), "done_keys": done_ref,
-                                   "previous": previous_ref, "reuse_dir": str(run_dir.reuse)})
+                                   "rejects_url": run_dir.part("rejects").url, "done_keys": done_ref,
+                                   "previous": previous_ref, "reuse_url": run_dir.part("reuse").url})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
@@ -159,11 +162,11 @@ class RunStats:
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json)."""
     stats = RunStats(started=time.monotonic())
-    cfg = with_resolved_inputs(cfg)
+    run_dir = RunDir.at(cfg.output)
+    cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.inputs)
     info = describe_model(cfg, resolve_model_source(cfg.model))
     template = make_template(cfg, info)
-    run_dir = RunDir(Path(cfg.output).resolve())
     stats.resumed = run_dir.prepare(cfg, job_record(cfg, info))
     with ray_session(cfg) as ray:
         precision = encode_all(ray, cfg, files, info, template, run_dir, stats)
@@ -188,47 +191,56 @@ def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTempla
                 if cfg.previous else None)
     units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
                        cfg.limit, SqlSpec(cfg.id_field, cfg.table, cfg.query))
+    pull_work(run_dir)
     for name in quarantine_unreadable(run_dir.shards):
+        quarantine_in(run_dir.part("shards"), name)
         print(f"ray-embed: shard {name} is unreadable; moved to shards/corrupt/, its rows "
               f"will be recomputed", file=sys.stderr)
-    before = rows_done(run_dir.shards)
+    shards = run_dir.part("shards")
+    before = rows_done(shards)
     encode_started = time.monotonic()
     if units:
         done_ref = ray.put(done_keys(run_dir.shards))
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(units, dataclasses.replace(cfg, device=device), info, template,
                            run_dir, plan, done_ref, previous_ref)
-        publisher = (ShardPublisher(run_dir.shards, cfg.upload, cfg.upload_every)
+        publisher = (ShardPublisher(shards, cfg.upload, cfg.upload_every)
                      if cfg.upload_every else contextlib.nullcontext())
-        with Progress(run_dir.shards, estimate_total_rows(units, cfg.limit)), publisher:
-            ds.write_datasink(ShardSink(str(run_dir.shards)),
-                              ray_remote_args={"num_cpus": plan.task_cpus})
+        with Progress(shards, estimate_total_rows(units, cfg.limit)), publisher:
+            ds.write_datasink(ShardSink(shards.url), ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started
-    stats.embedded_now = rows_done(run_dir.shards) - before
+    stats.embedded_now = rows_done(shards) - before
     return precision
 
 
 def finalize_run(run_dir: RunDir, precision: str | None = None,
                  stats: RunStats | None = None) -> dict:
-    """Merge the shards of `run_dir` into embeddings.h5 and write report.json."""
+    """Merge the shards of `run_dir` into embeddings.h5 and write report.json (and, for a
+    run in object storage, publish them there)."""
     job = run_dir.load_job()
     cfg = job["config"]
     stats = stats or RunStats(started=time.monotonic())
-    last = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
+    last = run_dir.load_report()
+    pull_work(run_dir)
     precision = precision or last.get("precision") or cfg["precision"]
     url_template = JobConfig.from_dict(cfg).resolved_url_template
     previous = previous_h5(cfg["previous"]) if cfg.get("previous") else None
     storage = Storage(cfg.get("storage_dtype", "float32"), cfg.get("compression"))
-    result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
-                      bool(job["model"]["normalized"]), str(previous) if previous else None,
-                      storage)
+    try:
+        result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
+                          bool(job["model"]["normalized"]), str(previous) if previous else None,
+                          storage)
+    except CorruptShard as exc:
+        quarantine_in(run_dir.part("shards"), exc.path.name)
+        raise
     report = build_report(
-        result, count_by_reason(run_dir.rejects), stats.embedded_now,
+        result, count_by_reason(Store.at(run_dir.rejects)), stats.embedded_now,
         time.monotonic() - stats.started, stats.encode_s, stats.resumed, stats.device,
         precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
         report["incremental"] = incremental_counts(run_dir.reuse, previous)
-    report["output"] = str(run_dir.h5)
+    report["output"] = f"{run_dir.store.url}/embeddings.h5"
     report["exports"] = run_exports(run_dir.root, tuple(cfg.get("exports") or ()))
     write_json(run_dir.report_json, report)
+    push_results(run_dir)
     return report

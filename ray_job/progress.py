@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from .inputs import ReadUnit
 from .polling import Poller
-from .shards import list_shards, rows_in_name
+from .remote_files import open_stream
+from .rundir import SHARD_GLOB
+from .shards import rows_in_name
+from .store import Store
 
 SAMPLE_BYTES = 1 << 20
 
 
-def rows_done(shards_dir: Path) -> int:
-    return sum(rows_in_name(p.name) for p in list_shards(shards_dir))
+def rows_done(shards: Store) -> int:
+    return sum(rows_in_name(name) for name in shards.names(SHARD_GLOB))
 
 
 def estimate_total_rows(units: list[ReadUnit], limit: int | None = None) -> int | None:
@@ -42,7 +44,7 @@ def _estimate(units: list[ReadUnit]) -> int | None:
 
 
 def _mean_line_bytes(path: str) -> float:
-    with open(path, "rb") as fh:
+    with open_stream(path, SAMPLE_BYTES) as fh:
         sample = fh.read(SAMPLE_BYTES)
     return max(1.0, len(sample) / max(1, sample.count(b"\n")))
 
@@ -61,17 +63,17 @@ def format_line(done: int, total: int | None, elapsed: float) -> str:
 class Progress(Poller):
     """Context manager: redraws the progress line until the block ends."""
 
-    def __init__(self, shards_dir: Path, total: int | None, stream=None, interval: float = 1.0):
-        self.shards_dir = shards_dir
+    def __init__(self, shards: Store, total: int | None, stream=None, interval: float = 1.0):
+        self.shards = shards
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.tty else max(interval, 10.0)
-        self.start_rows = rows_done(shards_dir)
+        self.start_rows = rows_done(shards)
         self.started = time.monotonic()
 
     def tick(self, final: bool = False) -> None:
-        done = rows_done(self.shards_dir) - self.start_rows
+        done = rows_done(self.shards) - self.start_rows
         total = None if self.total is None else max(0, self.total - self.start_rows)
         line = format_line(done, total, time.monotonic() - self.started)
         if self.tty:

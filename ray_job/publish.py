@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from typing import Callable
 
 from .errors import UserError
 from .polling import Poller
-from .rundir import RunDir
+from .mirror import pull_results
+from .rundir import SHARD_GLOB, RunDir
+from .store import Store
 
 MANIFEST = "MANIFEST.json"
 ATTEMPTS = 5
@@ -91,13 +94,14 @@ def with_retries(action: Callable[[], None], what: str, sleep: Callable[[float],
             sleep(min(30.0, 0.5 * 2 ** attempt))
 
 
-def upload(directory: Path, destination: str) -> UploadResult:
+def upload(directory: str | Path, destination: str) -> UploadResult:
     import fsspec
 
     if destination.startswith("hf://"):
         raise UserError("hf:// destinations are not supported yet; use an fsspec URL "
                         "(s3://, gs://, file://)")
-    run_dir = RunDir(directory)
+    run_dir = RunDir.at(directory)
+    pull_results(run_dir)
     files = files_to_publish(run_dir)
     try:
         fs, root = fsspec.core.url_to_fs(destination)
@@ -118,7 +122,7 @@ def upload(directory: Path, destination: str) -> UploadResult:
         _put_atomically(fs, path, target)
         result.uploaded.append(name)
     if result.uploaded or manifest != new_manifest:
-        tmp = Path(directory) / f".{MANIFEST}.tmp"
+        tmp = run_dir.root / f".{MANIFEST}.tmp"
         tmp.write_text(json.dumps(new_manifest, indent=2, sort_keys=True) + "\n")
         _put_atomically(fs, tmp, f"{root}/{MANIFEST}")
         tmp.unlink()
@@ -154,20 +158,26 @@ class ShardPublisher(Poller):
     so a crash loses at most N shards of uploads. Shard names come from their content, so a name
     already at the destination is the same shard."""
 
-    def __init__(self, shards_dir: Path, destination: str, every: int, interval: float = 2.0):
+    def __init__(self, shards: Store, destination: str, every: int, interval: float = 2.0):
         import fsspec
 
-        self.shards_dir, self.every, self.interval = shards_dir, every, interval
+        self.shards, self.every, self.interval = shards, every, interval
         self.fs, root = fsspec.core.url_to_fs(destination)
         self.root = root.rstrip("/") + "/shards"
         self.sent: set[str] = set()
 
     def tick(self, final: bool = False) -> None:
-        from .shards import list_shards
-
-        pending = [p for p in list_shards(self.shards_dir) if p.name not in self.sent]
+        pending = [n for n in self.shards.names(SHARD_GLOB) if n not in self.sent]
         if len(pending) < (1 if final else self.every):
             return
-        for path in pending:
-            _put_atomically(self.fs, path, f"{self.root}/{path.name}")
-            self.sent.add(path.name)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in pending:
+                local = self._local_copy(name, Path(tmp))
+                _put_atomically(self.fs, local, f"{self.root}/{name}")
+                self.sent.add(name)
+
+    def _local_copy(self, name: str, tmp: Path) -> Path:
+        if self.shards.is_local:
+            return self.shards.local_path / name
+        self.shards.get(name, tmp / name)
+        return tmp / name

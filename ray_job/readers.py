@@ -1,7 +1,8 @@
 """Read one unit into (position, record) pairs; unreadable rows come back as RejectRow.
 
 Plain Python, no Ray: JSONL byte ranges (a line belongs to the range its first byte is in),
-whole gzip JSONL files, and Parquet row ranges.
+whole gzip JSONL files, Parquet row ranges and DuckDB key ranges. A unit's path may be a URL:
+JSONL and Parquet are read where they are (ranged requests), a DuckDB file from a local copy.
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import json
 from typing import Any, Iterator, Union
 
 from .inputs import ReadUnit
+from .remote_files import STREAM_BUFFER_BYTES, local_copy, open_stream, random_access_source
 from .text import RejectRow
 
 Item = tuple[int, Union[dict, RejectRow]]
+LINE_SLACK_BYTES = 64 * 1024   # read past a range's end for its last line in the same request
 
 
 def read_unit(unit: ReadUnit) -> Iterator[Item]:
@@ -51,7 +54,7 @@ def _read_jsonl(unit: ReadUnit) -> Iterator[Item]:
 
 
 def _range_lines(unit: ReadUnit) -> Iterator[tuple[int, bytes]]:
-    with open(unit.path, "rb") as fh:
+    with open_stream(unit.path, _range_buffer_bytes(unit)) as fh:
         position = _first_line_start(fh, unit.start)
         fh.seek(position)
         while unit.end is None or position < unit.end:
@@ -60,6 +63,13 @@ def _range_lines(unit: ReadUnit) -> Iterator[tuple[int, bytes]]:
                 return
             yield position, raw
             position += len(raw)
+
+
+def _range_buffer_bytes(unit: ReadUnit) -> int:
+    """A URL's range comes in one request (up to the stream buffer size), its last line too."""
+    if unit.end is None:
+        return STREAM_BUFFER_BYTES
+    return min(unit.end - unit.start, STREAM_BUFFER_BYTES) + LINE_SLACK_BYTES
 
 
 def _first_line_start(fh, start: int) -> int:
@@ -76,7 +86,7 @@ def _first_line_start(fh, start: int) -> int:
 def _gzip_lines(unit: ReadUnit) -> Iterator[tuple[int, Any]]:
     position = 0
     try:
-        with gzip.open(unit.path, "rb") as fh:
+        with open_stream(unit.path) as compressed, gzip.open(compressed, "rb") as fh:
             for raw in fh:
                 yield position, raw
                 position += len(raw)
@@ -87,7 +97,11 @@ def _gzip_lines(unit: ReadUnit) -> Iterator[tuple[int, Any]]:
 def _read_parquet(unit: ReadUnit) -> Iterator[Item]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(unit.path)
+    with random_access_source(unit.path) as source:
+        yield from _parquet_rows(pq.ParquetFile(source), unit)
+
+
+def _parquet_rows(pf, unit: ReadUnit) -> Iterator[Item]:
     position = 0
     for rg in range(pf.num_row_groups):
         n = pf.metadata.row_group(rg).num_rows
@@ -104,4 +118,5 @@ def _read_parquet(unit: ReadUnit) -> Iterator[Item]:
 def _read_duckdb(unit: ReadUnit) -> Iterator[Item]:
     from .sql import read_key_range
 
-    yield from read_key_range(unit.path, unit.relation, unit.key_column, unit.start, unit.end)
+    path = local_copy(unit.path, unit.cache_dir)
+    yield from read_key_range(path, unit.relation, unit.key_column, unit.start, unit.end)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-from pathlib import Path
+
+from .store import Store
 
 
 def reject_record(reason: str, detail: str, key: int, source: str, row_id: str | None) -> dict:
@@ -14,26 +14,20 @@ def reject_record(reason: str, detail: str, key: int, source: str, row_id: str |
     return record
 
 
-def write_rejects(path: Path, records: list[dict]) -> None:
-    """Write (or clear) one rejects file atomically; the same unit always writes the same file."""
+def write_rejects(directory: Store, name: str, records: list[dict]) -> None:
+    """Write (or clear) one rejects file whole; the same unit always writes the same file."""
     if not records:
-        path.unlink(missing_ok=True)
+        directory.remove(name)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "w") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    directory.write_text(name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def iter_rejects(rejects_dir: Path):
-    for path in sorted(rejects_dir.glob("*.jsonl")):
-        with open(path) as fh:
-            for line in fh:
-                yield json.loads(line)
+def iter_rejects(directory: Store):
+    for name in directory.names("*.jsonl"):
+        for line in directory.read_text(name).splitlines():
+            yield json.loads(line)
 
 
-def count_by_reason(rejects_dir: Path) -> dict[str, int]:
-    counts = collections.Counter(r["reason"] for r in iter_rejects(rejects_dir))
+def count_by_reason(directory: Store) -> dict[str, int]:
+    counts = collections.Counter(r["reason"] for r in iter_rejects(directory))
     return dict(sorted(counts.items()))

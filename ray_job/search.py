@@ -10,6 +10,8 @@ import numpy as np
 
 from .config import JobConfig
 from .encoder import Encoder
+from .errors import UserError
+from .mirror import pull_results
 from .rundir import RunDir
 from .tokenize import load_tokenizer, tokenize_texts
 
@@ -57,8 +59,11 @@ def top_k(h5_path: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return best_idx, best_score
 
 
-def search(directory: Path, queries: list[str], k: int = 10) -> list[list[Hit]]:
-    run_dir = RunDir(directory)
+def search(directory: str | Path, queries: list[str], k: int = 10) -> list[list[Hit]]:
+    run_dir = RunDir.at(directory)
+    pull_results(run_dir)
+    if not run_dir.h5.is_file():
+        raise UserError(f"{run_dir.store.url} has no embeddings.h5 yet (run or finalize it first)")
     idx, scores = top_k(run_dir.h5, embed_queries(run_dir, queries), k)
     with h5py.File(run_dir.h5, "r") as h5:
         ids, urls = h5["ids"], h5["urls"] if "urls" in h5 else None

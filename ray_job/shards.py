@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -16,8 +15,9 @@ import pyarrow.ipc as ipc
 from ray.data.datasource import Datasink
 
 from .errors import DataError
+from .rundir import SHARD_GLOB
+from .store import Store
 
-SHARD_GLOB = "part-*.arrow"
 CHECKSUM_KEY = "content_sha1"
 QUARANTINE = "corrupt"
 SHARD_RE = re.compile(r"^part-(?P<key>[0-9a-f]{16})-(?P<rows>\d+)-(?P<digest>[0-9a-f]{8})\.arrow$")
@@ -48,35 +48,36 @@ def content_digest(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
-def write_shard(directory: Path, table: pa.Table) -> str | None:
+def write_shard(directory: Store, table: pa.Table) -> str | None:
     """Write `table` as one complete shard; the embeddings' checksum goes into its metadata."""
     if table.num_rows == 0:
         return None
-    keys = table.column("key").to_numpy()
-    name = shard_name(keys)
-    tmp = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    name = shard_name(table.column("key").to_numpy())
     table = table.combine_chunks().replace_schema_metadata(
         {CHECKSUM_KEY: content_digest(table)})
-    with ipc.new_file(str(tmp), table.schema) as writer:
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    os.replace(tmp, directory / name)
+    directory.write_bytes(name, sink.getvalue().to_pybytes())
     return name
 
 
 class ShardSink(Datasink):
-    """Ray Datasink: each block becomes one complete shard file."""
+    """Ray Datasink: each block becomes one complete shard file in `url` (a local directory
+    or an object-store prefix that every node can reach)."""
 
-    def __init__(self, directory: str):
-        self.directory = directory
+    def __init__(self, url: str):
+        self.url = url
 
     def on_write_start(self, schema=None) -> None:
-        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        Store(self.url).makedirs()
 
     def write(self, blocks: Iterable, ctx) -> list[tuple[str, int]]:
         written = []
+        store = Store(self.url)
         for block in blocks:
             table = _as_table(block)
-            name = write_shard(Path(self.directory), table)
+            name = write_shard(store, table)
             if name:
                 written.append((name, table.num_rows))
         return written
@@ -125,6 +126,12 @@ def quarantine(path: Path) -> Path:
     target.parent.mkdir(exist_ok=True)
     os.replace(path, target)
     return target
+
+
+def quarantine_in(store: Store, name: str) -> None:
+    """The same move in the run's store (when the store is not this local directory)."""
+    if store.exists(name):
+        store.move(name, f"{QUARANTINE}/{name}")
 
 
 def quarantine_unreadable(directory: Path) -> list[str]:

@@ -3,7 +3,6 @@ OUT/rejects/ with a reason. Also builds the Ray Dataset of read units."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +12,7 @@ from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
 from .rejects import reject_record, write_rejects
+from .store import Store
 from .text import RejectRow, TextTemplate, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
@@ -74,8 +74,8 @@ def _contains(sorted_keys: np.ndarray, key: int) -> bool:
     return bool(i < len(sorted_keys) and sorted_keys[i] == key)
 
 
-def units_to_rows(batch: pa.Table, template: dict, id_field: str, rejects_dir: str,
-                  done_keys=None, previous=None, reuse_dir: str | None = None) -> pa.Table:
+def units_to_rows(batch: pa.Table, template: dict, id_field: str, rejects_url: str,
+                  done_keys=None, previous=None, reuse_url: str | None = None) -> pa.Table:
     """Ray map_batches function over a batch of read units."""
     import ray
 
@@ -88,9 +88,9 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, rejects_dir: s
     for unit_dict in batch.to_pylist():
         unit = ReadUnit(**unit_dict)
         rows = rows_from_unit(unit, tpl, id_field, done_keys, previous)
-        write_rejects(Path(rejects_dir) / f"unit-{unit.name}.jsonl", rows.rejects)
+        write_rejects(Store(rejects_url), f"unit-{unit.name}.jsonl", rows.rejects)
         if previous is not None:
-            write_reuse(Path(reuse_dir), unit.name, rows.reused, rows.counts)
+            write_reuse(Store(reuse_url), unit.name, rows.reused, rows.counts)
         tables.append(rows.table)
     return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
 

@@ -1,26 +1,26 @@
 """`ray-embed status DIR`: what a run directory holds, without touching it."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .config import JobConfig, absolute_inputs, apply_preset, load_yaml
 from .rejects import count_by_reason
-from .rundir import RunDir
-from .shards import QUARANTINE, list_shards, rows_in_name
+from .rundir import SHARD_GLOB, RunDir
+from .shards import QUARANTINE, rows_in_name
 
 
-def run_status(root: Path, config_path: str | None = None) -> dict:
-    run_dir = RunDir(root)
+def run_status(location: str | Path, config_path: str | None = None) -> dict:
+    run_dir = RunDir.at(location)
     job = run_dir.load_job()
-    shards = list_shards(run_dir.shards)
-    report = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
+    shards = run_dir.part("shards").names(SHARD_GLOB)
+    report = run_dir.load_report()
     status = {
-        "directory": str(root), "model": job["model"]["name"], "config_hash": job["config_hash"],
-        "shards": len(shards), "rows_done": sum(rows_in_name(p.name) for p in shards),
-        "corrupt_shards": len(list((run_dir.shards / QUARANTINE).glob("*.arrow"))),
-        "rejected_by_reason": count_by_reason(run_dir.rejects),
-        "finalized": run_dir.h5.is_file(), "limit": job["config"].get("limit"),
+        "directory": run_dir.store.url, "model": job["model"]["name"],
+        "config_hash": job["config_hash"],
+        "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
+        "corrupt_shards": len(run_dir.part("shards").sub(QUARANTINE).names("*.arrow")),
+        "rejected_by_reason": count_by_reason(run_dir.part("rejects")),
+        "finalized": run_dir.store.exists("embeddings.h5"), "limit": job["config"].get("limit"),
         "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
     }
     if config_path:

@@ -78,7 +78,7 @@ def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
     data[len(data) // 2] ^= 0xFF                                 # one flipped byte mid-file
     victim.write_bytes(bytes(data))
     with pytest.raises(DataError, match=victim.name):
-        finalize_run(RunDir(tmp_path))
+        finalize_run(RunDir.at(tmp_path))
     report = run(cfg)
     assert report["rows_embedded_this_run"] == rows_in_name(victim.name)
     ids2, emb2 = read(tmp_path)

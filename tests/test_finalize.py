@@ -8,6 +8,7 @@ import pytest
 from ray_job.encoder import embedding_array
 from ray_job.finalize import VerificationError, finalize
 from ray_job.shards import CorruptShard, done_keys, list_shards, write_shard
+from ray_job.store import Store
 
 
 def shard_table(keys, ids, dim=4, value=None):
@@ -22,7 +23,7 @@ def shard_table(keys, ids, dim=4, value=None):
 def make_run(tmp_path, tables):
     (tmp_path / "shards").mkdir()
     for t in tables:
-        write_shard(tmp_path / "shards", t)
+        write_shard(Store.at(tmp_path / "shards"), t)
     return tmp_path
 
 
@@ -61,7 +62,7 @@ def test_non_finite_or_unnormalised_rows_fail_verification_naming_the_shard(tmp_
         finalize(run, {}, None, normalized=False)
     assert not (run / "embeddings.h5").exists()
     (run / "shards" / list_shards(run / "shards")[0].name).unlink()
-    write_shard(run / "shards", shard_table([1], ["a"], value=2.0))
+    write_shard(Store.at(run / "shards"), shard_table([1], ["a"], value=2.0))
     with pytest.raises(VerificationError, match="norm 4.0000"):
         finalize(run, {}, None, normalized=True)
 
@@ -85,7 +86,7 @@ def test_a_damaged_shard_is_named_refused_and_moved_aside_for_recomputation(tmp_
 
 def test_shard_names_are_deterministic_so_retries_overwrite(tmp_path):
     (tmp_path / "s").mkdir()
-    a = write_shard(tmp_path / "s", shard_table([3, 4], ["c", "d"]))
-    b = write_shard(tmp_path / "s", shard_table([3, 4], ["c", "d"]))
+    a = write_shard(Store.at(tmp_path / "s"), shard_table([3, 4], ["c", "d"]))
+    b = write_shard(Store.at(tmp_path / "s"), shard_table([3, 4], ["c", "d"]))
     assert a == b and len(list_shards(tmp_path / "s")) == 1
     assert done_keys(tmp_path / "s").tolist() == [3, 4]
