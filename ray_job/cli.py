@@ -10,10 +10,13 @@ from .errors import DataError, UserError
 
 RUN_FLAGS = {
     # flag: (config key, argparse kwargs)
-    "--input": ("inputs", {"action": "append", "metavar": "PATH",
-                           "help": "JSONL(.gz), Parquet or DuckDB file, or a directory; "
+    "--input": ("inputs", {"action": "append", "metavar": "PATH_OR_URL",
+                           "help": "JSONL(.gz), Parquet or DuckDB file, a directory or a glob; "
+                                   "local or s3://, gs://, https://, hf://datasets/...; "
                                    "repeatable (default: the built-in demo corpus)"}),
-    "--output": ("output", {"metavar": "DIR", "help": "run directory (default: ./out)"}),
+    "--output": ("output", {"metavar": "DIR_OR_URL",
+                            "help": "run directory, local or in object storage (s3://bucket/run: "
+                                    "workers write shards there; default: ./out)"}),
     "--model": ("model", {"metavar": "NAME_OR_PATH",
                           "help": "sentence-transformers / transformers model: Hub name or local "
                                   "folder (default: the bundled all-MiniLM-L6-v2)"}),
@@ -42,8 +45,10 @@ RUN_FLAGS = {
                                       "help": "embeddings.h5 compression (default none)"}),
     "--export": ("exports", {"action": "append", "choices": ["parquet", "duckdb"],
                              "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
-    "--upload": ("upload", {"metavar": "DEST", "help": "publish the result to this fsspec URL "
-                                                       "when the run is done"}),
+    "--upload": ("upload", {"metavar": "DEST",
+                            "help": "publish the result when the run is done: "
+                                    "hf://datasets/OWNER/NAME[/path] (Hugging Face Hub) or an "
+                                    "fsspec URL (s3://, gs://, file://)"}),
     "--upload-every": ("upload_every", {"type": int, "metavar": "N",
                                         "help": "with --upload: also publish every N new "
                                                 "shards during the run"}),
@@ -100,9 +105,11 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
-    upload = sub.add_parser("upload", help="publish a finished run to an fsspec URL")
+    upload = sub.add_parser("upload", help="publish a finished run to the Hugging Face Hub or "
+                                           "an fsspec URL")
     upload.add_argument("directory", metavar="DIR")
-    upload.add_argument("destination", metavar="DEST", help="s3://bucket/path, gs://..., file://...")
+    upload.add_argument("destination", metavar="DEST",
+                        help="hf://datasets/OWNER/NAME[/path], s3://bucket/path, gs://..., file://...")
     search = sub.add_parser("search", help="nearest papers to a query, from embeddings.h5")
     search.add_argument("directory", metavar="DIR")
     search.add_argument("query")
@@ -201,6 +208,7 @@ def quiet_libraries(verbose: bool) -> None:
     import transformers
 
     huggingface_hub.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 

@@ -77,7 +77,7 @@ class JobConfig:
     storage_dtype: str = "float32"        # embeddings.h5 dtype: float32 | float16
     compression: str | None = None        # embeddings.h5 compression: gzip | lzf
     exports: tuple[str, ...] = ()         # also write: parquet, duckdb
-    upload: str | None = None             # publish the result to this fsspec URL
+    upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)
     # test-only fault injection: the encoder process exits after this many batches, once

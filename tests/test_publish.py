@@ -44,9 +44,9 @@ def test_upload_to_a_local_url_leaves_no_partial_files(finished_run, tmp_path):
     assert manifest["embeddings.h5"]["size"] == (finished_run / "embeddings.h5").stat().st_size
 
 
-def test_hub_destinations_are_refused_clearly(finished_run):
-    with pytest.raises(UserError, match="hf:// destinations are not supported yet"):
-        upload(finished_run, "hf://datasets/someone/papers")
+def test_a_destination_without_a_protocol_is_refused_clearly(finished_run):
+    with pytest.raises(UserError, match="needs a protocol"):
+        upload(finished_run, "some/local/dir")
 
 
 def test_upload_every_publishes_shards_while_the_run_goes_on(local_ray, sample_path, tmp_path):
