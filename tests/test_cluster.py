@@ -14,7 +14,7 @@ CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 @pytest.mark.parametrize("job", sorted((CLUSTER / "jobs").glob("*.yaml")), ids=lambda p: p.name)
 def test_example_jobs_are_valid_configs(job):
     cfg = build_config(str(job), {})
-    assert cfg.inputs and cfg.output.startswith("/runs/")
+    assert cfg.inputs and cfg.output.startswith(("/runs/", "s3://"))
     assert cfg.precision == "auto" and cfg.max_batch_tokens >= 16384
 
 
