@@ -88,3 +88,30 @@ def clean(text: str) -> str:
 def reference_text(record: dict) -> str:
     """The default template '{title}{sep}{abstract}', written independently of ray_job."""
     return clean(record["title"]) + "[SEP]" + clean(record["abstract"])
+
+
+@pytest.fixture(scope="session")
+def papers_db(tmp_path_factory, sample_records):
+    """The real sample as a DuckDB table like the Semantic Scholar notebook's, keyed by an
+    integer corpusid and inserted out of key order (readers must order by the key)."""
+    import duckdb
+
+    path = tmp_path_factory.mktemp("db") / "papers.db"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE papers_with_abstracts (corpusid BIGINT, title VARCHAR, abstract VARCHAR)")
+    rows = [(1000 + 7 * i, r["title"], r["abstract"]) for i, r in enumerate(sample_records)]
+    con.executemany("INSERT INTO papers_with_abstracts VALUES (?, ?, ?)", rows[::-1])
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_run(local_ray, sample_path, tmp_path_factory):
+    """A finished 20-row run with a Parquet export, for the publishing tests."""
+    from ray_job.config import JobConfig
+    from ray_job.pipeline import run
+
+    out = tmp_path_factory.mktemp("run")
+    run(JobConfig(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
+                  exports=("parquet",)))
+    return out

@@ -11,20 +11,6 @@ from ray_job.readers import read_unit
 from ray_job.pipeline import run
 
 
-@pytest.fixture(scope="module")
-def papers_db(tmp_path_factory, sample_records):
-    import duckdb
-
-    path = tmp_path_factory.mktemp("db") / "papers.db"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE papers_with_abstracts (corpusid BIGINT, title VARCHAR, abstract VARCHAR)")
-    # inserted out of key order: the reader must order by the key column
-    rows = [(1000 + 7 * i, r["title"], r["abstract"]) for i, r in enumerate(sample_records)]
-    con.executemany("INSERT INTO papers_with_abstracts VALUES (?, ?, ?)", rows[::-1])
-    con.close()
-    return path
-
-
 def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch):
     monkeypatch.setattr("ray_job.inputs.SQL_ROWS_PER_UNIT", 64)
     files = resolve_inputs([str(papers_db)])

@@ -12,14 +12,6 @@ from ray_job.pipeline import run
 from ray_job.publish import upload
 
 
-@pytest.fixture(scope="module")
-def finished_run(local_ray, sample_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    run(JobConfig(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
-                  exports=("parquet",)))
-    return out
-
-
 def test_upload_to_s3_then_a_rerun_uploads_nothing(finished_run, s3):
     first = upload(finished_run, f"s3://{s3.bucket}/runs/week47")
     assert sorted(first.uploaded) == ["README.md", "embeddings.h5", "job.json",

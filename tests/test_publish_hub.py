@@ -14,21 +14,11 @@ import hub_server as hub_server_module
 import pytest
 from hub_server import HubServer, point_client_at
 
-from ray_job.config import JobConfig
 from ray_job.errors import UserError
-from ray_job.pipeline import run
 from ray_job.publish import upload
 
 hub_server = hub_server_module.hub_server
 PUBLISHED = ["README.md", "embeddings.h5", "job.json", "parquet/part-00000.parquet", "report.json"]
-
-
-@pytest.fixture(scope="module")
-def finished_run(local_ray, sample_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    run(JobConfig(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
-                  exports=("parquet",)))
-    return out
 
 
 def test_upload_to_the_hub_then_a_rerun_uploads_nothing(finished_run, hub_server):

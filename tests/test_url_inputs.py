@@ -197,19 +197,6 @@ def test_https_jsonl_is_read_in_ranges_like_the_local_file(http_root, sample_pat
 
 # ---- DuckDB from s3:// -------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def papers_db(tmp_path_factory, sample_records) -> Path:
-    import duckdb
-
-    path = tmp_path_factory.mktemp("db") / "papers.db"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE papers (corpusid BIGINT, title VARCHAR, abstract VARCHAR)")
-    rows = [(1000 + 7 * i, r["title"], r["abstract"]) for i, r in enumerate(sample_records)]
-    con.executemany("INSERT INTO papers VALUES (?, ?, ?)", rows[::-1])
-    con.close()
-    return path
-
-
 @pytest.fixture
 def counted_downloads(monkeypatch) -> list[str]:
     calls: list[str] = []
@@ -227,7 +214,7 @@ def test_duckdb_url_is_fetched_once_and_reads_like_the_local_file(
         s3, papers_db, tmp_path, monkeypatch, counted_downloads):
     monkeypatch.setattr("ray_job.inputs.SQL_ROWS_PER_UNIT", 64)
     url = upload(s3, papers_db, "db/papers.db")
-    sql, cache = SqlSpec("corpusid", table="papers"), tmp_path / "cache"
+    sql, cache = SqlSpec("corpusid", table="papers_with_abstracts"), tmp_path / "cache"
     files = resolve_inputs([url])
     assert files[0].path == url and files[0].format == "duckdb"
     items = keyed_items(files, 0, None, sql=sql, cache_dir=str(cache))
@@ -249,7 +236,7 @@ def test_duckdb_copy_defaults_to_the_nodes_temp_dir(s3, papers_db, tmp_path, mon
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     url = upload(s3, papers_db, "papers.duckdb")
-    units = plan_units(resolve_inputs([url]), 0, 5, SqlSpec("corpusid", table="papers"))
+    units = plan_units(resolve_inputs([url]), 0, 5, SqlSpec("corpusid", table="papers_with_abstracts"))
     assert units and all(u.cache_dir is None for u in units)  # each node picks its own
     assert [key for u in units for key, _ in read_unit(u)] == [1000 + 7 * i for i in range(5)]
     assert len(list((tmp_path / remote_files.CACHE_DIR_NAME).glob("*-papers.duckdb"))) == 1
