@@ -15,6 +15,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+from hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -41,8 +42,16 @@ def wait_for_dashboard(url: str, head: subprocess.Popen, seconds: float = 120) -
 
 
 @pytest.fixture
-def ray_head():
-    """A head node on free loopback ports, in its own process group and temp dir."""
+def hub():
+    """A local Hub API server whose token the cluster's nodes hold in their environment."""
+    with HubServer(token="hf_" + secrets.token_hex(16)) as server:
+        yield server
+
+
+@pytest.fixture
+def ray_head(hub):
+    """A head node on free loopback ports, in its own process group and temp dir; its
+    environment holds the Hub endpoint and token, as a cluster's nodes would."""
     gcs, dash = free_port(), free_port()
     # every port of its own: another Ray on this machine (the session's) holds the defaults,
     # and a clashing dashboard agent leaves the head with no job agent
@@ -53,7 +62,8 @@ def ray_head():
     temp = tempfile.mkdtemp(prefix="rjh", dir="/tmp")        # short: Ray's socket paths
     # token authentication, as Ray 2.6x clusters use it, with a token of this test's own
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token, "HF_HUB_DISABLE_XET": "1"}
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
          "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
@@ -63,7 +73,7 @@ def ray_head():
     url = f"http://127.0.0.1:{dash}"
     try:
         wait_for_dashboard(url, head)
-        yield url, env
+        yield url, env, Path(temp)
     finally:
         os.killpg(head.pid, signal.SIGTERM)            # only the processes this test started
         try:
@@ -74,12 +84,13 @@ def ray_head():
 
 
 @pytest.mark.timeout(600)
-def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, sample_path, tmp_path):
-    url, env = ray_head
+def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, hub, sample_path, tmp_path):
+    url, env, ray_temp = ray_head
     out = tmp_path / "run"
     command = [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT),
                "--", "python", "-m", "ray_job", "run", "--address", "auto", "--input",
-               str(sample_path), "--limit", "40", "--output", str(out), "--url-template", "arxiv"]
+               str(sample_path), "--limit", "40", "--output", str(out), "--url-template", "arxiv",
+               "--upload", "hf://datasets/team/arxiv-emb"]
     for _ in range(20):   # a new head answers HTTP before its job agent is ready: not submitted
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=540)
         if "No available agent to submit job" not in result.stderr + result.stdout:
@@ -91,3 +102,13 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, sample_path, tmp_p
     with h5py.File(out / "embeddings.h5") as h5:
         assert h5["embeddings"].shape == (40, 384)
         assert h5["urls"][0] == b"https://arxiv.org/pdf/0704.0001.pdf"
+    assert hub.files("team/arxiv-emb")["embeddings.h5"] == (out / "embeddings.h5").read_bytes()
+    # the token the nodes hold is in none of Ray's job metadata, logs or files
+    jobs = subprocess.run([str(BIN / "ray"), "list", "jobs", "--detail", "--address", url],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert "arxiv-emb" in jobs.stdout                   # the job's entrypoint is listed
+    assert hub.token not in result.stdout + result.stderr + jobs.stdout + jobs.stderr
+    secret = hub.token.encode()
+    leaks = [str(p) for root in (out, ray_temp) for p in root.rglob("*")
+             if p.is_file() and not p.is_symlink() and not p.is_socket() and secret in p.read_bytes()]
+    assert leaks == []
