@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from ray_job.config import JobConfig
-from ray_job.pipeline import run
+from ray_job.pipeline import finalize_run, run
+from ray_job.publish import upload
 from ray_job.rundir import RunDir
+from ray_job.search import search
+from ray_job.shards import CorruptShard
 from ray_job.status import run_status
 
 
@@ -73,3 +76,36 @@ def test_a_run_in_s3_writes_shards_there_and_resumes_on_a_new_driver(
     ids2, emb2 = h5_from_s3(s3, "runs/a/embeddings.h5")
     assert ids2 == ids
     np.testing.assert_allclose(emb2, emb, atol=1e-5)
+
+
+def test_a_corrupt_shard_in_s3_is_moved_aside_and_recomputed_and_the_url_is_searchable(
+        local_ray, s3, sample_path, sample_records, tmp_path):
+    url = f"s3://{s3.bucket}/runs/b"
+    cfg = JobConfig(inputs=(str(sample_path),), output=url, limit=30, block_bytes=16_000,
+                    shard_rows=8, precision="fp32")
+    run(cfg)
+    ids, emb = h5_from_s3(s3, "runs/b/embeddings.h5")
+    victim = sorted(n for n in keys_under(s3, "runs/b/") if n.startswith("shards/part-"))[0]
+    body = bytearray(s3.get_object(Bucket=s3.bucket, Key=f"runs/b/{victim}")["Body"].read())
+    body[len(body) // 2] ^= 0xFF                        # a flipped byte inside the embeddings
+    s3.put_object(Bucket=s3.bucket, Key=f"runs/b/{victim}", Body=bytes(body))
+    shutil.rmtree(RunDir.at(url).root)                   # a new driver: only the store is left
+
+    with pytest.raises(CorruptShard, match="checksum"):
+        finalize_run(RunDir.at(url))
+    moved = victim.replace("shards/", "shards/corrupt/")
+    assert moved in keys_under(s3, "runs/b/") and victim not in keys_under(s3, "runs/b/")
+
+    again = run(cfg)
+    assert again["rows_embedded_this_run"] == int(victim.split("-")[2])
+    ids2, emb2 = h5_from_s3(s3, "runs/b/embeddings.h5")
+    assert ids2 == ids
+    np.testing.assert_allclose(emb2, emb, atol=1e-5)
+
+    shutil.rmtree(RunDir.at(url).root)
+    title = sample_records[3]["title"]
+    assert search(url, [title], k=3)[0][0].id == sample_records[3]["id"]
+    published = upload(url, f"file://{tmp_path}/pub")
+    assert "embeddings.h5" in published.uploaded
+    assert (tmp_path / "pub" / "embeddings.h5").read_bytes() == s3.get_object(
+        Bucket=s3.bucket, Key="runs/b/embeddings.h5")["Body"].read()
