@@ -14,7 +14,9 @@ import hub_server as hub_server_module
 import pytest
 from hub_server import HubServer, point_client_at
 
+from ray_job.config import JobConfig
 from ray_job.errors import UserError
+from ray_job.pipeline import run
 from ray_job.publish import upload
 
 hub_server = hub_server_module.hub_server
@@ -108,3 +110,18 @@ def test_hub_in_and_out_and_the_token_is_never_written(sample_path, tmp_path):
         assert any(ray_tmp.rglob("*.log")), "the Ray session's files were not where expected"
     finally:
         subprocess.run(["rm", "-rf", str(ray_tmp)])
+
+
+def test_upload_every_commits_shards_to_the_hub_during_the_run(local_ray, sample_path, tmp_path,
+                                                               hub_server):
+    run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
+                  block_bytes=20_000, shard_rows=16, upload="hf://datasets/team/live",
+                  upload_every=1))
+    local = sorted(p.name for p in (tmp_path / "o" / "shards").glob("part-*.arrow"))
+    files = hub_server.files("team/live")
+    assert len(local) > 1
+    assert sorted(n[len("shards/"):] for n in files if n.startswith("shards/")) == local
+    assert files["embeddings.h5"] == (tmp_path / "o" / "embeddings.h5").read_bytes()
+    shard_commits = [c for c in hub_server.commits("team/live")
+                     if any(p.startswith("shards/") for p in c.written)]
+    assert len(shard_commits) >= 1
