@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .rundir import SHARD_GLOB, RunDir
+from .store import Store
 
 WORK_PARTS = {"shards": SHARD_GLOB, "rejects": "*.jsonl", "reuse": "unit-*"}
 RESULT_FILES = ("embeddings.h5", "report.json", "embeddings.duckdb")
@@ -30,23 +31,26 @@ def _mirror_folder(run_dir: RunDir, part: str, pattern: str) -> int:
     for stale in local_dir.glob(pattern):
         if stale.name not in remote:
             stale.unlink()
-    fetched = 0
-    for name, size in remote.items():
-        target = local_dir / name
-        if target.is_file() and target.stat().st_size == size:
-            continue
-        run_dir.part(part).get(name, target)
-        fetched += 1
-    return fetched
+    return sum(_fetch(run_dir.part(part), name, size, local_dir / name)
+               for name, size in remote.items())
+
+
+def _fetch(store: Store, name: str, size: int, target: Path) -> bool:
+    """Copy one file out unless an equal-sized copy is already there (a shard's name says
+    what it holds; a unit's rejects or reuse file is the same whenever it is rewritten)."""
+    if target.is_file() and target.stat().st_size == size:
+        return False
+    store.get(name, target)
+    return True
 
 
 def pull_results(run_dir: RunDir) -> None:
     """Fetch a remote run's job.json and finished files (to search or upload it from here)."""
     if not run_dir.is_remote:
         return
-    for name in ("job.json", *RESULT_FILES):
-        if run_dir.store.exists(name):
-            run_dir.store.get(name, run_dir.root / name)
+    # always fetched: a re-finalized result can have the same size and other contents
+    for name in set(run_dir.store.names("*")) & {"job.json", *RESULT_FILES}:
+        run_dir.store.get(name, run_dir.root / name)
     for folder, pattern in RESULT_DIRS.items():
         for name in run_dir.part(folder).names(pattern):
             run_dir.part(folder).get(name, run_dir.root / folder / name)

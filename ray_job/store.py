@@ -66,14 +66,10 @@ class Store:
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names of the files directly in this directory that match `pattern`."""
-        self.fs.invalidate_cache(self.root)
-        try:
-            found = self.fs.glob(self.path(pattern), detail=True)
-        except FileNotFoundError:
-            return []
-        return sorted(p.rsplit("/", 1)[-1] for p, info in found.items() if info["type"] == "file")
+        return sorted(self.sizes(pattern))
 
     def sizes(self, pattern: str = "*") -> dict[str, int]:
+        """Name -> size of the files directly in this directory that match `pattern`."""
         self.fs.invalidate_cache(self.root)
         try:
             found = self.fs.glob(self.path(pattern), detail=True)
