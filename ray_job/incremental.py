@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from .errors import UserError
+from .remote_files import is_url
+from .rundir import default_staging
 from .store import Store
 
 # The old file must have been made with the same of these (resolved) settings.
@@ -55,12 +57,28 @@ class Previous:
         return "reused", int(self.row[i])
 
 
-def previous_h5(path: str) -> Path:
+def previous_h5(path: str, cache: Path | None = None) -> Path:
+    """The old embeddings.h5 as a local file (a run directory's or the file itself; a URL
+    (s3://..., hf://...) is fetched once into `cache`)."""
+    if is_url(path):
+        return _fetch_previous(path, cache or default_staging() / "previous")
     p = Path(path).expanduser()
     p = p / "embeddings.h5" if p.is_dir() else p
     if not p.is_file():
         raise UserError(f"--previous {path}: no embeddings.h5 there")
     return p.resolve()
+
+
+def _fetch_previous(url: str, cache: Path) -> Path:
+    parent, name = url.rstrip("/").rsplit("/", 1)
+    store, name = (Store.at(parent), name) if name.endswith(".h5") else (Store.at(url), "embeddings.h5")
+    size = store.sizes(name).get(name)
+    if size is None:
+        raise UserError(f"--previous {url}: no embeddings.h5 there")
+    local = cache / hashlib.sha1(store.path(name).encode()).hexdigest()[:16] / name
+    if not (local.is_file() and local.stat().st_size == size):
+        store.get(name, local)
+    return local
 
 
 def load_previous(path: str, expected: dict) -> Previous:

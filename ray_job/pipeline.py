@@ -238,7 +238,8 @@ def finalize_run(run_dir: RunDir, precision: str | None = None,
         time.monotonic() - stats.started, stats.encode_s, stats.resumed, stats.device,
         precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
-        report["incremental"] = incremental_counts(run_dir.reuse, previous)
+        report["incremental"] = {**incremental_counts(run_dir.reuse, previous),
+                                 "previous": cfg["previous"]}
     report["output"] = f"{run_dir.store.url}/embeddings.h5"
     report["exports"] = run_exports(run_dir.root, tuple(cfg.get("exports") or ()))
     write_json(run_dir.report_json, report)

@@ -10,6 +10,7 @@ import pytest
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
 from ray_job.pipeline import run
+from ray_job.rundir import RunDir
 
 
 def write_jsonl(path, records):
@@ -18,11 +19,15 @@ def write_jsonl(path, records):
 
 
 def read(out):
+    out = RunDir.at(out).root                 # a run in S3: the driver's copy of it
     with h5py.File(out / "embeddings.h5") as h5:
         return h5["ids"][:].tolist(), h5["embeddings"][:], h5["text_hashes"][:]
 
 
-def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, sample_records, tmp_path):
+def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, s3, sample_records,
+                                                               tmp_path):
+    """Both weekly runs live in object storage (the loopback S3 server): week 2 reads week 1's
+    embeddings.h5 from there and writes its reuse lists there."""
     week1 = sample_records[:100]
     week2 = [dict(r) for r in sample_records[5:100]]              # 5 papers withdrawn
     for r in week2[:5]:                                           # 5 abstracts revised
@@ -31,15 +36,17 @@ def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, sample
     v1 = write_jsonl(tmp_path / "snapshot-1.jsonl", week1)
     v2 = write_jsonl(tmp_path / "snapshot-2.jsonl", week2)
     common = dict(precision="fp32", url_template="arxiv")
-    run(JobConfig(inputs=(str(v1),), output=str(tmp_path / "w1"), **common))
-    report = run(JobConfig(inputs=(str(v2),), output=str(tmp_path / "w2"),
-                           previous=str(tmp_path / "w1"), **common))
+    w1, w2 = f"s3://{s3.bucket}/w1", f"s3://{s3.bucket}/w2"
+    run(JobConfig(inputs=(str(v1),), output=w1, **common))
+    report = run(JobConfig(inputs=(str(v2),), output=w2, previous=w1, **common))
     assert report["incremental"]["reused"] == 90
     assert (report["incremental"]["new"], report["incremental"]["changed"]) == (5, 5)
     assert report["incremental"]["removed"] == 5
     assert report["rows_embedded_this_run"] == 10 and report["rows_embedded"] == 100
+    listed = s3.list_objects_v2(Bucket=s3.bucket, Prefix="w2/reuse/")["Contents"]
+    assert any(o["Key"].endswith(".arrow") for o in listed)
     run(JobConfig(inputs=(str(v2),), output=str(tmp_path / "full"), **common))
-    ids, emb, hashes = read(tmp_path / "w2")
+    ids, emb, hashes = read(w2)
     full_ids, full_emb, full_hashes = read(tmp_path / "full")
     assert ids == full_ids and hashes.tolist() == full_hashes.tolist()
     np.testing.assert_allclose(emb, full_emb, rtol=1e-5, atol=1e-6)
