@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .errors import UserError
-from .remote_files import is_url
+from .remote_files import filesystem, is_url
 
 
 @dataclass(frozen=True)
@@ -30,12 +29,7 @@ class Store:
 
     @cached_property
     def _fs_root(self):
-        import fsspec
-
-        try:
-            fs, root = fsspec.core.url_to_fs(self.url)
-        except (ImportError, ValueError) as exc:
-            raise UserError(f"cannot open {self.url}: {exc}") from None
+        fs, root = filesystem(self.url)
         return fs, root.rstrip("/")
 
     @property
