@@ -112,7 +112,7 @@ def write_reuse(directory: Store, unit_name: str, rows: dict, counts: dict) -> N
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, REUSE_SCHEMA) as writer:
         writer.write_table(table)
-    directory.write_bytes(f"unit-{unit_name}.arrow", sink.getvalue().to_pybytes())
+    directory.write_bytes(f"unit-{unit_name}.arrow", sink.getvalue())
     directory.write_text(f"unit-{unit_name}.json", json.dumps(counts))
 
 

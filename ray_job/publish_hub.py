@@ -35,6 +35,7 @@ class HubTarget:
         self.destination = destination
         self.repo_id, self.prefix = parse_hub_url(destination)
         self.api = HfApi()
+        self.checksums: dict[tuple, str] = {}
 
     def publish(self, files: dict[str, Path], message: str = "ray-embed: publish embeddings"
                 ) -> UploadResult:
@@ -65,16 +66,22 @@ class HubTarget:
         remote = {info.path: info for info in self.api.get_paths_info(
             self.repo_id, [self._in_repo(n) for n in files], repo_type="dataset")}
         return [name for name, path in files.items()
-                if not _same_content(remote.get(self._in_repo(name)), path)]
+                if not self._same_content(remote.get(self._in_repo(name)), path)]
+
+    def _same_content(self, remote, path: Path) -> bool:
+        if remote is None or getattr(remote, "size", None) != path.stat().st_size:
+            return False
+        lfs = getattr(remote, "lfs", None)
+        if lfs is not None:
+            return lfs.sha256 == self._checksum(sha256_of, path)
+        return remote.blob_id == self._checksum(git_blob_sha1, path)
+
+    def _checksum(self, algorithm, path: Path) -> str:
+        """Each file is hashed once per publish (a retry asks the Hub again, not the disk)."""
+        key = (algorithm.__name__, str(path), path.stat().st_mtime_ns)
+        if key not in self.checksums:
+            self.checksums[key] = algorithm(path)
+        return self.checksums[key]
 
     def _in_repo(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
-
-
-def _same_content(remote, path: Path) -> bool:
-    if remote is None or getattr(remote, "size", None) != path.stat().st_size:
-        return False
-    lfs = getattr(remote, "lfs", None)
-    if lfs is not None:
-        return lfs.sha256 == sha256_of(path)
-    return remote.blob_id == git_blob_sha1(path)

@@ -29,12 +29,12 @@ class RunDir:
     root: Path
 
     @classmethod
-    def at(cls, location: str | Path, staging: Path | None = None) -> "RunDir":
+    def at(cls, location: str | Path) -> "RunDir":
         store = Store.at(location)
         if store.is_local:
             return cls(store, store.local_path)
         digest = hashlib.sha1(store.url.encode()).hexdigest()[:16]
-        return cls(store, (staging or default_staging()) / digest)
+        return cls(store, default_staging() / digest)
 
     @property
     def is_remote(self) -> bool:

@@ -58,7 +58,7 @@ def write_shard(directory: Store, table: pa.Table) -> str | None:
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    directory.write_bytes(name, sink.getvalue().to_pybytes())
+    directory.write_bytes(name, sink.getvalue())
     return name
 
 

@@ -82,7 +82,8 @@ class Store:
     def read_text(self, name: str) -> str:
         return self.read_bytes(name).decode()
 
-    def write_bytes(self, name: str, data: bytes) -> None:
+    def write_bytes(self, name: str, data) -> None:
+        """`data`: bytes or any buffer (a pyarrow Buffer is written without a copy locally)."""
         if self.is_local:
             target = self.local_path / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ class Store:
             tmp.write_bytes(data)
             os.replace(tmp, target)
         else:
-            self.fs.pipe_file(self.path(name), data)
+            self.fs.pipe_file(self.path(name), bytes(data))
 
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
