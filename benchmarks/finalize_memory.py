@@ -20,13 +20,13 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ray_job.encoder import embedding_array  # noqa: E402
-from ray_job.shards import write_shard  # noqa: E402
+from ray_job.encode.encoder import embedding_array  # noqa: E402
+from ray_job.rundir.shards import write_shard  # noqa: E402
 
 FINALIZE = """
 import sys, time
 from pathlib import Path
-from ray_job.finalize import finalize
+from ray_job.finalize.merge import finalize
 t = time.perf_counter()
 r = finalize(Path(sys.argv[1]), {"model": "synthetic"}, "https://arxiv.org/pdf/{id}.pdf", False)
 print(r.count, r.dim, round(time.perf_counter() - t, 2))

@@ -31,10 +31,10 @@ SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
 sys.path.insert(0, str(ROOT))
 
 from ray_job.config import JobConfig  # noqa: E402
-from ray_job.encoder import Encoder  # noqa: E402
-from ray_job.models import bundled_model_path  # noqa: E402
-from ray_job.precision import cpu_has_native_bf16, pick_precision  # noqa: E402
-from ray_job.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
+from ray_job.encode.encoder import Encoder  # noqa: E402
+from ray_job.encode.models import bundled_model_path  # noqa: E402
+from ray_job.encode.precision import cpu_has_native_bf16, pick_precision  # noqa: E402
+from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
 
 
 def load_texts() -> tuple[list[dict], list[str]]:

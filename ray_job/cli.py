@@ -152,7 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from .publish import upload
+    from .publish.upload import upload
 
     result = upload(args.directory, args.destination)
     print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}"
@@ -161,14 +161,14 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import format_hits, search
+    from .search.search import format_hits, search
 
     print(format_hits(search(args.directory, [args.query], args.k)[0]))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import format_status, run_status
+    from .rundir.status import format_status, run_status
 
     print(format_status(run_status(args.directory, args.config)))
     return 0
@@ -176,7 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_finalize(args: argparse.Namespace) -> int:
     from .pipeline import finalize_run
-    from .rundir import RunDir
+    from .rundir.rundir import RunDir
 
     report = finalize_run(RunDir.at(args.directory))
     print_summary(report)

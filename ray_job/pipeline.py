@@ -9,27 +9,27 @@ import time
 from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
-from .demo import write_demo_corpus
-from .encoder import Encoder
+from .read.demo import write_demo_corpus
+from .encode.encoder import Encoder
 from .errors import UserError
-from .exports import run_exports
-from .finalize import Storage, finalize
-from .incremental import incremental_counts, load_previous, previous_h5
-from .mirror import pull_work, push_results
-from .inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
-from .models import ModelInfo, load_model, resolve_model_source
-from .precision import pick_device, pick_precision
-from .publish import ShardPublisher, upload
-from .progress import Progress, estimate_total_rows, rows_done
-from .rejects import count_by_reason
-from .report import build_report, package_versions
-from .resources import ResourcePlan, plan_resources
-from .rundir import RunDir, now_iso, write_json
-from .shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
-from .store import Store
-from .sources import units_dataset, units_to_rows
-from .text import TextTemplate
-from .tokenize import tokenize_batch
+from .finalize.exports import run_exports
+from .finalize.merge import Storage, finalize
+from .read.previous import incremental_counts, load_previous, previous_h5
+from .rundir.mirror import pull_work, push_results
+from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
+from .encode.models import ModelInfo, load_model, resolve_model_source
+from .encode.precision import pick_device, pick_precision
+from .publish.upload import ShardPublisher, upload
+from .rundir.progress import Progress, estimate_total_rows, rows_done
+from .rundir.rejects import count_by_reason
+from .finalize.report import build_report, package_versions
+from .encode.resources import ResourcePlan, plan_resources
+from .rundir.rundir import RunDir, now_iso, write_json
+from .rundir.shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
+from .rundir.store import Store
+from .read.sources import units_dataset, units_to_rows
+from .read.text import TextTemplate
+from .encode.tokenize import tokenize_batch
 
 log = logging.getLogger("ray_job")
 

@@ -12,7 +12,7 @@ from ray.cluster_utils import Cluster
 
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
-from ray_job.shards import list_shards, rows_in_name
+from ray_job.rundir.shards import list_shards, rows_in_name
 
 
 def remove_a_worker_when_work_is_done(cluster, shards: Path, node, seen: dict) -> None:

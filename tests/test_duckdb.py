@@ -6,13 +6,13 @@ import pytest
 
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
-from ray_job.inputs import SqlSpec, plan_units, resolve_inputs
-from ray_job.readers import read_unit
+from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs
+from ray_job.read.readers import read_unit
 from ray_job.pipeline import run
 
 
 def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch):
-    monkeypatch.setattr("ray_job.inputs.SQL_ROWS_PER_UNIT", 64)
+    monkeypatch.setattr("ray_job.read.inputs.SQL_ROWS_PER_UNIT", 64)
     files = resolve_inputs([str(papers_db)])
     units = plan_units(files, 0, None, SqlSpec("corpusid", table="papers_with_abstracts"))
     assert len(units) == 16

@@ -112,7 +112,7 @@ def test_a_two_cpu_ray_never_hangs(local_ray, sample_path, tmp_path):
 
 
 def test_search_finds_a_paper_from_its_own_title(full_sample_run, sample_records):
-    from ray_job.search import search
+    from ray_job.search.search import search
 
     out, _ = full_sample_run
     picked = random.Random(0).sample(sample_records, 100)

@@ -16,8 +16,8 @@ from conftest import reference_text
 from ray_job.config import JobConfig
 from ray_job.errors import DataError
 from ray_job.pipeline import finalize_run, run
-from ray_job.rundir import RunDir
-from ray_job.shards import list_shards, rows_in_name
+from ray_job.rundir.rundir import RunDir
+from ray_job.rundir.shards import list_shards, rows_in_name
 
 
 def read(out):

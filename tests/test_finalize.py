@@ -5,10 +5,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ray_job.encoder import embedding_array
-from ray_job.finalize import VerificationError, finalize
-from ray_job.shards import CorruptShard, done_keys, list_shards, write_shard
-from ray_job.store import Store
+from ray_job.encode.encoder import embedding_array
+from ray_job.finalize.merge import VerificationError, finalize
+from ray_job.rundir.shards import CorruptShard, done_keys, list_shards, write_shard
+from ray_job.rundir.store import Store
 
 
 def shard_table(keys, ids, dim=4, value=None):

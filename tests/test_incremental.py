@@ -10,7 +10,7 @@ import pytest
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
 from ray_job.pipeline import run
-from ray_job.rundir import RunDir
+from ray_job.rundir.rundir import RunDir
 
 
 def write_jsonl(path, records):

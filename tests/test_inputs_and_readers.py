@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from ray_job.errors import UserError
-from ray_job.inputs import plan_units, resolve_inputs
-from ray_job.readers import read_unit
-from ray_job.text import RejectRow
+from ray_job.read.inputs import plan_units, resolve_inputs
+from ray_job.read.readers import read_unit
+from ray_job.read.text import RejectRow
 
 
 def all_items(units):
@@ -59,7 +59,7 @@ def test_gzip_and_parquet_read_the_same_records(tmp_path, sample_records):
 
 
 def test_parquet_limit_and_row_ranges(tmp_path, sample_records, monkeypatch):
-    monkeypatch.setattr("ray_job.inputs.PARQUET_ROWS_PER_UNIT", 7)
+    monkeypatch.setattr("ray_job.read.inputs.PARQUET_ROWS_PER_UNIT", 7)
     pq.write_table(pa.Table.from_pylist([{"id": r["id"]} for r in sample_records[:40]]),
                    tmp_path / "s.parquet", row_group_size=5)
     files = resolve_inputs([str(tmp_path / "s.parquet")])

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ray_job.batching import length_order, pad_rows, padding_efficiency, token_budget_batches
-from ray_job.keys import make_key, split_key
+from ray_job.encode.batching import length_order, pad_rows, padding_efficiency, token_budget_batches
+from ray_job.read.keys import make_key, split_key
 
 
 def test_keys_round_trip_and_order_by_file_then_position():

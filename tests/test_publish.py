@@ -9,7 +9,7 @@ import pytest
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
 from ray_job.pipeline import run
-from ray_job.publish import upload
+from ray_job.publish.upload import upload
 
 
 def test_upload_to_s3_then_a_rerun_uploads_nothing(finished_run, s3):

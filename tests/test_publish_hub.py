@@ -17,7 +17,7 @@ from hub_server import HubServer, point_client_at
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
 from ray_job.pipeline import run
-from ray_job.publish import upload
+from ray_job.publish.upload import upload
 
 hub_server = hub_server_module.hub_server
 PUBLISHED = ["README.md", "embeddings.h5", "job.json", "parquet/part-00000.parquet", "report.json"]

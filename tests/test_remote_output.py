@@ -13,11 +13,11 @@ import pytest
 
 from ray_job.config import JobConfig
 from ray_job.pipeline import finalize_run, run
-from ray_job.publish import upload
-from ray_job.rundir import RunDir
-from ray_job.search import search
-from ray_job.shards import CorruptShard
-from ray_job.status import run_status
+from ray_job.publish.upload import upload
+from ray_job.rundir.rundir import RunDir
+from ray_job.search.search import search
+from ray_job.rundir.shards import CorruptShard
+from ray_job.rundir.status import run_status
 
 
 def keys_under(s3, prefix: str) -> set[str]:

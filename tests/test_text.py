@@ -1,6 +1,6 @@
 import pytest
 
-from ray_job.text import RejectRow, TextTemplate, record_id, template_fields
+from ray_job.read.text import RejectRow, TextTemplate, record_id, template_fields
 
 
 def test_template_fields_in_order_without_repeats():

@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ray_job import remote_files
+from ray_job.read import remote_files
 from ray_job.config import JobConfig, absolute_inputs
 from ray_job.errors import UserError
-from ray_job.inputs import SqlSpec, plan_units, resolve_inputs
-from ray_job.keys import make_key
-from ray_job.readers import read_unit
+from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs
+from ray_job.read.keys import make_key
+from ray_job.read.readers import read_unit
 
 SAMPLE_NAMES = ("sample.jsonl", "sample.jsonl.gz", "sample.parquet")
 
@@ -48,7 +48,7 @@ def upload(s3, local: Path, key: str) -> str:
 @pytest.fixture
 def small_units(monkeypatch):
     """Several units per Parquet file too (the JSONL block size is passed per call)."""
-    monkeypatch.setattr("ray_job.inputs.PARQUET_ROWS_PER_UNIT", 300)
+    monkeypatch.setattr("ray_job.read.inputs.PARQUET_ROWS_PER_UNIT", 300)
 
 
 # ---- s3:// ------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def counted_downloads(monkeypatch) -> list[str]:
 
 def test_duckdb_url_is_fetched_once_and_reads_like_the_local_file(
         s3, papers_db, tmp_path, monkeypatch, counted_downloads):
-    monkeypatch.setattr("ray_job.inputs.SQL_ROWS_PER_UNIT", 64)
+    monkeypatch.setattr("ray_job.read.inputs.SQL_ROWS_PER_UNIT", 64)
     url = upload(s3, papers_db, "db/papers.db")
     sql, cache = SqlSpec("corpusid", table="papers_with_abstracts"), tmp_path / "cache"
     files = resolve_inputs([url])

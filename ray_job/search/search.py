@@ -8,12 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .config import JobConfig
-from .encoder import Encoder
-from .errors import UserError
-from .mirror import pull_results
-from .rundir import RunDir
-from .tokenize import load_tokenizer, tokenize_texts
+from ..config import JobConfig
+from ..encode.encoder import Encoder
+from ..errors import UserError
+from ..rundir.mirror import pull_results
+from ..rundir.rundir import RunDir
+from ..encode.tokenize import load_tokenizer, tokenize_texts
 
 CHUNK_ROWS = 65536
 

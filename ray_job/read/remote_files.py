@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
-from .errors import UserError
+from ..errors import UserError
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
 CACHE_DIR_NAME = "ray_job-inputs"

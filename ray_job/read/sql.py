@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .errors import UserError
+from ..errors import UserError
 from .keys import MAX_POSITION
 
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",

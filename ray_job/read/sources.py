@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import pyarrow as pa
 
-from .incremental import Previous, text_hash, write_reuse
+from .previous import Previous, text_hash, write_reuse
 from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
-from .rejects import reject_record, write_rejects
-from .store import Store
+from ..rundir.rejects import reject_record, write_rejects
+from ..rundir.store import Store
 from .text import RejectRow, TextTemplate, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),

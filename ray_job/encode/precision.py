@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 X86_BF16_FLAGS = ("amx_bf16", "avx512_bf16")

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 from .transfer import UploadResult, sha256_of, with_retries
 
 MANIFEST = "MANIFEST.json"

@@ -14,11 +14,11 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from .errors import DataError
-from .rejects import write_rejects
-from .incremental import previous_embeddings, read_reuse, reuse_files
-from .store import Store
-from .shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
+from ..errors import DataError
+from ..rundir.rejects import write_rejects
+from ..read.previous import previous_embeddings, read_reuse, reuse_files
+from ..rundir.store import Store
+from ..rundir.shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
 
 INDEX_COLUMNS = ["key", "id", "text_hash", "n_tokens", "n_computed"]
 URL_CHUNK = 65536

@@ -12,7 +12,7 @@ import pyarrow as pa
 import torch
 
 from .batching import length_order, pad_rows, token_budget_batches
-from .config import JobConfig
+from ..config import JobConfig
 from .models import load_model
 from .precision import autocast, pick_device, pick_precision
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 import time
 
-from .inputs import ReadUnit
+from ..read.inputs import ReadUnit
 from .polling import Poller
-from .remote_files import open_stream
+from ..read.remote_files import open_stream
 from .rundir import SHARD_GLOB
 from .shards import rows_in_name
 from .store import Store

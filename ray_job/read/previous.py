@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from .errors import UserError
+from ..errors import UserError
 from .remote_files import is_url
-from .rundir import default_staging
-from .store import Store
+from ..rundir.rundir import default_staging
+from ..rundir.store import Store
 
 # The old file must have been made with the same of these (resolved) settings.
 COMPAT_ATTRS = ("model", "adapter", "backend", "pooling", "normalized", "precision",

@@ -12,7 +12,7 @@ import gzip
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
-from .errors import UserError
+from ..errors import UserError
 from .remote_files import is_url, list_url, local_copy, open_stream, random_access_source, url_path
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")

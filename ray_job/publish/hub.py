@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 from .transfer import UploadResult, git_blob_sha1, sha256_of, with_retries
 
 HUB_URL = re.compile(r"^hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<path>.*))?$")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-from .batching import padding_efficiency
-from .finalize import FinalizeResult
+from ..encode.batching import padding_efficiency
+from .merge import FinalizeResult
 
 VERSIONED_PACKAGES = ("ray_job", "ray", "torch", "transformers", "sentence-transformers",
                       "pyarrow", "h5py", "numpy")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from ray.data.datasource import Datasink
 
-from .errors import DataError
+from ..errors import DataError
 from .rundir import SHARD_GLOB
 from .store import Store
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import OUTPUT_DEFINING_FIELDS, JobConfig
-from .errors import UserError
+from ..config import OUTPUT_DEFINING_FIELDS, JobConfig
+from ..errors import UserError
 from .store import Store
 
 SHARD_GLOB = "part-*.arrow"

@@ -10,13 +10,13 @@ import json
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
-from .mirror import pull_results
-from .polling import Poller
-from .publish_fsspec import FsspecTarget
-from .publish_hub import HubTarget
-from .rundir import SHARD_GLOB, RunDir
-from .store import Store
+from ..errors import UserError
+from ..rundir.mirror import pull_results
+from ..rundir.polling import Poller
+from .fsspec_target import FsspecTarget
+from .hub import HubTarget
+from ..rundir.rundir import SHARD_GLOB, RunDir
+from ..rundir.store import Store
 from .transfer import UploadResult
 
 TARGETS = {"hf": HubTarget}          # protocol -> target; every other protocol: fsspec

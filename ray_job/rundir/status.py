@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import JobConfig, absolute_inputs, apply_preset, load_yaml
+from ..config import JobConfig, absolute_inputs, apply_preset, load_yaml
 from .rejects import count_by_reason
 from .rundir import SHARD_GLOB, RunDir
 from .shards import QUARANTINE, rows_in_name

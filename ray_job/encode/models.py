@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
