@@ -21,37 +21,38 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ray_job.encode.encoder import embedding_array  # noqa: E402
-from ray_job.rundir.shards import write_shard  # noqa: E402
+from ray_job.rundir.rundir import RunDir  # noqa: E402
 
 FINALIZE = """
 import sys, time
-from pathlib import Path
-from ray_job.finalize.merge import finalize
+from ray_job.finalize.merge import MergeSpec, finalize
+from ray_job.rundir.rundir import RunDir
 t = time.perf_counter()
-r = finalize(Path(sys.argv[1]), {"model": "synthetic"}, "https://arxiv.org/pdf/{id}.pdf", False)
+r = finalize(RunDir.at(sys.argv[1]),
+             MergeSpec({"model": "synthetic"}, "https://arxiv.org/pdf/{id}.pdf"))
 print(r.count, r.dim, round(time.perf_counter() - t, 2))
 """
 
 
 def write_shards(out: Path, rows: int, dim: int, per_shard: int = 512) -> None:
-    (out / "shards").mkdir(parents=True)
+    run_dir = RunDir.at(out)
     rng = np.random.default_rng(0)
     starts = rng.permutation(np.arange(0, rows, per_shard))
     for start in starts:
         keys = np.arange(start, min(start + per_shard, rows), dtype=np.int64)
         emb = rng.standard_normal((len(keys), dim), dtype=np.float32)
-        write_shard(out / "shards", pa.table({
+        run_dir.write_shard(pa.table({
             "key": keys, "id": [f"{k // 100000:04d}.{k % 100000:05d}" for k in keys],
             "text_hash": pa.array(keys.astype(np.uint64)), "embedding": embedding_array(emb),
             "n_tokens": np.full(len(keys), 200, np.int32),
             "n_computed": np.full(len(keys), 204, np.int32)}))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=384)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         write_shards(Path(tmp), args.rows, args.dim)
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -1,7 +1,6 @@
 """`ray-embed bench`: the pipeline's throughput on this cluster before a long run."""
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -34,8 +33,8 @@ def bench(cfg: JobConfig, docs: int, corpus_size: int) -> dict:
     from .pipeline import run
 
     with tempfile.TemporaryDirectory(prefix="ray-embed-bench-") as scratch:
-        run_cfg = dataclasses.replace(cfg, output=str(Path(scratch) / "out"), fresh=True,
-                                      limit=docs, demo_docs=max(cfg.demo_docs, docs))
+        run_cfg = cfg.replace(output=str(Path(scratch) / "out"), fresh=True, limit=docs,
+                              demo_docs=max(cfg.options.demo_docs, docs))
         report = run(run_cfg)
     rate = report["docs_per_s"] or 0.0
     result = {**report, "docs": docs, "per_replica_docs_per_s": rate / max(1, report["replicas"]),

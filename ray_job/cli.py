@@ -130,8 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run(cfg)
     print_summary(report)
     if "upload" in report:
-        print(f"uploaded {len(report['upload']['uploaded'])} file(s) to {cfg.upload}")
-    if cfg.strict and report["rows_rejected"]:
+        print(f"uploaded {len(report['upload']['uploaded'])} file(s) to {cfg.options.upload}")
+    if cfg.options.strict and report["rows_rejected"]:
         reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
         print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",
               file=sys.stderr)

@@ -2,34 +2,31 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import sys
 import time
 from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
-from .read.demo import write_demo_corpus
 from .encode.encoder import Encoder
-from .errors import UserError
-from .finalize.exports import run_exports
-from .finalize.merge import Storage, finalize
-from .read.previous import incremental_counts, load_previous, previous_h5
-from .rundir.mirror import pull_work, push_results
-from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .encode.models import ModelInfo, load_model, resolve_model_source
 from .encode.precision import pick_device, pick_precision
-from .publish.upload import ShardPublisher, upload
-from .rundir.progress import Progress, estimate_total_rows, rows_done
-from .rundir.rejects import count_by_reason
-from .finalize.report import build_report, package_versions
 from .encode.resources import ResourcePlan, plan_resources
-from .rundir.rundir import RunDir, now_iso, write_json
-from .rundir.shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
-from .rundir.store import Store
+from .encode.tokenize import tokenize_batch
+from .errors import UserError
+from .finalize.exports import run_exports
+from .finalize.merge import MergeSpec, Storage, finalize
+from .finalize.report import build_report, now_iso, package_versions
+from .publish.upload import ShardPublisher, upload
+from .read.demo import write_demo_corpus
+from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
+from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
-from .encode.tokenize import tokenize_batch
+from .rundir.layout import DEMO, H5
+from .rundir.progress import Progress, estimate_total_rows
+from .rundir.rundir import RunDir
+from .rundir.shards import ShardSink
 
 log = logging.getLogger("ray_job")
 
@@ -37,13 +34,13 @@ log = logging.getLogger("ray_job")
 def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
     """Absolute input paths; the built-in demo corpus when no input is given (written into
     the run directory, so that on a cluster every node reads it from the run's store)."""
-    if cfg.inputs:
+    if cfg.spec.inputs:
         return absolute_inputs(cfg)
-    name = f"demo/arxiv-demo-{cfg.demo_docs}.jsonl"
-    write_demo_corpus(run_dir.root / name, cfg.demo_docs)
-    if run_dir.is_remote:
-        run_dir.store.put(run_dir.root / name, name)
-    return dataclasses.replace(cfg, inputs=(f"{run_dir.store.url}/{name}",))
+    name = f"{DEMO}/arxiv-demo-{cfg.options.demo_docs}.jsonl"
+    if not run_dir.has_result(name):
+        with run_dir.result_writer(name) as tmp:
+            write_demo_corpus(tmp, cfg.options.demo_docs)
+    return cfg.replace(inputs=(run_dir.child_url(name),))
 
 
 def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
@@ -52,7 +49,8 @@ def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
 
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
-    template = TextTemplate(cfg.text, info.sep_token, cfg.clean_whitespace, cfg.on_missing_field)
+    spec = cfg.spec
+    template = TextTemplate(spec.text, info.sep_token, spec.clean_whitespace, spec.on_missing_field)
     try:
         template.fields
     except ValueError as exc:
@@ -62,23 +60,23 @@ def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
 
 @contextlib.contextmanager
 def ray_session(cfg: JobConfig):
-    """Connect to `cfg.address`, or start an embedded local Ray; quiet unless verbose."""
+    """Connect to the configured Ray address, or start an embedded local Ray; quiet unless verbose."""
     import ray
     from ray.data import DataContext
 
-    started = False
-    if not cfg.verbose:
+    started, verbose = False, cfg.options.verbose
+    if not verbose:
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         # "local" always starts a new embedded Ray, never attaching to another one by accident
-        ray.init(address=cfg.address or "local", include_dashboard=False, log_to_driver=cfg.verbose,
-                 logging_level=logging.INFO if cfg.verbose else logging.ERROR)
+        ray.init(address=cfg.options.address or "local", include_dashboard=False,
+                 log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
         started = True
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = cfg.verbose
-    ctx.print_on_execution_start = cfg.verbose
-    if not cfg.verbose:
+    ctx.enable_progress_bars = verbose
+    ctx.print_on_execution_start = verbose
+    if not verbose:
         ctx.issue_detectors_config.detectors = []
     try:
         yield ray
@@ -88,8 +86,8 @@ def ray_session(cfg: JobConfig):
 
 
 def cluster_device(cfg: JobConfig, cluster: dict) -> str:
-    if cfg.device != "auto":
-        return cfg.device
+    if cfg.options.device != "auto":
+        return cfg.options.device
     return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
 
 
@@ -100,16 +98,16 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
     ds = units_dataset(units)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
-                        fn_kwargs={"template": asdict(template), "id_field": cfg.id_field,
-                                   "rejects_url": run_dir.part("rejects").url, "done_keys": done_ref,
-                                   "previous": previous_ref, "reuse_url": run_dir.part("reuse").url})
+                        fn_kwargs={"template": asdict(template), "id_field": cfg.spec.id_field,
+                                   "run_url": run_dir.url, "done_keys": done_ref,
+                                   "previous": previous_ref})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
                                    "max_length": info.max_seq_length,
-                                   "trust_remote_code": cfg.trust_remote_code})
+                                   "trust_remote_code": cfg.spec.trust_remote_code})
     return ds.map_batches(
-        Encoder, batch_size=cfg.shard_rows, batch_format="pyarrow",
+        Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
         compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas,
                                   max_tasks_in_flight_per_actor=2),
@@ -128,9 +126,9 @@ def replica_memory_bytes(info: ModelInfo) -> int:
 
 def compat_attrs(cfg: JobConfig, info: ModelInfo, precision: str) -> dict:
     """What an earlier embeddings.h5 must share with this run for its vectors to be reused."""
-    return {"model": info.name, "adapter": cfg.adapter or "", "backend": info.backend,
+    return {"model": info.name, "adapter": cfg.spec.adapter or "", "backend": info.backend,
             "pooling": info.pooling, "normalized": bool(info.normalized), "precision": precision,
-            "text_template": cfg.text, "max_seq_length": info.max_seq_length}
+            "text_template": cfg.spec.text, "max_seq_length": info.max_seq_length}
 
 
 def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
@@ -139,13 +137,13 @@ def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
 
 
 def h5_attributes(job: dict, precision: str) -> dict:
-    cfg, model = job["config"], job["model"]
-    return {"model": model["name"], "adapter": cfg.get("adapter") or "",
+    spec, model = job["config"]["spec"], job["model"]
+    return {"model": model["name"], "adapter": spec.get("adapter") or "",
             "backend": model["backend"], "pooling": model["pooling"],
             "normalized": bool(model["normalized"]), "precision": precision,
-            "text_template": cfg["text"], "max_seq_length": model["max_seq_length"],
+            "text_template": spec["text"], "max_seq_length": model["max_seq_length"],
             "config_hash": job["config_hash"], "versions": job["versions"],
-            "url_template": cfg.get("url_template") or ""}
+            "url_template": job["config"]["options"].get("url_template") or ""}
 
 
 @dataclass
@@ -162,86 +160,77 @@ class RunStats:
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json)."""
     stats = RunStats(started=time.monotonic())
-    run_dir = RunDir.at(cfg.output)
+    run_dir = RunDir.at(cfg.options.output)
     cfg = with_resolved_inputs(cfg, run_dir)
-    files = resolve_inputs(cfg.inputs)
-    info = describe_model(cfg, resolve_model_source(cfg.model))
+    files = resolve_inputs(cfg.spec.inputs)
+    info = describe_model(cfg, resolve_model_source(cfg.spec.model))
     template = make_template(cfg, info)
-    stats.resumed = run_dir.prepare(cfg, job_record(cfg, info))
+    job = job_record(cfg, info)
+    stats.resumed = run_dir.prepare(job, cfg.options.fresh)
     with ray_session(cfg) as ray:
-        precision = encode_all(ray, cfg, files, info, template, run_dir, stats)
-    report = finalize_run(run_dir, precision, stats)
-    if cfg.upload:
-        published = upload(run_dir.root, cfg.upload)
-        report["upload"] = {"destination": cfg.upload, "uploaded": published.uploaded,
+        encode_all(ray, cfg, files, info, template, run_dir, job, stats)
+    report = finalize_run(run_dir, stats)
+    if cfg.options.upload:
+        published = upload(run_dir.url, cfg.options.upload)
+        report["upload"] = {"destination": cfg.options.upload, "uploaded": published.uploaded,
                             "unchanged": published.unchanged}
     return report
 
 
 def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTemplate,
-               run_dir: RunDir, stats: RunStats) -> str:
-    """Stream every row not yet in a shard through the cluster; returns the precision used."""
+               run_dir: RunDir, job: dict, stats: RunStats) -> None:
+    """Stream every row not yet in a shard through the cluster."""
+    options = cfg.options
     cluster = ray.cluster_resources()
     stats.device = device = cluster_device(cfg, cluster)
-    plan = plan_resources(cluster, device, cfg.replicas, cfg.gpus_per_replica,
-                          cfg.cpus_per_replica, cfg.threads_per_replica)
+    plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
+                          options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
-    precision = pick_precision(cfg.precision, device)
-    previous = (load_previous(cfg.previous, compat_attrs(cfg, info, precision))
-                if cfg.previous else None)
-    units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
-                       cfg.limit, SqlSpec(cfg.id_field, cfg.table, cfg.query))
-    pull_work(run_dir)
-    for name in quarantine_unreadable(run_dir.shards):
-        quarantine_in(run_dir.part("shards"), name)
-        print(f"ray-embed: shard {name} is unreadable; moved to shards/corrupt/, its rows "
-              f"will be recomputed", file=sys.stderr)
-    shards = run_dir.part("shards")
-    before = rows_done(shards)
+    precision = pick_precision(cfg.spec.precision, device)
+    run_dir.write_job({**job, "device": device, "precision": precision})
+    previous = (load_previous(options.previous, compat_attrs(cfg, info, precision))
+                if options.previous else None)
+    units = plan_units(files, options.block_bytes or auto_block_bytes(files, plan.replicas * 4),
+                       options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
+    done = run_dir.done_keys(on_quarantine=lambda error: print(
+        f"ray-embed: {error}", file=sys.stderr))
+    before = run_dir.rows_done()
     encode_started = time.monotonic()
     if units:
-        done_ref = ray.put(done_keys(run_dir.shards))
+        done_ref = ray.put(done)
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(units, dataclasses.replace(cfg, device=device), info, template,
-                           run_dir, plan, done_ref, previous_ref)
-        publisher = (ShardPublisher(shards, cfg.upload, cfg.upload_every)
-                     if cfg.upload_every else contextlib.nullcontext())
-        with Progress(shards, estimate_total_rows(units, cfg.limit)), publisher:
-            ds.write_datasink(ShardSink(shards.url), ray_remote_args={"num_cpus": plan.task_cpus})
+        ds = build_dataset(units, cfg.replace(device=device), info, template, run_dir, plan,
+                           done_ref, previous_ref)
+        publisher = (ShardPublisher(run_dir, options.upload, options.upload_every)
+                     if options.upload_every else contextlib.nullcontext())
+        with Progress(run_dir, estimate_total_rows(units, options.limit)), publisher:
+            ds.write_datasink(ShardSink(run_dir.url), ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started
-    stats.embedded_now = rows_done(shards) - before
-    return precision
+    stats.embedded_now = run_dir.rows_done() - before
 
 
-def finalize_run(run_dir: RunDir, precision: str | None = None,
-                 stats: RunStats | None = None) -> dict:
-    """Merge the shards of `run_dir` into embeddings.h5 and write report.json (and, for a
-    run in object storage, publish them there)."""
+def finalize_run(run_dir: RunDir, stats: RunStats | None = None) -> dict:
+    """Merge the shards of `run_dir` into embeddings.h5, run the exports and write
+    report.json (last: a reader that sees it sees the rest)."""
     job = run_dir.load_job()
-    cfg = job["config"]
+    spec, options = job["config"]["spec"], job["config"]["options"]
     stats = stats or RunStats(started=time.monotonic())
-    last = run_dir.load_report()
-    pull_work(run_dir)
-    precision = precision or last.get("precision") or cfg["precision"]
-    url_template = JobConfig.from_dict(cfg).resolved_url_template
-    previous = previous_h5(cfg["previous"]) if cfg.get("previous") else None
-    storage = Storage(cfg.get("storage_dtype", "float32"), cfg.get("compression"))
-    try:
-        result = finalize(run_dir.root, h5_attributes(job, precision), url_template,
-                          bool(job["model"]["normalized"]), str(previous) if previous else None,
-                          storage)
-    except CorruptShard as exc:
-        quarantine_in(run_dir.part("shards"), exc.path.name)
-        raise
+    precision = job.get("precision") or spec["precision"]
+    previous = previous_h5(options["previous"]) if options.get("previous") else None
+    url_template = JobConfig.from_dict(job["config"]).options.resolved_url_template
+    merge = MergeSpec(h5_attributes(job, precision), url_template, bool(job["model"]["normalized"]),
+                      str(previous) if previous else None,
+                      Storage(options["storage_dtype"], options["compression"]))
+    result = finalize(run_dir, merge)
+    ran = result.ran_with
     report = build_report(
-        result, count_by_reason(Store.at(run_dir.rejects)), stats.embedded_now,
-        time.monotonic() - stats.started, stats.encode_s, stats.resumed, stats.device,
-        precision, stats.replicas, job["model"].get("param_bytes", 0))
+        result, run_dir.reject_counts(), stats.embedded_now, time.monotonic() - stats.started,
+        stats.encode_s, stats.resumed, ",".join(ran["devices"]) or stats.device,
+        ran["precision"] or precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
-        report["incremental"] = {**incremental_counts(run_dir.reuse, previous),
-                                 "previous": cfg["previous"]}
-    report["output"] = f"{run_dir.store.url}/embeddings.h5"
-    report["exports"] = run_exports(run_dir.root, tuple(cfg.get("exports") or ()))
-    write_json(run_dir.report_json, report)
-    push_results(run_dir)
+        report["incremental"] = {**incremental_counts(run_dir.reuse_counts(), previous),
+                                 "previous": options["previous"]}
+    report["output"] = run_dir.child_url(H5)
+    report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
+    run_dir.write_report(report)
     return report

@@ -24,6 +24,11 @@ def sample_records(sample_path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def shard_files(directory: Path) -> list[Path]:
+    """The complete shard files in a local shards/ folder, sorted by name."""
+    return sorted(Path(directory).glob("part-*.arrow"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,6 +117,6 @@ def finished_run(local_ray, sample_path, tmp_path_factory):
     from ray_job.pipeline import run
 
     out = tmp_path_factory.mktemp("run")
-    run(JobConfig(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
+    run(JobConfig.of(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
                   exports=("parquet",)))
     return out

@@ -12,13 +12,14 @@ from ray.cluster_utils import Cluster
 
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
-from ray_job.rundir.shards import list_shards, rows_in_name
+from conftest import shard_files
+from ray_job.rundir.shards import rows_in_name
 
 
 def remove_a_worker_when_work_is_done(cluster, shards: Path, node, seen: dict) -> None:
-    while len(list_shards(shards)) < 1:
+    while len(shard_files(shards)) < 1:
         time.sleep(0.2)
-    seen["rows_done_at_removal"] = sum(rows_in_name(p.name) for p in list_shards(shards))
+    seen["rows_done_at_removal"] = sum(rows_in_name(p.name) for p in shard_files(shards))
     cluster.remove_node(node, allow_graceful=False)
 
 
@@ -31,7 +32,7 @@ def main(sample: str, out: str, limit: int, lose_node: bool) -> None:
         threading.Thread(target=remove_a_worker_when_work_is_done,
                          args=(cluster, Path(out) / "shards", workers[1], seen), daemon=True).start()
     try:
-        report = run(JobConfig(inputs=(sample,), output=out, limit=limit, precision="fp32",
+        report = run(JobConfig.of(inputs=(sample,), output=out, limit=limit, precision="fp32",
                                address=cluster.address, block_bytes=20_000, shard_rows=16))
     finally:
         cluster.shutdown()

@@ -23,9 +23,9 @@ def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch
 
 
 def test_duckdb_table_embeds_like_the_jsonl_file(local_ray, papers_db, sample_path, tmp_path):
-    run(JobConfig(inputs=(str(papers_db),), table="papers_with_abstracts", id_field="corpusid",
+    run(JobConfig.of(inputs=(str(papers_db),), table="papers_with_abstracts", id_field="corpusid",
                   output=str(tmp_path / "db"), limit=50, precision="fp32"))
-    run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "jsonl"), limit=50,
+    run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "jsonl"), limit=50,
                   precision="fp32"))
     with h5py.File(tmp_path / "db" / "embeddings.h5") as db, \
             h5py.File(tmp_path / "jsonl" / "embeddings.h5") as js:

@@ -30,7 +30,7 @@ def min_cosine(a, b):
 @pytest.fixture(scope="module")
 def full_sample_run(local_ray, sample_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
-    cfg = JobConfig(inputs=(str(sample_path),), output=str(out), precision="fp32",
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(out), precision="fp32",
                     url_template="arxiv", shard_rows=128)
     return out, run(cfg)
 
@@ -57,7 +57,7 @@ def test_report_and_job_files(full_sample_run):
     assert report["docs_per_s"] > 0 and report["tokens_per_s"] > 0
     assert report["padding_efficiency"] >= 0.9
     job = json.loads((out / "job.json").read_text())
-    assert job["config"]["precision"] == "fp32" and len(job["config_hash"]) == 16
+    assert job["config"]["spec"]["precision"] == job["precision"] == "fp32" and len(job["config_hash"]) == 16
     assert job["model"]["max_seq_length"] == 256
 
 
@@ -66,7 +66,7 @@ def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sam
     table = pa.Table.from_pylist([{"id": r["id"], "title": r["title"], "abstract": r["abstract"]}
                                   for r in sample_records[:300]])
     pq.write_table(table, tmp_path / "papers.parquet", row_group_size=64)
-    report = run(JobConfig(inputs=(str(tmp_path / "papers.parquet"),), output=str(tmp_path / "o"),
+    report = run(JobConfig.of(inputs=(str(tmp_path / "papers.parquet"),), output=str(tmp_path / "o"),
                            precision="fp32"))
     assert report["rows_embedded"] == 300
     parquet, _ = read_h5(tmp_path / "o" / "embeddings.h5")
@@ -76,15 +76,15 @@ def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sam
 
 
 def test_rerun_resumes_and_a_different_template_is_refused(local_ray, sample_path, tmp_path):
-    cfg = JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=40, precision="fp32",
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=40, precision="fp32",
                     block_bytes=20_000)
     first = run(cfg)
     assert first["rows_embedded_this_run"] == 40 and not first["resumed"]
-    second = run(JobConfig(**{**cfg.to_dict(), "limit": 70}))
+    second = run(cfg.replace(limit=70))
     assert second["resumed"] and second["rows_embedded"] == 70
     assert second["rows_embedded_this_run"] == 30          # only the new rows were encoded
     with pytest.raises(UserError, match="text: '{title}{sep}{abstract}' -> '{abstract}'"):
-        run(JobConfig(**{**cfg.to_dict(), "text": "{abstract}"}))
+        run(cfg.replace(text="{abstract}"))
 
 
 def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_records, tmp_path):
@@ -93,7 +93,7 @@ def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_record
                                                 json.dumps(good[0])] + [json.dumps(r) for r in good[3:]]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    report = run(JobConfig(inputs=(str(path),), output=str(tmp_path / "o"), precision="fp32"))
+    report = run(JobConfig.of(inputs=(str(path),), output=str(tmp_path / "o"), precision="fp32"))
     assert report["rows_read"] == 9 and report["rows_embedded"] == 5
     assert report["rejected_by_reason"] == {"bad_json": 1, "blank_line": 1, "duplicate_id": 1,
                                             "missing_abstract": 1}
@@ -107,7 +107,7 @@ def test_a_two_cpu_ray_never_hangs(local_ray, sample_path, tmp_path):
     """On 2 CPUs an encoder pool holding every CPU starves the read tasks and the job waits
     forever (checked by hand: no row in 150 s for a 30-row job). Sized right, it finishes."""
     assert local_ray.cluster_resources()["CPU"] == 2
-    report = run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=30))
+    report = run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=30))
     assert report["rows_embedded"] == 30 and report["replicas"] == 1
 
 

@@ -12,7 +12,7 @@ from ray_job.pipeline import run
 def test_float16_gzip_hdf5_with_parquet_and_duckdb_exports(local_ray, sample_path, tmp_path):
     import duckdb
 
-    report = run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=40,
+    report = run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=40,
                            precision="fp32", url_template="arxiv", storage_dtype="float16",
                            compression="gzip", exports=("parquet", "duckdb")))
     with h5py.File(tmp_path / "embeddings.h5") as h5:

@@ -12,12 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import reference_text
 from ray_job.config import JobConfig
 from ray_job.errors import DataError
 from ray_job.pipeline import finalize_run, run
 from ray_job.rundir.rundir import RunDir
-from ray_job.rundir.shards import list_shards, rows_in_name
+from conftest import reference_text, shard_files
+from ray_job.rundir.shards import rows_in_name
 
 
 def read(out):
@@ -35,7 +35,7 @@ def assert_matches_reference(ids, emb, records, reference_model):
 def test_an_encoder_actor_that_dies_mid_run_loses_and_duplicates_nothing(
         local_ray, sample_path, sample_records, reference_model, tmp_path):
     marker = tmp_path / "killed"
-    report = run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=120,
+    report = run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=120,
                            shard_rows=24, precision="fp32", fault_kill_encoder_after=1,
                            fault_marker=str(marker)))
     assert marker.exists()                                       # the replica really died
@@ -52,12 +52,12 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 240
-    while len(list_shards(out / "shards")) < 2 and time.time() < deadline and proc.poll() is None:
+    while len(shard_files(out / "shards")) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)                          # driver and its local Ray
     proc.wait()
-    done_before = sum(rows_in_name(p.name) for p in list_shards(out / "shards"))
+    done_before = sum(rows_in_name(p.name) for p in shard_files(out / "shards"))
     assert 0 < done_before < 200 and not (out / "embeddings.h5").exists()
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -69,11 +69,11 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
 
 def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
         local_ray, sample_path, tmp_path):
-    cfg = JobConfig(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30, block_bytes=20_000,
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30, block_bytes=20_000,
                     precision="fp32")
     run(cfg)
     ids, emb = read(tmp_path)
-    victim = list_shards(tmp_path / "shards")[1]
+    victim = shard_files(tmp_path / "shards")[1]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF                                 # one flipped byte mid-file
     victim.write_bytes(bytes(data))

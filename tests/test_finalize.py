@@ -6,9 +6,10 @@ import pyarrow as pa
 import pytest
 
 from ray_job.encode.encoder import embedding_array
-from ray_job.finalize.merge import VerificationError, finalize
-from ray_job.rundir.shards import CorruptShard, done_keys, list_shards, write_shard
-from ray_job.rundir.store import Store
+from conftest import shard_files
+from ray_job.finalize.merge import MergeSpec, VerificationError, finalize
+from ray_job.rundir.rundir import RunDir
+from ray_job.rundir.shards import CorruptShard
 
 
 def shard_table(keys, ids, dim=4, value=None):
@@ -21,16 +22,20 @@ def shard_table(keys, ids, dim=4, value=None):
 
 
 def make_run(tmp_path, tables):
-    (tmp_path / "shards").mkdir()
+    run_dir = RunDir.at(tmp_path)
     for t in tables:
-        write_shard(Store.at(tmp_path / "shards"), t)
+        run_dir.write_shard(t)
     return tmp_path
+
+
+def merge(run, attrs=None, url_template=None, normalized=False):
+    return finalize(RunDir.at(run), MergeSpec(attrs or {}, url_template, normalized))
 
 
 def test_shards_interleaved_in_key_space_merge_in_key_order(tmp_path):
     run = make_run(tmp_path, [shard_table([5, 1, 9], ["e", "a", "i"]),
                               shard_table([2, 7], ["b", "g"]), shard_table([3], ["c"])])
-    result = finalize(run, {"model": "m"}, "https://arxiv.org/pdf/{id}.pdf", normalized=False)
+    result = merge(run, {"model": "m"}, "https://arxiv.org/pdf/{id}.pdf")
     with h5py.File(run / "embeddings.h5") as h5:
         assert h5["ids"][:].tolist() == [b"a", b"b", b"c", b"e", b"g", b"i"]
         assert h5["embeddings"][:, 0].tolist() == [1, 2, 3, 5, 7, 9]
@@ -44,7 +49,7 @@ def test_shards_interleaved_in_key_space_merge_in_key_order(tmp_path):
 def test_a_block_written_twice_counts_once_and_duplicate_ids_keep_the_first(tmp_path):
     run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]), shard_table([1, 2, 3], ["a", "b", "c"]),
                               shard_table([4], ["a"])])
-    result = finalize(run, {}, None, normalized=False)
+    result = merge(run)
     with h5py.File(run / "embeddings.h5") as h5:
         assert h5["ids"][:].tolist() == [b"a", b"b", b"c"]
         assert "urls" not in h5
@@ -59,18 +64,18 @@ def test_non_finite_or_unnormalised_rows_fail_verification_naming_the_shard(tmp_
     bad = bad.set_column(2, "embedding", embedding_array(emb))
     run = make_run(tmp_path, [bad])
     with pytest.raises(VerificationError, match=r"non-finite embedding for id 'b' in shard part-"):
-        finalize(run, {}, None, normalized=False)
+        merge(run)
     assert not (run / "embeddings.h5").exists()
-    (run / "shards" / list_shards(run / "shards")[0].name).unlink()
-    write_shard(Store.at(run / "shards"), shard_table([1], ["a"], value=2.0))
+    shard_files(run / "shards")[0].unlink()
+    RunDir.at(run).write_shard(shard_table([1], ["a"], value=2.0))
     with pytest.raises(VerificationError, match="norm 4.0000"):
-        finalize(run, {}, None, normalized=True)
+        merge(run, normalized=True)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_shard_is_named_refused_and_moved_aside_for_recomputation(tmp_path, damage):
     run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]), shard_table([3], ["c"])])
-    path = list_shards(run / "shards")[0]
+    path = shard_files(run / "shards")[0]
     data = bytearray(path.read_bytes())
     if damage == "truncate":
         data = data[:100]
@@ -78,15 +83,46 @@ def test_a_damaged_shard_is_named_refused_and_moved_aside_for_recomputation(tmp_
         at = data.find(np.float32(1.0).tobytes())
         data[at:at + 4] = np.float32(1.5).tobytes()
     path.write_bytes(bytes(data))
-    with pytest.raises(CorruptShard, match=path.name + ".*moved to corrupt/"):
-        finalize(run, {}, None, normalized=False)
+    with pytest.raises(CorruptShard, match=path.name + ".*moved to shards/corrupt/"):
+        merge(run)
     assert (run / "shards" / "corrupt" / path.name).exists()
-    assert done_keys(run / "shards").tolist() == [3]       # its rows count as not done
+    assert RunDir.at(run).done_keys().tolist() == [3]       # its rows count as not done
 
 
 def test_shard_names_are_deterministic_so_retries_overwrite(tmp_path):
-    (tmp_path / "s").mkdir()
-    a = write_shard(Store.at(tmp_path / "s"), shard_table([3, 4], ["c", "d"]))
-    b = write_shard(Store.at(tmp_path / "s"), shard_table([3, 4], ["c", "d"]))
-    assert a == b and len(list_shards(tmp_path / "s")) == 1
-    assert done_keys(tmp_path / "s").tolist() == [3, 4]
+    run_dir = RunDir.at(tmp_path)
+    a = run_dir.write_shard(shard_table([3, 4], ["c", "d"]))
+    b = run_dir.write_shard(shard_table([3, 4], ["c", "d"]))
+    assert a == b and len(shard_files(tmp_path / "shards")) == 1
+    assert run_dir.done_keys().tolist() == [3, 4]
+
+
+def test_an_unreadable_shard_is_quarantined_once_and_stale_temp_files_go(tmp_path):
+    run_dir = RunDir.at(tmp_path)
+    good = run_dir.write_shard(shard_table([1, 2], ["a", "b"]))
+    bad = run_dir.write_shard(shard_table([3], ["c"]))
+    (tmp_path / "shards" / bad).write_bytes(b"not arrow")
+    (tmp_path / "shards" / ".part-0000000000000009-1-abcdef01.arrow.1234.tmp").write_bytes(b"x")
+    seen = []
+    assert run_dir.done_keys(on_quarantine=seen.append).tolist() == [1, 2]
+    assert [e.name for e in seen] == [bad] and "moved to shards/corrupt/" in str(seen[0])
+    assert run_dir.shard_names() == [good] and run_dir.corrupt_count() == 1
+    assert not list((tmp_path / "shards").glob(".*tmp"))
+
+
+def test_shards_record_what_ran_them_and_mixed_precisions_are_refused(tmp_path):
+    def ran(table, precision):
+        n = table.num_rows
+        kind = pa.dictionary(pa.int8(), pa.string())
+        return table.append_column("device", pa.array(["cpu"] * n).cast(kind)).append_column(
+            "precision", pa.array([precision] * n).cast(kind))
+
+    run = make_run(tmp_path, [ran(shard_table([1, 2], ["a", "b"]), "bf16"),
+                              ran(shard_table([3], ["c"]), "bf16")])
+    result = merge(run, {"precision": "auto"})
+    assert result.ran_with == {"precision": "bf16", "devices": ["cpu"]}
+    with h5py.File(run / "embeddings.h5") as h5:
+        assert h5.attrs["precision"] == "bf16" and h5.attrs["devices"] == "cpu"
+    RunDir.at(run).write_shard(ran(shard_table([4], ["d"]), "fp32"))
+    with pytest.raises(VerificationError, match="different precisions: bf16 .*fp32"):
+        merge(run)

@@ -19,8 +19,7 @@ def write_jsonl(path, records):
 
 
 def read(out):
-    out = RunDir.at(out).root                 # a run in S3: the driver's copy of it
-    with h5py.File(out / "embeddings.h5") as h5:
+    with h5py.File(RunDir.at(out).local_result("embeddings.h5")) as h5:   # local, or from S3
         return h5["ids"][:].tolist(), h5["embeddings"][:], h5["text_hashes"][:]
 
 
@@ -37,15 +36,15 @@ def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, s3, sa
     v2 = write_jsonl(tmp_path / "snapshot-2.jsonl", week2)
     common = dict(precision="fp32", url_template="arxiv")
     w1, w2 = f"s3://{s3.bucket}/w1", f"s3://{s3.bucket}/w2"
-    run(JobConfig(inputs=(str(v1),), output=w1, **common))
-    report = run(JobConfig(inputs=(str(v2),), output=w2, previous=w1, **common))
+    run(JobConfig.of(inputs=(str(v1),), output=w1, **common))
+    report = run(JobConfig.of(inputs=(str(v2),), output=w2, previous=w1, **common))
     assert report["incremental"]["reused"] == 90
     assert (report["incremental"]["new"], report["incremental"]["changed"]) == (5, 5)
     assert report["incremental"]["removed"] == 5
     assert report["rows_embedded_this_run"] == 10 and report["rows_embedded"] == 100
     listed = s3.list_objects_v2(Bucket=s3.bucket, Prefix="w2/reuse/")["Contents"]
     assert any(o["Key"].endswith(".arrow") for o in listed)
-    run(JobConfig(inputs=(str(v2),), output=str(tmp_path / "full"), **common))
+    run(JobConfig.of(inputs=(str(v2),), output=str(tmp_path / "full"), **common))
     ids, emb, hashes = read(w2)
     full_ids, full_emb, full_hashes = read(tmp_path / "full")
     assert ids == full_ids and hashes.tolist() == full_hashes.tolist()
@@ -54,7 +53,7 @@ def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, s3, sa
 
 def test_previous_run_with_another_model_setting_is_refused(local_ray, sample_records, tmp_path):
     v1 = write_jsonl(tmp_path / "s.jsonl", sample_records[:10])
-    run(JobConfig(inputs=(str(v1),), output=str(tmp_path / "w1"), precision="fp32"))
+    run(JobConfig.of(inputs=(str(v1),), output=str(tmp_path / "w1"), precision="fp32"))
     with pytest.raises(UserError, match="text_template"):
-        run(JobConfig(inputs=(str(v1),), output=str(tmp_path / "w2"), precision="fp32",
+        run(JobConfig.of(inputs=(str(v1),), output=str(tmp_path / "w2"), precision="fp32",
                       text="{abstract}", previous=str(tmp_path / "w1")))

@@ -43,7 +43,7 @@ def test_a_destination_without_a_protocol_is_refused_clearly(finished_run):
 
 def test_upload_every_publishes_shards_while_the_run_goes_on(local_ray, sample_path, tmp_path):
     dest = tmp_path / "pub"
-    run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
+    run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
                   block_bytes=20_000, shard_rows=16, upload=f"file://{dest}", upload_every=1))
     local = sorted(p.name for p in (tmp_path / "o" / "shards").glob("part-*.arrow"))
     assert len(local) > 1

@@ -114,7 +114,7 @@ def test_hub_in_and_out_and_the_token_is_never_written(sample_path, tmp_path):
 
 def test_upload_every_commits_shards_to_the_hub_during_the_run(local_ray, sample_path, tmp_path,
                                                                hub_server):
-    run(JobConfig(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
+    run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,
                   block_bytes=20_000, shard_rows=16, upload="hf://datasets/team/live",
                   upload_every=1))
     local = sorted(p.name for p in (tmp_path / "o" / "shards").glob("part-*.arrow"))

@@ -43,7 +43,7 @@ def bad_sample(sample_path, tmp_path):
 def test_a_run_in_s3_writes_shards_there_and_resumes_on_a_new_driver(
         local_ray, s3, bad_sample, sample_records):
     url = f"s3://{s3.bucket}/runs/a"
-    cfg = JobConfig(inputs=(str(bad_sample),), output=url, block_bytes=16_000, shard_rows=8,
+    cfg = JobConfig.of(inputs=(str(bad_sample),), output=url, block_bytes=16_000, shard_rows=8,
                     precision="fp32")
     report = run(cfg)
     assert report["rows_embedded"] == 40 and report["output"] == f"{url}/embeddings.h5"
@@ -70,7 +70,7 @@ def test_a_run_in_s3_writes_shards_there_and_resumes_on_a_new_driver(
     lost = shards[1]
     lost_rows = int(lost.split("-")[2])
     s3.delete_object(Bucket=s3.bucket, Key=f"runs/a/{lost}")
-    shutil.rmtree(RunDir.at(url).root)
+    shutil.rmtree(RunDir.at(url).cache_dir)
     again = run(cfg)
     assert again["resumed"] and again["rows_embedded_this_run"] == lost_rows
     ids2, emb2 = h5_from_s3(s3, "runs/a/embeddings.h5")
@@ -81,7 +81,7 @@ def test_a_run_in_s3_writes_shards_there_and_resumes_on_a_new_driver(
 def test_a_corrupt_shard_in_s3_is_moved_aside_and_recomputed_and_the_url_is_searchable(
         local_ray, s3, sample_path, sample_records, tmp_path):
     url = f"s3://{s3.bucket}/runs/b"
-    cfg = JobConfig(inputs=(str(sample_path),), output=url, limit=30, block_bytes=16_000,
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=url, limit=30, block_bytes=16_000,
                     shard_rows=8, precision="fp32")
     run(cfg)
     ids, emb = h5_from_s3(s3, "runs/b/embeddings.h5")
@@ -89,7 +89,7 @@ def test_a_corrupt_shard_in_s3_is_moved_aside_and_recomputed_and_the_url_is_sear
     body = bytearray(s3.get_object(Bucket=s3.bucket, Key=f"runs/b/{victim}")["Body"].read())
     body[len(body) // 2] ^= 0xFF                        # a flipped byte inside the embeddings
     s3.put_object(Bucket=s3.bucket, Key=f"runs/b/{victim}", Body=bytes(body))
-    shutil.rmtree(RunDir.at(url).root)                   # a new driver: only the store is left
+    shutil.rmtree(RunDir.at(url).cache_dir)                   # a new driver: only the store is left
 
     with pytest.raises(CorruptShard, match="checksum"):
         finalize_run(RunDir.at(url))
@@ -102,7 +102,7 @@ def test_a_corrupt_shard_in_s3_is_moved_aside_and_recomputed_and_the_url_is_sear
     assert ids2 == ids
     np.testing.assert_allclose(emb2, emb, atol=1e-5)
 
-    shutil.rmtree(RunDir.at(url).root)
+    shutil.rmtree(RunDir.at(url).cache_dir)
     title = sample_records[3]["title"]
     assert search(url, [title], k=3)[0][0].id == sample_records[3]["id"]
     published = upload(url, f"file://{tmp_path}/pub")

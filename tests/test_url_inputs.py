@@ -123,7 +123,7 @@ def test_absolute_inputs_leaves_urls_as_given(tmp_path, monkeypatch):
     (tmp_path / "local.jsonl").write_text("{}\n")
     urls = ("s3://bucket/dir/", "https://host/a.jsonl?x=1", "hf://datasets/o/n/f.jsonl",
             "file:///data/x.jsonl")
-    cfg = absolute_inputs(JobConfig(inputs=urls + ("local.jsonl",)))
+    cfg = absolute_inputs(JobConfig.of(inputs=urls + ("local.jsonl",)))
     assert cfg.inputs == urls + (str(tmp_path / "local.jsonl"),)
 
 

@@ -185,15 +185,17 @@ def backend_name(cfg) -> str:
 
 
 def load_model(cfg, device: str = "cpu", source: str | None = None) -> LoadedModel:
-    """Load the configured model on `device`; a model that cannot be loaded is a UserError."""
-    name = cfg.model or BUNDLED_ALIASES[1]
-    source = source or resolve_model_source(cfg.model)
-    loader = BACKENDS[backend_name(cfg)]
+    """Load the configured model (`cfg`: a JobConfig) on `device`; a model that cannot be
+    loaded is a UserError."""
+    spec = cfg.spec
+    name = spec.model or BUNDLED_ALIASES[1]
+    source = source or resolve_model_source(spec.model)
+    loader = BACKENDS[backend_name(spec)]
     try:
-        loaded = loader(name, source, device, cfg)
+        loaded = loader(name, source, device, spec)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot load model {name!r}: {first}") from None
-    if cfg.compile:
+    if cfg.options.compile:
         loaded.embed = torch.compile(loaded.embed, dynamic=True)
     return loaded

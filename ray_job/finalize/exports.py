@@ -1,7 +1,6 @@
 """Exports of a finished embeddings.h5, read in chunks: Parquet files and a DuckDB table."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -9,6 +8,9 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ..rundir.layout import DUCKDB, H5, PARQUET
+from ..rundir.rundir import RunDir
 
 EXPORTS = ("parquet", "duckdb")
 CHUNK_ROWS = 50_000
@@ -31,53 +33,58 @@ def h5_chunks(h5_path: Path) -> Iterator[pa.Table]:
             yield pa.table(columns)
 
 
-def export_parquet(h5_path: Path, directory: Path) -> list[Path]:
+def export_parquet(h5_path: Path, run_dir: RunDir) -> list[str]:
     """id, url (when the run has urls), embedding as fixed-size list; files of ~256 MB."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for old in directory.glob("part-*.parquet"):
-        old.unlink()
-    files: list[Path] = []
-    writer, written = None, 0
-    for table in h5_chunks(h5_path):
-        if writer is None or written >= PARQUET_FILE_BYTES:
-            if writer:
-                writer.close()
-            files.append(directory / f"part-{len(files):05d}.parquet")
-            writer, written = pq.ParquetWriter(str(files[-1]) + ".tmp", table.schema), 0
-        writer.write_table(table, row_group_size=10_000)
-        written += table.nbytes
-    if writer:
-        writer.close()
-    for f in files:
-        os.replace(str(f) + ".tmp", f)
-    return files
+    for old in run_dir.result_names(PARQUET):
+        run_dir.remove_result(old)
+    names: list[str] = []
+    chunks = h5_chunks(h5_path)
+    table = next(chunks, None)
+    while table is not None:
+        names.append(f"{PARQUET}/part-{len(names):05d}.parquet")
+        with run_dir.result_writer(names[-1]) as tmp:
+            table = _write_parquet_file(tmp, table, chunks)
+    return names
 
 
-def export_duckdb(h5_path: Path, db_path: Path) -> Path:
+def _write_parquet_file(path: Path, first: pa.Table, chunks: Iterator[pa.Table]) -> pa.Table | None:
+    """Write `first` and following chunks until the file is ~256 MB; returns the next chunk."""
+    written = 0
+    with pq.ParquetWriter(str(path), first.schema) as writer:
+        table = first
+        while table is not None and written < PARQUET_FILE_BYTES:
+            writer.write_table(table, row_group_size=10_000)
+            written += table.nbytes
+            table = next(chunks, None)
+    return table
+
+
+def export_duckdb(h5_path: Path, run_dir: RunDir) -> str:
     """The Semantic Scholar notebook's table: embeddings(id VARCHAR PRIMARY KEY, embedding FLOAT[D])."""
     import duckdb
 
-    tmp = db_path.with_name(db_path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
     with h5py.File(h5_path, "r") as h5:
         dim = h5["embeddings"].shape[1]
-    con = duckdb.connect(str(tmp))
-    con.execute(f"CREATE TABLE embeddings (id VARCHAR PRIMARY KEY, embedding FLOAT[{dim}])")
-    for chunk in h5_chunks(h5_path):
-        chunk = chunk.select(["id", "embedding"])
-        con.register("chunk", chunk)
-        con.execute(f"INSERT INTO embeddings SELECT id, embedding::FLOAT[{dim}] FROM chunk")
-        con.unregister("chunk")
-    con.close()
-    os.replace(tmp, db_path)
-    return db_path
+    with run_dir.result_writer(DUCKDB) as tmp:
+        con = duckdb.connect(str(tmp))
+        con.execute(f"CREATE TABLE embeddings (id VARCHAR PRIMARY KEY, embedding FLOAT[{dim}])")
+        for chunk in h5_chunks(h5_path):
+            chunk = chunk.select(["id", "embedding"])
+            con.register("chunk", chunk)
+            con.execute(f"INSERT INTO embeddings SELECT id, embedding::FLOAT[{dim}] FROM chunk")
+            con.unregister("chunk")
+        con.close()
+    return DUCKDB
 
 
-def run_exports(out_dir: Path, names: tuple[str, ...]) -> dict[str, list[str]]:
-    h5_path = out_dir / "embeddings.h5"
+def run_exports(run_dir: RunDir, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """The exports asked for, from the run's embeddings.h5; names of the files made."""
     done: dict[str, list[str]] = {}
+    if not names:
+        return done
+    h5_path = run_dir.local_result(H5)
     if "parquet" in names:
-        done["parquet"] = [str(p) for p in export_parquet(h5_path, out_dir / "parquet")]
+        done["parquet"] = [run_dir.child_url(n) for n in export_parquet(h5_path, run_dir)]
     if "duckdb" in names:
-        done["duckdb"] = [str(export_duckdb(h5_path, out_dir / "embeddings.duckdb"))]
+        done["duckdb"] = [run_dir.child_url(export_duckdb(h5_path, run_dir))]
     return done

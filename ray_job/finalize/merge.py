@@ -1,24 +1,25 @@
-"""Merge shards into OUT/embeddings.h5 in key order, verified, one shard in memory at a time.
+"""Merge shards into embeddings.h5 in key order, verified, one shard in memory at a time.
 
 Duplicate keys (a block written twice) are dropped; duplicate ids keep the row with the lowest
-key and the others go to rejects/duplicates.jsonl.
+key and the others go to rejects/duplicates.jsonl. The shards record what ran them (device,
+precision): the file records that too, and a run whose shards ran in different precisions is
+refused rather than mixed silently. A corrupt shard is moved aside (RunDir.quarantine) and
+named in the error, so that re-running the job recomputes exactly its rows.
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
-from ..rundir.rejects import write_rejects
-from ..read.previous import previous_embeddings, read_reuse, reuse_files
-from ..rundir.store import Store
-from ..rundir.shards import CorruptShard, list_shards, quarantine, read_shard, read_verified_embeddings
+from ..read.previous import previous_embeddings
+from ..rundir.layout import H5
+from ..rundir.rundir import RunDir
+from ..rundir.shards import CorruptShard
 
 INDEX_COLUMNS = ["key", "id", "text_hash", "n_tokens", "n_computed"]
 URL_CHUNK = 65536
@@ -30,31 +31,33 @@ class VerificationError(DataError):
 
 @dataclass(frozen=True)
 class ShardSource:
-    """A shard file: rows and their embeddings."""
-    path: Path
+    """A shard file: rows, their embeddings and what ran them."""
+    run_dir: RunDir
+    name: str
 
     def index_table(self) -> pa.Table:
-        return read_shard(self.path, INDEX_COLUMNS)
+        return self.run_dir.read_shard(self.name, INDEX_COLUMNS)
 
-    def embeddings(self) -> np.ndarray:
-        return read_verified_embeddings(self.path)
+    def embeddings(self) -> tuple[np.ndarray, dict]:
+        return self.run_dir.shard_embeddings(self.name)
 
 
 @dataclass(frozen=True)
 class ReuseSource:
     """Rows of an incremental run whose embeddings come from the previous embeddings.h5."""
-    path: Path
+    run_dir: RunDir
+    name: str
     previous_h5: str
 
     def index_table(self) -> pa.Table:
-        table = read_reuse(self.path)
+        table = self.run_dir.read_reuse(self.name)
         zeros = pa.array(np.zeros(table.num_rows, np.int32))
         return table.select(["key", "id", "text_hash"]).append_column(
             "n_tokens", zeros).append_column("n_computed", zeros)
 
-    def embeddings(self) -> np.ndarray:
-        rows = read_reuse(self.path).column("previous_row").to_numpy()
-        return previous_embeddings(self.previous_h5, rows)
+    def embeddings(self) -> tuple[np.ndarray, dict]:
+        rows = self.run_dir.read_reuse(self.name).column("previous_row").to_numpy()
+        return previous_embeddings(self.previous_h5, rows), {}
 
 
 @dataclass
@@ -68,20 +71,36 @@ class RowIndex:
     computed_tokens: int
 
 
+@dataclass(frozen=True)
+class Storage:
+    dtype: str = "float32"
+    compression: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """What the merged file must be: its attributes, urls, norms, storage."""
+    attrs: dict
+    url_template: str | None = None
+    normalized: bool = False
+    previous_h5: str | None = None
+    storage: Storage = Storage()
+
+
 @dataclass
 class FinalizeResult:
-    path: Path
     count: int
     dim: int
     duplicates: int
     real_tokens: int
     computed_tokens: int
+    ran_with: dict           # precision and devices of the shards merged
 
 
-def row_sources(out_dir: Path, previous_h5: str | None) -> list:
-    sources: list = [ShardSource(p) for p in list_shards(out_dir / "shards")]
+def row_sources(run_dir: RunDir, previous_h5: str | None) -> list:
+    sources: list = [ShardSource(run_dir, name) for name in run_dir.shard_names()]
     if previous_h5:
-        sources += [ReuseSource(p, previous_h5) for p in reuse_files(out_dir / "reuse")]
+        sources += [ReuseSource(run_dir, name, previous_h5) for name in run_dir.reuse_names()]
     return sources
 
 
@@ -116,39 +135,25 @@ def select_rows(index: RowIndex) -> tuple[np.ndarray, np.ndarray]:
     return order[keep], order[~keep]
 
 
-@dataclass(frozen=True)
-class Storage:
-    dtype: str = "float32"
-    compression: str | None = None
-
-
-def finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
-             previous_h5: str | None = None, storage: Storage = Storage()) -> FinalizeResult:
-    """Merge and verify; a corrupt shard is moved to shards/corrupt/ and named in the error,
-    so that re-running the job recomputes exactly its rows."""
+def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
+    """Merge and verify into the run's embeddings.h5; a corrupt shard is quarantined."""
     try:
-        return _finalize(out_dir, attrs, url_template, normalized, previous_h5, storage)
+        return _finalize(run_dir, spec)
     except CorruptShard as exc:
-        moved = quarantine(exc.path) if exc.path.exists() else exc.path
-        raise CorruptShard(exc.path, f"{exc.why}; moved to {moved.parent.name}/, re-run the job "
-                                     f"to recompute its rows") from None
+        raise run_dir.quarantine(exc.name, exc.why) from None
 
 
-def _finalize(out_dir: Path, attrs: dict, url_template: str | None, normalized: bool,
-              previous_h5: str | None, storage: Storage) -> FinalizeResult:
-    index = build_index(row_sources(out_dir, previous_h5))
+def _finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
+    index = build_index(row_sources(run_dir, spec.previous_h5))
     if not len(index.keys):
-        raise VerificationError(f"no embedded rows under {out_dir / 'shards'}: nothing to finalize")
+        raise VerificationError(f"no embedded rows under {run_dir.url}/shards: nothing to finalize")
     rows, dup_rows = select_rows(index)
-    write_rejects(Store.at(out_dir / "rejects"), "duplicates.jsonl",
-                  _duplicate_records(index, dup_rows))
-    final = out_dir / "embeddings.h5"
-    tmp = out_dir / ".embeddings.h5.tmp"
-    dim = _write_h5(tmp, index, rows, attrs, url_template, normalized, storage)
-    _verify_h5(tmp, len(rows))
-    os.replace(tmp, final)
-    return FinalizeResult(final, len(rows), dim, len(dup_rows), index.real_tokens,
-                          index.computed_tokens)
+    run_dir.write_duplicates(_duplicate_records(index, dup_rows))
+    with run_dir.result_writer(H5) as tmp:
+        dim, ran = _write_h5(tmp, index, rows, spec)
+        _verify_h5(tmp, len(rows))
+    return FinalizeResult(len(rows), dim, len(dup_rows), index.real_tokens,
+                          index.computed_tokens, ran)
 
 
 def _duplicate_records(index: RowIndex, dup_rows: np.ndarray) -> list[dict]:
@@ -156,17 +161,38 @@ def _duplicate_records(index: RowIndex, dup_rows: np.ndarray) -> list[dict]:
              "key": int(index.keys[r]), "id": index.ids[r].decode()} for r in np.sort(dup_rows)]
 
 
-def _write_h5(path: Path, index: RowIndex, rows: np.ndarray, attrs: dict,
-              url_template: str | None, normalized: bool, storage: Storage) -> int:
+class RanWith:
+    """What ran the merged shards: one precision (else the merge is refused), the devices."""
+
+    def __init__(self):
+        self.precisions: dict[str, str] = {}     # precision -> first shard that used it
+        self.devices: set[str] = set()
+
+    def add(self, meta: dict, source_name: str) -> None:
+        if meta.get("precision"):
+            self.precisions.setdefault(meta["precision"], source_name)
+        if meta.get("device"):
+            self.devices.add(meta["device"])
+        if len(self.precisions) > 1:
+            found = ", ".join(f"{p} (e.g. {n})" for p, n in self.precisions.items())
+            raise VerificationError(f"shards were encoded in different precisions: {found}; "
+                                    f"re-run with --fresh and one --precision")
+
+    def record(self) -> dict:
+        return {"precision": next(iter(self.precisions), None),
+                "devices": sorted(self.devices)}
+
+
+def _write_h5(path, index: RowIndex, rows: np.ndarray, spec: MergeSpec) -> tuple[int, dict]:
     n = len(rows)
     position = np.full(len(index.keys), -1, dtype=np.int64)
     position[rows] = np.arange(n)
-    dim = None
+    dim, ran = None, RanWith()
     with h5py.File(path, "w") as h5:
         h5.create_dataset("ids", data=index.ids[rows])
         h5.create_dataset("text_hashes", data=index.text_hashes[rows])
-        if url_template:
-            _write_urls(h5, index.ids[rows], url_template)
+        if spec.url_template:
+            _write_urls(h5, index.ids[rows], spec.url_template)
         for s, source in enumerate(index.sources):
             first = index.offsets[s]
             mine = np.arange(first, index.offsets[s + 1])
@@ -174,18 +200,30 @@ def _write_h5(path: Path, index: RowIndex, rows: np.ndarray, attrs: dict,
             mine, pos = mine[pos >= 0], pos[pos >= 0]
             if not len(mine):
                 continue
-            emb = source.embeddings()
+            emb, meta = source.embeddings()
+            ran.add(meta, source.name)
             if dim is None:
                 dim = emb.shape[1]
-                dset = h5.create_dataset("embeddings", (n, dim), dtype=storage.dtype,
+                dset = h5.create_dataset("embeddings", (n, dim), dtype=spec.storage.dtype,
                                          chunks=(min(n, max(1, (1 << 20) // (4 * dim))), dim),
-                                         compression=storage.compression)
+                                         compression=spec.storage.compression)
             sub = emb[mine - first]
-            _check_rows(sub, source.path, index.ids[mine], normalized)
+            _check_rows(sub, source.name, index.ids[mine], spec.normalized)
             _write_runs(dset, pos, sub)
-        for name, value in {**attrs, "count": n, "dim": dim}.items():
+        attrs = {**spec.attrs, **_ran_attrs(ran.record(), spec.attrs), "count": n, "dim": dim}
+        for name, value in attrs.items():
             h5.attrs[name] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-    return dim
+    return dim, ran.record()
+
+
+def _ran_attrs(ran: dict, attrs: dict) -> dict:
+    """The precision that ran (not the one asked for); reused rows keep the old file's."""
+    found = {"devices": ",".join(ran["devices"])}
+    if ran["precision"]:
+        found["precision"] = ran["precision"]
+    elif attrs.get("precision") == "auto":
+        found["precision"] = "unknown"
+    return found
 
 
 def _write_urls(h5: h5py.File, ids: np.ndarray, template: str) -> None:
@@ -205,24 +243,24 @@ def _write_runs(dset, positions: np.ndarray, rows: np.ndarray) -> None:
         dset[positions[lo]:positions[hi - 1] + 1] = rows[lo:hi]
 
 
-def _check_rows(emb: np.ndarray, shard: Path, ids: np.ndarray, normalized: bool) -> None:
+def _check_rows(emb: np.ndarray, shard: str, ids: np.ndarray, normalized: bool) -> None:
     bad = ~np.isfinite(emb).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise VerificationError(f"non-finite embedding for id {ids[i].decode()!r} in shard {shard.name}")
+        raise VerificationError(f"non-finite embedding for id {ids[i].decode()!r} in shard {shard}")
     if normalized:
         norms = np.linalg.norm(emb, axis=1)
         off = np.abs(norms - 1.0) > 1e-3
         if off.any():
             i = int(np.flatnonzero(off)[0])
-            raise VerificationError(f"embedding of id {ids[i].decode()!r} in shard {shard.name} "
+            raise VerificationError(f"embedding of id {ids[i].decode()!r} in shard {shard} "
                                     f"has norm {norms[i]:.4f}, expected 1 (normalized model)")
 
 
-def _verify_h5(path: Path, expected: int) -> None:
+def _verify_h5(path, expected: int) -> None:
     with h5py.File(path, "r") as h5:
         ids = h5["ids"][:]
         if len(ids) != expected or h5["embeddings"].shape[0] != expected:
-            raise VerificationError(f"{path.name}: {len(ids)} ids, expected {expected}")
+            raise VerificationError(f"{H5}: {len(ids)} ids, expected {expected}")
         if len(np.unique(ids)) != len(ids):
-            raise VerificationError(f"{path.name}: ids are not unique")
+            raise VerificationError(f"{H5}: ids are not unique")

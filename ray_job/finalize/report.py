@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import time
 
 from ..encode.batching import padding_efficiency
 from .merge import FinalizeResult
@@ -19,6 +20,10 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now: int,

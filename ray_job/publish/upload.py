@@ -1,22 +1,20 @@
 """Publish a finished run: `ray-embed upload DIR DEST`, `run --upload DEST [--upload-every N]`.
 
 DEST picks its target by protocol: hf://datasets/OWNER/NAME[/path] goes to the Hugging Face
-Hub (publish_hub.py), anything else to fsspec (publish_fsspec.py: s3://, gs://, file://, ...).
+Hub (hub.py), anything else to fsspec (fsspec_target.py: s3://, gs://, file://, ...).
 Both upload only what changed and never leave a partial file visible.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir.mirror import pull_results
+from ..rundir.layout import CARD, H5
 from ..rundir.polling import Poller
+from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
 from .hub import HubTarget
-from ..rundir.rundir import SHARD_GLOB, RunDir
-from ..rundir.store import Store
 from .transfer import UploadResult
 
 TARGETS = {"hf": HubTarget}          # protocol -> target; every other protocol: fsspec
@@ -30,20 +28,19 @@ def open_target(destination: str):
     return TARGETS.get(protocol, FsspecTarget)(destination)
 
 
-def files_to_publish(run_dir: RunDir) -> list[Path]:
-    if not run_dir.h5.is_file():
-        raise UserError(f"{run_dir.root} has no embeddings.h5 yet: run or finalize it first")
-    card = run_dir.root / "README.md"
-    card.write_text(dataset_card(run_dir))
-    candidates = [run_dir.h5, run_dir.job_json, run_dir.report_json, card,
-                  run_dir.root / "embeddings.duckdb", *sorted((run_dir.root / "parquet").glob("*.parquet"))]
-    return [p for p in candidates if p.is_file()]
+def files_to_publish(run_dir: RunDir) -> dict[str, Path]:
+    """name -> local file of everything to publish; the dataset card is made first."""
+    if not run_dir.has_result(H5):
+        raise UserError(f"{run_dir.url} has no embeddings.h5 yet: run or finalize it first")
+    with run_dir.result_writer(CARD) as card:
+        card.write_text(dataset_card(run_dir))
+    return run_dir.publishable()
 
 
 def dataset_card(run_dir: RunDir) -> str:
     job = run_dir.load_job()
-    report = json.loads(run_dir.report_json.read_text()) if run_dir.report_json.is_file() else {}
-    cfg, model = job["config"], job["model"]
+    report = run_dir.load_report()
+    cfg, model = job["config"]["spec"], job["model"]
     return f"""---
 tags: [embeddings, ray-embed]
 ---
@@ -58,7 +55,7 @@ tags: [embeddings, ray-embed]
 | normalized | {model['normalized']} |
 | dim | {report.get('dim', model['dim'])} |
 | count | {report.get('rows_embedded', 'see embeddings.h5')} |
-| precision | {report.get('precision', cfg['precision'])} |
+| precision | {report.get('precision', job.get('precision', cfg['precision']))} |
 | max tokens | {model['max_seq_length']} |
 
 Made with `ray-embed` (config hash `{job['config_hash']}`).
@@ -73,10 +70,7 @@ with h5py.File("embeddings.h5") as h5:
 
 
 def upload(directory: str | Path, destination: str) -> UploadResult:
-    run_dir = RunDir.at(directory)
-    pull_results(run_dir)
-    files = {str(p.relative_to(run_dir.root)): p for p in files_to_publish(run_dir)}
-    return open_target(destination).publish(files)
+    return open_target(destination).publish(files_to_publish(RunDir.at(directory)))
 
 
 class ShardPublisher(Poller):
@@ -84,22 +78,16 @@ class ShardPublisher(Poller):
     DEST/shards/, so a crash loses at most N shards of uploads. Shard names come from their
     content, so a name already at the destination is the same shard."""
 
-    def __init__(self, shards: Store, destination: str, every: int, interval: float = 2.0):
-        self.shards, self.every, self.interval = shards, every, interval
+    def __init__(self, run_dir: RunDir, destination: str, every: int, interval: float = 2.0):
+        self.run_dir, self.every, self.interval = run_dir, every, interval
         self.target = open_target(destination)
         self.sent: set[str] = set()
 
     def tick(self, final: bool = False) -> None:
-        pending = [n for n in self.shards.names(SHARD_GLOB) if n not in self.sent]
+        pending = [n for n in self.run_dir.shard_names() if n not in self.sent]
         if len(pending) < (1 if final else self.every):
             return
         with tempfile.TemporaryDirectory() as tmp:
-            files = {f"shards/{name}": self._local_copy(name, Path(tmp)) for name in pending}
+            files = {f"shards/{name}": self.run_dir.shard_file(name, Path(tmp)) for name in pending}
             self.target.put_shards(files)
         self.sent.update(pending)
-
-    def _local_copy(self, name: str, tmp: Path) -> Path:
-        if self.shards.is_local:
-            return self.shards.local_path / name
-        self.shards.get(name, tmp / name)
-        return tmp / name

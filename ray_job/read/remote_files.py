@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,7 +24,6 @@ from urllib.parse import urlsplit
 from ..errors import UserError
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
-CACHE_DIR_NAME = "ray_job-inputs"
 # info() fields that change when a stored file is replaced, the first one present is used
 VERSION_FIELDS = ("ETag", "etag", "blob_id", "md5Hash", "generation", "mtime",
                   "LastModified", "Last-Modified", "updated")
@@ -147,7 +145,9 @@ def random_access_source(path: str):
 # ---- local copies (DuckDB) --------------------------------------------------------------
 
 def default_cache_dir() -> str:
-    return str(Path(tempfile.gettempdir()) / CACHE_DIR_NAME)
+    from .scratch import private_dir
+
+    return str(private_dir("inputs"))
 
 
 def local_copy(path: str, cache_dir: str | None = None) -> str:

@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import pyarrow as pa
 
-from .previous import Previous, text_hash, write_reuse
+from .previous import Previous, text_hash
 from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
-from ..rundir.rejects import reject_record, write_rejects
-from ..rundir.store import Store
+from ..rundir.rejects import reject_record
+from ..rundir.reuse import reuse_table
 from .text import RejectRow, TextTemplate, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
@@ -74,23 +74,27 @@ def _contains(sorted_keys: np.ndarray, key: int) -> bool:
     return bool(i < len(sorted_keys) and sorted_keys[i] == key)
 
 
-def units_to_rows(batch: pa.Table, template: dict, id_field: str, rejects_url: str,
-                  done_keys=None, previous=None, reuse_url: str | None = None) -> pa.Table:
-    """Ray map_batches function over a batch of read units."""
+def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
+                  done_keys=None, previous=None) -> pa.Table:
+    """Ray map_batches function over a batch of read units: rows to encode out; each unit's
+    rejects (and reuse list) written to the run directory at `run_url`."""
     import ray
+
+    from ..rundir.rundir import RunDir
 
     if isinstance(done_keys, ray.ObjectRef):
         done_keys = ray.get(done_keys)
     if isinstance(previous, ray.ObjectRef):
         previous = ray.get(previous)
     tpl = TextTemplate(**template)
+    run_dir = RunDir(run_url)
     tables = []
     for unit_dict in batch.to_pylist():
         unit = ReadUnit(**unit_dict)
         rows = rows_from_unit(unit, tpl, id_field, done_keys, previous)
-        write_rejects(Store(rejects_url), f"unit-{unit.name}.jsonl", rows.rejects)
+        run_dir.write_unit_rejects(unit.name, rows.rejects)
         if previous is not None:
-            write_reuse(Store(reuse_url), unit.name, rows.reused, rows.counts)
+            run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
         tables.append(rows.table)
     return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
 

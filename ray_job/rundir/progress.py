@@ -7,15 +7,9 @@ import time
 from ..read.inputs import ReadUnit
 from .polling import Poller
 from ..read.remote_files import open_stream
-from .rundir import SHARD_GLOB
-from .shards import rows_in_name
-from .store import Store
+from .rundir import RunDir
 
 SAMPLE_BYTES = 1 << 20
-
-
-def rows_done(shards: Store) -> int:
-    return sum(rows_in_name(name) for name in shards.names(SHARD_GLOB))
 
 
 def estimate_total_rows(units: list[ReadUnit], limit: int | None = None) -> int | None:
@@ -63,17 +57,17 @@ def format_line(done: int, total: int | None, elapsed: float) -> str:
 class Progress(Poller):
     """Context manager: redraws the progress line until the block ends."""
 
-    def __init__(self, shards: Store, total: int | None, stream=None, interval: float = 1.0):
-        self.shards = shards
+    def __init__(self, run_dir: RunDir, total: int | None, stream=None, interval: float = 1.0):
+        self.run_dir = run_dir
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.tty else max(interval, 10.0)
-        self.start_rows = rows_done(shards)
+        self.start_rows = run_dir.rows_done()
         self.started = time.monotonic()
 
     def tick(self, final: bool = False) -> None:
-        done = rows_done(self.shards) - self.start_rows
+        done = self.run_dir.rows_done() - self.start_rows
         total = None if self.total is None else max(0, self.total - self.start_rows)
         line = format_line(done, total, time.monotonic() - self.started)
         if self.tty:

@@ -1,10 +1,9 @@
-"""Rows that are not embedded: JSON Lines files under OUT/rejects/, one per read unit."""
+"""Rows that are not embedded: JSON Lines files under OUT/rejects/, one per read unit.
+Pure helpers; RunDir reads and writes the files."""
 from __future__ import annotations
 
-import collections
 import json
-
-from .store import Store
+from typing import Iterator
 
 
 def reject_record(reason: str, detail: str, key: int, source: str, row_id: str | None) -> dict:
@@ -14,20 +13,10 @@ def reject_record(reason: str, detail: str, key: int, source: str, row_id: str |
     return record
 
 
-def write_rejects(directory: Store, name: str, records: list[dict]) -> None:
-    """Write (or clear) one rejects file whole; the same unit always writes the same file."""
-    if not records:
-        directory.remove(name)
-        return
-    directory.write_text(name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+def rejects_text(records: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-def iter_rejects(directory: Store):
-    for name in directory.names("*.jsonl"):
-        for line in directory.read_text(name).splitlines():
-            yield json.loads(line)
-
-
-def count_by_reason(directory: Store) -> dict[str, int]:
-    counts = collections.Counter(r["reason"] for r in iter_rejects(directory))
-    return dict(sorted(counts.items()))
+def parse_rejects(text: str) -> Iterator[dict]:
+    for line in text.splitlines():
+        yield json.loads(line)

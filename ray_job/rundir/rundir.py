@@ -1,133 +1,294 @@
-"""The run directory is the state: job.json, shards/, rejects/, reuse/, report.json,
-embeddings.h5 (and exports), on local disk or in object storage."""
+"""RunDir: the one door to a run directory (job.json, shards/, rejects/, reuse/, results), on
+local disk or in object storage (s3://, gs://, ...).
+
+It is plain data (its URL), so Ray workers build their own from the URL and write shards,
+rejects and reuse lists through it; the driver reads shards from where they are (memory
+mapped locally, ranged reads from an object store) and gets a local file only where h5py
+needs one (`local_result`, a private cache). Names and patterns come from `layout`.
+"""
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-import time
+import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
-from ..config import OUTPUT_DEFINING_FIELDS, JobConfig
+import numpy as np
+import pyarrow as pa
+
 from ..errors import UserError
+from . import layout
+from .rejects import parse_rejects, rejects_text
+from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
+from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
 from .store import Store
-
-SHARD_GLOB = "part-*.arrow"
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """A run directory: `store` is where it lives (a local path or a URL such as s3://b/run),
-    `root` the driver's local copy of it (the same directory when the store is local; a
-    staging directory when it is remote). Workers write shards/, rejects/ and reuse/ straight
-    to the store; the driver mirrors them into `root` to finalize, and publishes what it made
-    (embeddings.h5, report.json, exports) back to the store."""
-    store: Store
-    root: Path
+    url: str
 
     @classmethod
     def at(cls, location: str | Path) -> "RunDir":
-        store = Store.at(location)
-        if store.is_local:
-            return cls(store, store.local_path)
-        digest = hashlib.sha1(store.url.encode()).hexdigest()[:16]
-        return cls(store, default_staging() / digest)
+        return cls(Store.at(location).url)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.url)
 
     @property
     def is_remote(self) -> bool:
         return not self.store.is_local
 
-    @property
-    def shards(self) -> Path:
-        return self.root / "shards"
+    def __str__(self) -> str:
+        return self.url
 
-    @property
-    def rejects(self) -> Path:
-        return self.root / "rejects"
+    def child_url(self, name: str) -> str:
+        return f"{self.url}/{name}"
 
-    @property
-    def reuse(self) -> Path:
-        return self.root / "reuse"
+    # ---- job.json and report.json ---------------------------------------------------------
 
-    @property
-    def job_json(self) -> Path:
-        return self.root / "job.json"
-
-    @property
-    def report_json(self) -> Path:
-        return self.root / "report.json"
-
-    @property
-    def h5(self) -> Path:
-        return self.root / "embeddings.h5"
-
-    def part(self, name: str) -> Store:
-        """shards/, rejects/ or reuse/ in the store (what workers write to)."""
-        return self.store.sub(name)
+    def has_job(self) -> bool:
+        return self.store.exists(layout.JOB)
 
     def load_job(self) -> dict:
-        if not self.store.exists("job.json"):
-            raise UserError(f"{self.store.url} is not a run directory (no job.json)")
-        return json.loads(self.store.read_text("job.json"))
+        if not self.has_job():
+            raise UserError(f"{self.url} is not a run directory (no {layout.JOB})")
+        return json.loads(self.store.read_text(layout.JOB))
+
+    def write_job(self, job: dict) -> None:
+        self.store.write_text(layout.JOB, _json_text(job))
 
     def load_report(self) -> dict:
-        return json.loads(self.store.read_text("report.json")) if self.store.exists("report.json") else {}
+        if not self.store.exists(layout.REPORT):
+            return {}
+        return json.loads(self.store.read_text(layout.REPORT))
 
-    def prepare(self, cfg: JobConfig, job: dict) -> bool:
-        """Check an existing run against `cfg`; returns True when resuming earlier work."""
+    def write_report(self, report: dict) -> None:
+        self.store.write_text(layout.REPORT, _json_text(report))
+
+    # ---- shards -----------------------------------------------------------------------------
+
+    @property
+    def _shards(self) -> Store:
+        return self.store.sub(layout.SHARDS)
+
+    def write_shard(self, table: pa.Table) -> str | None:
+        """Write one encoded block as a complete shard; returns its name (None if empty)."""
+        encoded = encode_shard(table)
+        if encoded is None:
+            return None
+        name, data = encoded
+        self._shards.write_bytes(name, data)
+        return name
+
+    def shard_names(self) -> list[str]:
+        return self._shards.names(layout.SHARD_GLOB)
+
+    def rows_done(self) -> int:
+        return sum(rows_in_name(name) for name in self.shard_names())
+
+    def read_shard(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        with self._shards.open_random(name) as source:
+            return decode_shard(source, name, columns)
+
+    def shard_embeddings(self, name: str) -> tuple[np.ndarray, dict[str, str]]:
+        """A shard's embeddings after its checksum check, and what ran it (device, precision)."""
+        table = self.read_shard(name)
+        return verified_embeddings(table, name), shard_ran_with(table)
+
+    def quarantine(self, name: str, why: str) -> CorruptShard:
+        """Move a bad shard to shards/corrupt/ (its rows are then recomputed by the next run);
+        returns the error that names it."""
+        if self._shards.exists(name):
+            self._shards.move(name, f"{layout.CORRUPT}/{name}")
+        return CorruptShard(name, f"{why}; moved to {layout.SHARDS}/{layout.CORRUPT}/, re-run "
+                                  f"the job to recompute its rows")
+
+    def corrupt_count(self) -> int:
+        return len(self._shards.sub(layout.CORRUPT).names(layout.SHARD_GLOB))
+
+    def done_keys(self, on_quarantine=None) -> np.ndarray:
+        """Sorted unique keys of every readable shard (what a resumed run skips). A shard that
+        does not parse is quarantined (and `on_quarantine(error)` called); temp files left by
+        a killed writer are removed."""
+        self._shards.remove_matching(layout.SHARD_TEMP_GLOB)
+        parts = []
+        for name in self.shard_names():
+            try:
+                parts.append(self.read_shard(name, ["key"]).column("key").to_numpy())
+            except CorruptShard as exc:
+                error = self.quarantine(name, exc.why)
+                if on_quarantine:
+                    on_quarantine(error)
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+    def shard_file(self, name: str, scratch: Path) -> Path:
+        """A local file with the shard's bytes (the file itself when the run is local)."""
+        if not self.is_remote:
+            return self._shards.local_path / name
+        self._shards.get(name, scratch / name)
+        return scratch / name
+
+    # ---- rejects ------------------------------------------------------------------------------
+
+    @property
+    def _rejects(self) -> Store:
+        return self.store.sub(layout.REJECTS)
+
+    def write_rejects(self, name: str, records: list[dict]) -> None:
+        """Write (or clear) one rejects file whole; the same unit always writes the same file."""
+        if records:
+            self._rejects.write_text(name, rejects_text(records))
+        else:
+            self._rejects.remove(name)
+
+    def write_unit_rejects(self, unit_name: str, records: list[dict]) -> None:
+        self.write_rejects(layout.unit_rejects(unit_name), records)
+
+    def write_duplicates(self, records: list[dict]) -> None:
+        self.write_rejects(layout.DUPLICATES, records)
+
+    def iter_rejects(self) -> Iterator[dict]:
+        for name in self._rejects.names(layout.REJECTS_GLOB):
+            yield from parse_rejects(self._rejects.read_text(name))
+
+    def reject_counts(self) -> dict[str, int]:
+        counts = collections.Counter(r["reason"] for r in self.iter_rejects())
+        return dict(sorted(counts.items()))
+
+    # ---- reuse lists (incremental runs) -------------------------------------------------------
+
+    @property
+    def _reuse(self) -> Store:
+        return self.store.sub(layout.REUSE)
+
+    def write_reuse(self, unit_name: str, table: pa.Table, counts: dict) -> None:
+        """The reused rows of one unit, then its reused/new/changed counts (each file whole)."""
+        self._reuse.write_bytes(layout.unit_reuse_rows(unit_name), encode_reuse(table))
+        self._reuse.write_text(layout.unit_reuse_counts(unit_name), json.dumps(counts))
+
+    def reuse_names(self) -> list[str]:
+        return self._reuse.names(layout.REUSE_ROWS_GLOB)
+
+    def read_reuse(self, name: str) -> pa.Table:
+        with self._reuse.open_random(name) as source:
+            return decode_reuse(source)
+
+    def reuse_counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(COUNT_NAMES, 0)
+        for name in self._reuse.names(layout.REUSE_COUNTS_GLOB):
+            for k, v in json.loads(self._reuse.read_text(name)).items():
+                totals[k] += v
+        return totals
+
+    # ---- results (files the driver makes: embeddings.h5, exports, the card) -----------------
+
+    def has_result(self, name: str) -> bool:
+        return self.store.exists(name)
+
+    def local_result(self, name: str) -> Path:
+        """A local readable copy of a result file: the file itself for a local run; for a
+        remote one a copy in this user's private cache, fetched again when the stored file
+        changed (size or version)."""
+        if not self.has_result(name):
+            raise UserError(f"{self.url} has no {name} yet (run or finalize it first)")
+        if not self.is_remote:
+            return self.store.local_path / name
+        from ..read.remote_files import local_copy
+
+        return Path(local_copy(self.child_url(name), str(self.cache_dir)))
+
+    @contextlib.contextmanager
+    def result_writer(self, name: str) -> Iterator[Path]:
+        """Yields a fresh local path to write `name` to; when the block ends without an error
+        the file is put in place whole (nothing half-written is ever visible)."""
+        folder = (self.store.local_path / name).parent if not self.is_remote else self.cache_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{Path(name).name}.{uuid.uuid4().hex[:12]}.tmp"
+        try:
+            yield tmp
+            self.put_result(tmp, name)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_result(self, local: Path, name: str) -> None:
+        """Store a local file under `name` (a move for a local run, an upload for a remote one)."""
+        if not self.is_remote:
+            target = self.store.local_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(local, target)
+        else:
+            self.store.put(local, name)
+
+    def remove_result(self, name: str) -> None:
+        self.store.remove(name)
+
+    def result_names(self, folder: str) -> list[str]:
+        """The result files in a folder of results (e.g. parquet/), as names in the run."""
+        pattern = layout.RESULT_FOLDERS[folder]
+        return [f"{folder}/{n}" for n in self.store.sub(folder).names(pattern)]
+
+    def publishable(self) -> dict[str, Path]:
+        """name -> local file of everything `ray-embed upload` sends (report.json last)."""
+        names = [n for n in layout.RESULT_FILES if n != layout.REPORT and self.has_result(n)]
+        for folder in layout.RESULT_FOLDERS:
+            names += self.result_names(folder)
+        names += [layout.REPORT] if self.has_result(layout.REPORT) else []
+        return {name: self.local_result(name) for name in names}
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        from ..read.scratch import private_dir
+
+        return private_dir("runs", hashlib.sha256(self.url.encode()).hexdigest()[:16])
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def prepare(self, job: dict, fresh: bool) -> bool:
+        """Start or resume this run: an existing run with another output spec is refused
+        (unless `fresh`, which discards it). Returns True when earlier shards are reused."""
         resumed = False
-        if self.store.exists("job.json") and not cfg.fresh:
+        if fresh:
+            self.clear()
+        elif self.has_job():
             old = self.load_job()
             if old.get("config_hash") != job["config_hash"]:
-                raise UserError(_mismatch_message(self.store.url, old.get("config", {}), cfg))
-            resumed = bool(self.part("shards").names(SHARD_GLOB))
-        if cfg.fresh:
-            self.clear()
-        for path in (self.root, self.shards, self.rejects):
-            path.mkdir(parents=True, exist_ok=True)
-        write_json(self.job_json, job)
-        if self.is_remote:
-            self.store.put(self.job_json, "job.json")
+                raise UserError(_mismatch_message(self.url, old, job))
+            resumed = bool(self.shard_names())
+        self.write_job(job)
         return resumed
 
     def clear(self) -> None:
-        for path in (self.shards, self.rejects, self.reuse):
-            shutil.rmtree(path, ignore_errors=True)
-        for path in (self.h5, self.report_json, self.job_json):
-            path.unlink(missing_ok=True)
-        if self.is_remote:
-            for name in ("shards", "rejects", "reuse"):
-                self.part(name).remove_tree()
-            for name in ("embeddings.h5", "report.json", "job.json"):
-                self.store.remove(name)
+        for name in layout.WORK_FOLDERS:
+            self.store.sub(name).remove_tree()
+        for name in layout.WORK_FILES:
+            self.store.remove(name)
 
 
-def default_staging() -> Path:
-    """Where the driver keeps its copy of a remote run (per run URL, reused on resume)."""
-    return Path(tempfile.gettempdir()) / "ray-embed-staging"
+def _spec_of(job: dict) -> dict:
+    config = job.get("config", {})
+    return config.get("spec", config)
 
 
-def _mismatch_message(root: str, old: dict, cfg: JobConfig) -> str:
-    new = cfg.to_dict()
-    diff = [f"{k}: {old.get(k)!r} -> {_jsonable(new[k])!r}" for k in OUTPUT_DEFINING_FIELDS
-            if _jsonable(old.get(k)) != _jsonable(new[k])]
+def _mismatch_message(url: str, old_job: dict, new_job: dict) -> str:
+    old, new = _spec_of(old_job), _spec_of(new_job)
+    diff = [f"{k}: {_plain(old.get(k))!r} -> {_plain(new[k])!r}" for k in new
+            if _plain(old.get(k)) != _plain(new[k])]
     what = "; ".join(diff) or "settings differ"
-    return (f"{root} holds a run with other settings ({what}); use another --output, "
+    return (f"{url} holds a run with other settings ({what}); use another --output, "
             f"or --fresh to discard it")
 
 
-def _jsonable(value):
+def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def _json_text(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n"

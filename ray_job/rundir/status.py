@@ -4,27 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import JobConfig, absolute_inputs, apply_preset, load_yaml
-from .rejects import count_by_reason
-from .rundir import SHARD_GLOB, RunDir
-from .shards import QUARANTINE, rows_in_name
+from .layout import H5
+from .rundir import RunDir
+from .shards import rows_in_name
 
 
 def run_status(location: str | Path, config_path: str | None = None) -> dict:
     run_dir = RunDir.at(location)
     job = run_dir.load_job()
-    shards = run_dir.part("shards").names(SHARD_GLOB)
+    shards = run_dir.shard_names()
     report = run_dir.load_report()
     status = {
-        "directory": run_dir.store.url, "model": job["model"]["name"],
+        "directory": run_dir.url, "model": job["model"]["name"],
         "config_hash": job["config_hash"],
         "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
-        "corrupt_shards": len(run_dir.part("shards").sub(QUARANTINE).names("*.arrow")),
-        "rejected_by_reason": count_by_reason(run_dir.part("rejects")),
-        "finalized": run_dir.store.exists("embeddings.h5"), "limit": job["config"].get("limit"),
+        "corrupt_shards": run_dir.corrupt_count(),
+        "rejected_by_reason": run_dir.reject_counts(),
+        "finalized": run_dir.has_result(H5), "limit": job["config"]["options"].get("limit"),
         "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
     }
     if config_path:
-        data = {"inputs": job["config"]["inputs"], **load_yaml(config_path)}
+        data = {"inputs": job["config"]["spec"]["inputs"], **load_yaml(config_path)}
         cfg = absolute_inputs(JobConfig.from_dict(apply_preset(data)))
         status["config_matches"] = cfg.config_hash() == job["config_hash"]
     return status

@@ -110,6 +110,20 @@ class Store:
         self.fs.get_file(self.path(name), str(tmp))
         os.replace(tmp, local)
 
+    def open_random(self, name: str):
+        """A random-access source for the file (a memory map locally; ranged reads remotely),
+        to be used as a context manager."""
+        import pyarrow as pa
+
+        if self.is_local:
+            return pa.memory_map(str(self.local_path / name), "r")
+        return pa.PythonFile(self.fs.open(self.path(name), "rb", cache_type="none"), mode="r")
+
+    def remove_matching(self, pattern: str) -> None:
+        """Remove the files directly in this directory whose names match `pattern`."""
+        for name in self.names(pattern):
+            self.remove(name)
+
     def remove(self, name: str) -> None:
         try:
             self.fs.rm_file(self.path(name))

@@ -10,8 +10,7 @@ import numpy as np
 
 from ..config import JobConfig
 from ..encode.encoder import Encoder
-from ..errors import UserError
-from ..rundir.mirror import pull_results
+from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 from ..encode.tokenize import load_tokenizer, tokenize_texts
 
@@ -29,10 +28,10 @@ class Hit:
 def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
     """The queries embedded exactly as the run embedded papers (model, pooling, precision)."""
     job = run_dir.load_job()
-    cfg = JobConfig.from_dict({**job["config"], "device": "cpu", "fresh": False})
+    cfg = JobConfig.from_dict(job["config"]).replace(device="cpu")
     encoder = Encoder(cfg.to_dict(), job["model"]["source"])
     info = encoder.model.info
-    tokenizer = load_tokenizer(info.tokenizer_source, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(info.tokenizer_source, cfg.spec.trust_remote_code)
     emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
     return emb
 
@@ -61,11 +60,9 @@ def top_k(h5_path: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 def search(directory: str | Path, queries: list[str], k: int = 10) -> list[list[Hit]]:
     run_dir = RunDir.at(directory)
-    pull_results(run_dir)
-    if not run_dir.h5.is_file():
-        raise UserError(f"{run_dir.store.url} has no embeddings.h5 yet (run or finalize it first)")
-    idx, scores = top_k(run_dir.h5, embed_queries(run_dir, queries), k)
-    with h5py.File(run_dir.h5, "r") as h5:
+    h5_path = run_dir.local_result(H5)
+    idx, scores = top_k(h5_path, embed_queries(run_dir, queries), k)
+    with h5py.File(h5_path, "r") as h5:
         ids, urls = h5["ids"], h5["urls"] if "urls" in h5 else None
         return [[Hit(r + 1, float(s), ids[i].decode(), urls[i].decode() if urls is not None else None)
                  for r, (i, s) in enumerate(zip(row_idx, row_scores))]

@@ -1,0 +1,87 @@
+"""Checks of config values: strict types (a YAML string "false" is not a boolean, 2.5 is not
+a count) and allowed choices. Every failure is one ConfigError line."""
+from __future__ import annotations
+
+import types
+import typing
+from functools import lru_cache
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BACKENDS = ("auto", "sentence-transformers", "transformers")
+POOLINGS = ("cls", "mean")
+MISSING_FIELD_POLICIES = ("reject", "empty")
+CHOICES = {"precision": PRECISIONS, "device": DEVICES, "backend": BACKENDS,
+           "on_missing_field": MISSING_FIELD_POLICIES, "pooling": POOLINGS,
+           "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf")}
+POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
+            "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
+            "gpus_per_replica", "cpus_per_replica", "demo_docs")
+TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+
+
+@lru_cache(maxsize=None)
+def _field_types(cls) -> dict[str, tuple[type, bool]]:
+    """name -> (base type, None allowed) for the dataclass `cls`."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint)
+        optional = isinstance(hint, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if optional else hint
+        found[name] = (typing.get_origin(base) or base, optional)
+    return found
+
+
+def _type_ok(value: Any, base: type) -> bool:
+    if base is bool:
+        return isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+def check_types(cls, values: Mapping[str, Any]) -> None:
+    """Each value of a field of `cls` has that field's type (None where it is optional)."""
+    for name, (base, optional) in _field_types(cls).items():
+        if name not in values:
+            continue
+        value = values[name]
+        if value is None and optional:
+            continue
+        if not _type_ok(value, base):
+            word = TYPE_WORDS.get(base, base.__name__)
+            raise ConfigError(f"{name} must be {word}; got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def validate(spec, options) -> None:
+    """Choices, positive counts and the rules that tie settings together."""
+    check_types(type(spec), vars(spec))
+    check_types(type(options), vars(options))
+    values = {**vars(spec), **vars(options)}
+    for name, choices in CHOICES.items():
+        if values[name] is not None:
+            check_choice(name, values[name], choices)
+    for name in values["exports"]:
+        check_choice("exports", name, ("parquet", "duckdb"))
+    for name in POSITIVE:
+        if values[name] is not None and values[name] <= 0:
+            raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")
+    if spec.adapter and spec.backend == "sentence-transformers":
+        raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
+                          "to transformers)")
+    if "{" not in spec.text:
+        raise ConfigError(f"text must be a template with at least one {{field}}; got {spec.text!r}")
+    if options.upload_every and not options.upload:
+        raise ConfigError("upload_every needs upload (the destination)")
+    if not options.output:
+        raise ConfigError("output must be a directory path")

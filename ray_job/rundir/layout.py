@@ -1,0 +1,40 @@
+"""What lives in a run directory: every name and pattern, declared once (RunDir uses them)."""
+from __future__ import annotations
+
+JOB = "job.json"                  # resolved config, model facts, versions, config hash
+REPORT = "report.json"            # counts, timings (written last: a reader that sees it sees the rest)
+H5 = "embeddings.h5"              # the result
+DUCKDB = "embeddings.duckdb"      # export
+PARQUET = "parquet"               # export folder: part-*.parquet
+PARQUET_GLOB = "part-*.parquet"
+CARD = "README.md"                # dataset card, made when publishing
+SHARDS = "shards"                 # part-*.arrow, each complete or absent
+SHARD_GLOB = "part-*.arrow"
+SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed
+CORRUPT = "corrupt"               # shards/corrupt/: shards that failed a check
+REJECTS = "rejects"               # unit-*.jsonl per read unit, duplicates.jsonl from finalize
+REJECTS_GLOB = "*.jsonl"
+DUPLICATES = "duplicates.jsonl"
+REUSE = "reuse"                   # incremental runs: unit-*.arrow rows + unit-*.json counts
+REUSE_ROWS_GLOB = "unit-*.arrow"
+REUSE_COUNTS_GLOB = "unit-*.json"
+DEMO = "demo"                     # the built-in demo corpus, when no input is given
+
+# what `ray-embed upload` publishes, in this order (report.json last)
+RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB}
+# what a fresh start removes
+WORK_FOLDERS = (SHARDS, REJECTS, REUSE, PARQUET)
+WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD)
+
+
+def unit_rejects(unit_name: str) -> str:
+    return f"unit-{unit_name}.jsonl"
+
+
+def unit_reuse_rows(unit_name: str) -> str:
+    return f"unit-{unit_name}.arrow"
+
+
+def unit_reuse_counts(unit_name: str) -> str:
+    return f"unit-{unit_name}.json"
