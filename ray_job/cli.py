@@ -178,7 +178,9 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     from .pipeline import finalize_run
     from .rundir.rundir import RunDir
 
-    report = finalize_run(RunDir.at(args.directory))
+    run_dir = RunDir.at(args.directory)
+    with run_dir.lease():
+        report = finalize_run(run_dir)
     print_summary(report)
     return 0
 

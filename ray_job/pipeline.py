@@ -158,9 +158,20 @@ class RunStats:
 
 
 def run(cfg: JobConfig) -> dict:
-    """Run the whole job; returns the report (also written to OUT/report.json)."""
+    """Run the whole job; returns the report (also written to OUT/report.json). The run
+    directory's lease is held from before anything is touched until the report is written."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
+    with run_dir.lease():
+        report = encode_and_finalize(cfg, run_dir, stats)
+    if cfg.options.upload:
+        published = upload(run_dir.url, cfg.options.upload)
+        report["upload"] = {"destination": cfg.options.upload, "uploaded": published.uploaded,
+                            "unchanged": published.unchanged}
+    return report
+
+
+def encode_and_finalize(cfg: JobConfig, run_dir: RunDir, stats: RunStats) -> dict:
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
@@ -169,12 +180,7 @@ def run(cfg: JobConfig) -> dict:
     stats.resumed = run_dir.prepare(job, cfg.options.fresh)
     with ray_session(cfg) as ray:
         encode_all(ray, cfg, files, info, template, run_dir, job, stats)
-    report = finalize_run(run_dir, stats)
-    if cfg.options.upload:
-        published = upload(run_dir.url, cfg.options.upload)
-        report["upload"] = {"destination": cfg.options.upload, "uploaded": published.uploaded,
-                            "unchanged": published.unchanged}
-    return report
+    return finalize_run(run_dir, stats)
 
 
 def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTemplate,

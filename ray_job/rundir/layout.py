@@ -19,6 +19,7 @@ REUSE = "reuse"                   # incremental runs: unit-*.arrow rows + unit-*
 REUSE_ROWS_GLOB = "unit-*.arrow"
 REUSE_COUNTS_GLOB = "unit-*.json"
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
+LEASE = "lease.json"              # the driver working on this run (one at a time)
 
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)

@@ -27,6 +27,7 @@ from . import layout
 from .rejects import parse_rejects, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
+from .lease import Lease
 from .store import Store
 
 
@@ -250,6 +251,10 @@ class RunDir:
         return private_dir("runs", hashlib.sha256(self.url.encode()).hexdigest()[:16])
 
     # ---- lifecycle ----------------------------------------------------------------------------
+
+    def lease(self) -> Lease:
+        """Context manager: this driver alone works on the run until the block ends."""
+        return Lease(self.store, layout.LEASE, self.url)
 
     def prepare(self, job: dict, fresh: bool) -> bool:
         """Start or resume this run: an existing run with another output spec is refused

@@ -93,6 +93,26 @@ class Store:
         else:
             self.fs.pipe_file(self.path(name), bytes(data))
 
+    def create_exclusive(self, name: str, data: bytes) -> bool:
+        """Write `name` only if it does not exist yet (atomically); False if it did."""
+        if self.is_local:
+            target = self.local_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return True
+        try:
+            self.fs.pipe_file(self.path(name), data, mode="create")
+        except (FileExistsError, OSError) as exc:
+            if "PreconditionFailed" in repr(exc) or isinstance(exc, FileExistsError) or "412" in str(exc):
+                return False
+            raise
+        return True
+
     def write_text(self, name: str, text: str) -> None:
         self.write_bytes(name, text.encode())
 
