@@ -19,7 +19,9 @@ from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report, now_iso, package_versions
 from .publish.upload import ShardPublisher, upload
 from .read.demo import write_demo_corpus
-from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
+from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
+from .read.manifest import build_manifest
+from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
@@ -174,16 +176,33 @@ def run(cfg: JobConfig) -> dict:
 def encode_and_finalize(cfg: JobConfig, run_dir: RunDir, stats: RunStats) -> dict:
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
+    manifest = build_manifest(files)
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
     template = make_template(cfg, info)
     job = job_record(cfg, info)
-    stats.resumed = run_dir.prepare(job, cfg.options.fresh)
+    old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
+    stats.resumed = run_dir.prepare(job, cfg.options.fresh, check=lambda: check_resume(
+        old_plan, manifest, cfg.options.limit, run_dir.url))
     with ray_session(cfg) as ray:
-        encode_all(ray, cfg, files, info, template, run_dir, job, stats)
+        encode_all(ray, cfg, Inputs(files, manifest, old_plan), info, template, run_dir, job,
+                   stats)
     return finalize_run(run_dir, stats)
 
 
-def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTemplate,
+@dataclass(frozen=True)
+class Inputs:
+    """The input files of a run, their manifest, and the plan frozen by an earlier driver."""
+    files: list
+    manifest: list[dict]
+    old_plan: ReadPlan | None
+
+
+def frozen_plan(run_dir: RunDir) -> ReadPlan | None:
+    found = run_dir.load_plan()
+    return ReadPlan.from_dict(found) if found else None
+
+
+def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: TextTemplate,
                run_dir: RunDir, job: dict, stats: RunStats) -> None:
     """Stream every row not yet in a shard through the cluster."""
     options = cfg.options
@@ -196,8 +215,12 @@ def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTempla
     run_dir.write_job({**job, "device": device, "precision": precision})
     previous = (load_previous(options.previous, compat_attrs(cfg, info, precision))
                 if options.previous else None)
-    units = plan_units(files, options.block_bytes or auto_block_bytes(files, plan.replicas * 4),
-                       options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
+    block_bytes = options.block_bytes or auto_block_bytes(inputs.files, plan.replicas * 4)
+    read_plan = resolve_plan(inputs.old_plan, inputs.files, inputs.manifest, block_bytes,
+                             options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
+    if read_plan is not inputs.old_plan:
+        run_dir.write_plan(read_plan.to_dict())
+    units = read_plan.units
     done = run_dir.done_keys(on_quarantine=lambda error: print(
         f"ray-embed: {error}", file=sys.stderr))
     before = run_dir.rows_done()
@@ -224,9 +247,11 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None) -> dict:
     precision = job.get("precision") or spec["precision"]
     previous = previous_h5(options["previous"]) if options.get("previous") else None
     url_template = JobConfig.from_dict(job["config"]).options.resolved_url_template
+    plan = frozen_plan(run_dir)
     merge = MergeSpec(h5_attributes(job, precision), url_template, bool(job["model"]["normalized"]),
                       str(previous) if previous else None,
-                      Storage(options["storage_dtype"], options["compression"]))
+                      Storage(options["storage_dtype"], options["compression"]),
+                      plan.units if plan else None)
     result = finalize(run_dir, merge)
     ran = result.ran_with
     report = build_report(
@@ -236,6 +261,9 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None) -> dict:
     if previous:
         report["incremental"] = {**incremental_counts(run_dir.reuse_counts(), previous),
                                  "previous": options["previous"]}
+    if result.reconciliation:
+        report["rows_read"] = result.reconciliation["rows_seen"]
+        report["reconciliation"] = result.reconciliation
     report["output"] = run_dir.child_url(H5)
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
     run_dir.write_report(report)

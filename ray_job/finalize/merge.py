@@ -20,6 +20,7 @@ from ..read.previous import previous_embeddings
 from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 from ..rundir.shards import CorruptShard
+from .reconcile import reconcile
 
 INDEX_COLUMNS = ["key", "id", "text_hash", "n_tokens", "n_computed"]
 URL_CHUNK = 65536
@@ -85,6 +86,7 @@ class MergeSpec:
     normalized: bool = False
     previous_h5: str | None = None
     storage: Storage = Storage()
+    units: list | None = None           # the read plan's units: reconciled when given
 
 
 @dataclass
@@ -95,6 +97,7 @@ class FinalizeResult:
     real_tokens: int
     computed_tokens: int
     ran_with: dict           # precision and devices of the shards merged
+    reconciliation: dict | None = None
 
 
 def row_sources(run_dir: RunDir, previous_h5: str | None) -> list:
@@ -148,12 +151,16 @@ def _finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {run_dir.url}/shards: nothing to finalize")
     rows, dup_rows = select_rows(index)
+    totals = None
+    if spec.units is not None:
+        totals = reconcile(spec.units, index.keys[rows], index.keys[dup_rows],
+                           run_dir.unit_reads(), run_dir.unit_reject_counts())
     run_dir.write_duplicates(_duplicate_records(index, dup_rows))
     with run_dir.result_writer(H5) as tmp:
         dim, ran = _write_h5(tmp, index, rows, spec)
         _verify_h5(tmp, len(rows))
     return FinalizeResult(len(rows), dim, len(dup_rows), index.real_tokens,
-                          index.computed_tokens, ran)
+                          index.computed_tokens, ran, totals)
 
 
 def _duplicate_records(index: RowIndex, dup_rows: np.ndarray) -> list[dict]:

@@ -25,6 +25,7 @@ class UnitRows:
     """What one read unit turned into."""
     table: pa.Table                      # rows to encode
     rejects: list[dict]
+    seen: int = 0                        # every line / row the reader gave, whatever became of it
     reused: dict = field(default_factory=lambda: {"key": [], "id": [], "text_hash": [],
                                                   "previous_row": []})
     counts: dict = field(default_factory=lambda: {"reused": 0, "new": 0, "changed": 0})
@@ -37,6 +38,7 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
     cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
     out = UnitRows(ROW_SCHEMA.empty_table(), [])
     for position, item in read_unit(unit):
+        out.seen += 1
         key = make_key(unit.file_index, position)
         done = done_keys is not None and _contains(done_keys, key)
         if done and previous is None:
@@ -95,6 +97,7 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
         run_dir.write_unit_rejects(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
+        run_dir.write_unit_reads(unit.name, {"seen": rows.seen})
         tables.append(rows.table)
     return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
 

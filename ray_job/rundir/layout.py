@@ -20,13 +20,16 @@ REUSE_ROWS_GLOB = "unit-*.arrow"
 REUSE_COUNTS_GLOB = "unit-*.json"
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
+PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
+READS = "reads"                   # unit-*.json: rows the read stage saw per unit (reconciliation)
+READS_GLOB = "unit-*.json"
 
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
 RESULT_FOLDERS = {PARQUET: PARQUET_GLOB}
 # what a fresh start removes
-WORK_FOLDERS = (SHARDS, REJECTS, REUSE, PARQUET)
-WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD)
+WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET)
+WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD, PLAN)
 
 
 def unit_rejects(unit_name: str) -> str:
@@ -35,6 +38,10 @@ def unit_rejects(unit_name: str) -> str:
 
 def unit_reuse_rows(unit_name: str) -> str:
     return f"unit-{unit_name}.arrow"
+
+
+def unit_reads(unit_name: str) -> str:
+    return f"unit-{unit_name}.json"
 
 
 def unit_reuse_counts(unit_name: str) -> str:

@@ -74,6 +74,30 @@ class RunDir:
     def write_report(self, report: dict) -> None:
         self.store.write_text(layout.REPORT, _json_text(report))
 
+    # ---- the frozen read plan and what the read stage saw -------------------------------------
+
+    def load_plan(self) -> dict | None:
+        return json.loads(self.store.read_text(layout.PLAN)) if self.store.exists(layout.PLAN) else None
+
+    def write_plan(self, plan: dict) -> None:
+        self.store.write_text(layout.PLAN, json.dumps(plan, separators=(",", ":")))
+
+    def write_unit_reads(self, unit_name: str, counts: dict) -> None:
+        self.store.sub(layout.READS).write_text(layout.unit_reads(unit_name), json.dumps(counts))
+
+    def unit_reads(self) -> dict[str, dict]:
+        """unit name -> what the read stage counted in it (rows seen, ...)."""
+        reads = self.store.sub(layout.READS)
+        return {name[len("unit-"):-len(".json")]: json.loads(reads.read_text(name))
+                for name in reads.names(layout.READS_GLOB)}
+
+    def unit_reject_counts(self) -> dict[str, int]:
+        """unit name -> rows it rejected (from its rejects file)."""
+        counts = {}
+        for name in self._rejects.names("unit-*.jsonl"):
+            counts[name[len("unit-"):-len(".jsonl")]] = self._rejects.read_text(name).count("\n")
+        return counts
+
     # ---- shards -----------------------------------------------------------------------------
 
     @property
@@ -256,9 +280,10 @@ class RunDir:
         """Context manager: this driver alone works on the run until the block ends."""
         return Lease(self.store, layout.LEASE, self.url)
 
-    def prepare(self, job: dict, fresh: bool) -> bool:
-        """Start or resume this run: an existing run with another output spec is refused
-        (unless `fresh`, which discards it). Returns True when earlier shards are reused."""
+    def prepare(self, job: dict, fresh: bool, check=lambda: None) -> bool:
+        """Start or resume this run: an existing run with another output spec is refused, and
+        so is one that `check()` refuses (unless `fresh`, which discards it), before anything
+        is written. Returns True when earlier shards are reused."""
         resumed = False
         if fresh:
             self.clear()
@@ -266,6 +291,7 @@ class RunDir:
             old = self.load_job()
             if old.get("config_hash") != job["config_hash"]:
                 raise UserError(_mismatch_message(self.url, old, job))
+            check()
             resumed = bool(self.shard_names())
         self.write_job(job)
         return resumed

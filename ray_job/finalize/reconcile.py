@@ -1,0 +1,56 @@
+"""Reconciliation: for every read unit of the plan, rows seen by the read stage = rows in the
+output + rows rejected + rows dropped as duplicate ids. Proven before the output is written;
+a unit that does not add up fails the run, named, so a lost row can never pass silently."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+from ..read.keys import POSITION_BITS
+
+SHOWN = 3
+
+
+class ReconciliationError(DataError):
+    """Rows went missing (or appeared) between reading and the output."""
+
+
+def unit_key_bounds(units: list) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi) key range of each unit (a unit without an end runs to the end of its file)."""
+    lo = np.array([(u.file_index << POSITION_BITS) | u.start for u in units], dtype=np.int64)
+    hi = np.array([(u.file_index << POSITION_BITS) | u.end if u.end is not None
+                   else (u.file_index + 1) << POSITION_BITS for u in units], dtype=np.int64)
+    return lo, hi
+
+
+def _per_unit(sorted_keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return np.searchsorted(sorted_keys, hi) - np.searchsorted(sorted_keys, lo)
+
+
+def reconcile(units: list, kept_keys: np.ndarray, duplicate_keys: np.ndarray,
+              reads: dict[str, dict], rejected: dict[str, int]) -> dict:
+    """Check every unit; returns the totals for report.json. `kept_keys`: keys of the output
+    rows; `duplicate_keys`: rows dropped as duplicate ids; `reads`: unit name -> {"seen": n};
+    `rejected`: unit name -> rows in its rejects file."""
+    kept, dups = np.sort(kept_keys), np.sort(duplicate_keys)
+    lo, hi = unit_key_bounds(units)
+    out, dropped = _per_unit(kept, lo, hi), _per_unit(dups, lo, hi)
+    problems, seen_total = [], 0
+    for i, unit in enumerate(units):
+        if unit.name not in reads:
+            problems.append(f"unit {unit.name} ({unit.path}) was never read to the end")
+            continue
+        seen, rej = reads[unit.name]["seen"], rejected.get(unit.name, 0)
+        seen_total += seen
+        if seen != out[i] + rej + dropped[i]:
+            problems.append(f"unit {unit.name} ({unit.path}): {seen} rows seen, but {out[i]} in "
+                            f"the output + {rej} rejected + {dropped[i]} duplicates")
+    outside = len(kept) - int(out.sum())
+    if outside:
+        problems.append(f"{outside} output rows belong to no read unit of the plan")
+    if problems:
+        more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+        raise ReconciliationError("rows do not add up: " + "; ".join(problems[:SHOWN]) + more)
+    return {"units": len(units), "rows_seen": seen_total, "rows_in_output": len(kept),
+            "rows_rejected_by_readers": int(sum(rejected.get(u.name, 0) for u in units)),
+            "duplicates": len(dups)}
