@@ -1,0 +1,113 @@
+"""Chaos: SIGKILL the driver or a replica at a random moment, resume (sometimes with other
+--replicas / --block-bytes), and check after each round that the output equals a clean run
+and that report.json reconciles. A few rounds by default, more under -m slow."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from ray_job.config import JobConfig
+from ray_job.pipeline import run
+
+ROWS = 160
+
+
+@pytest.fixture(scope="module")
+def dirty_input(sample_path, tmp_path_factory):
+    lines = sample_path.read_text().splitlines(keepends=True)[:ROWS]
+    path = tmp_path_factory.mktemp("chaos") / "dirty.jsonl"
+    path.write_text("".join(line if i % 17 else "{bad\n" for i, line in enumerate(lines)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clean_run(local_ray, dirty_input, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    run(JobConfig.of(inputs=(str(dirty_input),), output=str(out), precision="fp32"))
+    return read(out)
+
+
+def read(out: Path):
+    with h5py.File(out / "embeddings.h5") as h5:
+        return h5["ids"][:].tolist(), h5["embeddings"][:]
+
+
+def start(out: Path, source: Path, rng: random.Random) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "ray_job", "run", "--input", str(source), "--output", str(out),
+           "--precision", "fp32", "--shard-rows", "16",
+           "--block-bytes", str(rng.choice([8_000, 16_000, 40_000])),
+           "--replicas", str(rng.choice([1, 1, 2]))]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
+
+
+def processes_in_group(pgid: int, marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
+
+
+def strike(proc: subprocess.Popen, out: Path, rng: random.Random) -> str:
+    """Wait a random moment into the encode phase, then kill the driver or one replica."""
+    deadline = time.time() + 240
+    wanted = rng.randint(0, 3)
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "shards").glob("part-*.arrow"))) >= wanted:
+            break
+        time.sleep(0.1)
+    time.sleep(rng.uniform(0, 1.5))
+    if proc.poll() is not None:
+        return "finished first"
+    replicas = processes_in_group(proc.pid, "Encoder")
+    if replicas and rng.random() < 0.4:
+        os.kill(rng.choice(replicas), signal.SIGKILL)
+        proc.wait(timeout=600)
+        return "replica killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return "driver killed"
+
+
+def chaos_rounds(n: int, seed: int, dirty_input, clean_run, tmp_path):
+    ids, emb = clean_run
+    for r in range(n):
+        rng = random.Random(seed + r)
+        out = tmp_path / f"round-{r}"
+        what = strike(start(out, dirty_input, rng), out, rng)
+        finish = start(out, dirty_input, rng)
+        _, err = finish.communicate(timeout=600)
+        assert finish.returncode == 0, f"round {r} ({what}): {err[-2000:]}"
+        got_ids, got_emb = read(out)
+        assert got_ids == ids, f"round {r} ({what})"
+        np.testing.assert_allclose(got_emb, emb, rtol=1e-5, atol=1e-6)
+        report = json.loads((out / "report.json").read_text())
+        assert report["reconciliation"]["rows_seen"] == ROWS == report["rows_read"]
+        assert report["rows_embedded"] + report["rows_rejected"] == ROWS
+
+
+def test_chaos_a_few_rounds(dirty_input, clean_run, tmp_path):
+    chaos_rounds(2, 11, dirty_input, clean_run, tmp_path)
+
+
+@pytest.mark.slow
+def test_chaos_many_rounds(dirty_input, clean_run, tmp_path):
+    chaos_rounds(10, 100, dirty_input, clean_run, tmp_path)
