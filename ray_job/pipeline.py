@@ -17,7 +17,8 @@ from .finalize.merge import Storage, finalize
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .rundir.mirror import pull_work, push_results
 from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
-from .encode.models import ModelInfo, load_model, resolve_model_source
+from .encode.model_facts import describe
+from .encode.models import ModelInfo, resolve_model_source
 from .encode.precision import pick_device, pick_precision
 from .publish.upload import ShardPublisher, upload
 from .rundir.progress import Progress, estimate_total_rows, rows_done
@@ -47,8 +48,8 @@ def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
 
 
 def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
-    """Load the model once on the driver's CPU to learn its tokenizer, length limit and dim."""
-    return load_model(cfg, device="cpu", source=source).info
+    """The model's tokenizer, length limit and dim, from its files: the driver never loads it."""
+    return describe(cfg, source)
 
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
