@@ -94,6 +94,13 @@ def cluster_device(cfg: JobConfig, cluster: dict) -> str:
     return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
 
 
+def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
+    """The device and precision the driver asks of every replica: resolved, never `auto`
+    (each replica then settles what it runs on its node: `precision.replica_choice`)."""
+    device = cluster_device(cfg, cluster)
+    return device, pick_precision(cfg.precision, device)
+
+
 def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate,
                   run_dir: RunDir, plan: ResourcePlan, done_ref, previous_ref=None):
     from ray.data import ActorPoolStrategy
@@ -119,6 +126,7 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"config": cfg.to_dict(), "model_source": info.source,
+                               "device": cfg.device, "precision": cfg.precision,
                                "threads": plan.threads})
 
 
@@ -183,11 +191,11 @@ def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTempla
                run_dir: RunDir, stats: RunStats) -> str:
     """Stream every row not yet in a shard through the cluster; returns the precision used."""
     cluster = ray.cluster_resources()
-    stats.device = device = cluster_device(cfg, cluster)
+    device, precision = replica_request(cfg, cluster)
+    stats.device = device
     plan = plan_resources(cluster, device, cfg.replicas, cfg.gpus_per_replica,
                           cfg.cpus_per_replica, cfg.threads_per_replica)
     stats.replicas = plan.replicas
-    precision = pick_precision(cfg.precision, device)
     previous = (load_previous(cfg.previous, compat_attrs(cfg, info, precision))
                 if cfg.previous else None)
     units = plan_units(files, cfg.block_bytes or auto_block_bytes(files, plan.replicas * 4),
@@ -203,8 +211,8 @@ def encode_all(ray, cfg: JobConfig, files, info: ModelInfo, template: TextTempla
     if units:
         done_ref = ray.put(done_keys(run_dir.shards))
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(units, dataclasses.replace(cfg, device=device), info, template,
-                           run_dir, plan, done_ref, previous_ref)
+        ds = build_dataset(units, dataclasses.replace(cfg, device=device, precision=precision),
+                           info, template, run_dir, plan, done_ref, previous_ref)
         publisher = (ShardPublisher(shards, cfg.upload, cfg.upload_every)
                      if cfg.upload_every else contextlib.nullcontext())
         with Progress(shards, estimate_total_rows(units, cfg.limit)), publisher:

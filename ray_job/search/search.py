@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import JobConfig
 from ..encode.encoder import Encoder
+from ..encode.precision import pick_precision
 from ..errors import UserError
 from ..rundir.mirror import pull_results
 from ..rundir.rundir import RunDir
@@ -30,7 +31,8 @@ def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
     """The queries embedded exactly as the run embedded papers (model, pooling, precision)."""
     job = run_dir.load_job()
     cfg = JobConfig.from_dict({**job["config"], "device": "cpu", "fresh": False})
-    encoder = Encoder(cfg.to_dict(), job["model"]["source"])
+    encoder = Encoder(cfg.to_dict(), job["model"]["source"], device="cpu",
+                      precision=pick_precision(cfg.precision, "cpu"))
     info = encoder.model.info
     tokenizer = load_tokenizer(info.tokenizer_source, cfg.trust_remote_code)
     emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
