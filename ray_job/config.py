@@ -31,6 +31,10 @@ BACKENDS = ("auto", "sentence-transformers", "transformers")
 POOLINGS = ("cls", "mean")
 MISSING_FIELD_POLICIES = ("reject", "empty")
 
+# Keys that earlier versions wrote into job.json and that no longer mean anything (fault
+# injection moved to ray_job.faults): dropped when a config is read back.
+RETIRED_KEYS = ("fault_kill_encoder_after", "fault_marker")
+
 # Fields that change what the embeddings are: a run directory made with other values is refused.
 OUTPUT_DEFINING_FIELDS = (
     "inputs", "model", "adapter", "backend", "pooling", "normalize", "text", "id_field", "table", "query", "max_seq_length",
@@ -80,10 +84,6 @@ class JobConfig:
     upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)
-    # test-only fault injection: the encoder process exits after this many batches, once
-    # (the marker file makes it happen once per run, whichever replica gets there first)
-    fault_kill_encoder_after: int | None = None
-    fault_marker: str | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -94,6 +94,7 @@ class JobConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
         known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)} "

@@ -31,6 +31,7 @@ from .rundir.store import Store
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
 from .encode.tokenize import tokenize_batch
+from .faults import faults_from_environment
 
 log = logging.getLogger("ray_job")
 
@@ -127,7 +128,7 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"config": cfg.to_dict(), "model_source": info.source,
                                "device": cfg.device, "precision": cfg.precision,
-                               "threads": plan.threads})
+                               "threads": plan.threads, "faults": faults_from_environment()})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:

@@ -14,6 +14,7 @@ import torch
 
 from .batching import length_order, pad_rows, token_budget_batches
 from ..config import JobConfig
+from ..faults import NO_FAULTS, Faults
 from .models import load_model
 from .precision import autocast, replica_choice
 
@@ -38,13 +39,14 @@ class Encoder:
 
     `device` and `precision` are the driver's resolved request (never `auto`); the replica
     resolves them once for its node (`replica_choice`) and keeps what it runs in
-    `self.device` / `self.precision`.
+    `self.device` / `self.precision`. `faults` is test-only fault injection (`ray_job.faults`).
     """
 
     def __init__(self, config: dict, model_source: str, device: str, precision: str,
-                 threads: int | None = None):
+                 threads: int | None = None, faults: Faults = NO_FAULTS):
         self.cfg = JobConfig.from_dict(config)
         self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
+        self.faults = faults
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
@@ -95,10 +97,7 @@ class Encoder:
         })
 
     def _maybe_die(self) -> None:
-        """Test-only fault injection (config fault_kill_encoder_after): a hard process exit."""
+        """Test-only fault injection: a hard process exit, as when a node dies."""
         self.calls += 1
-        after, marker = self.cfg.fault_kill_encoder_after, self.cfg.fault_marker
-        if after is None or self.calls <= after or not marker or os.path.exists(marker):
-            return
-        open(marker, "w").close()
-        os._exit(1)
+        if self.faults.kill_encoder_now(self.calls):
+            os._exit(1)
