@@ -72,7 +72,8 @@ def notebook_loop(model, texts, max_len):
 
 def ours_inprocess(texts):
     cfg = JobConfig.of(precision="auto")
-    enc = Encoder(cfg.to_dict(), bundled_model_path(), threads=os.cpu_count())
+    enc = Encoder(cfg.to_dict(), bundled_model_path(), device="cpu",
+                  precision=pick_precision(cfg.spec.precision, "cpu"), threads=os.cpu_count())
     tok = load_tokenizer(enc.model.info.tokenizer_source)
     ids = tokenize_texts(tok, texts, enc.model.info.max_seq_length)
     emb, computed = enc.embed_token_lists(ids)

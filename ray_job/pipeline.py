@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
 from .encode.encoder import Encoder
-from .encode.models import ModelInfo, load_model, resolve_model_source
+from .encode.model_facts import describe
+from .encode.models import ModelInfo, resolve_model_source
 from .encode.precision import pick_device, pick_precision
 from .encode.resources import ResourcePlan, plan_resources
 from .encode.tokenize import tokenize_batch
@@ -25,6 +26,7 @@ from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
+from .faults import faults_from_environment
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
@@ -46,8 +48,8 @@ def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
 
 
 def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
-    """Load the model once on the driver's CPU to learn its tokenizer, length limit and dim."""
-    return load_model(cfg, device="cpu", source=source).info
+    """The model's tokenizer, length limit and dim, from its files: the driver never loads it."""
+    return describe(cfg.spec, source)
 
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
@@ -93,8 +95,24 @@ def cluster_device(cfg: JobConfig, cluster: dict) -> str:
     return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
 
 
-def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate,
-                  run_dir: RunDir, plan: ResourcePlan, done_ref, previous_ref=None):
+def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
+    """The device and precision the driver asks of every replica: resolved, never `auto`
+    (each replica then settles what it runs on its node: `precision.replica_choice`)."""
+    device = cluster_device(cfg, cluster)
+    return device, pick_precision(cfg.spec.precision, device)
+
+
+def encoder_config(cfg: JobConfig) -> dict:
+    """What a replica needs of the job config: the output spec and the batching options."""
+    o = cfg.options
+    return JobConfig.of(**asdict(cfg.spec), max_batch_tokens=o.max_batch_tokens,
+                        max_batch_rows=o.max_batch_rows, compile=o.compile).to_dict()
+
+
+def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
+                  template: TextTemplate, run_dir: RunDir, plan: ResourcePlan, done_ref,
+                  previous_ref=None):
+    """The Ray Dataset of one run; `ran`: the (device, precision) asked of every replica."""
     from ray.data import ActorPoolStrategy
 
     ds = units_dataset(units)
@@ -117,8 +135,9 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
         # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
-        fn_constructor_kwargs={"config": cfg.to_dict(), "model_source": info.source,
-                               "threads": plan.threads})
+        fn_constructor_kwargs={"config": encoder_config(cfg), "model_source": info.source,
+                               "device": ran[0], "precision": ran[1],
+                               "threads": plan.threads, "faults": faults_from_environment()})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
@@ -207,11 +226,11 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     """Stream every row not yet in a shard through the cluster."""
     options = cfg.options
     cluster = ray.cluster_resources()
-    stats.device = device = cluster_device(cfg, cluster)
+    device, precision = replica_request(cfg, cluster)
+    stats.device = device
     plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
-    precision = pick_precision(cfg.spec.precision, device)
     run_dir.write_job({**job, "device": device, "precision": precision})
     previous = (load_previous(options.previous, compat_attrs(cfg, info, precision))
                 if options.previous else None)
@@ -228,7 +247,7 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     if units:
         done_ref = ray.put(done)
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(units, cfg.replace(device=device), info, template, run_dir, plan,
+        ds = build_dataset(units, cfg, (device, precision), info, template, run_dir, plan,
                            done_ref, previous_ref)
         publisher = (ShardPublisher(run_dir, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ray_job.config import JobConfig
-from ray_job.errors import DataError
+from ray_job.errors import ConfigError, DataError
+from ray_job.faults import KILL_ENCODER_AFTER_ENV, MARKER_ENV
 from ray_job.pipeline import finalize_run, run
 from ray_job.rundir.rundir import RunDir
 from conftest import reference_text, shard_files
@@ -33,11 +34,12 @@ def assert_matches_reference(ids, emb, records, reference_model):
 
 
 def test_an_encoder_actor_that_dies_mid_run_loses_and_duplicates_nothing(
-        local_ray, sample_path, sample_records, reference_model, tmp_path):
+        local_ray, sample_path, sample_records, reference_model, tmp_path, monkeypatch):
     marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL_ENCODER_AFTER_ENV, "1")      # read by the driver, not the workers
+    monkeypatch.setenv(MARKER_ENV, str(marker))
     report = run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=120,
-                           shard_rows=24, precision="fp32", fault_kill_encoder_after=1,
-                           fault_marker=str(marker)))
+                              shard_rows=24, precision="fp32"))
     assert marker.exists()                                       # the replica really died
     assert report["rows_embedded"] == 120
     assert_matches_reference(*read(tmp_path / "o"), sample_records[:120], reference_model)
@@ -84,3 +86,21 @@ def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
     ids2, emb2 = read(tmp_path)
     assert ids2 == ids
     np.testing.assert_allclose(emb2, emb, rtol=1e-5, atol=1e-6)
+
+
+def test_fault_injection_is_read_from_the_environment_not_the_job_config(tmp_path):
+    from ray_job.config import OPTION_FIELDS, SPEC_FIELDS
+    from ray_job.faults import NO_FAULTS, Faults, faults_from_environment
+
+    assert not [name for name in SPEC_FIELDS + OPTION_FIELDS if "fault" in name]
+    with pytest.raises(ConfigError, match="unknown config key"):
+        JobConfig.from_dict({"fault_kill_encoder_after": 1})
+    marker = str(tmp_path / "m")
+    assert faults_from_environment({}) == NO_FAULTS
+    assert faults_from_environment({KILL_ENCODER_AFTER_ENV: "2", MARKER_ENV: marker}) == Faults(2, marker)
+    for bad in ({KILL_ENCODER_AFTER_ENV: "two", MARKER_ENV: marker}, {KILL_ENCODER_AFTER_ENV: "2"}):
+        with pytest.raises(ConfigError, match=KILL_ENCODER_AFTER_ENV):
+            faults_from_environment(bad)
+    faults = Faults(2, marker)
+    assert [faults.kill_encoder_now(calls) for calls in (1, 2, 3, 4)] == [False, False, True, False]
+    assert not NO_FAULTS.kill_encoder_now(100)

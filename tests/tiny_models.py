@@ -61,3 +61,16 @@ def tiny_roberta_sentence_transformer(path: Path, texts: list[str]) -> Path:
     st_dir = path / "st"
     SentenceTransformer(modules=[word, pooling]).save(str(st_dir))
     return st_dir
+
+
+def tiny_st_with_dense(base: Path, path: Path) -> Path:
+    """A sentence-transformers model over `base` with two pooling modes concatenated, a Dense
+    projection (64 -> 16) and Normalize: every module that decides the output's size."""
+    from sentence_transformers import SentenceTransformer, models
+
+    word = models.Transformer(str(base), max_seq_length=200)
+    pooling = models.Pooling(word.get_word_embedding_dimension(), ("cls", "mean"))
+    torch.manual_seed(3)
+    dense = models.Dense(2 * word.get_word_embedding_dimension(), 16)
+    SentenceTransformer(modules=[word, pooling, dense, models.Normalize()]).save(str(path))
+    return path

@@ -1,7 +1,8 @@
 """The encoder actor: one model replica; token ids in, embeddings out.
 
 Inside a call: sort rows by length, cut token-budget micro-batches, run each under
-inference_mode + autocast, and put the embeddings back in input order.
+inference_mode + autocast, and put the embeddings back in input order. Every output batch also
+says what computed it: columns `device` and `precision` (one value per batch), for the shard.
 """
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ import torch
 
 from .batching import length_order, pad_rows, token_budget_batches
 from ..config import JobConfig
+from ..faults import NO_FAULTS, Faults
 from .models import load_model
-from .precision import autocast, pick_device, pick_precision
+from .precision import autocast, replica_choice
+
+# what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
+RAN_COLUMNS = ("device", "precision")
+RAN_TYPE = pa.dictionary(pa.int8(), pa.string())
 
 
 def embedding_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -22,24 +28,33 @@ def embedding_array(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
-def replica_device(requested: str) -> str:
-    """The device of this replica: a node that lacks CUDA falls back to its CPU."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        return "cpu"
-    return pick_device(requested)
+def constant_column(value: str, rows: int) -> pa.DictionaryArray:
+    """`value` on every row, stored once (dictionary-encoded)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)),
+                                          pa.array([value], RAN_TYPE.value_type))
 
 
 class Encoder:
-    """Ray actor class (used with ActorPoolStrategy); also usable in-process."""
+    """Ray actor class (used with ActorPoolStrategy); also usable in-process.
 
-    def __init__(self, config: dict, model_source: str, threads: int | None = None):
+    `config`: what a replica needs of the job config (`encoder_config`): the output spec and
+    the batching options, not the rest.
+
+    `device` and `precision` are the driver's resolved request (never `auto`); the replica
+    resolves them once for its node (`replica_choice`) and keeps what it runs in
+    `self.device` / `self.precision`. `faults` is test-only fault injection (`ray_job.faults`).
+    """
+
+    def __init__(self, config: dict, model_source: str, device: str, precision: str,
+                 threads: int | None = None, faults: Faults = NO_FAULTS):
         self.cfg = JobConfig.from_dict(config)
-        self.device = replica_device(self.cfg.options.device)
-        self.precision = pick_precision(self.cfg.spec.precision, self.device)
+        self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
+        self.faults = faults
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
-        self.model = load_model(self.cfg, device=device, source=model_source)
+        self.model = load_model(self.cfg.spec, device=device, source=model_source,
+                                compile=self.cfg.options.compile)
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
         self.calls = 0
@@ -81,13 +96,12 @@ class Encoder:
             "text_hash": batch.column("text_hash"),
             "embedding": embedding_array(emb),
             "n_tokens": pa.array(lengths), "n_computed": pa.array(computed),
+            "device": constant_column(self.device, batch.num_rows),
+            "precision": constant_column(self.precision, batch.num_rows),
         })
 
     def _maybe_die(self) -> None:
-        """Test-only fault injection (config fault_kill_encoder_after): a hard process exit."""
+        """Test-only fault injection: a hard process exit, as when a node dies."""
         self.calls += 1
-        after, marker = None, None   # TODO: faults from the driver (encode-side branch)
-        if after is None or self.calls <= after or not marker or os.path.exists(marker):
-            return
-        open(marker, "w").close()
-        os._exit(1)
+        if self.faults.kill_encoder_now(self.calls):
+            os._exit(1)

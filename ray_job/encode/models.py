@@ -7,34 +7,17 @@ into one embedding per row.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..errors import UserError
+from .model_info import (BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_info,
+                         model_name, pooling_name, st_max_length, transformers_max_length)
 
-BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the rest of the job needs to know about a model, as plain data."""
-    name: str
-    source: str               # local folder or Hub name the replicas load
-    backend: str
-    tokenizer_source: str
-    max_seq_length: int
-    sep_token: str
-    pad_token_id: int
-    dim: int
-    pooling: str
-    normalized: bool
-    param_bytes: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["BUNDLED_ALIASES", "ModelInfo", "LoadedModel", "backend_name", "bundled_model_path",
+           "load_model", "pool", "resolve_model_source"]
 
 
 class LoadedModel:
@@ -65,30 +48,8 @@ def resolve_model_source(name: str | None) -> str:
     return name
 
 
-def _max_length(configured: int | None, model_limit: int | None, override: int | None) -> int:
-    limits = [v for v in (configured, model_limit) if v]
-    length = min(limits) if limits else 512
-    return min(override, length) if override else length
-
-
-def _position_limit(config) -> int | None:
-    """Usable positions of a BERT/RoBERTa-style model (RoBERTa reserves pad_token_id + 1)."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= (getattr(config, "pad_token_id", 1) or 0) + 1
-    return limit
-
-
-def _describe(name, source, backend, tokenizer, max_len, dim, pooling, normalized,
-              module: torch.nn.Module) -> ModelInfo:
-    return ModelInfo(
-        name=name, source=source, backend=backend,
-        tokenizer_source=tokenizer.name_or_path or source, max_seq_length=int(max_len),
-        sep_token=tokenizer.sep_token or tokenizer.eos_token or " ",
-        pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
-        dim=int(dim), pooling=pooling, normalized=bool(normalized),
-        param_bytes=sum(p.numel() * p.element_size() for p in module.parameters()),
-    )
+def param_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def load_sentence_transformer(name: str, source: str, device: str, cfg) -> LoadedModel:
@@ -96,15 +57,17 @@ def load_sentence_transformer(name: str, source: str, device: str, cfg) -> Loade
 
     module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code)
     module.eval()
+    max_len = st_max_length(module.max_seq_length, cfg.max_seq_length)
     if cfg.max_seq_length:
-        module.max_seq_length = min(cfg.max_seq_length, module.max_seq_length or cfg.max_seq_length)
+        module.max_seq_length = max_len
     pooling = _st_pooling_mode(module)
     has_norm = any(type(m).__name__ == "Normalize" for m in module)
     normalize = bool(cfg.normalize) and not has_norm
     dim_of = getattr(module, "get_embedding_dimension", None) or module.get_sentence_embedding_dimension
     dim = dim_of()
-    info = _describe(name, source, "sentence-transformers", module.tokenizer,
-                     module.max_seq_length or 512, dim, pooling, has_norm or normalize, module)
+    info = model_info(name, source, "sentence-transformers", module.tokenizer,
+                      module.tokenizer.name_or_path or source, max_len, dim, pooling,
+                      has_norm or normalize, param_bytes(module))
 
     def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = module({"input_ids": input_ids, "attention_mask": attention_mask})
@@ -120,7 +83,7 @@ def _st_pooling_mode(module) -> str:
         if type(m).__name__ == "Pooling":
             if hasattr(m, "get_pooling_mode_str"):
                 return m.get_pooling_mode_str()
-            return str(m.get_config_dict().get("pooling_mode", "unknown"))
+            return pooling_name(m.get_config_dict().get("pooling_mode", "unknown"))
     return "model-defined"
 
 
@@ -158,10 +121,10 @@ def load_transformers(name: str, source: str, device: str, cfg) -> LoadedModel:
     module = (load_adapter_model if cfg.adapter else load_base_model)(source, cfg)
     module.to(device).eval()
     mode = cfg.pooling or "cls"
-    max_len = _max_length(tokenizer.model_max_length if tokenizer.model_max_length < 1e6 else None,
-                          _position_limit(module.config), cfg.max_seq_length)
-    info = _describe(name, source, "transformers", tokenizer, max_len,
-                     module.config.hidden_size, mode, bool(cfg.normalize), module)
+    max_len = transformers_max_length(tokenizer, module.config, cfg.max_seq_length)
+    info = model_info(name, source, "transformers", tokenizer, tokenizer.name_or_path or source,
+                      max_len, module.config.hidden_size, mode, bool(cfg.normalize),
+                      param_bytes(module))
 
     def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = module(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -177,25 +140,17 @@ BACKENDS: dict[str, Callable[..., LoadedModel]] = {
 }
 
 
-def backend_name(cfg) -> str:
-    """`auto` means sentence-transformers, unless a pooling or an adapter asks for transformers."""
-    if cfg.backend != "auto":
-        return cfg.backend
-    return "transformers" if (cfg.pooling or cfg.adapter) else "sentence-transformers"
-
-
-def load_model(cfg, device: str = "cpu", source: str | None = None) -> LoadedModel:
-    """Load the configured model (`cfg`: a JobConfig) on `device`; a model that cannot be
-    loaded is a UserError."""
-    spec = cfg.spec
-    name = spec.model or BUNDLED_ALIASES[1]
-    source = source or resolve_model_source(spec.model)
-    loader = BACKENDS[backend_name(spec)]
+def load_model(cfg, device: str = "cpu", source: str | None = None,
+               compile: bool = False) -> LoadedModel:
+    """Load the model `cfg` (an OutputSpec) names on `device`; a model that cannot be loaded
+    is a UserError. `compile`: torch.compile the forward pass."""
+    name = model_name(cfg)
+    source = source or resolve_model_source(cfg.model)
+    loader = BACKENDS[backend_name(cfg)]
     try:
-        loaded = loader(name, source, device, spec)
+        loaded = loader(name, source, device, cfg)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load model {name!r}: {first}") from None
-    if cfg.options.compile:
+        raise model_error(name, exc) from None
+    if compile:
         loaded.embed = torch.compile(loaded.embed, dynamic=True)
     return loaded

@@ -1,4 +1,9 @@
-"""Pick the device and the numeric precision; detect native bf16 on CPUs instead of assuming."""
+"""Pick the device and the numeric precision; detect native bf16 on CPUs instead of assuming.
+
+Two steps, each done once: the driver resolves `auto` for the whole pool (`pick_device`,
+`pick_precision`), and each replica turns that request into what it runs on its node
+(`replica_choice`).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -59,6 +64,24 @@ def pick_precision(requested: str, device: str, native_bf16: bool | None = None)
     if native_bf16 is None:
         native_bf16 = cpu_has_native_bf16()
     return "bf16" if native_bf16 else "fp32"
+
+
+def replica_choice(device: str, precision: str, cuda_available: bool,
+                   native_bf16: bool | None = None) -> tuple[str, str]:
+    """What one replica runs, given the driver's resolved request and this node.
+
+    A node without CUDA runs a cuda request on its CPU (rather than failing the pool). There,
+    fp16 becomes the CPU's own choice, as for `auto`: bf16 where the CPU multiplies bf16 natively,
+    else fp32 (fp16 is emulated on CPUs, slower than fp32). A request made for the CPU in the
+    first place (device cpu) runs as asked.
+    """
+    if device not in ("cpu", "cuda", "mps") or precision not in AUTOCAST_DTYPES.keys() | {"fp32"}:
+        raise ValueError(f"a replica needs a resolved device and precision, not "
+                         f"{device!r} / {precision!r}")
+    if device == "cuda" and not cuda_available:
+        return "cpu", (pick_precision("auto", "cpu", native_bf16) if precision == "fp16"
+                       else precision)
+    return pick_device(device), precision
 
 
 def autocast(device: str, precision: str):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import JobConfig
 from ..encode.encoder import Encoder
+from ..encode.precision import pick_precision
 from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 from ..encode.tokenize import load_tokenizer, tokenize_texts
@@ -29,7 +30,8 @@ def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
     """The queries embedded exactly as the run embedded papers (model, pooling, precision)."""
     job = run_dir.load_job()
     cfg = JobConfig.from_dict(job["config"]).replace(device="cpu")
-    encoder = Encoder(cfg.to_dict(), job["model"]["source"])
+    encoder = Encoder(cfg.to_dict(), job["model"]["source"], device="cpu",
+                      precision=pick_precision(cfg.spec.precision, "cpu"))
     info = encoder.model.info
     tokenizer = load_tokenizer(info.tokenizer_source, cfg.spec.trust_remote_code)
     emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
