@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import time
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass
 from .config import JobConfig, absolute_inputs
 from .encode.encoder import Encoder
 from .encode.model_facts import describe
+from .encode.model_identity import model_identity, pinned_revision
 from .encode.models import ModelInfo, resolve_model_source
 from .encode.precision import pick_device, pick_precision
 from .encode.resources import ResourcePlan, plan_resources
@@ -111,8 +113,9 @@ def encoder_config(cfg: JobConfig) -> dict:
 
 def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
                   template: TextTemplate, run_dir: RunDir, plan: ResourcePlan, done_ref,
-                  previous_ref=None):
-    """The Ray Dataset of one run; `ran`: the (device, precision) asked of every replica."""
+                  previous_ref=None, revision: str | None = None):
+    """The Ray Dataset of one run; `ran`: the (device, precision) asked of every replica;
+    `revision`: the Hub commit every tokenizer and replica loads."""
     from ray.data import ActorPoolStrategy
 
     ds = units_dataset(units)
@@ -125,7 +128,8 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
                                    "max_length": info.max_seq_length,
-                                   "trust_remote_code": cfg.spec.trust_remote_code})
+                                   "trust_remote_code": cfg.spec.trust_remote_code,
+                                   "revision": revision})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -137,7 +141,8 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"config": encoder_config(cfg), "model_source": info.source,
                                "device": ran[0], "precision": ran[1],
-                               "threads": plan.threads, "faults": faults_from_environment()})
+                               "threads": plan.threads, "faults": faults_from_environment(),
+                               "revision": revision})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
@@ -145,21 +150,25 @@ def replica_memory_bytes(info: ModelInfo) -> int:
     return 4 * info.param_bytes + 768 * 2**20
 
 
-def compat_attrs(cfg: JobConfig, info: ModelInfo, precision: str) -> dict:
+def compat_attrs(cfg: JobConfig, info: ModelInfo, identity: dict, precision: str) -> dict:
     """What an earlier embeddings.h5 must share with this run for its vectors to be reused."""
-    return {"model": info.name, "adapter": cfg.spec.adapter or "", "backend": info.backend,
+    return {"model": info.name, "model_identity": json.dumps(identity, sort_keys=True),
+            "adapter": cfg.spec.adapter or "", "backend": info.backend,
             "pooling": info.pooling, "normalized": bool(info.normalized), "precision": precision,
             "text_template": cfg.spec.text, "max_seq_length": info.max_seq_length}
 
 
 def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
-    return {"config": cfg.to_dict(), "config_hash": cfg.config_hash(), "model": info.to_dict(),
+    identity = model_identity(cfg.spec, info.source)
+    return {"config": cfg.to_dict(), "config_hash": cfg.config_hash(),
+            "model": {**info.to_dict(), "identity": identity},
             "versions": package_versions(), "created": now_iso()}
 
 
 def h5_attributes(job: dict, precision: str) -> dict:
     spec, model = job["config"]["spec"], job["model"]
     return {"model": model["name"], "adapter": spec.get("adapter") or "",
+            "model_identity": json.dumps(model["identity"], sort_keys=True),
             "backend": model["backend"], "pooling": model["pooling"],
             "normalized": bool(model["normalized"]), "precision": precision,
             "text_template": spec["text"], "max_seq_length": model["max_seq_length"],
@@ -200,12 +209,23 @@ def encode_and_finalize(cfg: JobConfig, run_dir: RunDir, stats: RunStats) -> dic
     template = make_template(cfg, info)
     job = job_record(cfg, info)
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
-    stats.resumed = run_dir.prepare(job, cfg.options.fresh, check=lambda: check_resume(
-        old_plan, manifest, cfg.options.limit, run_dir.url))
+    def check(old_job: dict) -> None:
+        check_same_model(old_job, job, run_dir.url)
+        check_resume(old_plan, manifest, cfg.options.limit, run_dir.url)
+
+    stats.resumed = run_dir.prepare(job, cfg.options.fresh, check)
     with ray_session(cfg) as ray:
         encode_all(ray, cfg, Inputs(files, manifest, old_plan), info, template, run_dir, job,
                    stats)
     return finalize_run(run_dir, stats)
+
+
+def check_same_model(old_job: dict, job: dict, where: str) -> None:
+    """A resume must run the very model the run started with (same weights or Hub commit)."""
+    old, new = old_job.get("model", {}).get("identity"), job["model"]["identity"]
+    if old != new:
+        raise UserError(f"the model of {where} changed since it started ({old} -> {new}); use "
+                        f"--fresh to start over, or a new --output")
 
 
 @dataclass(frozen=True)
@@ -232,7 +252,7 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
     run_dir.write_job({**job, "device": device, "precision": precision})
-    previous = (load_previous(options.previous, compat_attrs(cfg, info, precision))
+    previous = (load_previous(options.previous, compat_attrs(cfg, info, job["model"]["identity"], precision))
                 if options.previous else None)
     block_bytes = options.block_bytes or auto_block_bytes(inputs.files, plan.replicas * 4)
     read_plan = resolve_plan(inputs.old_plan, inputs.files, inputs.manifest, block_bytes,
@@ -248,7 +268,7 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
         done_ref = ray.put(done)
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(units, cfg, (device, precision), info, template, run_dir, plan,
-                           done_ref, previous_ref)
+                           done_ref, previous_ref, pinned_revision(job["model"]["identity"]))
         publisher = (ShardPublisher(run_dir, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         with Progress(run_dir, estimate_total_rows(units, options.limit)), publisher:

@@ -46,7 +46,8 @@ class Encoder:
     """
 
     def __init__(self, config: dict, model_source: str, device: str, precision: str,
-                 threads: int | None = None, faults: Faults = NO_FAULTS):
+                 threads: int | None = None, faults: Faults = NO_FAULTS,
+                 revision: str | None = None):
         self.cfg = JobConfig.from_dict(config)
         self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
         self.faults = faults
@@ -54,7 +55,7 @@ class Encoder:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
         self.model = load_model(self.cfg.spec, device=device, source=model_source,
-                                compile=self.cfg.options.compile)
+                                compile=self.cfg.options.compile, revision=revision)
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
         self.calls = 0

@@ -52,10 +52,12 @@ def param_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def load_sentence_transformer(name: str, source: str, device: str, cfg) -> LoadedModel:
+def load_sentence_transformer(name: str, source: str, device: str, cfg,
+                              revision: str | None = None) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
 
-    module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code)
+    module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code,
+                                 revision=revision)
     module.eval()
     max_len = st_max_length(module.max_seq_length, cfg.max_seq_length)
     if cfg.max_seq_length:
@@ -94,17 +96,19 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def load_base_model(source: str, cfg) -> torch.nn.Module:
+def load_base_model(source: str, cfg, revision: str | None = None) -> torch.nn.Module:
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    return AutoModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code,
+                                     revision=revision)
 
 
-def load_adapter_model(source: str, cfg) -> torch.nn.Module:
+def load_adapter_model(source: str, cfg, revision: str | None = None) -> torch.nn.Module:
     """SPECTER2-style: the base model with an `adapters` adapter loaded and set active."""
     from adapters import AutoAdapterModel
 
-    module = AutoAdapterModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+    module = AutoAdapterModel.from_pretrained(source, trust_remote_code=cfg.trust_remote_code,
+                                              revision=revision)
     local = Path(cfg.adapter).expanduser()
     hub = {} if local.is_dir() else {"source": "hf"}
     name = module.load_adapter(str(local) if local.is_dir() else cfg.adapter, load_as="adapter",
@@ -114,11 +118,13 @@ def load_adapter_model(source: str, cfg) -> torch.nn.Module:
     return module
 
 
-def load_transformers(name: str, source: str, device: str, cfg) -> LoadedModel:
+def load_transformers(name: str, source: str, device: str, cfg,
+                      revision: str | None = None) -> LoadedModel:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-    module = (load_adapter_model if cfg.adapter else load_base_model)(source, cfg)
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code,
+                                              revision=revision)
+    module = (load_adapter_model if cfg.adapter else load_base_model)(source, cfg, revision)
     module.to(device).eval()
     mode = cfg.pooling or "cls"
     max_len = transformers_max_length(tokenizer, module.config, cfg.max_seq_length)
@@ -141,14 +147,15 @@ BACKENDS: dict[str, Callable[..., LoadedModel]] = {
 
 
 def load_model(cfg, device: str = "cpu", source: str | None = None,
-               compile: bool = False) -> LoadedModel:
+               compile: bool = False, revision: str | None = None) -> LoadedModel:
     """Load the model `cfg` (an OutputSpec) names on `device`; a model that cannot be loaded
-    is a UserError. `compile`: torch.compile the forward pass."""
+    is a UserError. `compile`: torch.compile the forward pass; `revision`: the Hub commit to
+    load (every replica loads the one the driver resolved)."""
     name = model_name(cfg)
     source = source or resolve_model_source(cfg.model)
     loader = BACKENDS[backend_name(cfg)]
     try:
-        loaded = loader(name, source, device, cfg)
+        loaded = loader(name, source, device, cfg, revision)
     except (OSError, ValueError) as exc:
         raise model_error(name, exc) from None
     if compile:

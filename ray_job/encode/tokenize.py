@@ -13,11 +13,12 @@ TOKEN_TYPE = pa.list_(pa.int32())
 
 
 @functools.lru_cache(maxsize=4)
-def load_tokenizer(source: str, trust_remote_code: bool = False):
+def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str | None = None):
     """One tokenizer per worker process and source (Ray reuses worker processes)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                         revision=revision)
 
 
 def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> pa.ListArray:
@@ -31,10 +32,10 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> pa.ListArray
 
 
 def tokenize_batch(batch: pa.Table, tokenizer_source: str, max_length: int,
-                   trust_remote_code: bool = False) -> pa.Table:
+                   trust_remote_code: bool = False, revision: str | None = None) -> pa.Table:
     """Ray map_batches function: replaces the `text` column by `input_ids`."""
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
-    tokenizer = load_tokenizer(tokenizer_source, trust_remote_code)
+    tokenizer = load_tokenizer(tokenizer_source, trust_remote_code, revision)
     ids = tokenize_texts(tokenizer, batch.column("text").to_pylist(), max_length)
     return batch.drop_columns(["text"]).append_column("input_ids", ids)

@@ -18,8 +18,8 @@ from ..errors import UserError
 from .remote_files import is_url
 
 # The old file must have been made with the same of these (resolved) settings.
-COMPAT_ATTRS = ("model", "adapter", "backend", "pooling", "normalized", "precision",
-                "text_template", "max_seq_length")
+COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "normalized",
+                "precision", "text_template", "max_seq_length")
 
 
 def text_hash(text: str) -> int:

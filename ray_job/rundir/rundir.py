@@ -280,10 +280,10 @@ class RunDir:
         """Context manager: this driver alone works on the run until the block ends."""
         return Lease(self.store, layout.LEASE, self.url)
 
-    def prepare(self, job: dict, fresh: bool, check=lambda: None) -> bool:
+    def prepare(self, job: dict, fresh: bool, check=lambda old_job: None) -> bool:
         """Start or resume this run: an existing run with another output spec is refused, and
-        so is one that `check()` refuses (unless `fresh`, which discards it), before anything
-        is written. Returns True when earlier shards are reused."""
+        so is one that `check(old_job)` refuses (unless `fresh`, which discards it), before
+        anything is written. Returns True when earlier shards are reused."""
         resumed = False
         if fresh:
             self.clear()
@@ -291,7 +291,7 @@ class RunDir:
             old = self.load_job()
             if old.get("config_hash") != job["config_hash"]:
                 raise UserError(_mismatch_message(self.url, old, job))
-            check()
+            check(old)
             resumed = bool(self.shard_names())
         self.write_job(job)
         return resumed
