@@ -33,6 +33,7 @@ from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
 from .rundir.shards import ShardSink
+from .rundir.tally import TallyReader, start_tally
 
 log = logging.getLogger("ray_job")
 
@@ -269,10 +270,13 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(units, cfg, (device, precision), info, template, run_dir, plan,
                            done_ref, previous_ref, pinned_revision(job["model"]["identity"]))
-        publisher = (ShardPublisher(run_dir, options.upload, options.upload_every)
+        tally_actor = start_tally()
+        tally = TallyReader(tally_actor)
+        publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
-        with Progress(run_dir, estimate_total_rows(units, options.limit)), publisher:
-            ds.write_datasink(ShardSink(run_dir.url), ray_remote_args={"num_cpus": plan.task_cpus})
+        with Progress(tally, estimate_total_rows(units, options.limit), before), publisher:
+            ds.write_datasink(ShardSink(run_dir.url, tally_actor),
+                              ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 

@@ -75,19 +75,21 @@ def upload(directory: str | Path, destination: str) -> UploadResult:
 
 class ShardPublisher(Poller):
     """`--upload-every N`: while the run goes on, publish each N new shard files to
-    DEST/shards/, so a crash loses at most N shards of uploads. Shard names come from their
-    content, so a name already at the destination is the same shard."""
+    DEST/shards/, so a crash loses at most N shards of uploads. It learns of new shards from
+    the run's tally, not by listing. Shard names come from their content, so a name already
+    at the destination is the same shard."""
 
-    def __init__(self, run_dir: RunDir, destination: str, every: int, interval: float = 2.0):
-        self.run_dir, self.every, self.interval = run_dir, every, interval
+    def __init__(self, run_dir: RunDir, tally, destination: str, every: int,
+                 interval: float = 2.0):
+        self.run_dir, self.tally, self.every, self.interval = run_dir, tally, every, interval
         self.target = open_target(destination)
-        self.sent: set[str] = set()
+        self.sent = 0                     # shards of the tally already published
 
     def tick(self, final: bool = False) -> None:
-        pending = [n for n in self.run_dir.shard_names() if n not in self.sent]
+        pending = self.tally.names_since(self.sent)
         if len(pending) < (1 if final else self.every):
             return
         with tempfile.TemporaryDirectory() as tmp:
             files = {f"shards/{name}": self.run_dir.shard_file(name, Path(tmp)) for name in pending}
             self.target.put_shards(files)
-        self.sent.update(pending)
+        self.sent += len(pending)

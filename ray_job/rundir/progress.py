@@ -1,4 +1,4 @@
-"""One progress line (rows done, docs/s, ETA) from the shard files as they appear."""
+"""One progress line (rows done, docs/s, ETA), from the run's shard tally (never a listing)."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +7,6 @@ import time
 from ..read.inputs import ReadUnit
 from .polling import Poller
 from ..read.remote_files import open_stream
-from .rundir import RunDir
 
 SAMPLE_BYTES = 1 << 20
 
@@ -57,17 +56,18 @@ def format_line(done: int, total: int | None, elapsed: float) -> str:
 class Progress(Poller):
     """Context manager: redraws the progress line until the block ends."""
 
-    def __init__(self, run_dir: RunDir, total: int | None, stream=None, interval: float = 1.0):
-        self.run_dir = run_dir
+    def __init__(self, tally, total: int | None, start_rows: int = 0, stream=None,
+                 interval: float = 1.0):
+        self.tally = tally                # rows(): rows written by this run so far
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.interval = interval if self.tty else max(interval, 10.0)
-        self.start_rows = run_dir.rows_done()
+        self.start_rows = start_rows
         self.started = time.monotonic()
 
     def tick(self, final: bool = False) -> None:
-        done = self.run_dir.rows_done() - self.start_rows
+        done = self.tally.rows()
         total = None if self.total is None else max(0, self.total - self.start_rows)
         line = format_line(done, total, time.monotonic() - self.started)
         if self.tty:

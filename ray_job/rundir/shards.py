@@ -117,10 +117,12 @@ def embedding_matrix(table: pa.Table) -> np.ndarray:
 
 class ShardSink(Datasink):
     """Ray Datasink: each block becomes one complete shard file in the run directory at
-    `run_url` (a local directory or an object-store prefix that every node can reach)."""
+    `run_url` (a local directory or an object-store prefix that every node can reach), and
+    the run's tally hears of it."""
 
-    def __init__(self, run_url: str):
+    def __init__(self, run_url: str, tally=None):
         self.run_url = run_url
+        self.tally = tally                # a ShardTally actor told of every shard written
 
     def write(self, blocks: Iterable, ctx) -> list[tuple[str, int]]:
         from .rundir import RunDir
@@ -132,6 +134,8 @@ class ShardSink(Datasink):
             name = run_dir.write_shard(table)
             if name:
                 written.append((name, table.num_rows))
+                if self.tally is not None:
+                    self.tally.add.remote(name, table.num_rows)
         return written
 
 
