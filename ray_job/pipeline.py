@@ -105,7 +105,8 @@ def build_dataset(units, cfg: JobConfig, info: ModelInfo, template: TextTemplate
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
                                    "max_length": info.max_seq_length,
-                                   "trust_remote_code": cfg.spec.trust_remote_code})
+                                   "trust_remote_code": cfg.spec.trust_remote_code,
+                                   "run_url": run_dir.url})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it

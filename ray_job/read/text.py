@@ -13,12 +13,31 @@ SEP_FIELD = "sep"
 
 
 class RejectRow(Exception):
-    """A row that cannot be embedded; `reason` is a short machine-readable code."""
+    """A row that cannot be embedded; `reason` is a short machine-readable code, `row_id` the
+    row's id where the reader knows it (printable)."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", row_id: str | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.row_id = row_id
+
+
+def printable(value: str) -> str:
+    """`value` with what UTF-8 cannot encode (lone surrogates) escaped as `\\ud800`: safe to
+    write in a rejects file or a message."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def utf8_checked(value: str, reason: str, what: str, row_id: str | None = None) -> str:
+    """`value` itself when it can be encoded as UTF-8 (text hashes, Arrow and tokenizers all
+    need that); else RejectRow(reason). A lone surrogate (`"\\ud800"` in JSON) cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RejectRow(reason, f"{what} cannot be encoded as UTF-8 ({exc.reason} at "
+                                f"character {exc.start})", row_id) from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,7 @@ class TextTemplate:
         if not isinstance(value, str):
             raise RejectRow(f"bad_type_{name}",
                             f"field {name!r} is {type(value).__name__}, not a string")
+        utf8_checked(value, "bad_text", f"field {name!r}")
         return " ".join(value.split()) if self.clean_whitespace else value
 
 
@@ -73,6 +93,7 @@ def record_id(record: Mapping[str, Any], id_field: str) -> str:
     value = record.get(id_field)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise RejectRow("missing_id", f"field {id_field!r} is missing, null or empty")
-    if isinstance(value, (dict, list, float)):
+    if isinstance(value, (dict, list, float, bool, bytes, bytearray)):
         raise RejectRow("bad_type_id", f"field {id_field!r} is {type(value).__name__}")
-    return str(value).strip()
+    row_id = str(value).strip()
+    return utf8_checked(row_id, "bad_id", f"field {id_field!r}", printable(row_id))
