@@ -50,12 +50,11 @@ def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
     spec = cfg.spec
-    template = TextTemplate(spec.text, info.sep_token, spec.clean_whitespace, spec.on_missing_field)
-    try:
-        template.fields
+    try:  # TextTemplate checks itself: plain {field}s and {sep} only
+        return TextTemplate(spec.text, info.sep_token, spec.clean_whitespace,
+                            spec.on_missing_field)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return template
 
 
 @contextlib.contextmanager

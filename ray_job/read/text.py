@@ -5,11 +5,14 @@ of the record. A record that cannot fill the template is rejected with a reason,
 """
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 SEP_FIELD = "sep"
+FIELD_NAME = re.compile(r"[^\W\d][\w-]*")     # a record field: no spec, conversion, . or []
 
 
 class RejectRow(Exception):
@@ -47,7 +50,10 @@ class TextTemplate:
     clean_whitespace: bool = True
     missing: str = "reject"          # reject | empty
 
-    @property
+    def __post_init__(self) -> None:
+        self.fields  # a bad template is a ValueError here, on the driver, not in every row
+
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         return template_fields(self.template)
 
@@ -70,23 +76,41 @@ class TextTemplate:
         return " ".join(value.split()) if self.clean_whitespace else value
 
 
-def template_fields(template: str) -> tuple[str, ...]:
-    """The field names a template uses, in order, without repeats."""
-    names: list[str] = []
+def plain_fields(template: str) -> tuple[str, ...]:
+    """The names of a template's fields, in order, without repeats. Only plain `{name}` is
+    allowed (letters, digits, `_`, `-`); a format spec (`{title:d}`), a conversion
+    (`{title!r}`), attribute or index access (`{title.x}`, `{title[0]}`) or a position (`{}`,
+    `{0}`) is a ValueError, one line: it would fail, or blow up, on every row."""
     try:
+        utf8_checked(template, "bad_template", "it")
         parsed = list(string.Formatter().parse(template))
+    except RejectRow as exc:
+        raise ValueError(exc.detail) from None
     except ValueError as exc:
-        raise ValueError(f"bad text template {template!r}: {exc}") from None
-    for _literal, name, _spec, _conv in parsed:
+        raise ValueError(str(exc).splitlines()[0]) from None
+    names: list[str] = []
+    for _literal, name, spec, conversion in parsed:
         if name is None:
             continue
-        if not name.isidentifier() and "-" not in name:
-            raise ValueError(f"bad text template {template!r}: field {name!r}")
+        if spec or conversion is not None or not FIELD_NAME.fullmatch(name):
+            written = "{" + name + (f"!{conversion}" if conversion else "") + \
+                (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{written} is not allowed (only plain {{field}} names)")
         if name not in names:
             names.append(name)
+    return tuple(names)
+
+
+def template_fields(template: str) -> tuple[str, ...]:
+    """The field names a text template uses (`sep` among them), in order, without repeats;
+    ValueError, one line, for a template that is not plain fields or names no record field."""
+    try:
+        names = plain_fields(template)
+    except ValueError as exc:
+        raise ValueError(f"bad text template {template!r}: {exc}") from None
     if not [n for n in names if n != SEP_FIELD]:
         raise ValueError(f"text template {template!r} names no record field")
-    return tuple(names)
+    return names
 
 
 def record_id(record: Mapping[str, Any], id_field: str) -> str:
