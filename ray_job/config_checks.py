@@ -83,6 +83,10 @@ def validate(spec, options) -> None:
     if "{" not in spec.text:
         raise ConfigError(f"text must be a template with at least one {{field}}; got {spec.text!r}")
     check_templates(spec.text, options.resolved_url_template)
+    if spec.query:
+        from .read.sql_query import check_query  # imports duckdb: only for a query
+
+        check_query(spec.query)
     if options.upload_every and not options.upload:
         raise ConfigError("upload_every needs upload (the destination)")
     if not options.output:
