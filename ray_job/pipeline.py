@@ -23,6 +23,7 @@ from .read.inputs import SqlSpec, auto_block_bytes, plan_units, resolve_inputs
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
+from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
@@ -132,8 +133,8 @@ def compat_attrs(cfg: JobConfig, info: ModelInfo, precision: str) -> dict:
 
 
 def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
-    return {"config": cfg.to_dict(), "config_hash": cfg.config_hash(), "model": info.to_dict(),
-            "versions": package_versions(), "created": now_iso()}
+    return {"config": redact_config(cfg.to_dict()), "config_hash": cfg.config_hash(),
+            "model": info.to_dict(), "versions": package_versions(), "created": now_iso()}
 
 
 def h5_attributes(job: dict, precision: str) -> dict:
@@ -172,7 +173,8 @@ def run(cfg: JobConfig) -> dict:
     report = finalize_run(run_dir, stats)
     if cfg.options.upload:
         published = upload(run_dir.url, cfg.options.upload)
-        report["upload"] = {"destination": cfg.options.upload, "uploaded": published.uploaded,
+        report["upload"] = {"destination": redact_url(cfg.options.upload),
+                            "uploaded": published.uploaded,
                             "unchanged": published.unchanged}
     return report
 

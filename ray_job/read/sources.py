@@ -11,6 +11,7 @@ from .previous import Previous, text_hash
 from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
+from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
 from .text import RejectRow, TextTemplate, printable, record_id
@@ -40,7 +41,7 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
         key = make_key(unit.file_index, position)
         if isinstance(item, RejectRow):
             # before the done check: a duplicate key's reject shares its key with a shard row
-            out.rejects.append(_reject(item, key, f"{unit.path}:{position}"))
+            out.rejects.append(_reject(item, key, unit, position))
             continue
         done = done_keys is not None and _contains(done_keys, key)
         if done and previous is None:
@@ -48,8 +49,7 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
         try:
             row_id, text, t_hash = row_values(item, template, id_field)
         except RejectRow as reject:
-            out.rejects.append(_reject(reject, key, f"{unit.path}:{position}",
-                                       _known_id(item, id_field)))
+            out.rejects.append(_reject(reject, key, unit, position, _known_id(item, id_field)))
             continue
         if previous is not None:
             status, old_row = previous.classify(row_id, t_hash)
@@ -90,10 +90,13 @@ def _known_id(record: dict, id_field: str) -> str | None:
         return getattr(exc, "row_id", None)
 
 
-def _reject(reject: RejectRow, key: int, source: str, row_id: str | None = None) -> dict:
-    """A reject record that can always be written (unencodable characters escaped)."""
+def _reject(reject: RejectRow, key: int, unit: ReadUnit, position: int,
+            row_id: str | None = None) -> dict:
+    """A reject record that can always be written (unencodable characters escaped) and holds
+    no credentials of the input's URL."""
     row_id = reject.row_id or row_id
-    return reject_record(reject.reason, printable(reject.detail), key, printable(source),
+    source = f"{printable(redact_url(unit.path))}:{position}"
+    return reject_record(reject.reason, redact_text(printable(reject.detail)), key, source,
                          printable(row_id) if row_id is not None else None)
 
 
