@@ -89,7 +89,7 @@ def one_row_per_key(records: Iterator[tuple[int, dict]],
         yield value, rows[0]
         for _ in rows[1:]:
             yield value, RejectRow("duplicate_key", f"{key} = {value} is on {len(rows)} rows; "
-                                                    f"one of them is embedded", str(value))
+                                                    f"one of them is kept", str(value))
 
 
 def _contents(record: dict) -> str:
