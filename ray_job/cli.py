@@ -7,6 +7,7 @@ import sys
 
 from .config import build_config
 from .errors import DataError, UserError
+from .redact import redact_text, redact_url
 
 RUN_FLAGS = {
     # flag: (config key, argparse kwargs)
@@ -130,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run(cfg)
     print_summary(report)
     if "upload" in report:
-        print(f"uploaded {len(report['upload']['uploaded'])} file(s) to {cfg.options.upload}")
+        print(f"uploaded {len(report['upload']['uploaded'])} file(s) to "
+              f"{report['upload']['destination']}")
     if cfg.options.strict and report["rows_rejected"]:
         reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
         print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",
@@ -155,7 +157,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from .publish.upload import upload
 
     result = upload(args.directory, args.destination)
-    print(f"uploaded {len(result.uploaded)} file(s) to {result.destination}"
+    print(f"uploaded {len(result.uploaded)} file(s) to {redact_url(result.destination)}"
           + (f"; {len(result.unchanged)} unchanged" if result.unchanged else ""))
     return 0
 
@@ -222,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"ray-embed: error: {exc}", file=sys.stderr)
+        print(f"ray-embed: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except DataError as exc:
-        print(f"ray-embed: failed: {exc}", file=sys.stderr)
+        print(f"ray-embed: failed: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ray-embed: interrupted; re-run the same command to resume", file=sys.stderr)

@@ -23,6 +23,7 @@ import yaml
 
 from .config_checks import check_types, validate
 from .errors import ConfigError
+from .redact import redact_url
 
 URL_PRESETS = {"arxiv": "https://arxiv.org/pdf/{id}.pdf"}
 # Named bundles of settings; explicit settings (YAML or flags) win over a preset's.
@@ -56,7 +57,10 @@ class OutputSpec:
     trust_remote_code: bool = False
 
     def config_hash(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list).encode()
+        """Of the inputs as job.json records them (credentials redacted): a pre-signed URL
+        with a new signature is the same input, and resumes."""
+        data = {**dataclasses.asdict(self), "inputs": [redact_url(i) for i in self.inputs]}
+        blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .read.text import plain_fields, template_fields
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -81,7 +82,30 @@ def validate(spec, options) -> None:
                           "to transformers)")
     if "{" not in spec.text:
         raise ConfigError(f"text must be a template with at least one {{field}}; got {spec.text!r}")
+    check_templates(spec.text, options.resolved_url_template)
+    if spec.query:
+        from .read.sql_query import check_query  # imports duckdb: only for a query
+
+        check_query(spec.query)
     if options.upload_every and not options.upload:
         raise ConfigError("upload_every needs upload (the destination)")
     if not options.output:
         raise ConfigError("output must be a directory path")
+
+
+def check_templates(text: str, url_template: str | None) -> None:
+    """The text template uses plain record fields and {sep}; a URL template only {id}, the
+    one field finalize has for every row (checked here, before Ray starts, not per row)."""
+    try:
+        template_fields(text)
+    except ValueError as exc:
+        raise ConfigError(f"text: {exc}") from None
+    if url_template is None:
+        return
+    try:
+        names = plain_fields(url_template)
+    except ValueError as exc:
+        raise ConfigError(f"url_template {url_template!r}: {exc}; it may only use {{id}}") from None
+    if names != ("id",):
+        raise ConfigError(f"url_template {url_template!r} must use {{id}} and no other field "
+                          f"(uses: {', '.join(names) or 'none'})")

@@ -29,6 +29,7 @@ from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
 from .faults import faults_from_environment
+from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
@@ -57,12 +58,11 @@ def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
     spec = cfg.spec
-    template = TextTemplate(spec.text, info.sep_token, spec.clean_whitespace, spec.on_missing_field)
-    try:
-        template.fields
+    try:  # TextTemplate checks itself: plain {field}s and {sep} only
+        return TextTemplate(spec.text, info.sep_token, spec.clean_whitespace,
+                            spec.on_missing_field)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return template
 
 
 @contextlib.contextmanager
@@ -108,7 +108,8 @@ def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
 def encoder_config(cfg: JobConfig) -> dict:
     """What a replica needs of the job config: the output spec and the batching options."""
     o = cfg.options
-    return JobConfig.of(**asdict(cfg.spec), max_batch_tokens=o.max_batch_tokens,
+    spec = {**asdict(cfg.spec), "inputs": ()}        # inputs (and their URLs) stay on the driver
+    return JobConfig.of(**spec, max_batch_tokens=o.max_batch_tokens,
                         max_batch_rows=o.max_batch_rows, compile=o.compile).to_dict()
 
 
@@ -130,7 +131,7 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
                                    "max_length": info.max_seq_length,
                                    "trust_remote_code": cfg.spec.trust_remote_code,
-                                   "revision": revision})
+                                   "run_url": run_dir.url, "revision": revision})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -161,7 +162,7 @@ def compat_attrs(cfg: JobConfig, info: ModelInfo, identity: dict, precision: str
 
 def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
     identity = model_identity(cfg.spec, info.source)
-    return {"config": cfg.to_dict(), "config_hash": cfg.config_hash(),
+    return {"config": redact_config(cfg.to_dict()), "config_hash": cfg.config_hash(),
             "model": {**info.to_dict(), "identity": identity},
             "versions": package_versions(), "created": now_iso()}
 
@@ -197,7 +198,8 @@ def run(cfg: JobConfig) -> dict:
         report = encode_and_finalize(cfg, run_dir, stats)
     if cfg.options.upload:
         published = upload(run_dir.url, cfg.options.upload)
-        report["upload"] = {"destination": cfg.options.upload, "uploaded": published.uploaded,
+        report["upload"] = {"destination": redact_url(cfg.options.upload),
+                            "uploaded": published.uploaded,
                             "unchanged": published.unchanged}
     return report
 
@@ -218,7 +220,7 @@ def encode_and_finalize(cfg: JobConfig, run_dir: RunDir, stats: RunStats) -> dic
     with ray_session(cfg) as ray:
         encode_all(ray, cfg, Inputs(files, manifest, old_plan), info, template, run_dir, job,
                    stats)
-    return finalize_run(run_dir, stats)
+    return finalize_run(run_dir, stats, cfg.options.previous)
 
 
 def check_same_model(old_job: dict, job: dict, where: str) -> None:
@@ -281,14 +283,17 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     stats.embedded_now = run_dir.rows_done() - before
 
 
-def finalize_run(run_dir: RunDir, stats: RunStats | None = None) -> dict:
+def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
+                 previous: str | None = None) -> dict:
     """Merge the shards of `run_dir` into embeddings.h5, run the exports and write
-    report.json (last: a reader that sees it sees the rest)."""
+    report.json (last: a reader that sees it sees the rest). `previous`: the --previous
+    location as given (job.json holds it with any credentials redacted)."""
     job = run_dir.load_job()
     spec, options = job["config"]["spec"], job["config"]["options"]
     stats = stats or RunStats(started=time.monotonic())
     precision = job.get("precision") or spec["precision"]
-    previous = previous_h5(options["previous"]) if options.get("previous") else None
+    previous_at = previous or options.get("previous")
+    previous = previous_h5(previous_at) if previous_at else None
     url_template = JobConfig.from_dict(job["config"]).options.resolved_url_template
     plan = frozen_plan(run_dir)
     merge = MergeSpec(h5_attributes(job, precision), url_template, bool(job["model"]["normalized"]),

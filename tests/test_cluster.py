@@ -14,14 +14,14 @@ CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 @pytest.mark.parametrize("job", sorted((CLUSTER / "jobs").glob("*.yaml")), ids=lambda p: p.name)
 def test_example_jobs_are_valid_configs(job):
     cfg = build_config(str(job), {})
-    assert cfg.inputs and cfg.output.startswith(("/runs/", "s3://"))
-    assert cfg.precision == "auto" and cfg.max_batch_tokens >= 16384
+    assert cfg.spec.inputs and cfg.options.output.startswith(("/runs/", "s3://"))
+    assert cfg.spec.precision == "auto" and cfg.options.max_batch_tokens >= 16384
 
 
 def test_specter2_job_uses_the_published_recipe():
     cfg = build_config(str(CLUSTER / "jobs" / "s2-specter2.yaml"), {})
-    assert (cfg.model, cfg.adapter, cfg.pooling) == ("allenai/specter2_base", "allenai/specter2", "cls")
-    assert cfg.table == "papers_with_abstracts" and cfg.id_field == "corpusid"
+    assert (cfg.spec.model, cfg.spec.adapter, cfg.spec.pooling) == ("allenai/specter2_base", "allenai/specter2", "cls")
+    assert cfg.spec.table == "papers_with_abstracts" and cfg.spec.id_field == "corpusid"
 
 
 def test_cluster_launcher_has_a_cpu_head_gpu_workers_an_image_and_installs_the_package():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import threading
@@ -124,7 +125,7 @@ def test_absolute_inputs_leaves_urls_as_given(tmp_path, monkeypatch):
     urls = ("s3://bucket/dir/", "https://host/a.jsonl?x=1", "hf://datasets/o/n/f.jsonl",
             "file:///data/x.jsonl")
     cfg = absolute_inputs(JobConfig.of(inputs=urls + ("local.jsonl",)))
-    assert cfg.inputs == urls + (str(tmp_path / "local.jsonl"),)
+    assert cfg.spec.inputs == urls + (str(tmp_path / "local.jsonl"),)
 
 
 # ---- https:// --------------------------------------------------------------------------
@@ -239,7 +240,8 @@ def test_duckdb_copy_defaults_to_the_nodes_temp_dir(s3, papers_db, tmp_path, mon
     units = plan_units(resolve_inputs([url]), 0, 5, SqlSpec("corpusid", table="papers_with_abstracts"))
     assert units and all(u.cache_dir is None for u in units)  # each node picks its own
     assert [key for u in units for key, _ in read_unit(u)] == [1000 + 7 * i for i in range(5)]
-    assert len(list((tmp_path / remote_files.CACHE_DIR_NAME).glob("*-papers.duckdb"))) == 1
+    cache = tmp_path / f"ray-embed-{os.getuid()}" / "inputs"         # private to this user
+    assert len(list(cache.glob("*-papers.duckdb"))) == 1
     assert len(counted_downloads) == 1
 
 

@@ -1,6 +1,12 @@
 """The CPU tokenization stage: text in, int32 token ids out (no padding, truncated).
 
-Runs as Ray tasks apart from the encoders, so the replicas only ever see token ids.
+Runs as Ray tasks apart from the encoders, so the replicas only ever see token ids. A row the
+tokenizer fails on is isolated (the batch is split in halves until the failing rows stand
+alone) and rejected as `untokenizable`; the rest of its batch goes on. The read stage has
+already rejected text that is not valid UTF-8 (`bad_text`), so this is for the tokenizer's own
+failures. Its rejects go to the run directory, one file per rejected row named after the row's
+key: the same name whatever the batch split, so a retried or resumed task rewrites the same
+file and nothing is counted twice.
 """
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 TOKEN_TYPE = pa.list_(pa.int32())
+HEALTH_PROBE = "a"   # a text every working tokenizer can take
 
 
 @functools.lru_cache(maxsize=4)
@@ -21,9 +28,12 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str |
                                          revision=revision)
 
 
-def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> pa.ListArray:
-    encoded = tokenizer(texts, truncation="longest_first", max_length=max_length,
-                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    return tokenizer(texts, truncation="longest_first", max_length=max_length,
+                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+
+def token_array(encoded: list[list[int]]) -> pa.ListArray:
     lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int32, count=len(encoded))
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
@@ -31,11 +41,81 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> pa.ListArray
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
 
+def tokenize_texts(tokenizer, texts: list[str], max_length: int) -> pa.ListArray:
+    return token_array(encode_texts(tokenizer, texts, max_length))
+
+
+def _is_row_failure(exc: BaseException) -> bool:
+    """Exceptions a tokenizer raises on bad input; a Rust panic (pyo3's PanicException) is a
+    BaseException, interrupts and exits are not a row's fault."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+def encode_isolating(encode, texts: list[str],
+                     start: int = 0) -> tuple[list, dict[int, BaseException]]:
+    """`encode(texts)` -> per-text results, and {row: error} of the rows it fails on alone
+    (their results are None). Bisects: k bad rows cost O(k log n) calls, none when all is well."""
+    try:
+        return list(encode(texts)), {}
+    except BaseException as exc:
+        if not _is_row_failure(exc):
+            raise
+        if len(texts) == 1:
+            return [None], {start: exc}
+    mid = len(texts) // 2
+    left, left_failed = encode_isolating(encode, texts[:mid], start)
+    right, right_failed = encode_isolating(encode, texts[mid:], start + mid)
+    return left + right, {**left_failed, **right_failed}
+
+
+def tokenize_rows(tokenizer, batch: pa.Table, max_length: int) -> tuple[pa.Table, list[dict]]:
+    """The batch with `input_ids` instead of `text`, less the rows the tokenizer fails on;
+    and reject records for those. A tokenizer that fails even on a probe text is broken, not
+    the rows: its error is raised."""
+    from ..read.keys import split_key
+    from ..read.text import printable
+    from ..rundir.rejects import reject_record
+
+    encode = functools.partial(encode_texts, tokenizer, max_length=max_length)
+    encoded, failed = encode_isolating(encode, batch.column("text").to_pylist())
+    if failed:
+        encode([HEALTH_PROBE])               # raises when the tokenizer itself is broken
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[list(failed)] = False
+    keys, ids = batch.column("key").to_pylist(), batch.column("id").to_pylist()
+    rejects = []
+    for row, exc in sorted(failed.items()):
+        file_index, position = split_key(keys[row])
+        detail = printable(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        rejects.append(reject_record("untokenizable", detail, keys[row],
+                                     f"file #{file_index}:{position}", ids[row]))
+    kept = batch.filter(pa.array(keep)) if failed else batch
+    ids_array = token_array([e for e, ok in zip(encoded, keep) if ok])
+    return kept.drop_columns(["text"]).append_column("input_ids", ids_array), rejects
+
+
 def tokenize_batch(batch: pa.Table, tokenizer_source: str, max_length: int,
-                   trust_remote_code: bool = False, revision: str | None = None) -> pa.Table:
-    """Ray map_batches function: replaces the `text` column by `input_ids`."""
+                   trust_remote_code: bool = False, run_url: str | None = None,
+                   revision: str | None = None) -> pa.Table:
+    """Ray map_batches function: replaces the `text` column by `input_ids`; rows the tokenizer
+    fails on are written to the rejects of the run directory at `run_url` (without one, they
+    are an error: a row is never dropped silently)."""
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
     tokenizer = load_tokenizer(tokenizer_source, trust_remote_code, revision)
-    ids = tokenize_texts(tokenizer, batch.column("text").to_pylist(), max_length)
-    return batch.drop_columns(["text"]).append_column("input_ids", ids)
+    out, rejects = tokenize_rows(tokenizer, batch, max_length)
+    if rejects and run_url is None:
+        raise RuntimeError(f"{len(rejects)} untokenizable row(s) and no run directory to "
+                           f"reject them in: {rejects[0]}")
+    if rejects:
+        write_row_rejects(run_url, rejects)
+    return out
+
+
+def write_row_rejects(run_url: str, rejects: list[dict]) -> None:
+    from ..rundir.layout import row_rejects
+    from ..rundir.rundir import RunDir
+
+    run_dir = RunDir(run_url)
+    for record in rejects:
+        run_dir.write_rejects(row_rejects("tokenize", record["key"]), [record])

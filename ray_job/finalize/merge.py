@@ -154,7 +154,8 @@ def _finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
     totals = None
     if spec.units is not None:
         totals = reconcile(spec.units, index.keys[rows], index.keys[dup_rows],
-                           run_dir.unit_reads(), run_dir.unit_reject_counts())
+                           run_dir.unit_reads(), run_dir.unit_reject_counts(),
+                           run_dir.row_reject_keys())
     run_dir.write_duplicates(_duplicate_records(index, dup_rows))
     with run_dir.result_writer(H5) as tmp:
         dim, ran = _write_h5(tmp, index, rows, spec)

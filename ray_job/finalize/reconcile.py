@@ -28,13 +28,18 @@ def _per_unit(sorted_keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nda
 
 
 def reconcile(units: list, kept_keys: np.ndarray, duplicate_keys: np.ndarray,
-              reads: dict[str, dict], rejected: dict[str, int]) -> dict:
+              reads: dict[str, dict], rejected: dict[str, int],
+              row_rejected_keys: np.ndarray | None = None) -> dict:
     """Check every unit; returns the totals for report.json. `kept_keys`: keys of the output
     rows; `duplicate_keys`: rows dropped as duplicate ids; `reads`: unit name -> {"seen": n};
-    `rejected`: unit name -> rows in its rejects file."""
+    `rejected`: unit name -> rows in its rejects file; `row_rejected_keys`: keys of rows
+    rejected later, one by one (by the tokenizer)."""
     kept, dups = np.sort(kept_keys), np.sort(duplicate_keys)
     lo, hi = unit_key_bounds(units)
     out, dropped = _per_unit(kept, lo, hi), _per_unit(dups, lo, hi)
+    if row_rejected_keys is not None and len(row_rejected_keys):
+        later = _per_unit(np.sort(row_rejected_keys), lo, hi)
+        rejected = {u.name: rejected.get(u.name, 0) + int(later[i]) for i, u in enumerate(units)}
     problems, seen_total = [], 0
     for i, unit in enumerate(units):
         if unit.name not in reads:

@@ -126,7 +126,9 @@ class SqlSpec:
     @property
     def relation(self) -> str:
         if self.query:
-            return f"({self.query})"
+            from .sql_query import query_relation
+
+            return query_relation(self.query)
         if not self.table:
             raise UserError("a DuckDB input needs --table NAME or --query 'SELECT ...'")
         return '"' + self.table.replace('"', '""') + '"'

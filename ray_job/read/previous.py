@@ -23,7 +23,11 @@ COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "nor
 
 
 def text_hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    """64-bit hash of a text's UTF-8 bytes. Never raises: "surrogatepass" gives the very bytes
+    of strict UTF-8 for every valid string (so hashes are unchanged) and also encodes lone
+    surrogates, which the read stage rejects as bad_text before they get here."""
+    data = text.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def id_hashes(ids) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from ..errors import UserError
+from ..redact import redact_text
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
 # info() fields that change when a stored file is replaced, the first one present is used
@@ -54,7 +55,12 @@ def filesystem(url: str):
     try:
         return url_to_fs(url)
     except (ImportError, ValueError) as exc:  # backend package not installed / unknown protocol
-        raise UserError(f"cannot read {url}: {_first_line(exc)}") from None
+        raise UserError(_says(f"cannot read {url}: {_first_line(exc)}")) from None
+
+
+def _says(message: str) -> str:
+    """A message for the user: a URL's credentials (and any echoed by a backend) masked."""
+    return redact_text(message)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -71,11 +77,11 @@ def user_errors(url: str) -> Iterator[None]:
     except UserError:
         raise
     except FileNotFoundError:
-        raise UserError(f"input not found: {url}") from None
+        raise UserError(_says(f"input not found: {url}")) from None
     except PermissionError as exc:
-        raise UserError(f"access denied to {url}: {_first_line(exc)}") from None
+        raise UserError(_says(f"access denied to {url}: {_first_line(exc)}")) from None
     except Exception as exc:
-        raise UserError(f"cannot read {url}: {_first_line(exc)}") from None
+        raise UserError(_says(f"cannot read {url}: {_first_line(exc)}")) from None
 
 
 # ---- listing (driver) -------------------------------------------------------------------
@@ -117,8 +123,8 @@ def _is_glob(path: str) -> bool:
 def _remote_file(fs, info: dict, url: str | None = None) -> RemoteFile:
     url = url or fs.unstrip_protocol(info["name"])
     if info.get("size") is None:
-        raise UserError(f"cannot read {url}: its size is unknown (the server sends no "
-                        f"Content-Length)")
+        raise UserError(_says(f"cannot read {url}: its size is unknown (the server sends no "
+                              f"Content-Length)"))
     return RemoteFile(url, int(info["size"]))
 
 

@@ -11,9 +11,10 @@ from .previous import Previous, text_hash
 from .inputs import ReadUnit
 from .keys import make_key
 from .readers import read_unit
+from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
-from .text import RejectRow, TextTemplate, record_id
+from .text import RejectRow, TextTemplate, printable, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
                         ("text_hash", pa.uint64())])
@@ -40,20 +41,18 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
     for position, item in read_unit(unit):
         out.seen += 1
         key = make_key(unit.file_index, position)
+        if isinstance(item, RejectRow):
+            # before the done check: a duplicate key's reject shares its key with a shard row
+            out.rejects.append(_reject(item, key, unit, position))
+            continue
         done = done_keys is not None and _contains(done_keys, key)
         if done and previous is None:
             continue                     # in a shard already: no need to render or hash it
-        row_id = None
         try:
-            if isinstance(item, RejectRow):
-                raise item
-            row_id = record_id(item, id_field)
-            text = template.render(item)
+            row_id, text, t_hash = row_values(item, template, id_field)
         except RejectRow as reject:
-            source = f"{unit.path}:{position}"
-            out.rejects.append(reject_record(reject.reason, reject.detail, key, source, row_id))
+            out.rejects.append(_reject(reject, key, unit, position, _known_id(item, id_field)))
             continue
-        t_hash = text_hash(text)
         if previous is not None:
             status, old_row = previous.classify(row_id, t_hash)
             out.counts[status] += 1
@@ -69,6 +68,38 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
     out.table = pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
                           for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
     return out
+
+
+def row_values(record: dict, template: TextTemplate, id_field: str) -> tuple[str, str, int]:
+    """A record's id, text and text hash, each valid UTF-8 (so Arrow, the hash and the
+    tokenizer can take them). Any failure on the way is this row's RejectRow, never the
+    task's: a template error, an odd value, a bug the row triggers."""
+    try:
+        row_id = record_id(record, id_field)
+        text = template.render(record)
+        return row_id, text, text_hash(text)
+    except RejectRow:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one row must not fail its whole unit
+        raise RejectRow("bad_row", f"{type(exc).__name__}: {exc}") from None
+
+
+def _known_id(record: dict, id_field: str) -> str | None:
+    """The row's id for a reject record where it has a usable one."""
+    try:
+        return record_id(record, id_field)
+    except Exception as exc:  # noqa: BLE001 - RejectRow, or whatever made the row a reject
+        return getattr(exc, "row_id", None)
+
+
+def _reject(reject: RejectRow, key: int, unit: ReadUnit, position: int,
+            row_id: str | None = None) -> dict:
+    """A reject record that can always be written (unencodable characters escaped) and holds
+    no credentials of the input's URL."""
+    row_id = reject.row_id or row_id
+    source = f"{printable(redact_url(unit.path))}:{position}"
+    return reject_record(reject.reason, redact_text(printable(reject.detail)), key, source,
+                         printable(row_id) if row_id is not None else None)
 
 
 def _contains(sorted_keys: np.ndarray, key: int) -> bool:

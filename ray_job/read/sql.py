@@ -1,10 +1,13 @@
 """DuckDB inputs: planning queries and the key-range reader (read-only connections)."""
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Iterator
 
 from ..errors import UserError
 from .keys import MAX_POSITION
+from .text import RejectRow
 
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "HUGEINT")
@@ -60,7 +63,7 @@ def key_after_rows(path: str, relation: str, key: str, n_rows: int) -> int:
 
 
 def read_key_range(path: str, relation: str, key: str, start: int, end: int,
-                   batch_rows: int = 4096) -> Iterator[tuple[int, dict]]:
+                   batch_rows: int = 4096) -> Iterator[tuple[int, dict | RejectRow]]:
     with connect(path) as con:
         col = _column(key)
         result = _execute(con, f"SELECT * FROM {relation} WHERE {col} >= ? AND {col} < ? "
@@ -68,6 +71,26 @@ def read_key_range(path: str, relation: str, key: str, start: int, end: int,
         # DuckDB 2 renamed fetch_record_batch to to_arrow_reader
         batches = getattr(result, "to_arrow_reader", None) or result.fetch_record_batch
         reader = batches(batch_rows)
-        for batch in reader:
-            for record in batch.to_pylist():
-                yield int(record[key]), record
+        records = ((int(record[key]), record) for batch in reader for record in batch.to_pylist())
+        yield from one_row_per_key(records, key)
+
+
+def one_row_per_key(records: Iterator[tuple[int, dict]],
+                    key: str) -> Iterator[tuple[int, dict | RejectRow]]:
+    """Records in key order, one per key value: the key is the row's position (its identity in
+    shards, rejects and resume), so of rows that repeat a value one is kept, the first in an
+    order of their contents (not DuckDB's order of equal keys, which may differ from run to
+    run), and each other one is a `duplicate_key` reject. Only a repeated value's rows are
+    held in memory."""
+    for value, group in itertools.groupby(records, key=lambda item: item[0]):
+        rows = [record for _, record in group]
+        if len(rows) > 1:
+            rows.sort(key=_contents)
+        yield value, rows[0]
+        for _ in rows[1:]:
+            yield value, RejectRow("duplicate_key", f"{key} = {value} is on {len(rows)} rows; "
+                                                    f"one of them is kept", str(value))
+
+
+def _contents(record: dict) -> str:
+    return json.dumps(record, sort_keys=True, default=repr)

@@ -12,7 +12,8 @@ SHARDS = "shards"                 # part-*.arrow, each complete or absent
 SHARD_GLOB = "part-*.arrow"
 SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed
 CORRUPT = "corrupt"               # shards/corrupt/: shards that failed a check
-REJECTS = "rejects"               # unit-*.jsonl per read unit, duplicates.jsonl from finalize
+REJECTS = "rejects"               # unit-*.jsonl per read unit, tokenize-<key>.jsonl per
+                                  # untokenizable row, duplicates.jsonl from finalize
 REJECTS_GLOB = "*.jsonl"
 DUPLICATES = "duplicates.jsonl"
 REUSE = "reuse"                   # incremental runs: unit-*.arrow rows + unit-*.json counts
@@ -34,6 +35,18 @@ WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD, PLAN)
 
 def unit_rejects(unit_name: str) -> str:
     return f"unit-{unit_name}.jsonl"
+
+
+ROW_REJECTS_GLOB = "*-" + "[0-9]" * 19 + ".jsonl"
+
+
+def row_rejects(stage: str, key: int) -> str:
+    """One row rejected after the read stage (e.g. by the tokenizer), named after its key."""
+    return f"{stage}-{key:019d}.jsonl"
+
+
+def key_of_row_rejects(name: str) -> int:
+    return int(name[-len(".jsonl") - 19:-len(".jsonl")])
 
 
 def unit_reuse_rows(unit_name: str) -> str:

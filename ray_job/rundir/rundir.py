@@ -92,11 +92,16 @@ class RunDir:
                 for name in reads.names(layout.READS_GLOB)}
 
     def unit_reject_counts(self) -> dict[str, int]:
-        """unit name -> rows it rejected (from its rejects file)."""
+        """unit name -> rows the read stage rejected in it (from its rejects file)."""
         counts = {}
         for name in self._rejects.names("unit-*.jsonl"):
             counts[name[len("unit-"):-len(".jsonl")]] = self._rejects.read_text(name).count("\n")
         return counts
+
+    def row_reject_keys(self) -> np.ndarray:
+        """Keys of the rows rejected one by one after the read stage (e.g. by the tokenizer)."""
+        keys = [layout.key_of_row_rejects(n) for n in self._rejects.names(layout.ROW_REJECTS_GLOB)]
+        return np.array(sorted(keys), dtype=np.int64)
 
     # ---- shards -----------------------------------------------------------------------------
 

@@ -1,0 +1,158 @@
+"""Poison rows (text that cannot be UTF-8 encoded, odd types, rows the tokenizer fails on) are
+rejects with a reason, never a task failure; the rest of their unit and batch goes on."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ray_job.encode.tokenize import load_tokenizer, tokenize_batch, tokenize_rows
+from ray_job.read.inputs import plan_units, resolve_inputs
+from ray_job.read.keys import make_key
+from ray_job.read.sources import rows_from_unit
+from ray_job.read.text import TextTemplate
+from ray_job.rundir.rundir import RunDir
+
+# valid JSON whose title decodes to a str holding a lone surrogate: not encodable as UTF-8
+SURROGATE_LINE = '{"id": "p-bad", "title": "bad \\ud800 title", "abstract": "an abstract"}'
+
+
+def bundled_tokenizer():
+    from ray_job.encode.models import bundled_model_path
+
+    return str(bundled_model_path())
+
+
+def write_jsonl(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def one_unit(path):
+    [unit] = plan_units(resolve_inputs([str(path)]), 1 << 20, None)
+    return unit
+
+
+def good_lines(n):
+    return [json.dumps({"id": f"p{i}", "title": f"title {i}", "abstract": f"abstract {i}"})
+            for i in range(n)]
+
+
+def test_a_lone_surrogate_in_a_title_is_rejected_and_the_rest_is_tokenized(tmp_path):
+    lines = good_lines(2) + [SURROGATE_LINE] + good_lines(4)[2:]
+    unit = one_unit(write_jsonl(tmp_path / "in.jsonl", lines))
+    rows = rows_from_unit(unit, TextTemplate("{title}{sep}{abstract}"), "id")
+    assert rows.table.column("id").to_pylist() == ["p0", "p1", "p2", "p3"]
+    [reject] = rows.rejects
+    assert reject["reason"] == "bad_text" and reject["id"] == "p-bad"
+    assert "UTF-8" in reject["detail"]
+    json.dumps(reject, ensure_ascii=False).encode()          # the reject itself can be written
+    out = tokenize_batch(rows.table, bundled_tokenizer(), 32, run_url=str(tmp_path / "run"))
+    assert out.column("id").to_pylist() == ["p0", "p1", "p2", "p3"]
+
+
+def test_a_lone_surrogate_in_an_id_is_rejected_with_a_printable_id(tmp_path):
+    line = '{"id": "p-\\udcff", "title": "t", "abstract": "a"}'
+    unit = one_unit(write_jsonl(tmp_path / "in.jsonl", good_lines(1) + [line]))
+    rows = rows_from_unit(unit, TextTemplate("{title}{sep}{abstract}"), "id")
+    assert rows.table.column("id").to_pylist() == ["p0"]
+    [reject] = rows.rejects
+    assert reject["reason"] == "bad_id"
+    reject["id"].encode()                                    # escaped, so it can be written
+
+
+@pytest.mark.parametrize("value", [b"bytes-id", True])
+def test_ids_of_odd_types_are_rejected(tmp_path, value):
+    from ray_job.read.text import RejectRow, record_id
+
+    with pytest.raises(RejectRow) as err:
+        record_id({"id": value}, "id")
+    assert err.value.reason == "bad_type_id"
+
+
+class PoisonTokenizer:
+    """The real tokenizer, failing like a broken tokenizer on any text holding POISON."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def __call__(self, texts, **kwargs):
+        self.calls += 1
+        if any("POISON" in t for t in texts):
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
+        return self.real(texts, **kwargs)
+
+
+def rows_table(texts):
+    n = len(texts)
+    return pa.table({"key": pa.array(range(100, 100 + n), pa.int64()),
+                     "id": [f"p{i}" for i in range(n)], "text": texts,
+                     "text_hash": pa.array(np.arange(n, dtype=np.uint64))})
+
+
+def test_rows_the_tokenizer_fails_on_are_isolated_and_rejected():
+    tok = PoisonTokenizer(load_tokenizer(bundled_tokenizer()))
+    texts = [f"paper {i}" for i in range(64)]
+    texts[3], texts[41] = "POISON one", "POISON two"
+    out, rejects = tokenize_rows(tok, rows_table(texts), 32)
+    assert out.column("id").to_pylist() == [f"p{i}" for i in range(64) if i not in (3, 41)]
+    assert out.column("input_ids").to_pylist() == tokenize_rows(
+        tok.real, rows_table([t for t in texts if "POISON" not in t]), 32)[0].column(
+        "input_ids").to_pylist()
+    assert [(r["reason"], r["id"], r["key"]) for r in rejects] == [
+        ("untokenizable", "p3", 103), ("untokenizable", "p41", 141)]
+    assert "TypeError" in rejects[0]["detail"]
+    assert tok.calls < 30                                   # bisected, not row by row
+
+
+def test_tokenize_batch_writes_its_rejects_under_a_name_made_from_the_key(tmp_path, monkeypatch):
+    real = load_tokenizer(bundled_tokenizer())
+    monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
+                        lambda *a, **k: PoisonTokenizer(real))
+    run_dir = RunDir.at(tmp_path / "run")
+    table = rows_table(["a", "POISON", "c"])
+    for _ in range(2):                                      # a retried task writes the same file
+        out = tokenize_batch(table, "any", 32, run_url=run_dir.url)
+        assert out.column("id").to_pylist() == ["p0", "p2"]
+    assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
+
+
+def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(monkeypatch):
+    real = load_tokenizer(bundled_tokenizer())
+    monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
+                        lambda *a, **k: PoisonTokenizer(real))
+    with pytest.raises(RuntimeError, match="untokenizable"):
+        tokenize_batch(rows_table(["a", "POISON"]), "any", 32)
+
+
+def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_records, tmp_path):
+    from ray_job.config import JobConfig
+    from ray_job.pipeline import run
+
+    good = sample_records[:6]
+    lines = [json.dumps(r) for r in good[:3]] + [SURROGATE_LINE] + [json.dumps(r) for r in good[3:]]
+    path = write_jsonl(tmp_path / "in.jsonl", lines)
+    report = run(JobConfig.of(inputs=(str(path),), output=str(tmp_path / "o"), precision="fp32"))
+    assert report["rows_embedded"] == 6
+    assert report["rejected_by_reason"] == {"bad_text": 1}
+    import h5py
+
+    with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
+        assert [i.decode() for i in h5["ids"][:]] == [r["id"] for r in good]
+    [reject] = RunDir.at(tmp_path / "o").iter_rejects()
+    assert reject["id"] == "p-bad" and reject["key"] == make_key(0, len("\n".join(lines[:3])) + 1)
+
+
+def test_any_other_failure_on_one_row_is_that_rows_reject():
+    from ray_job.read.sources import row_values
+    from ray_job.read.text import RejectRow
+
+    class Broken:
+        def render(self, record):
+            raise ValueError("Unknown format code 'd' for object of type 'str'")
+
+    with pytest.raises(RejectRow) as err:
+        row_values({"id": "p1", "title": "t"}, Broken(), "id")
+    assert err.value.reason == "bad_row" and "ValueError: Unknown format code" in err.value.detail
