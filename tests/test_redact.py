@@ -81,9 +81,10 @@ def test_the_config_hash_of_a_url_without_secrets_is_unchanged():
 def test_job_json_holds_no_secret(tmp_path):
     from types import SimpleNamespace
 
+    from ray_job.encode.models import bundled_model_path
     from ray_job.pipeline import job_record
 
-    info = SimpleNamespace(to_dict=lambda: {"name": "m"})
+    info = SimpleNamespace(to_dict=lambda: {"name": "m"}, source=bundled_model_path())
     cfg = JobConfig.of(inputs=(S3_PRESIGNED,), upload="s3://b/x?token=tok123",
                        output=str(tmp_path))
     record = json.dumps(job_record(cfg, info))
