@@ -181,6 +181,7 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     from .rundir.rundir import RunDir
 
     run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line, nothing created
     with run_dir.lease():
         report = finalize_run(run_dir)
     print_summary(report)

@@ -190,12 +190,14 @@ class RunStats:
 
 
 def run(cfg: JobConfig) -> dict:
-    """Run the whole job; returns the report (also written to OUT/report.json). The run
-    directory's lease is held from before anything is touched until the report is written."""
+    """Run the whole job; returns the report (also written to OUT/report.json). Everything
+    that can be checked is checked before the run directory is touched; its lease is then held
+    until the report is written."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
+    planned = plan_job(cfg, run_dir)
     with run_dir.lease():
-        report = encode_and_finalize(cfg, run_dir, stats)
+        report = encode_and_finalize(planned, run_dir, stats)
     if cfg.options.upload:
         published = upload(run_dir.url, cfg.options.upload)
         report["upload"] = {"destination": redact_url(cfg.options.upload),
@@ -204,22 +206,38 @@ def run(cfg: JobConfig) -> dict:
     return report
 
 
-def encode_and_finalize(cfg: JobConfig, run_dir: RunDir, stats: RunStats) -> dict:
-    cfg = with_resolved_inputs(cfg, run_dir)
-    files = resolve_inputs(cfg.spec.inputs)
-    manifest = build_manifest(files)
+@dataclass(frozen=True)
+class PlannedJob:
+    """A job checked on the driver, before anything in its run directory is touched."""
+    cfg: JobConfig
+    files: list
+    manifest: list[dict]
+    info: ModelInfo
+    template: TextTemplate
+    job: dict
+
+
+def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
+    """Inputs found and fingerprinted, model facts read, template checked, job record made."""
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
     template = make_template(cfg, info)
-    job = job_record(cfg, info)
+    cfg = with_resolved_inputs(cfg, run_dir)
+    files = resolve_inputs(cfg.spec.inputs)
+    return PlannedJob(cfg, files, build_manifest(files), info, template, job_record(cfg, info))
+
+
+def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
+    cfg, job = planned.cfg, planned.job
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
+
     def check(old_job: dict) -> None:
         check_same_model(old_job, job, run_dir.url)
-        check_resume(old_plan, manifest, cfg.options.limit, run_dir.url)
+        check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
 
     stats.resumed = run_dir.prepare(job, cfg.options.fresh, check)
     with ray_session(cfg) as ray:
-        encode_all(ray, cfg, Inputs(files, manifest, old_plan), info, template, run_dir, job,
-                   stats)
+        encode_all(ray, cfg, Inputs(planned.files, planned.manifest, old_plan), planned.info,
+                   planned.template, run_dir, job, stats)
     return finalize_run(run_dir, stats, cfg.options.previous)
 
 

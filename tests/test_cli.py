@@ -40,20 +40,36 @@ def test_finalize_alone_rebuilds_the_hdf5(tmp_path):
         assert h5["embeddings"].shape == (20, 384)
 
 
-@pytest.mark.parametrize("args, message", [
+MISTAKES = [
     (["run", "--input", "missing.jsonl"], "input not found: missing.jsonl"),
     (["run", "--input", "data.csv"], "unknown input type"),
-    (["run", "--model", "no-such-org/no-such-model"], "cannot load model 'no-such-org/no-such-model'"),
     (["run", "--model", "./not-a-folder"], "unknown model './not-a-folder'"),
     (["run", "--config", "bad.yaml"], "unknown config key(s): modle"),
     (["run", "--text", "{title"], "bad text template"),
     (["finalize", "nowhere"], "is not a run directory"),
-])
-def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, args, message):
+]
+
+
+def one_error_line(stderr: str, message: str) -> None:
+    lines = [l for l in stderr.splitlines() if l.startswith("ray-embed:")]
+    assert len(lines) == 1 and message in lines[0], stderr[-3000:]
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("args, message", MISTAKES)
+def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, args, message):
+    """In this process (the CLI's own code path; nothing here starts Ray)."""
+    from ray_job.cli import main
+
     (tmp_path / "data.csv").write_text("a\n")
     (tmp_path / "bad.yaml").write_text("modle: x\n")
-    result = ray_embed(*args, cwd=tmp_path, timeout=300)
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    one_error_line(capsys.readouterr().err, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "data.csv"]   # nothing made
+
+
+def test_a_model_the_hub_does_not_have_is_one_line_in_a_new_process(tmp_path):
+    result = ray_embed("run", "--model", "no-such-org/no-such-model", cwd=tmp_path, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
-    lines = [l for l in result.stderr.splitlines() if l.startswith("ray-embed:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+    one_error_line(result.stderr, "cannot load model 'no-such-org/no-such-model'")
