@@ -3,18 +3,24 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import h5py
 import pytest
 
+from ray_job.cli import main
 
-def ray_embed(*args, cwd):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "ray_job", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600)
+
+@pytest.fixture
+def ray_embed(local_ray, capsys, monkeypatch):
+    """The command line in this process, on the session's Ray (no Ray start per call)."""
+    def call(*args, cwd):
+        monkeypatch.chdir(cwd)
+        code = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return call
 
 
 @pytest.fixture
@@ -39,8 +45,8 @@ def messy_dir(tmp_path, sample_records):
     return d
 
 
-def test_every_bad_row_is_rejected_with_a_reason_and_the_run_goes_on(messy_dir, tmp_path,
-                                                                     sample_records):
+def test_every_bad_row_is_rejected_with_a_reason_and_the_run_goes_on(ray_embed, messy_dir,
+                                                                     tmp_path, sample_records):
     result = ray_embed("run", "--input", str(messy_dir), "--output", "o", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
@@ -60,14 +66,14 @@ def test_every_bad_row_is_rejected_with_a_reason_and_the_run_goes_on(messy_dir, 
     assert {r.get("id") for r in rejects} >= {"x-empty", "x-title-only", "x-number"}
 
 
-def test_strict_turns_rejects_into_a_failure_with_a_summary(messy_dir, tmp_path):
+def test_strict_turns_rejects_into_a_failure_with_a_summary(ray_embed, messy_dir, tmp_path):
     result = ray_embed("run", "--input", str(messy_dir / "a.jsonl"), "--output", "o", "--strict",
                        cwd=tmp_path)
     assert result.returncode == 1
     assert "ray-embed: failed (--strict): 8 rows rejected: 1 bad_json" in result.stderr
 
 
-def test_title_only_papers_can_be_embedded_by_setting(messy_dir, tmp_path):
+def test_title_only_papers_can_be_embedded_by_setting(ray_embed, messy_dir, tmp_path):
     result = ray_embed("run", "--input", str(messy_dir / "a.jsonl"), "--output", "o",
                        "--on-missing-field", "empty", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
