@@ -94,3 +94,20 @@ def test_user_mistakes_in_inputs_are_user_errors(tmp_path):
         resolve_inputs([str(tmp_path / "data.csv")])
     with pytest.raises(UserError, match="holds no"):
         resolve_inputs([str(tmp_path)])
+
+
+def test_parquet_units_follow_row_groups_and_read_only_the_columns_used(tmp_path, sample_records,
+                                                                        monkeypatch):
+    from ray_job.read.inputs import row_group_units
+    from ray_job.read.readers import read_unit
+
+    assert row_group_units([128] * 8, 300) == [(0, 256), (256, 512), (512, 768), (768, 1024)]
+    assert row_group_units([5, 1000, 5, 5], 20) == [(0, 5), (5, 1005), (1005, 1015)]
+    rows = [{"id": r["id"], "title": r["title"], "abstract": r["abstract"], "junk": "x" * 100}
+            for r in sample_records[:30]]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet", row_group_size=10)
+    monkeypatch.setattr("ray_job.read.inputs.PARQUET_ROWS_PER_UNIT", 20)
+    units = plan_units(resolve_inputs([str(tmp_path / "p.parquet")]), 1, 25)
+    assert [(u.start, u.end) for u in units] == [(0, 20), (20, 25)]
+    got = [record for u in units for _, record in read_unit(u, ("title", "id"))]
+    assert got == [{"id": r["id"], "title": r["title"]} for r in rows[:25]]

@@ -191,18 +191,35 @@ def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None,
 
 
 def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], int]:
+    """Units cut at row-group boundaries (a row group is decoded by one unit only): whole row
+    groups up to PARQUET_ROWS_PER_UNIT rows together, a larger row group alone."""
     import pyarrow.parquet as pq
 
     try:
         with random_access_source(base.path) as source:
-            n_rows = pq.ParquetFile(source).metadata.num_rows
+            meta = pq.ParquetFile(source).metadata
     except Exception as exc:  # not a parquet file at all
         raise UserError(f"cannot read Parquet file {base.path}: {exc}") from None
-    if limit is not None:
-        n_rows = min(n_rows, limit)
-    starts = range(0, n_rows, PARQUET_ROWS_PER_UNIT)
-    units = [replace(base, start=s, end=min(s + PARQUET_ROWS_PER_UNIT, n_rows)) for s in starts]
+    n_rows = meta.num_rows if limit is None else min(meta.num_rows, limit)
+    bounds = row_group_units([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
+                             PARQUET_ROWS_PER_UNIT)
+    units = [replace(base, start=lo, end=min(hi, n_rows)) for lo, hi in bounds if lo < n_rows]
     return units, n_rows
+
+
+def row_group_units(group_rows: list[int], max_rows: int) -> list[tuple[int, int]]:
+    """[start, end) row ranges made of whole consecutive row groups, each at most `max_rows`
+    rows unless one group alone is larger."""
+    bounds: list[tuple[int, int]] = []
+    start = end = 0
+    for rows in group_rows:
+        if end > start and end - start + rows > max_rows:
+            bounds.append((start, end))
+            start = end
+        end += rows
+    if end > start:
+        bounds.append((start, end))
+    return bounds
 
 
 def _offset_after_lines(path: str, n_lines: int) -> tuple[int, int]:

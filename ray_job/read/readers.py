@@ -18,8 +18,13 @@ Item = tuple[int, Union[dict, RejectRow]]
 LINE_SLACK_BYTES = 64 * 1024   # read past a range's end for its last line in the same request
 
 
-def read_unit(unit: ReadUnit) -> Iterator[Item]:
-    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "duckdb": _read_duckdb}
+def read_unit(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:
+    """The unit's records; `fields`: the record fields the job uses (a columnar reader reads
+    only those; a record may hold more)."""
+    if unit.format == "parquet":
+        yield from _read_parquet(unit, fields)
+        return
+    readers = {"jsonl": _read_jsonl, "duckdb": _read_duckdb}
     yield from readers[unit.format](unit)
 
 
@@ -94,20 +99,23 @@ def _gzip_lines(unit: ReadUnit) -> Iterator[tuple[int, Any]]:
         yield position, RejectRow("truncated_file", f"{unit.path}: {exc}; rest of file not read")
 
 
-def _read_parquet(unit: ReadUnit) -> Iterator[Item]:
+def _read_parquet(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:
     import pyarrow.parquet as pq
 
     with random_access_source(unit.path) as source:
-        yield from _parquet_rows(pq.ParquetFile(source), unit)
+        yield from _parquet_rows(pq.ParquetFile(source), unit, fields)
 
 
-def _parquet_rows(pf, unit: ReadUnit) -> Iterator[Item]:
+def _parquet_rows(pf, unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:
+    """Rows [start, end) of the file, decoding only the row groups they are in (units are cut
+    at row-group boundaries) and only the columns in `fields`."""
+    columns = None if fields is None else [c for c in pf.schema_arrow.names if c in fields]
     position = 0
     for rg in range(pf.num_row_groups):
         n = pf.metadata.row_group(rg).num_rows
         lo, hi = max(unit.start, position), min(unit.end, position + n)
         if lo < hi:
-            table = pf.read_row_group(rg).slice(lo - position, hi - lo)
+            table = pf.read_row_group(rg, columns=columns).slice(lo - position, hi - lo)
             for offset, record in enumerate(table.to_pylist()):
                 yield lo + offset, record
         position += n

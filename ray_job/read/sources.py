@@ -14,7 +14,7 @@ from .readers import read_unit
 from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
-from .text import RejectRow, TextTemplate, printable, record_id
+from .text import SEP_FIELD, RejectRow, TextTemplate, printable, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
                         ("text_hash", pa.uint64())])
@@ -38,7 +38,8 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
     """Read one unit into rows to encode, rejects and (incremental runs) reused rows. Pure."""
     cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
     out = UnitRows(ROW_SCHEMA.empty_table(), [])
-    for position, item in read_unit(unit):
+    fields = tuple(f for f in template.fields if f != SEP_FIELD) + (id_field,)
+    for position, item in read_unit(unit, fields):
         out.seen += 1
         key = make_key(unit.file_index, position)
         if isinstance(item, RejectRow):
