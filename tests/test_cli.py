@@ -31,11 +31,14 @@ def test_no_argument_default_embeds_the_demo_corpus_with_the_bundled_model(tmp_p
     assert report["rows_embedded"] == 60
 
 
-def test_finalize_alone_rebuilds_the_hdf5(tmp_path):
-    assert ray_embed("run", "--limit", "20", "--output", "o", cwd=tmp_path).returncode == 0
+def test_finalize_alone_rebuilds_the_hdf5(local_ray, tmp_path, monkeypatch, capsys):
+    from ray_job.cli import main
+
+    monkeypatch.chdir(tmp_path)                 # in this process, on the session's Ray
+    assert main(["run", "--limit", "20", "--output", "o"]) == 0
     (tmp_path / "o" / "embeddings.h5").unlink()
-    result = ray_embed("finalize", "o", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert main(["finalize", "o"]) == 0, capsys.readouterr().err
+    assert "wrote 20 embeddings (dim 384)" in capsys.readouterr().out
     with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
         assert h5["embeddings"].shape == (20, 384)
 

@@ -45,6 +45,7 @@ def test_an_encoder_actor_that_dies_mid_run_loses_and_duplicates_nothing(
     assert_matches_reference(*read(tmp_path / "o"), sample_records[:120], reference_model)
 
 
+@pytest.mark.slow        # test_chaos kills drivers at random moments in the default run
 def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_records,
                                                             reference_model, tmp_path):
     out = tmp_path / "o"

@@ -77,7 +77,7 @@ def ray_head(hub):
     finally:
         os.killpg(head.pid, signal.SIGTERM)            # only the processes this test started
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=5)                       # a blocked head takes ~30 s to stop
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
