@@ -42,8 +42,13 @@ def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sampl
     assert [i.decode() for i in data["ids"]] == [r["id"] for r in sample_records]  # input order
     assert data["embeddings"].shape == (1000, 384) and data["embeddings"].dtype == np.float32
     assert data["urls"][0] == b"https://arxiv.org/pdf/0704.0001.pdf"
-    expected = reference_model.encode([reference_text(r) for r in sample_records], batch_size=64)
-    assert min_cosine(data["embeddings"], expected) >= 0.999
+    # the reference encode costs as much as the run: compare 300 rows, the first 100 and
+    # 200 drawn from the rest (all 1000 are checked for order, count and norms)
+    picked = list(range(100)) + sorted(random.Random(1).sample(range(100, 1000), 200))
+    expected = reference_model.encode([reference_text(sample_records[i]) for i in picked],
+                                      batch_size=64)
+    assert min_cosine(data["embeddings"][picked], expected) >= 0.999
+    np.testing.assert_allclose(np.linalg.norm(data["embeddings"], axis=1), 1.0, atol=1e-3)
     assert attrs["count"] == 1000 and attrs["dim"] == 384 and attrs["normalized"]
     assert attrs["pooling"] == "mean" and attrs["precision"] == "fp32"
     assert json.loads(attrs["versions"])["ray"]
