@@ -80,6 +80,7 @@ class JobConfig:
     upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)
+    index: bool = False                   # build the nearest-neighbour index after finalizing
     # test-only fault injection: the encoder process exits after this many batches, once
     # (the marker file makes it happen once per run, whichever replica gets there first)
     fault_kill_encoder_after: int | None = None

@@ -27,6 +27,7 @@ from .encode.resources import ResourcePlan, plan_resources
 from .rundir.rundir import RunDir, now_iso, write_json
 from .rundir.shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
 from .rundir.store import Store
+from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
 from .encode.tokenize import tokenize_batch
@@ -244,4 +245,6 @@ def finalize_run(run_dir: RunDir, precision: str | None = None,
     report["exports"] = run_exports(run_dir.root, tuple(cfg.get("exports") or ()))
     write_json(run_dir.report_json, report)
     push_results(run_dir)
+    if cfg.get("index"):
+        build_index(run_dir)
     return report

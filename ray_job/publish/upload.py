@@ -36,8 +36,15 @@ def files_to_publish(run_dir: RunDir) -> list[Path]:
     card = run_dir.root / "README.md"
     card.write_text(dataset_card(run_dir))
     candidates = [run_dir.h5, run_dir.job_json, run_dir.report_json, card,
-                  run_dir.root / "embeddings.duckdb", *sorted((run_dir.root / "parquet").glob("*.parquet"))]
+                  run_dir.root / "embeddings.duckdb", *sorted((run_dir.root / "parquet").glob("*.parquet")),
+                  *index_files(run_dir)]
     return [p for p in candidates if p.is_file()]
+
+
+def index_files(run_dir: RunDir) -> list[Path]:
+    """RUN/index/ (ray-embed index), fetched when the run is remote; index.json last."""
+    names = sorted(run_dir.store.sub("index").names(), key=lambda n: (n == "index.json", n))
+    return [run_dir.local_result(f"index/{name}") for name in names]
 
 
 def dataset_card(run_dir: RunDir) -> str:

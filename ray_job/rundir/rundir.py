@@ -68,6 +68,20 @@ class RunDir:
         """shards/, rejects/ or reuse/ in the store (what workers write to)."""
         return self.store.sub(name)
 
+    def local_result(self, name: str) -> Path:
+        """A local readable copy of a result file (e.g. "embeddings.h5", "index/ann.faiss"):
+        the file itself for a local run, fetched fresh into the staging copy for a remote one
+        (a re-made result can have the same size and other contents)."""
+        if self.is_remote and self.store.exists(name):
+            self.store.get(name, self.root / name)
+        return self.root / name
+
+    def put_result(self, local_path: Path, name: str) -> None:
+        """Store a file the driver made into the run directory under `name` (complete or not
+        at all)."""
+        if Path(local_path) != self.root / name:
+            self.store.put(Path(local_path), name)
+
     def load_job(self) -> dict:
         if not self.store.exists("job.json"):
             raise UserError(f"{self.store.url} is not a run directory (no job.json)")

@@ -1,0 +1,127 @@
+"""`ray-embed index RUN` (and `--index` on run / finalize): the run's ANN index, in RUN/index/.
+
+    index/ann.faiss      the faiss index over embeddings.h5's rows (ids = row numbers)
+    index/titles.arrow   the papers' titles, row by row, where the inputs had them
+    index/index.json     how it was made, and the fingerprint of the embeddings.h5 it holds
+
+index.json is written last: an index is current when its fingerprint is that of the run's
+embeddings.h5 now (for a local run whose embeddings.h5 has not been replaced since the index
+was built, its file status says so without reading it). Building again with a current index
+does nothing.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+
+from ..config import JobConfig
+from ..errors import UserError
+from ..rundir.rundir import RunDir, now_iso
+from . import ann
+from .fingerprint import h5_fingerprint, stat_key
+from .titles import write_titles
+
+INDEX_FILE = "index/ann.faiss"
+TITLES_FILE = "index/titles.arrow"
+INFO_FILE = "index/index.json"
+
+
+def result_h5(run_dir: RunDir) -> Path:
+    h5 = run_dir.local_result("embeddings.h5")
+    if not h5.is_file():
+        raise UserError(f"{run_dir.store.url} has no embeddings.h5 yet (run or finalize it first)")
+    return h5
+
+
+def stored_info(run_dir: RunDir) -> dict | None:
+    if not (run_dir.store.exists(INFO_FILE) and run_dir.store.exists(INDEX_FILE)):
+        return None
+    return json.loads(run_dir.store.read_text(INFO_FILE))
+
+
+def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
+    """Build RUN/index/ unless it is current; returns index.json's record plus `rebuilt`."""
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir.at(run_dir)
+    h5 = result_h5(run_dir)
+    info = stored_info(run_dir)
+    if info and is_current(run_dir, info, h5) and not force:
+        return {**info, "rebuilt": False}
+    fingerprint = h5_fingerprint(h5)
+    started = time.monotonic()
+    with h5py.File(h5, "r") as f:
+        rows, dim = f["embeddings"].shape
+    spec = ann.choose_spec(rows)
+    with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
+        local = Path(tmp)
+        ann.save(ann.build(h5, spec), local / "ann.faiss")
+        cfg = JobConfig.from_dict({**run_dir.load_job()["config"], "fresh": False})
+        has_titles = write_titles(h5, cfg, local / "titles.arrow")
+        info = {"fingerprint": fingerprint, "h5_stat": _local_stat(run_dir, h5), "rows": int(rows), "dim": int(dim), **asdict(spec),
+                "metric": "cosine", "library": f"faiss-cpu {_faiss_version()}",
+                "titles": has_titles, "built": now_iso(),
+                "build_s": round(time.monotonic() - started, 2)}
+        run_dir.put_result(local / "ann.faiss", INDEX_FILE)
+        if has_titles:
+            run_dir.put_result(local / "titles.arrow", TITLES_FILE)
+        (local / "index.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        run_dir.put_result(local / "index.json", INFO_FILE)
+    return {**info, "rebuilt": True}
+
+
+def is_current(run_dir: RunDir, info: dict, h5: Path) -> bool:
+    local = _local_stat(run_dir, h5)
+    if local is not None and info.get("h5_stat") == local:
+        return True
+    return info.get("fingerprint") == h5_fingerprint(h5)
+
+
+def _local_stat(run_dir: RunDir, h5: Path) -> str | None:
+    """A remote run's local copy is fetched anew each time: its status says nothing."""
+    return None if run_dir.is_remote else stat_key(h5)
+
+
+def _faiss_version() -> str:
+    import faiss
+
+    return faiss.__version__
+
+
+@dataclass
+class LoadedIndex:
+    """An index opened for searching, and the titles file that goes with it."""
+    index: object
+    titles: Path | None = None
+
+    @classmethod
+    def open(cls, run_dir: RunDir, info: dict) -> "LoadedIndex":
+        spec = ann.AnnSpec(info["factory"], info["nlist"], info["nprobe"])
+        return cls(ann.load(run_dir.local_result(INDEX_FILE), spec),
+                   run_dir.local_result(TITLES_FILE) if info.get("titles") else None)
+
+
+def current_index(run_dir: RunDir, h5: Path) -> LoadedIndex | None:
+    """The run's index when it holds exactly `h5`'s vectors; None (with a one-line note when
+    there is a stale one) otherwise."""
+    info = stored_info(run_dir)
+    if info is None:
+        return None
+    if not is_current(run_dir, info, h5):
+        print(f"ray-embed: the index of {run_dir.store.url} is out of date (embeddings.h5 "
+              f"changed): exact scan; `ray-embed index` rebuilds it", file=sys.stderr)
+        return None
+    return LoadedIndex.open(run_dir, info)
+
+
+def format_build(info: dict) -> str:
+    what = "built" if info["rebuilt"] else "up to date"
+    kind = "exact (flat)" if not info["nlist"] else f"{info['factory']}, nprobe {info['nprobe']}"
+    line = f"index {what}: {info['rows']:,} vectors (dim {info['dim']}), {kind}"
+    if info["rebuilt"]:
+        line += f", {info['build_s']:.1f} s"
+    return line + ("" if info.get("titles") else "; no titles")
