@@ -27,7 +27,9 @@ from .encode.resources import ResourcePlan, plan_resources
 from .rundir.rundir import RunDir, now_iso, write_json
 from .rundir.shards import CorruptShard, ShardSink, done_keys, quarantine_in, quarantine_unreadable
 from .rundir.store import Store
+from .ray_auth import auth_hint
 from .search.index import build_index
+from .stderr_filter import drop_benign_lines
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
 from .encode.tokenize import tokenize_batch
@@ -73,19 +75,27 @@ def ray_session(cfg: JobConfig):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         # "local" always starts a new embedded Ray, never attaching to another one by accident
-        ray.init(address=cfg.address or "local", include_dashboard=False, log_to_driver=cfg.verbose,
-                 logging_level=logging.INFO if cfg.verbose else logging.ERROR)
+        try:
+            ray.init(address=cfg.address or "local", include_dashboard=False,
+                     log_to_driver=cfg.verbose,
+                     logging_level=logging.INFO if cfg.verbose else logging.ERROR)
+        except Exception as exc:
+            hint = auth_hint(exc, cfg.address)
+            if hint is None:
+                raise
+            raise hint from None
         started = True
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = cfg.verbose
     ctx.print_on_execution_start = cfg.verbose
     if not cfg.verbose:
         ctx.issue_detectors_config.detectors = []
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
+    with drop_benign_lines(enabled=not cfg.verbose):
+        try:
+            yield ray
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def cluster_device(cfg: JobConfig, cluster: dict) -> str:
