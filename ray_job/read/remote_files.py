@@ -106,13 +106,13 @@ def _listing(fs, path: str, directory: dict | None) -> list[dict]:
     """The entries of a directory, or (no directory) the matches of a glob pattern."""
     if directory is not None:
         return fs.ls(path, detail=True)
-    matches = fs.glob(path, detail=True) if _is_glob(path) else {}
+    matches = fs.glob(path, detail=True) if is_glob(path) else {}
     if not matches:
         raise FileNotFoundError(path)
     return list(matches.values())
 
 
-def _is_glob(path: str) -> bool:
+def is_glob(path: str) -> bool:
     return any(ch in path for ch in "*[")
 
 
