@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ..errors import UserError
+from .hub_repo import SPLIT, is_repo_root, split_files
 from .json_array import is_json_array, load_array
 from .text import RejectRow
 from .remote_files import is_glob, is_url, list_url, local_copy, open_stream, random_access_source, url_path
@@ -104,6 +105,14 @@ def _expand_local(raw: str) -> list[tuple[str, int]]:
 
 
 def _expand_url(raw: str) -> list[tuple[str, int]]:
+    if is_repo_root(raw):
+        found = list_url(raw, wanted=_is_known, recursive=True)
+        wanted = set(split_files(raw, [f.url for f in found]))
+        found = [f for f in found if f.url in wanted]
+        if not found:
+            raise UserError(f"dataset {raw} has no .jsonl/.json(.gz)/.parquet files of split "
+                            f"{SPLIT!r}: name the files, e.g. {raw.rstrip('/')}/data/*.parquet")
+        return [(f.url, f.size) for f in found]
     found = list_url(raw, wanted=_is_known)
     if not found:
         raise UserError(f"input {raw} holds no .jsonl/.json(.gz)/.parquet files")
