@@ -54,7 +54,8 @@ def write_h5(path: Path, clusters: Clusters, rows: int) -> None:
     with h5py.File(path, "w") as h5:
         h5.create_dataset("ids", data=np.array([f"syn.{i:08d}".encode() for i in range(rows)]))
         dset = h5.create_dataset("embeddings", (rows, clusters.dim), dtype="float32",
-                                 chunks=(max(1, (1 << 20) // (4 * clusters.dim)), clusters.dim))
+                                 chunks=(min(rows, max(1, (1 << 20) // (4 * clusters.dim))),
+                                         clusters.dim))
         for start in range(0, rows, CHUNK):
             n = min(CHUNK, rows - start)
             dset[start:start + n] = clusters.draw(n, seed=1 + start // CHUNK)
