@@ -33,13 +33,20 @@ def test_no_argument_default_embeds_the_demo_corpus_with_the_bundled_model(tmp_p
     assert report["rows_embedded"] == 60
 
 
-def test_finalize_alone_rebuilds_the_hdf5(tmp_path):
-    assert ray_embed("run", "--limit", "20", "--output", "o", cwd=tmp_path).returncode == 0
+def test_finalize_alone_rebuilds_the_hdf5_and_the_index_follows_the_vectors(tmp_path):
+    assert ray_embed("run", "--limit", "20", "--output", "o", "--index", cwd=tmp_path).returncode == 0
+    info = json.loads((tmp_path / "o" / "index" / "index.json").read_text())
+    assert info["rows"] == 20 and info["titles"]
     (tmp_path / "o" / "embeddings.h5").unlink()
-    result = ray_embed("finalize", "o", cwd=tmp_path)
+    result = ray_embed("finalize", "o", "--index", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
         assert h5["embeddings"].shape == (20, 384)
+    # the same vectors again: the index is current, not rebuilt
+    assert "index up to date: 20 vectors" in result.stdout
+    similar = ray_embed("similar", "o", "demo.00003", "-k", "2", "--json", cwd=tmp_path)
+    hits = json.loads(similar.stdout)
+    assert [h["rank"] for h in hits] == [1, 2] and all(h["title"] for h in hits)
 
 
 @pytest.mark.parametrize("args, message", [
