@@ -20,7 +20,6 @@ from pathlib import Path
 
 import h5py
 
-from ..config import JobConfig
 from ..errors import UserError
 from ..rundir.rundir import RunDir, now_iso
 from . import ann
@@ -60,8 +59,7 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
         local = Path(tmp)
         ann.save(ann.build(h5, spec), local / "ann.faiss")
-        cfg = JobConfig.from_dict({**run_dir.load_job()["config"], "fresh": False})
-        has_titles = write_titles(h5, cfg, local / "titles.arrow")
+        has_titles = write_titles(h5, run_dir.load_job()["config"], local / "titles.arrow")
         info = {"fingerprint": fingerprint, "h5_stat": _local_stat(run_dir, h5), "rows": int(rows), "dim": int(dim), **asdict(spec),
                 "metric": "cosine", "library": f"faiss-cpu {_faiss_version()}",
                 "titles": has_titles, "built": now_iso(),

@@ -38,11 +38,11 @@ def input_records(cfg: JobConfig) -> Iterator[dict]:
                 yield item
 
 
-def write_titles(h5_path: Path, cfg: JobConfig, target: Path) -> bool:
-    """Write the titles file; False (and nothing written) when the inputs cannot be read
-    again or hold no titles."""
+def write_titles(h5_path: Path, config: dict, target: Path) -> bool:
+    """Write the titles file from the inputs of the run `config` (job.json's); False (and
+    nothing written) when they cannot be read again or hold no titles."""
     try:
-        return _write(h5_path, cfg, target)
+        return _write(h5_path, JobConfig.from_dict({**config, "fresh": False}), target)
     except UserError as exc:
         print(f"ray-embed: titles left out of the index ({exc})", file=sys.stderr)
         target.unlink(missing_ok=True)
