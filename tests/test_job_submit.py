@@ -41,17 +41,18 @@ def wait_for_dashboard(url: str, head: subprocess.Popen, seconds: float = 120) -
     raise TimeoutError(f"no Ray dashboard at {url}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def hub():
     """A local Hub API server whose token the cluster's nodes hold in their environment."""
     with HubServer(token="hf_" + secrets.token_hex(16)) as server:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head(hub):
     """A head node on free loopback ports, in its own process group and temp dir; its
-    environment holds the Hub endpoint and token, as a cluster's nodes would."""
+    environment holds the Hub endpoint and token, as a cluster's nodes would. One for the
+    module: starting a head takes most of a minute."""
     gcs, dash = free_port(), free_port()
     # every port of its own: another Ray on this machine (the session's) holds the defaults,
     # and a clashing dashboard agent leaves the head with no job agent

@@ -72,8 +72,11 @@ class RunDir:
         """A local readable copy of a result file (e.g. "embeddings.h5", "index/ann.faiss"):
         the file itself for a local run, fetched fresh into the staging copy for a remote one
         (a re-made result can have the same size and other contents)."""
-        if self.is_remote and self.store.exists(name):
-            self.store.get(name, self.root / name)
+        if self.is_remote:
+            if self.store.exists(name):
+                self.store.get(name, self.root / name)
+            else:                                     # gone from the store: no stale copy
+                (self.root / name).unlink(missing_ok=True)
         return self.root / name
 
     def put_result(self, local_path: Path, name: str) -> None:
