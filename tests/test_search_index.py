@@ -112,7 +112,7 @@ def test_search_uses_the_index_and_it_is_published_with_the_run(finished_run, tm
     assert {"index/ann.faiss", "index/index.json", "index/titles.arrow"} <= published
 
 
-def test_an_index_for_a_run_in_s3(finished_run, s3, sample_records):
+def test_an_index_for_a_run_in_s3(finished_run, s3, sample_records, tmp_path):
     url = f"s3://{s3.bucket}/runs/indexed"
     for path in finished_run.rglob("*"):
         if path.is_file() and path.parent.name != "index":
@@ -124,3 +124,9 @@ def test_an_index_for_a_run_in_s3(finished_run, s3, sample_records):
     assert not build_index(url)["rebuilt"]
     hits = similar(url, sample_records[2]["id"], k=2)
     assert len(hits) == 2 and all(h.title for h in hits)
+    changed = tmp_path / "embeddings.h5"                       # re-finalized elsewhere
+    shutil.copyfile(finished_run / "embeddings.h5", changed)
+    with h5py.File(changed, "r+") as h5:
+        h5["embeddings"][0] = -h5["embeddings"][0]
+    s3.upload_file(str(changed), s3.bucket, "runs/indexed/embeddings.h5")
+    assert build_index(url)["rebuilt"]

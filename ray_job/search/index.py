@@ -49,34 +49,47 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir.at(run_dir)
     h5 = result_h5(run_dir)
     info = stored_info(run_dir)
-    if info and is_current(run_dir, info, h5) and not force:
-        return {**info, "rebuilt": False}
-    fingerprint = h5_fingerprint(h5)
+    fingerprint = None
+    if info and not force:
+        if _unchanged_file(run_dir, info, h5):
+            return {**info, "rebuilt": False}
+        fingerprint = h5_fingerprint(h5)
+        if info.get("fingerprint") == fingerprint:
+            return {**info, "rebuilt": False}
     started = time.monotonic()
-    with h5py.File(h5, "r") as f:
-        rows, dim = f["embeddings"].shape
-    spec = ann.choose_spec(rows)
     with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
         local = Path(tmp)
-        ann.save(ann.build(h5, spec), local / "ann.faiss")
-        has_titles = write_titles(h5, run_dir.load_job()["config"], local / "titles.arrow")
-        info = {"fingerprint": fingerprint, "h5_stat": _local_stat(run_dir, h5), "rows": int(rows), "dim": int(dim), **asdict(spec),
-                "metric": "cosine", "library": f"faiss-cpu {_faiss_version()}",
-                "titles": has_titles, "built": now_iso(),
-                "build_s": round(time.monotonic() - started, 2)}
-        run_dir.put_result(local / "ann.faiss", INDEX_FILE)
-        if has_titles:
-            run_dir.put_result(local / "titles.arrow", TITLES_FILE)
+        info = _make_files(h5, run_dir.load_job()["config"], local)
+        info.update(fingerprint=fingerprint or h5_fingerprint(h5),
+                    h5_stat=_local_stat(run_dir, h5), built=now_iso(),
+                    build_s=round(time.monotonic() - started, 2))
         (local / "index.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        run_dir.put_result(local / "index.json", INFO_FILE)
+        run_dir.put_result(local / "ann.faiss", INDEX_FILE)
+        if info["titles"]:
+            run_dir.put_result(local / "titles.arrow", TITLES_FILE)
+        run_dir.put_result(local / "index.json", INFO_FILE)        # last: the index is current
     return {**info, "rebuilt": True}
 
 
+def _make_files(h5: Path, config: dict, local: Path) -> dict:
+    """ann.faiss and (where the inputs have them) titles.arrow in `local`; their facts."""
+    with h5py.File(h5, "r") as f:
+        rows, dim = f["embeddings"].shape
+    spec = ann.choose_spec(rows)
+    ann.save(ann.build(h5, spec), local / "ann.faiss")
+    has_titles = write_titles(h5, config, local / "titles.arrow")
+    return {"rows": int(rows), "dim": int(dim), **asdict(spec), "metric": "cosine",
+            "library": f"faiss-cpu {_faiss_version()}", "titles": has_titles}
+
+
 def is_current(run_dir: RunDir, info: dict, h5: Path) -> bool:
-    local = _local_stat(run_dir, h5)
-    if local is not None and info.get("h5_stat") == local:
-        return True
-    return info.get("fingerprint") == h5_fingerprint(h5)
+    return _unchanged_file(run_dir, info, h5) or info.get("fingerprint") == h5_fingerprint(h5)
+
+
+def _unchanged_file(run_dir: RunDir, info: dict, h5: Path) -> bool:
+    """The local embeddings.h5 the index was built from, not replaced since."""
+    stat = _local_stat(run_dir, h5)
+    return stat is not None and info.get("h5_stat") == stat
 
 
 def _local_stat(run_dir: RunDir, h5: Path) -> str | None:
