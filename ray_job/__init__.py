@@ -7,10 +7,11 @@ The data flow, one subpackage per stage:
     rundir/    the run directory (shards, rejects, reuse, job.json), behind RunDir
     finalize/  shards -> verified embeddings.h5 (+ Parquet / DuckDB), report.json
     publish/   a finished run -> the Hugging Face Hub or any fsspec URL
-    search/    nearest papers to a query, from embeddings.h5
+    search/    nearest papers to a query or a paper: an ANN index in RUN/index/, or a scan
 
 Entry points: `cli` (ray-embed), `config` (the validated job config), `pipeline` (wires the
-stages for one run), `bench` (throughput on this cluster).
+stages for one run), `bench` (throughput on this cluster); beside them `ray_auth` (the hint
+for a cluster that wants a token) and `stderr_filter` (keeps Ray's one benign C++ line away).
 """
 
 __version__ = "0.1.0"

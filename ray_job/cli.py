@@ -1,4 +1,5 @@
-"""ray-embed: run | bench | status | search | upload | finalize  (python -m ray_job is the same)."""
+"""ray-embed: run | bench | status | search | similar | index | upload | finalize
+(python -m ray_job is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,9 @@ RUN_SWITCHES = {
     "--fresh": ("fresh", "discard an existing run in --output and start over"),
     "--verbose": ("verbose", "show Ray's own logs and progress bars"),
     "--strict": ("strict", "fail (exit code 1) when any row is rejected"),
+    "--index": ("index", "after finalizing, build the nearest-neighbour index (ray-embed index)"),
 }
+NOT_FOR_BENCH = ("output", "limit", "fresh", "index")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -97,10 +100,10 @@ def make_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure docs/s on this cluster and project a full run")
     bench.add_argument("--config", metavar="job.yaml")
     for flag, (key, kwargs) in RUN_FLAGS.items():
-        if key not in ("output", "limit"):
+        if key not in NOT_FOR_BENCH:
             bench.add_argument(flag, dest=key, default=None, **kwargs)
     for flag, (key, help_text) in RUN_SWITCHES.items():
-        if key != "fresh":
+        if key not in NOT_FOR_BENCH:
             bench.add_argument(flag, dest=key, action="store_const", const=True, default=None,
                                help=help_text)
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
@@ -111,17 +114,33 @@ def make_parser() -> argparse.ArgumentParser:
     upload.add_argument("directory", metavar="DIR")
     upload.add_argument("destination", metavar="DEST",
                         help="hf://datasets/OWNER/NAME[/path], s3://bucket/path, gs://..., file://...")
-    search = sub.add_parser("search", help="nearest papers to a query, from embeddings.h5")
+    search = sub.add_parser("search", help="nearest papers to a query (through the run's "
+                                           "index when it is current, else an exact scan)")
     search.add_argument("directory", metavar="DIR")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    add_hit_options(search)
+    similar = sub.add_parser("similar", help="papers nearest to a paper of the run (itself "
+                                             "left out)")
+    similar.add_argument("directory", metavar="DIR")
+    similar.add_argument("paper_id", metavar="PAPER_ID")
+    add_hit_options(similar)
+    index = sub.add_parser("index", help="build the run's nearest-neighbour index in DIR/index/ "
+                                         "(nothing to do when it is current)")
+    index.add_argument("directory", metavar="DIR")
+    index.add_argument("--force", action="store_true", help="rebuild even when current")
     status = sub.add_parser("status", help="progress of a run directory")
     status.add_argument("directory", metavar="DIR")
     status.add_argument("--config", metavar="job.yaml",
                         help="also say whether this config matches the run's")
     fin = sub.add_parser("finalize", help="merge the shards of a run directory again")
     fin.add_argument("directory", metavar="DIR")
+    fin.add_argument("--index", action="store_true", help="also build the index (ray-embed index)")
     return parser
+
+
+def add_hit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the hits as JSON")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -163,10 +182,36 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search.search import format_hits, search
+    from .search.search import search
 
-    print(format_hits(search(args.directory, [args.query], args.k)[0]))
+    print_hits(search(args.directory, [args.query], positive_k(args.k))[0], args.json)
     return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .search.similar import similar
+
+    print_hits(similar(args.directory, args.paper_id, positive_k(args.k)), args.json)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .search.index import build_index, format_build
+
+    print(format_build(build_index(args.directory, force=args.force)))
+    return 0
+
+
+def positive_k(k: int) -> int:
+    if k < 1:
+        raise UserError(f"-k must be at least 1; got {k}")
+    return k
+
+
+def print_hits(hits, as_json: bool) -> None:
+    from .search.hits import format_hits, hits_json
+
+    print(hits_json(hits) if as_json else format_hits(hits))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -185,6 +230,10 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     with run_dir.lease():
         report = finalize_run(run_dir)
     print_summary(report)
+    if args.index:
+        from .search.index import build_index, format_build
+
+        print(format_build(build_index(run_dir)))
     return 0
 
 
@@ -202,7 +251,8 @@ def print_summary(report: dict) -> None:
 
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "search": cmd_search,
-            "upload": cmd_upload, "finalize": cmd_finalize}
+            "similar": cmd_similar, "index": cmd_index, "upload": cmd_upload,
+            "finalize": cmd_finalize}
 
 
 def quiet_libraries(verbose: bool) -> None:

@@ -92,6 +92,7 @@ class RunOptions:
     upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)
+    index: bool = False                   # build the nearest-neighbour index after finalizing
 
     @property
     def resolved_url_template(self) -> str | None:

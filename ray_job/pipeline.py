@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
-from .encode.encoder import Encoder
+from .encode.encoder import Encoder, replica_config
 from .encode.model_facts import describe
 from .encode.model_identity import model_identity, pinned_revision
 from .encode.models import ModelInfo, resolve_model_source
@@ -26,6 +26,7 @@ from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
+from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
 from .faults import faults_from_environment
@@ -35,6 +36,7 @@ from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
 from .rundir.shards import ShardSink
 from .rundir.tally import TallyReader, start_tally
+from .session import ray_session
 
 log = logging.getLogger("ray_job")
 
@@ -65,33 +67,6 @@ def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
         raise UserError(str(exc)) from None
 
 
-@contextlib.contextmanager
-def ray_session(cfg: JobConfig):
-    """Connect to the configured Ray address, or start an embedded local Ray; quiet unless verbose."""
-    import ray
-    from ray.data import DataContext
-
-    started, verbose = False, cfg.options.verbose
-    if not verbose:
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    if not ray.is_initialized():
-        # "local" always starts a new embedded Ray, never attaching to another one by accident
-        ray.init(address=cfg.options.address or "local", include_dashboard=False,
-                 log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
-        started = True
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = verbose
-    ctx.print_on_execution_start = verbose
-    if not verbose:
-        ctx.issue_detectors_config.detectors = []
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def cluster_device(cfg: JobConfig, cluster: dict) -> str:
     if cfg.options.device != "auto":
         return cfg.options.device
@@ -103,14 +78,6 @@ def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
     (each replica then settles what it runs on its node: `precision.replica_choice`)."""
     device = cluster_device(cfg, cluster)
     return device, pick_precision(cfg.spec.precision, device)
-
-
-def encoder_config(cfg: JobConfig) -> dict:
-    """What a replica needs of the job config: the output spec and the batching options."""
-    o = cfg.options
-    spec = {**asdict(cfg.spec), "inputs": ()}        # inputs (and their URLs) stay on the driver
-    return JobConfig.of(**spec, max_batch_tokens=o.max_batch_tokens,
-                        max_batch_rows=o.max_batch_rows, compile=o.compile).to_dict()
 
 
 def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
@@ -141,7 +108,7 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
         # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
-        fn_constructor_kwargs={"config": encoder_config(cfg), "model_source": info.source,
+        fn_constructor_kwargs={"config": replica_config(cfg), "model_source": info.source,
                                "device": ran[0], "precision": ran[1],
                                "threads": plan.threads, "faults": faults_from_environment(),
                                "revision": revision})
@@ -333,4 +300,6 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     report["output"] = run_dir.child_url(H5)
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
     run_dir.write_report(report)
+    if options.get("index"):
+        build_index(run_dir)
     return report

@@ -26,6 +26,7 @@ Endpoints (TYPE is models|datasets|spaces; PREFIX is "" for models, "datasets/" 
     HEAD   /PREFIX{repo}/resolve/{rev}/{path}             resolve       (LFS files: 302 to lfs-objects)
     GET    /PREFIX{repo}/resolve/{rev}/{path}             resolve       (Range -> 206 + Content-Range)
     GET    /lfs-objects/TYPE/{repo}/{sha256}?sig=...      lfs_download  (Range -> 206)
+    GET    /api/TYPE/{repo}/xet-write-token/{rev}         xet_token     (xet=True: X-Xet-* headers)
 
 The kind names on the right are what `fail_next` / `drop_next` take and what each entry of
 `server.requests` carries as `.kind`.
@@ -50,6 +51,12 @@ Behaviour that mirrors the Hub:
   * With `token=...`, every write (create/delete repo, branch, preupload, lfs batch/verify,
     commit) needs `Authorization: Bearer <token>` (else 401); reading a private repo without
     it gets 401 + RepoNotFound; a wrong token gets 401 "Invalid credentials ...".
+
+Xet (`HubServer(xet=True)`): when the client offers the "xet" transfer (huggingface_hub does
+by default when hf_xet is installed), the LFS batch answers "xet" and the client fetches a
+write token, uploads through hf_xet and commits LFS pointers. The Xet storage service itself
+is not served: `fake_xet_cas(server, monkeypatch)` replaces hf_xet's upload functions in this
+process with a stand-in that hands the bytes to the server (checking endpoint and token).
 
 Test helpers: `url`, `requests` (RecordedRequest: method, path, query, headers (lower-case
 names), body_size, body, kind, status (None if dropped)), `requests_of(kind)`,
@@ -85,7 +92,7 @@ DEFAULT_LFS_PATTERNS = ("*.h5", "*.parquet", "*.duckdb", "*.arrow")
 KINDS = (
     "create_repo", "delete_repo", "validate_yaml", "repo_info", "refs", "create_branch",
     "preupload", "lfs_batch", "lfs_upload", "lfs_verify", "lfs_download", "commit",
-    "tree", "paths_info", "list_commits", "resolve",
+    "tree", "paths_info", "list_commits", "resolve", "xet_token",
 )
 
 # URL pieces: /api/{models|datasets|spaces}/{repo} and /[datasets/|spaces/]{repo}, where repo is
@@ -343,8 +350,12 @@ class HubServer:
         lfs_verify: bool = True,
         tree_page_size: int = 1000,
         user: str = "hub-server-user",
+        xet: bool = False,
     ):
         self.token = token
+        self.xet = xet
+        self.xet_uploads: list = []  # bytes received through the Xet stand-in (fake_xet_cas)
+        self._xet_tokens: dict = {}  # write token -> (repo_type, repo_id)
         self.lfs_threshold = lfs_threshold
         self.lfs_patterns = tuple(lfs_patterns)
         self.lfs_verify = lfs_verify
@@ -752,9 +763,40 @@ class HubServer:
                 if self.lfs_verify:
                     answer["actions"]["verify"] = {"href": verify_href, "header": {}}
             objects.append(answer)
-        # "basic" even when the client offers "xet": it then uploads through the LFS protocol.
+        if self.xet and "xet" in body.get("transfers", []):
+            # Xet storage: the client uploads through hf_xet, then commits the files as LFS
+            # pointers (sha256), as on the Hub
+            objects = [{"oid": o["oid"], "size": o["size"]} for o in body.get("objects", [])]
+            return _Response.json({"transfer": "xet", "objects": objects},
+                                  headers={"Content-Type": "application/vnd.git-lfs+json"})
+        # "basic" when the client does not offer "xet" (or the server is not xet=True): it
+        # then uploads through the LFS protocol.
         return _Response.json({"transfer": "basic", "objects": objects},
                               headers={"Content-Type": "application/vnd.git-lfs+json"})
+
+    @_routes.add("GET", _API + r"/xet-write-token/(?P<rev>[^/]+)", "xet_token")
+    def _xet_write_token(self, req: _Request) -> _Response:
+        repo = self._repo(req, write=True)
+        self._authorized(req, write=True)
+        token = secrets.token_hex(16)
+        self._xet_tokens[token] = (repo.repo_type, repo.repo_id)
+        return _Response.json({}, headers={"X-Xet-Cas-Url": self.xet_cas_url,
+                                           "X-Xet-Access-Token": token,
+                                           "X-Xet-Token-Expiration": "4102444800"})
+
+    @property
+    def xet_cas_url(self) -> str:
+        return f"{self.url}/xet-cas"
+
+    def xet_cas_upload(self, endpoint: str, token: str, data: bytes) -> None:
+        """What the Xet storage service does with an upload, for `fake_xet_cas`: the content
+        becomes known to the repo the write token was issued for, by its sha256."""
+        with self._lock:
+            if endpoint != self.xet_cas_url or token not in self._xet_tokens:
+                raise PermissionError("xet upload with a wrong endpoint or token")
+            repo = self._repos[self._xet_tokens[token]]
+            repo.lfs_objects[hashlib.sha256(data).hexdigest()] = data
+            self.xet_uploads.append(len(data))
 
     @staticmethod
     def _repo_id(req: _Request) -> str:
@@ -926,9 +968,10 @@ class HubServer:
 # --------------------------------------------------------------------------- pytest glue
 
 
-def point_client_at(server: HubServer, monkeypatch) -> None:
+def point_client_at(server: HubServer, monkeypatch, xet: bool = False) -> None:
     """Make the `huggingface_hub` client in this process (and subprocesses started from it)
-    talk to `server`, with Xet disabled, whether or not huggingface_hub was imported before.
+    talk to `server`, with Xet disabled (unless `xet`: then the client offers Xet, as it does
+    by default with hf_xet installed), whether or not huggingface_hub was imported before.
 
     huggingface_hub reads HF_ENDPOINT and HF_HUB_DISABLE_XET once, when
     `huggingface_hub.constants` is imported, so setting the environment is not enough
@@ -936,15 +979,38 @@ def point_client_at(server: HubServer, monkeypatch) -> None:
     the endpoint of the module-level `HfApi` behind `huggingface_hub.upload_file` & co. are
     patched too (monkeypatch restores everything)."""
     monkeypatch.setenv("HF_ENDPOINT", server.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    if xet:
+        monkeypatch.delenv("HF_HUB_DISABLE_XET", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     from huggingface_hub import constants, file_download, hf_api
 
     template = server.url + "/{repo_id}/resolve/{revision}/{filename}"
     monkeypatch.setattr(constants, "ENDPOINT", server.url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", not xet)
     monkeypatch.setattr(hf_api.api, "endpoint", server.url)
+
+
+def fake_xet_cas(server: HubServer, monkeypatch) -> None:
+    """Stand in for the Xet storage service in this process: hf_xet's upload functions (which
+    speak Xet's own chunk protocol to it) are replaced by ones that hand the content to
+    `server.xet_cas_upload` with the endpoint and write token the client got from the server.
+    Everything before and after (negotiation, the token, the commit) is the real client's."""
+    import hf_xet
+
+    def upload_files(paths, endpoint, token_info, token_refresher, progress, repo_type=None):
+        for path in paths:
+            with open(path, "rb") as fh:
+                server.xet_cas_upload(endpoint, token_info[0], fh.read())
+
+    def upload_bytes(items, endpoint, token_info, token_refresher, progress, repo_type=None):
+        for data in items:
+            server.xet_cas_upload(endpoint, token_info[0], bytes(data))
+
+    monkeypatch.setattr(hf_xet, "upload_files", upload_files)
+    monkeypatch.setattr(hf_xet, "upload_bytes", upload_bytes)
 
 
 @pytest.fixture

@@ -27,20 +27,32 @@ def test_no_argument_default_embeds_the_demo_corpus_with_the_bundled_model(tmp_p
         assert h5.attrs["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert "embedded 60/" in result.stderr                     # the progress line
     assert "Traceback" not in result.stderr
+    # Ray's C++ note on Ray Data's actor arguments (benign here) is not shown as an error
+    assert "max_restarts > 0" not in result.stderr and " E " not in result.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["rows_embedded"] == 60
 
 
-def test_finalize_alone_rebuilds_the_hdf5(local_ray, tmp_path, monkeypatch, capsys):
+def test_finalize_alone_rebuilds_the_hdf5_and_the_index_follows_the_vectors(
+        local_ray, tmp_path, monkeypatch, capsys):
     from ray_job.cli import main
 
     monkeypatch.chdir(tmp_path)                 # in this process, on the session's Ray
-    assert main(["run", "--limit", "20", "--output", "o"]) == 0
+    assert main(["run", "--limit", "20", "--output", "o", "--index"]) == 0
+    info = json.loads((tmp_path / "o" / "index" / "index.json").read_text())
+    assert info["rows"] == 20 and info["titles"]
     (tmp_path / "o" / "embeddings.h5").unlink()
-    assert main(["finalize", "o"]) == 0, capsys.readouterr().err
-    assert "wrote 20 embeddings (dim 384)" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["finalize", "o", "--index"]) == 0, capsys.readouterr().err
+    result = capsys.readouterr()
+    assert "wrote 20 embeddings (dim 384)" in result.out
     with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
         assert h5["embeddings"].shape == (20, 384)
+    # the same vectors again: the index is current, not rebuilt
+    assert "index up to date: 20 vectors" in result.out
+    assert main(["similar", "o", "demo.00003", "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in hits] == [1, 2] and all(h["title"] for h in hits)
 
 
 MISTAKES = [

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+
 import pytest
 import yaml
 
 from ray_job.config import build_config
 
-CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+IMAGE = "ghcr.io/example/ray-embed:latest"
 
 
 @pytest.mark.parametrize("job", sorted((CLUSTER / "jobs").glob("*.yaml")), ids=lambda p: p.name)
@@ -30,7 +34,7 @@ def test_cluster_launcher_has_a_cpu_head_gpu_workers_an_image_and_installs_the_p
     assert "GPU" not in nodes[spec["head_node_type"]]["resources"]
     gpu = [n for n in nodes.values() if n["resources"].get("GPU")]
     assert gpu and gpu[0]["max_workers"] > gpu[0]["min_workers"]          # autoscaling
-    assert "gpu" in spec["docker"]["image"]
+    assert spec["docker"]["image"] == IMAGE
     assert any("pip install" in c and "ray_job" in c for c in spec["setup_commands"])
 
 
@@ -42,3 +46,32 @@ def test_kuberay_job_runs_the_entrypoint_on_a_gpu_worker_group():
     group = spec["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
     limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == 1 and group["maxReplicas"] > group["minReplicas"]
+
+
+def dockerfile_ray_version() -> str:
+    text = (ROOT / "Dockerfile").read_text()
+    version = re.search(r"^ARG RAY_VERSION=(\S+)$", text, re.M).group(1)
+    base = re.search(r"^FROM (\S+)$", text, re.M).group(1)
+    assert base.replace("${RAY_VERSION}", version).startswith(f"rayproject/ray:{version}-")
+    assert base.endswith("-gpu")                                    # CUDA base image
+    return version
+
+
+def test_the_dockerfile_and_the_configs_agree_on_ray_image_and_entrypoint():
+    """Docker cannot build here: the image is checked statically against what runs it."""
+    version = dockerfile_ray_version()
+    kuberay = yaml.safe_load((CLUSTER / "kuberay-rayjob.yaml").read_text())["spec"]
+    assert kuberay["rayClusterSpec"]["rayVersion"] == version
+    head = kuberay["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"]
+    workers = [c for g in kuberay["rayClusterSpec"]["workerGroupSpecs"]
+               for c in g["template"]["spec"]["containers"]]
+    assert {c["image"] for c in head + workers} == {IMAGE}
+    launcher = yaml.safe_load((CLUSTER / "ray-cluster-aws-gpu.yaml").read_text())
+    assert launcher["docker"]["image"] == IMAGE
+    # the configs' entrypoint is the module the image installs and starts at build time
+    assert kuberay["entrypoint"].startswith("python -m ray_job run ")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "python -m ray_job --help" in dockerfile
+    assert '"ray[default,data]==${RAY_VERSION}"' in dockerfile and "torch==" in dockerfile
+    # the build/push line in cluster/README.md makes the image the configs run
+    assert f"docker build -t {IMAGE} ." in (CLUSTER / "README.md").read_text()

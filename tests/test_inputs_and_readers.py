@@ -111,3 +111,48 @@ def test_parquet_units_follow_row_groups_and_read_only_the_columns_used(tmp_path
     assert [(u.start, u.end) for u in units] == [(0, 20), (20, 25)]
     got = [record for u in units for _, record in read_unit(u, ("title", "id"))]
     assert got == [{"id": r["id"], "title": r["title"]} for r in rows[:25]]
+
+
+def test_a_local_glob_is_expanded_in_name_order(tmp_path, sample_records):
+    """The README says a glob works as an input; the shell may not expand a quoted one."""
+    (tmp_path / "data").mkdir()
+    for name, part in (("b.jsonl", sample_records[2:4]), ("a.jsonl", sample_records[:2]),
+                       ("notes.txt", [])):
+        (tmp_path / "data" / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    files = resolve_inputs([str(tmp_path / "data" / "*.jsonl")])
+    assert [f.path.rsplit("/", 1)[1] for f in files] == ["a.jsonl", "b.jsonl"]
+    assert [i["id"] for _, _, i in all_items(plan_units(files, 1000, None))] == [
+        r["id"] for r in sample_records[:4]]
+    with pytest.raises(UserError, match="no .jsonl.* file matches"):
+        resolve_inputs([str(tmp_path / "data" / "*.parquet")])
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_byte_order_mark_does_not_reject_the_first_paper(tmp_path, sample_records, compress):
+    body = b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in sample_records[:3]).encode()
+    path = tmp_path / ("bom.jsonl.gz" if compress else "bom.jsonl")
+    path.write_bytes(gzip.compress(body) if compress else body)
+    items = all_items(plan_units(resolve_inputs([str(path)]), 1000, None))
+    assert [i["id"] for _, _, i in items] == [r["id"] for r in sample_records[:3]]
+
+
+@pytest.mark.parametrize("name", ["export.json", "export.json.gz"])
+def test_a_json_array_file_is_read_as_records_keyed_by_array_index(tmp_path, sample_records, name):
+    records = sample_records[:5] + [["not", "a", "record"]]
+    text = "\ufeff" + json.dumps(records, indent=2)           # pretty-printed, with a BOM
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    files = resolve_inputs([str(path)])
+    items = all_items(plan_units(files, 100, None))
+    assert [p for _, p, _ in items] == list(range(6))
+    assert [i["id"] for _, _, i in items[:5]] == [r["id"] for r in sample_records[:5]]
+    assert isinstance(items[5][2], RejectRow) and items[5][2].reason == "not_an_object"
+    limited = all_items(plan_units(files, 100, 2))
+    assert [i["id"] for _, _, i in limited] == [r["id"] for r in sample_records[:2]]
+
+
+def test_a_broken_json_array_is_one_reject_not_one_per_line(tmp_path, sample_records):
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(sample_records[:3], indent=2)[:-20])
+    items = all_items(plan_units(resolve_inputs([str(path)]), 100, None))
+    assert len(items) == 1 and items[0][2].reason == "bad_json"

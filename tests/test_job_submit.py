@@ -41,17 +41,18 @@ def wait_for_dashboard(url: str, head: subprocess.Popen, seconds: float = 120) -
     raise TimeoutError(f"no Ray dashboard at {url}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def hub():
     """A local Hub API server whose token the cluster's nodes hold in their environment."""
     with HubServer(token="hf_" + secrets.token_hex(16)) as server:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head(hub):
     """A head node on free loopback ports, in its own process group and temp dir; its
-    environment holds the Hub endpoint and token, as a cluster's nodes would."""
+    environment holds the Hub endpoint and token, as a cluster's nodes would. One for the
+    module: starting a head takes most of a minute."""
     gcs, dash = free_port(), free_port()
     # every port of its own: another Ray on this machine (the session's) holds the defaults,
     # and a clashing dashboard agent leaves the head with no job agent
@@ -73,7 +74,7 @@ def ray_head(hub):
     url = f"http://127.0.0.1:{dash}"
     try:
         wait_for_dashboard(url, head)
-        yield url, env, Path(temp)
+        yield url, env, Path(temp), f"127.0.0.1:{gcs}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)            # only the processes this test started
         try:
@@ -85,7 +86,7 @@ def ray_head(hub):
 
 @pytest.mark.timeout(600)
 def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, hub, sample_path, tmp_path):
-    url, env, ray_temp = ray_head
+    url, env, ray_temp, _ = ray_head
     out = tmp_path / "run"
     command = [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(ROOT),
                "--", "python", "-m", "ray_job", "run", "--address", "auto", "--input",
@@ -112,3 +113,19 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, hub, sample_path, 
     leaks = [str(p) for root in (out, ray_temp) for p in root.rglob("*")
              if p.is_file() and not p.is_symlink() and not p.is_socket() and secret in p.read_bytes()]
     assert leaks == []
+
+
+def test_a_client_without_the_token_gets_a_one_line_hint(ray_head, sample_path, tmp_path):
+    """The trap: a head with token authentication (what a machine with ~/.ray/auth_token
+    starts), a client without RAY_AUTH_MODE=token and the token: one line saying what to set."""
+    _, env, _, gcs = ray_head
+    client = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    client["HOME"] = str(tmp_path)                       # no ~/.ray/auth_token here
+    result = subprocess.run(
+        [sys.executable, "-m", "ray_job", "run", "--address", gcs, "--input", str(sample_path),
+         "--limit", "5", "--output", str(tmp_path / "run")],
+        env={**client, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [l for l in result.stderr.splitlines() if l.startswith("ray-embed:")]
+    assert len(lines) == 1 and "RAY_AUTH_MODE=token" in lines[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr

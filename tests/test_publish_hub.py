@@ -12,7 +12,7 @@ from pathlib import Path
 
 import hub_server as hub_server_module
 import pytest
-from hub_server import HubServer, point_client_at
+from hub_server import HubServer, fake_xet_cas, point_client_at
 
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
@@ -41,6 +41,42 @@ def test_upload_to_the_hub_then_a_rerun_uploads_nothing(finished_run, hub_server
     assert again.uploaded == [] and sorted(again.unchanged) == PUBLISHED
     assert len(hub_server.commits("team/arxiv-embeddings")) == commit_count
     assert len(hub_server.requests_of("lfs_upload")) == puts
+
+
+def test_publishing_through_xet_the_transfer_users_get(finished_run, monkeypatch):
+    """With hf_xet installed (the default) and a Hub that stores with Xet, the client uploads
+    through hf_xet and commits LFS pointers: ray-embed publishes the same files, and a re-run
+    finds them unchanged. Only the Xet storage service is a stand-in (fake_xet_cas)."""
+    import hf_xet  # noqa: F401  (installed with huggingface_hub, as for users)
+
+    with HubServer(xet=True) as server:
+        point_client_at(server, monkeypatch, xet=True)
+        fake_xet_cas(server, monkeypatch)
+        result = upload(finished_run, "hf://datasets/team/xet-stored")
+        assert sorted(result.uploaded) == PUBLISHED
+        batch = server.requests_of("lfs_batch")
+        assert batch and all(b'"xet"' in r.body for r in batch)          # offered and taken
+        assert server.requests_of("xet_token") and not server.requests_of("lfs_upload")
+        h5_size = (finished_run / "embeddings.h5").stat().st_size
+        assert h5_size in server.xet_uploads
+        files = server.files("team/xet-stored")
+        for name in PUBLISHED[1:]:
+            assert files[name] == (finished_run / name).read_bytes(), name
+        again = upload(finished_run, "hf://datasets/team/xet-stored")
+        assert again.uploaded == [] and len(server.commits("team/xet-stored")) == 2
+        assert not server.errors
+
+
+def test_with_xet_installed_a_hub_without_xet_gets_the_lfs_path(finished_run, monkeypatch):
+    with HubServer() as server:
+        point_client_at(server, monkeypatch, xet=True)
+        result = upload(finished_run, "hf://datasets/team/lfs-stored")
+        assert sorted(result.uploaded) == PUBLISHED
+        assert all(b'"xet"' in r.body for r in server.requests_of("lfs_batch"))
+        assert server.lfs_bytes_uploaded() >= (finished_run / "embeddings.h5").stat().st_size
+        assert server.files("team/lfs-stored")["embeddings.h5"] == (
+            finished_run / "embeddings.h5").read_bytes()
+        assert not server.errors
 
 
 def test_a_failing_hub_is_retried_and_a_lost_answer_does_not_commit_twice(finished_run, hub_server):

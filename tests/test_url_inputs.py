@@ -300,3 +300,30 @@ def test_hf_dataset_jsonl_is_read_in_ranges_like_the_local_file(hub, sample_path
     no_repo = "hf://datasets/owner/no-such-repo/sample.jsonl"
     with pytest.raises(UserError, match=f"^(input not found: |cannot read ){re.escape(no_repo)}"):
         resolve_inputs([no_repo])
+
+
+def test_a_whole_hf_dataset_repo_reads_the_files_of_its_train_split(hub, sample_records, tmp_path):
+    """hf://datasets/OWNER/NAME, laid out the way the Hub publishes datasets (data/SPLIT-*)."""
+    table = pa.Table.from_pylist([{"corpusid": 1000 + i, "title": r["title"], "abstract": r["abstract"]}
+                                  for i, r in enumerate(sample_records[:300])])
+    parts = []
+    for n, piece in enumerate((table.slice(0, 200), table.slice(200))):
+        path = tmp_path / f"train-{n:05d}-of-00002.parquet"
+        pq.write_table(piece, path, row_group_size=64)
+        hub.add_file("owner/s2", f"data/{path.name}", path.read_bytes())
+        parts.append(path)
+    hub.add_file("owner/s2", "data/test-00000-of-00001.parquet", parts[1].read_bytes())
+    hub.add_file("owner/s2", "README.md", b"---\nconfigs: []\n---\n# S2 papers\n")
+    files = resolve_inputs(["hf://datasets/owner/s2"])
+    assert [f.path for f in files] == [f"hf://datasets/owner/s2/data/{p.name}" for p in parts]
+    local = resolve_inputs([str(p) for p in parts])
+    assert keyed_items(files, 10**6) == keyed_items(local, 10**6)
+    assert len(keyed_items(files, 10**6)) == 300
+
+    hub.add_file("owner/flat", "papers.jsonl", b'{"id": "a", "title": "t", "abstract": "x"}\n')
+    hub.add_file("owner/flat", "more/papers2.jsonl", b'{"id": "b", "title": "t", "abstract": "x"}\n')
+    assert [f.path for f in resolve_inputs(["hf://datasets/owner/flat/"])] == [
+        "hf://datasets/owner/flat/more/papers2.jsonl", "hf://datasets/owner/flat/papers.jsonl"]
+    hub.add_file("owner/only-test", "data/test-00000.parquet", parts[0].read_bytes())
+    with pytest.raises(UserError, match="no .* files of split 'train'"):
+        resolve_inputs(["hf://datasets/owner/only-test"])

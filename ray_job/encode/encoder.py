@@ -6,6 +6,7 @@ says what computed it: columns `device` and `precision` (one value per batch), f
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -34,10 +35,19 @@ def constant_column(value: str, rows: int) -> pa.DictionaryArray:
                                           pa.array([value], RAN_TYPE.value_type))
 
 
+def replica_config(cfg: JobConfig) -> dict:
+    """What a replica needs of the job config: the output spec and the batching options
+    (the inputs, and any credentials in their URLs, stay on the driver)."""
+    o = cfg.options
+    spec = {**dataclasses.asdict(cfg.spec), "inputs": ()}
+    return JobConfig.of(**spec, max_batch_tokens=o.max_batch_tokens,
+                        max_batch_rows=o.max_batch_rows, compile=o.compile).to_dict()
+
+
 class Encoder:
     """Ray actor class (used with ActorPoolStrategy); also usable in-process.
 
-    `config`: what a replica needs of the job config (`encoder_config`): the output spec and
+    `config`: what a replica needs of the job config (`replica_config`): the output spec and
     the batching options, not the rest.
 
     `device` and `precision` are the driver's resolved request (never `auto`); the replica

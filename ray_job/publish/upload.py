@@ -63,7 +63,7 @@ Made with `ray-embed` (config hash `{job['config_hash']}`).
 ```python
 import h5py
 with h5py.File("embeddings.h5") as h5:
-    ids = h5["ids"][:].astype(str)      # (N,)
+    ids = h5["ids"].asstr("utf-8")[:]   # (N,) paper ids
     emb = h5["embeddings"]              # (N, {model['dim']}), rows in the order of ids
 ```
 """

@@ -8,12 +8,16 @@ files keep their full URL as their path, so read tasks on any node can open them
 """
 from __future__ import annotations
 
+import glob
 import gzip
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ..errors import UserError
-from .remote_files import is_url, list_url, local_copy, open_stream, random_access_source, url_path
+from .hub_repo import SPLIT, is_repo_root, split_files
+from .json_array import is_json_array, load_array
+from .text import RejectRow
+from .remote_files import is_glob, is_url, list_url, local_copy, open_stream, random_access_source, url_path
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -90,12 +94,25 @@ def _expand_local(raw: str) -> list[tuple[str, int]]:
             raise UserError(f"input directory {p} holds no .jsonl/.json(.gz)/.parquet files")
     elif p.is_file():
         found = [p]
+    elif is_glob(str(p)):
+        found = sorted(c for c in map(Path, glob.glob(str(p), recursive=True))
+                       if c.is_file() and _is_known(c))
+        if not found:
+            raise UserError(f"input not found: no .jsonl/.json(.gz)/.parquet file matches {raw}")
     else:
         raise UserError(f"input not found: {raw}")
     return [(str(c.resolve()), c.stat().st_size) for c in found]
 
 
 def _expand_url(raw: str) -> list[tuple[str, int]]:
+    if is_repo_root(raw):
+        found = list_url(raw, wanted=_is_known, recursive=True)
+        wanted = set(split_files(raw, [f.url for f in found]))
+        found = [f for f in found if f.url in wanted]
+        if not found:
+            raise UserError(f"dataset {raw} has no .jsonl/.json(.gz)/.parquet files of split "
+                            f"{SPLIT!r}: name the files, e.g. {raw.rstrip('/')}/data/*.parquet")
+        return [(f.url, f.size) for f in found]
     found = list_url(raw, wanted=_is_known)
     if not found:
         raise UserError(f"input {raw} holds no .jsonl/.json(.gz)/.parquet files")
@@ -158,6 +175,8 @@ def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list
     base = ReadUnit(f.index, f.path, f.format, f.compression, 0, None)
     if f.format == "parquet":
         return _parquet_units(base, limit)
+    if is_json_array(f.path, f.compression):
+        return _json_array_units(base, limit)
     if f.compression:
         return [replace(base, max_rows=limit)], (_count_lines_upto(f, limit) if limit else 0)
     end = f.size
@@ -188,6 +207,17 @@ def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None,
                     key_column=sql.key_column, cache_dir=cache_dir)
     units = [replace(base, start=s, end=min(s + step, end)) for s in range(lo, end, step)]
     return units, count
+
+
+def _json_array_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], int]:
+    """One unit for the whole array: rows = its items (counted here, parsed again to read)."""
+    try:
+        n_rows = len(load_array(base.path, base.compression))
+    except RejectRow:
+        n_rows = 1                    # read as one bad_json reject
+    if limit is not None:
+        n_rows = min(n_rows, limit)
+    return [replace(base, format="json_array", end=n_rows, max_rows=limit)], n_rows
 
 
 def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], int]:

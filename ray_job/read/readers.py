@@ -1,7 +1,8 @@
 """Read one unit into (position, record) pairs; unreadable rows come back as RejectRow.
 
 Plain Python, no Ray: JSONL byte ranges (a line belongs to the range its first byte is in),
-whole gzip JSONL files, Parquet row ranges and DuckDB key ranges. A unit's path may be a URL:
+whole gzip JSONL files, whole JSON-array files (json_array.py), Parquet row ranges and DuckDB
+key ranges. A unit's path may be a URL:
 JSONL and Parquet are read where they are (ranged requests), a DuckDB file from a local copy.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from typing import Any, Iterator, Union
 
 from .inputs import ReadUnit
+from .json_array import BOM, load_array
 from .remote_files import STREAM_BUFFER_BYTES, local_copy, open_stream, random_access_source
 from .text import RejectRow
 
@@ -24,7 +26,7 @@ def read_unit(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator
     if unit.format == "parquet":
         yield from _read_parquet(unit, fields)
         return
-    readers = {"jsonl": _read_jsonl, "duckdb": _read_duckdb}
+    readers = {"jsonl": _read_jsonl, "json_array": _read_json_array, "duckdb": _read_duckdb}
     yield from readers[unit.format](unit)
 
 
@@ -52,10 +54,23 @@ def _read_jsonl(unit: ReadUnit) -> Iterator[Item]:
         if isinstance(raw, RejectRow):
             yield position, raw
             return
+        if position == 0:
+            raw = raw.removeprefix(BOM)      # a byte-order mark starts some exports
         try:
             yield position, parse_json_line(raw)
         except RejectRow as reject:
             yield position, reject
+
+
+def _read_json_array(unit: ReadUnit) -> Iterator[Item]:
+    try:
+        items = load_array(unit.path, unit.compression)
+    except RejectRow as reject:
+        yield 0, reject
+        return
+    for position, record in enumerate(items[unit.start:unit.end], start=unit.start):
+        yield position, (record if isinstance(record, dict) else RejectRow(
+            "not_an_object", f"a JSON {type(record).__name__}, not an object"))
 
 
 def _range_lines(unit: ReadUnit) -> Iterator[tuple[int, bytes]]:

@@ -86,15 +86,19 @@ def user_errors(url: str) -> Iterator[None]:
 
 # ---- listing (driver) -------------------------------------------------------------------
 
-def list_url(url: str, wanted: Callable[[str], bool]) -> list[RemoteFile]:
-    """The file a URL names; or the `wanted` files directly in the directory it names, or
-    matching its glob pattern, sorted by URL. Nothing there at all: UserError."""
+def list_url(url: str, wanted: Callable[[str], bool], recursive: bool = False) -> list[RemoteFile]:
+    """The file a URL names; or the `wanted` files directly in the directory it names (at any
+    depth when `recursive`), or matching its glob pattern, sorted by URL. Nothing there at
+    all: UserError."""
     fs, path = filesystem(url)
     with user_errors(url):
         info = _info_or_none(fs, path)
         if info is not None and info["type"] != "directory":
             return [_remote_file(fs, info, url)]
-        entries = _listing(fs, path, info)
+        if recursive and info is not None:
+            entries = list(fs.find(path, detail=True).values())
+        else:
+            entries = _listing(fs, path, info)
     files = [_remote_file(fs, e) for e in entries if e["type"] == "file"]
     return sorted((f for f in files if wanted(f.url)), key=lambda f: f.url)
 
@@ -110,13 +114,13 @@ def _listing(fs, path: str, directory: dict | None) -> list[dict]:
     """The entries of a directory, or (no directory) the matches of a glob pattern."""
     if directory is not None:
         return fs.ls(path, detail=True)
-    matches = fs.glob(path, detail=True) if _is_glob(path) else {}
+    matches = fs.glob(path, detail=True) if is_glob(path) else {}
     if not matches:
         raise FileNotFoundError(path)
     return list(matches.values())
 
 
-def _is_glob(path: str) -> bool:
+def is_glob(path: str) -> bool:
     return any(ch in path for ch in "*[")
 
 

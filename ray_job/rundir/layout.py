@@ -19,6 +19,10 @@ DUPLICATES = "duplicates.jsonl"
 REUSE = "reuse"                   # incremental runs: unit-*.arrow rows + unit-*.json counts
 REUSE_ROWS_GLOB = "unit-*.arrow"
 REUSE_COUNTS_GLOB = "unit-*.json"
+INDEX = "index"                   # nearest-neighbour index (ray-embed index)
+INDEX_ANN = f"{INDEX}/ann.faiss"
+INDEX_TITLES = f"{INDEX}/titles.arrow"
+INDEX_INFO = f"{INDEX}/index.json"  # written last: the index is current when it is there
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -27,9 +31,9 @@ READS_GLOB = "unit-*.json"
 
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
-RESULT_FOLDERS = {PARQUET: PARQUET_GLOB}
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
 # what a fresh start removes
-WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET)
+WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET, INDEX)
 WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD, PLAN)
 
 

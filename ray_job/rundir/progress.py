@@ -21,7 +21,7 @@ def _estimate(units: list[ReadUnit]) -> int | None:
     total = 0
     line_bytes: dict[str, float] = {}
     for u in units:
-        if u.format == "parquet":
+        if u.format in ("parquet", "json_array"):     # row ranges
             total += u.end - u.start
         elif u.format == "duckdb":
             return None                   # key ranges, not row counts

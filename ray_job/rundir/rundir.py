@@ -244,18 +244,19 @@ class RunDir:
         tmp = folder / f".{Path(name).name}.{uuid.uuid4().hex[:12]}.tmp"
         try:
             yield tmp
-            self.put_result(tmp, name)
+            if self.is_remote:
+                self.store.put(tmp, name)
+            else:
+                os.replace(tmp, self.store.local_path / name)
         finally:
             tmp.unlink(missing_ok=True)
 
     def put_result(self, local: Path, name: str) -> None:
-        """Store a local file under `name` (a move for a local run, an upload for a remote one)."""
-        if not self.is_remote:
-            target = self.store.local_path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(local, target)
-        else:
-            self.store.put(local, name)
+        """Store a copy of a local file under `name`, complete or not at all."""
+        self.store.put(Path(local), name)
+
+    def read_result_text(self, name: str) -> str:
+        return self.store.read_text(name)
 
     def remove_result(self, name: str) -> None:
         self.store.remove(name)
@@ -263,7 +264,9 @@ class RunDir:
     def result_names(self, folder: str) -> list[str]:
         """The result files in a folder of results (e.g. parquet/), as names in the run."""
         pattern = layout.RESULT_FOLDERS[folder]
-        return [f"{folder}/{n}" for n in self.store.sub(folder).names(pattern)]
+        names = sorted(self.store.sub(folder).names(pattern),
+                       key=lambda n: f"{folder}/{n}" == layout.INDEX_INFO)   # index.json last
+        return [f"{folder}/{n}" for n in names]
 
     def publishable(self) -> dict[str, Path]:
         """name -> local file of everything `ray-embed upload` sends (report.json last)."""

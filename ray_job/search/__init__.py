@@ -1,1 +1,3 @@
-"""After the job: nearest papers to a query, from a finished run's embeddings.h5."""
+"""After the job: nearest papers to a query (`search`) or to a paper (`similar`), through the
+run's nearest-neighbour index in RUN/index/ (`index`, `ann`) when it is current, else an exact
+scan of embeddings.h5."""

@@ -1,8 +1,8 @@
-"""`ray-embed search DIR "query"`: embed the query with the run's model and settings and scan
-embeddings.h5 in chunks for the nearest papers (cosine)."""
+"""`ray-embed search DIR "query"`: embed the query with the run's model and settings, then find
+the nearest papers (cosine): through the run's index when it is current (candidates from the
+index, scored exactly against embeddings.h5), else by scanning embeddings.h5 in chunks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -10,67 +10,89 @@ import numpy as np
 
 from ..config import JobConfig
 from ..encode.encoder import Encoder
+from ..encode.encoder import replica_config
+from ..encode.model_identity import pinned_revision
 from ..encode.precision import pick_precision
-from ..rundir.layout import H5
-from ..rundir.rundir import RunDir
 from ..encode.tokenize import load_tokenizer, tokenize_texts
+from ..rundir.rundir import RunDir
+from . import ann
+from .hits import Hit, make_hits
+from .index import LoadedIndex, current_index, result_h5
 
 CHUNK_ROWS = 65536
-
-
-@dataclass
-class Hit:
-    rank: int
-    score: float
-    id: str
-    url: str | None
+CANDIDATES_PER_HIT = 3       # index candidates scored exactly per hit asked for
 
 
 def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
     """The queries embedded exactly as the run embedded papers (model, pooling, precision)."""
     job = run_dir.load_job()
     cfg = JobConfig.from_dict(job["config"]).replace(device="cpu")
-    encoder = Encoder(cfg.to_dict(), job["model"]["source"], device="cpu",
-                      precision=pick_precision(cfg.spec.precision, "cpu"))
+    revision = pinned_revision(job["model"].get("identity", {}))
+    encoder = Encoder(replica_config(cfg), job["model"]["source"], device="cpu",
+                      precision=pick_precision(cfg.spec.precision, "cpu"), revision=revision)
     info = encoder.model.info
-    tokenizer = load_tokenizer(info.tokenizer_source, cfg.spec.trust_remote_code)
+    tokenizer = load_tokenizer(info.tokenizer_source, cfg.spec.trust_remote_code, revision)
     emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
     return emb
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-
-
 def top_k(h5_path: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices [q, k] and cosine scores of the k nearest rows per query, one chunk at a time."""
-    q = unit_rows(queries.astype(np.float32))
+    """Exact: indices [q, k] and cosine scores of the k nearest rows per query, one chunk at
+    a time."""
+    q = ann.unit(queries)
     best_idx = np.empty((len(q), 0), dtype=np.int64)
     best_score = np.empty((len(q), 0), dtype=np.float32)
-    with h5py.File(h5_path, "r") as h5:
-        dset = h5["embeddings"]
-        for start in range(0, dset.shape[0], CHUNK_ROWS):
-            chunk = unit_rows(dset[start:start + CHUNK_ROWS].astype(np.float32))
-            scores = np.concatenate([best_score, q @ chunk.T], axis=1)
-            idx = np.concatenate([best_idx, np.broadcast_to(
-                np.arange(start, start + len(chunk)), (len(q), len(chunk)))], axis=1)
-            keep = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            best_score = np.take_along_axis(scores, keep, 1)
-            best_idx = np.take_along_axis(idx, keep, 1)
+    for start, chunk in zip(range(0, 1 << 62, CHUNK_ROWS), ann.h5_chunks(h5_path, CHUNK_ROWS)):
+        scores = np.concatenate([best_score, q @ chunk.T], axis=1)
+        idx = np.concatenate([best_idx, np.broadcast_to(
+            np.arange(start, start + len(chunk)), (len(q), len(chunk)))], axis=1)
+        keep = best_first(scores, k)
+        best_score = np.take_along_axis(scores, keep, 1)
+        best_idx = np.take_along_axis(idx, keep, 1)
     return best_idx, best_score
+
+
+def best_first(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest scores per row, highest first."""
+    if scores.shape[1] > k:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+def exact_scores(h5_path: Path, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Cosine of one query with these rows of embeddings.h5."""
+    order = np.argsort(rows)
+    with h5py.File(h5_path, "r") as h5:
+        vectors = ann.unit(h5["embeddings"][np.sort(rows)])
+    scores = np.empty(len(rows), dtype=np.float32)
+    scores[order] = vectors @ ann.unit(query[None])[0]
+    return scores
+
+
+def nearest(h5_path: Path, index: LoadedIndex | None, query: np.ndarray, k: int,
+            exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and scores of the k nearest rows to one query vector, best first (`exclude`: a
+    row never returned, the paper itself)."""
+    extra = 0 if exclude is None else 1
+    if index is None:
+        rows, scores = (a[0] for a in top_k(h5_path, query[None], k + extra))
+    else:
+        rows = ann.candidates(index.index, query[None], CANDIDATES_PER_HIT * k + extra)[0]
+        rows = np.unique(rows[rows >= 0])
+        scores = exact_scores(h5_path, query, rows)
+    keep = rows != exclude if exclude is not None else np.ones(len(rows), bool)
+    rows, scores = rows[keep], scores[keep]
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order], scores[order]
 
 
 def search(directory: str | Path, queries: list[str], k: int = 10) -> list[list[Hit]]:
     run_dir = RunDir.at(directory)
-    h5_path = run_dir.local_result(H5)
-    idx, scores = top_k(h5_path, embed_queries(run_dir, queries), k)
-    with h5py.File(h5_path, "r") as h5:
-        ids, urls = h5["ids"], h5["urls"] if "urls" in h5 else None
-        return [[Hit(r + 1, float(s), ids[i].decode(), urls[i].decode() if urls is not None else None)
-                 for r, (i, s) in enumerate(zip(row_idx, row_scores))]
-                for row_idx, row_scores in zip(idx, scores)]
-
-
-def format_hits(hits: list[Hit]) -> str:
-    return "\n".join(f"{h.rank:>3}  {h.score:.4f}  {h.id}" + (f"  {h.url}" if h.url else "")
-                     for h in hits)
+    h5 = result_h5(run_dir)
+    index = current_index(run_dir, h5)
+    titles = index.titles if index else None
+    return [make_hits(h5, *nearest(h5, index, vector, k), titles)
+            for vector in embed_queries(run_dir, queries)]

@@ -1,0 +1,132 @@
+"""`ray-embed index RUN` (and `--index` on run / finalize): the run's ANN index, in RUN/index/.
+
+    index/ann.faiss      the faiss index over embeddings.h5's rows (ids = row numbers)
+    index/titles.arrow   the papers' titles, row by row, where the inputs had them
+    index/index.json     how it was made, and the fingerprint of the embeddings.h5 it holds
+
+index.json is written last: an index is current when its fingerprint is that of the run's
+embeddings.h5 now (for a local run whose embeddings.h5 has not been replaced since the index
+was built, its file status says so without reading it). Building again with a current index
+does nothing.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+
+from ..finalize.report import now_iso
+from ..rundir.layout import H5, INDEX_ANN, INDEX_INFO, INDEX_TITLES
+from ..rundir.rundir import RunDir
+from . import ann
+from .fingerprint import h5_fingerprint, stat_key
+from .titles import write_titles
+
+def result_h5(run_dir: RunDir) -> Path:
+    """A local copy of the run's embeddings.h5 (one line if the run has none yet)."""
+    return run_dir.local_result(H5)
+
+
+def stored_info(run_dir: RunDir) -> dict | None:
+    if not (run_dir.has_result(INDEX_INFO) and run_dir.has_result(INDEX_ANN)):
+        return None
+    return json.loads(run_dir.read_result_text(INDEX_INFO))
+
+
+def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
+    """Build RUN/index/ unless it is current; returns index.json's record plus `rebuilt`."""
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir.at(run_dir)
+    h5 = result_h5(run_dir)
+    info = stored_info(run_dir)
+    fingerprint = None
+    if info and not force:
+        if _unchanged_file(run_dir, info, h5):
+            return {**info, "rebuilt": False}
+        fingerprint = h5_fingerprint(h5)
+        if info.get("fingerprint") == fingerprint:
+            return {**info, "rebuilt": False}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
+        local = Path(tmp)
+        info = _make_files(h5, run_dir.load_job()["config"], local)
+        info.update(fingerprint=fingerprint or h5_fingerprint(h5),
+                    h5_stat=_local_stat(run_dir, h5), built=now_iso(),
+                    build_s=round(time.monotonic() - started, 2))
+        (local / "index.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        run_dir.put_result(local / "ann.faiss", INDEX_ANN)
+        if info["titles"]:
+            run_dir.put_result(local / "titles.arrow", INDEX_TITLES)
+        run_dir.put_result(local / "index.json", INDEX_INFO)      # last: the index is current
+    return {**info, "rebuilt": True}
+
+
+def _make_files(h5: Path, config: dict, local: Path) -> dict:
+    """ann.faiss and (where the inputs have them) titles.arrow in `local`; their facts."""
+    with h5py.File(h5, "r") as f:
+        rows, dim = f["embeddings"].shape
+    spec = ann.choose_spec(rows)
+    ann.save(ann.build(h5, spec), local / "ann.faiss")
+    has_titles = write_titles(h5, config, local / "titles.arrow")
+    return {"rows": int(rows), "dim": int(dim), **asdict(spec), "metric": "cosine",
+            "library": f"faiss-cpu {_faiss_version()}", "titles": has_titles}
+
+
+def is_current(run_dir: RunDir, info: dict, h5: Path) -> bool:
+    return _unchanged_file(run_dir, info, h5) or info.get("fingerprint") == h5_fingerprint(h5)
+
+
+def _unchanged_file(run_dir: RunDir, info: dict, h5: Path) -> bool:
+    """The local embeddings.h5 the index was built from, not replaced since."""
+    stat = _local_stat(run_dir, h5)
+    return stat is not None and info.get("h5_stat") == stat
+
+
+def _local_stat(run_dir: RunDir, h5: Path) -> str | None:
+    """A remote run's local copy is fetched anew each time: its status says nothing."""
+    return None if run_dir.is_remote else stat_key(h5)
+
+
+def _faiss_version() -> str:
+    import faiss
+
+    return faiss.__version__
+
+
+@dataclass
+class LoadedIndex:
+    """An index opened for searching, and the titles file that goes with it."""
+    index: object
+    titles: Path | None = None
+
+    @classmethod
+    def open(cls, run_dir: RunDir, info: dict) -> "LoadedIndex":
+        spec = ann.AnnSpec(info["factory"], info["nlist"], info["nprobe"])
+        return cls(ann.load(run_dir.local_result(INDEX_ANN), spec),
+                   run_dir.local_result(INDEX_TITLES) if info.get("titles") else None)
+
+
+def current_index(run_dir: RunDir, h5: Path) -> LoadedIndex | None:
+    """The run's index when it holds exactly `h5`'s vectors; None (with a one-line note when
+    there is a stale one) otherwise."""
+    info = stored_info(run_dir)
+    if info is None:
+        return None
+    if not is_current(run_dir, info, h5):
+        print(f"ray-embed: the index of {run_dir.url} is out of date (embeddings.h5 "
+              f"changed): exact scan; `ray-embed index` rebuilds it", file=sys.stderr)
+        return None
+    return LoadedIndex.open(run_dir, info)
+
+
+def format_build(info: dict) -> str:
+    what = "built" if info["rebuilt"] else "up to date"
+    kind = "exact (flat)" if not info["nlist"] else f"{info['factory']}, nprobe {info['nprobe']}"
+    line = f"index {what}: {info['rows']:,} vectors (dim {info['dim']}), {kind}"
+    if info["rebuilt"]:
+        line += f", {info['build_s']:.1f} s"
+    return line + ("" if info.get("titles") else "; no titles")

@@ -1,0 +1,48 @@
+"""The Ray session of one run: connect to a cluster (or start an embedded local Ray), keep
+Ray's own chatter quiet unless --verbose, turn an authentication refusal into one line.
+
+`ray_session(cfg)` is what the pipeline uses; `auth` and `stderr_filter` are its parts.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from ..config import JobConfig
+from .auth import auth_hint
+from .stderr_filter import drop_benign_lines
+
+
+@contextlib.contextmanager
+def ray_session(cfg: JobConfig):
+    """Connect to the configured Ray address, or start an embedded local Ray; quiet unless verbose."""
+    import ray
+    from ray.data import DataContext
+
+    started, verbose = False, cfg.options.verbose
+    if not verbose:
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if not ray.is_initialized():
+        # "local" always starts a new embedded Ray, never attaching to another one by accident
+        try:
+            ray.init(address=cfg.options.address or "local", include_dashboard=False,
+                     log_to_driver=verbose,
+                     logging_level=logging.INFO if verbose else logging.ERROR)
+        except Exception as exc:
+            hint = auth_hint(exc, cfg.options.address)
+            if hint is None:
+                raise
+            raise hint from None
+        started = True
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = verbose
+    ctx.print_on_execution_start = verbose
+    if not verbose:
+        ctx.issue_detectors_config.detectors = []
+    with drop_benign_lines(enabled=not verbose):
+        try:
+            yield ray
+        finally:
+            if started:
+                ray.shutdown()

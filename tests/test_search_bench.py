@@ -1,0 +1,24 @@
+"""benchmarks/search.py runs end to end at a tiny size, so it cannot rot."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_search_benchmark_runs_tiny(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("search_bench", ROOT / "benchmarks" / "search.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr("ray_job.search.ann.FLAT_BELOW", 1000)     # the IVF path at 5,000 rows
+    out = tmp_path / "search.json"
+    bench.main(["--rows", "5000", "--dims", "32", "--queries", "10", "--nprobe", "4", "16",
+                "--workdir", str(tmp_path), "--out", str(out)])
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["rows"] == 5000 and run["factory"].startswith("IVF") and run["index_bytes"] > 0
+    assert [r["nprobe"] for r in run["by_nprobe"]] == [4, 16]
+    assert all(0 <= r["recall_at_k"] <= 1 and r["latency_ms_p50"] > 0 for r in run["by_nprobe"])
+    low, high = (r["recall_at_k"] for r in run["by_nprobe"])
+    assert high >= low and high > 0.5         # more lists probed, more found (tiny: not the goal)
