@@ -8,10 +8,12 @@ The data flow, one subpackage per stage:
     finalize/  shards -> verified embeddings.h5 (+ Parquet / DuckDB), report.json
     publish/   a finished run -> the Hugging Face Hub or any fsspec URL
     search/    nearest papers to a query or a paper: an ANN index in RUN/index/, or a scan
+    session/   the Ray session of a run: connect or start Ray, quiet, auth hints
 
-Entry points: `cli` (ray-embed), `config` (the validated job config), `pipeline` (wires the
-stages for one run), `bench` (throughput on this cluster); beside them `ray_auth` (the hint
-for a cluster that wants a token) and `stderr_filter` (keeps Ray's one benign C++ line away).
+Entry points: `cli` (ray-embed), `config` (+ `config_checks`: the validated job config),
+`pipeline` (wires the stages for one run), `bench` (throughput on this cluster). Beside them:
+`errors`, `redact` (credentials out of records and messages), `faults` (test-only fault
+injection, from the environment).
 """
 
 __version__ = "0.1.0"
