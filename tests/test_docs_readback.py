@@ -39,7 +39,7 @@ def test_the_readme_read_back_block_reads_non_ascii_ids(tmp_path, monkeypatch):
 
 
 def test_the_dataset_card_read_back_block_reads_non_ascii_ids(tmp_path, monkeypatch):
-    job = {"config": {"adapter": None, "text": "{title}", "precision": "fp32"},
+    job = {"config": {"spec": {"adapter": None, "text": "{title}", "precision": "fp32"}},
            "model": {"name": "m", "pooling": "mean", "normalized": True, "dim": 4,
                      "max_seq_length": 128}, "config_hash": "h"}
     (tmp_path / "job.json").write_text(json.dumps(job))

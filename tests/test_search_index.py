@@ -31,7 +31,7 @@ def synthetic_run(root, rows: int, dim: int, seed: int = 0):
                 fh.write(json.dumps({"id": pid, "title": "Same paper"}) + "\n")
             record = {"id": pid, "title": f"Paper  {i}", "abstract": "x"}
             fh.write(json.dumps(record) + "\n")
-    cfg = JobConfig(inputs=(str(root / "papers.jsonl"),), output=str(root))
+    cfg = JobConfig.of(inputs=(str(root / "papers.jsonl"),), output=str(root))
     (root / "job.json").write_text(json.dumps({"config": cfg.to_dict(), "config_hash": "h"}))
     centres = rng.standard_normal((50, dim)).astype(np.float32)
     emb = centres[rng.integers(0, 50, rows)] + 0.5 * rng.standard_normal((rows, dim)).astype(np.float32)
@@ -107,7 +107,7 @@ def test_search_uses_the_index_and_it_is_published_with_the_run(finished_run, tm
     title = " ".join(sample_records[5]["title"].split())
     hit = search(run, [title], k=3)[0][0]
     assert hit.id == sample_records[5]["id"] and hit.title == title
-    published = {str(p.relative_to(run)) for p in files_to_publish(RunDir.at(run))}
+    published = set(files_to_publish(RunDir.at(run)))
     assert {"index/ann.faiss", "index/index.json", "index/titles.arrow"} <= published
 
 

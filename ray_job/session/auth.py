@@ -6,7 +6,7 @@ token authentication on; clients must then set RAY_AUTH_MODE=token and hold the 
 """
 from __future__ import annotations
 
-from .errors import UserError
+from ..errors import UserError
 
 MARKERS = ("authentication token", "unauthenticated", "auth_mode")
 
