@@ -54,8 +54,10 @@ def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sampl
     assert json.loads(attrs["versions"])["ray"]
 
 
-def test_report_and_job_files(full_sample_run):
+def test_report_and_job_files(full_sample_run, local_ray):
     out, report = full_sample_run
+    # on 2 CPUs a pool holding every CPU starves the read tasks and hangs: sized right, it ran
+    assert local_ray.cluster_resources()["CPU"] == 2 and report["replicas"] == 1
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == report
     assert (report["rows_read"], report["rows_embedded"], report["rows_rejected"]) == (1000, 1000, 0)
@@ -107,6 +109,7 @@ def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_record
     assert {r.get("id") for r in rejects} == {None, "x1", good[0]["id"]}
 
 
+@pytest.mark.slow        # every run of the suite is on this 2-CPU Ray; test_report_... checks it
 @pytest.mark.timeout(300)
 def test_a_two_cpu_ray_never_hangs(local_ray, sample_path, tmp_path):
     """On 2 CPUs an encoder pool holding every CPU starves the read tasks and the job waits

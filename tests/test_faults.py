@@ -70,6 +70,7 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
     assert_matches_reference(*read(out), sample_records[:200], reference_model)
 
 
+@pytest.mark.slow        # the same in S3 runs by default (test_remote_output), and test_finalize
 def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
         local_ray, sample_path, tmp_path):
     cfg = JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30, block_bytes=20_000,
