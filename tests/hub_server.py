@@ -8,13 +8,12 @@ with `HF_ENDPOINT=server.url` (subprocesses) or `endpoint=server.url`, or in-pro
 `point_client_at(server, monkeypatch)`, which the `hub_server` fixture does for you.
 
 Endpoints (TYPE is models|datasets|spaces; PREFIX is "" for models, "datasets/" or "spaces/"):
+only the ones ray_job and huggingface_hub's upload and download paths use (a request the
+server does not know is recorded in `errors` and answered 404, so a new use shows up).
 
     POST   /api/repos/create                              create_repo   (409 + url if it exists)
-    DELETE /api/repos/delete                              delete_repo
     POST   /api/validate-yaml                             validate_yaml (README.md commits)
     GET    /api/TYPE/{repo}[/revision/{rev}]              repo_info     (siblings; blobs=True)
-    GET    /api/TYPE/{repo}/refs                          refs          (branches, PR refs)
-    POST   /api/TYPE/{repo}/branch/{branch}               create_branch
     POST   /api/TYPE/{repo}/preupload/{rev}               preupload     (uploadMode, shouldIgnore, oid)
     POST   /PREFIX{repo}.git/info/lfs/objects/batch       lfs_batch     (basic transfer only)
     PUT    /lfs-objects/TYPE/{repo}/{sha256}?sig=...      lfs_upload    (href from lfs_batch)
@@ -22,7 +21,6 @@ Endpoints (TYPE is models|datasets|spaces; PREFIX is "" for models, "datasets/" 
     POST   /api/TYPE/{repo}/commit/{rev}                  commit        (NDJSON; create_pr=1)
     GET    /api/TYPE/{repo}/tree/{rev}[/{path}]           tree          (recursive, expand, Link paging)
     POST   /api/TYPE/{repo}/paths-info/{rev}              paths_info
-    GET    /api/TYPE/{repo}/commits/{rev}                 list_commits
     HEAD   /PREFIX{repo}/resolve/{rev}/{path}             resolve       (LFS files: 302 to lfs-objects)
     GET    /PREFIX{repo}/resolve/{rev}/{path}             resolve       (Range -> 206 + Content-Range)
     GET    /lfs-objects/TYPE/{repo}/{sha256}?sig=...      lfs_download  (Range -> 206)
@@ -90,9 +88,9 @@ import pytest
 DEFAULT_LFS_THRESHOLD = 1 << 20
 DEFAULT_LFS_PATTERNS = ("*.h5", "*.parquet", "*.duckdb", "*.arrow")
 KINDS = (
-    "create_repo", "delete_repo", "validate_yaml", "repo_info", "refs", "create_branch",
+    "create_repo", "validate_yaml", "repo_info",
     "preupload", "lfs_batch", "lfs_upload", "lfs_verify", "lfs_download", "commit",
-    "tree", "paths_info", "list_commits", "resolve", "xet_token",
+    "tree", "paths_info", "resolve", "xet_token",
 )
 
 # URL pieces: /api/{models|datasets|spaces}/{repo} and /[datasets/|spaces/]{repo}, where repo is
@@ -678,15 +676,6 @@ class HubServer:
         self._new_repo(repo_type, repo_id, bool(body.get("private", False)))
         return _Response.json({"url": url, "name": repo_id, "id": secrets.token_hex(12)})
 
-    @_routes.add("DELETE", r"/api/repos/delete", "delete_repo")
-    def _delete_repo(self, req: _Request) -> _Response:
-        self._authorized(req, write=True)
-        body = req.json()
-        key = (body.get("type") or "model", f"{body.get('organization') or self.user}/{body.get('name')}")
-        if self._repos.pop(key, None) is None:
-            raise HubError(404, "Repository not found", "RepoNotFound")
-        return _Response.json({})
-
     @_routes.add("POST", r"/api/validate-yaml", "validate_yaml")
     def _validate_yaml(self, req: _Request) -> _Response:
         return _Response.json({"errors": [], "warnings": []})
@@ -710,28 +699,6 @@ class HubServer:
             "disabled": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
             "createdAt": _iso(repo.created), "lastModified": _iso(repo.commits[sha].date),
         })
-
-    @_routes.add("GET", _API + r"/refs", "refs")
-    def _refs(self, req: _Request) -> _Response:
-        repo = self._repo(req)
-
-        def ref(name):
-            full = name if name.startswith("refs/") else f"refs/heads/{name}"
-            return {"name": name, "ref": full, "targetCommit": repo.refs[name]}
-
-        out = {"branches": [ref(n) for n in repo.refs if not n.startswith("refs/pr/")], "converts": [], "tags": []}
-        if _truthy(req.arg("include_prs")):
-            out["pullRequests"] = [ref(n) for n in repo.refs if n.startswith("refs/pr/")]
-        return _Response.json(out)
-
-    @_routes.add("POST", _API + r"/branch/(?P<rev>[^/]+)", "create_branch")
-    def _create_branch(self, req: _Request) -> _Response:
-        repo = self._repo(req, write=True)
-        branch = req.params["rev"]
-        if branch in repo.refs:
-            raise HubError(409, f"Reference already exists: {branch}")
-        repo.refs[branch] = self._resolve_revision(repo, req.json().get("startingPoint") or "main")
-        return _Response.json({})
 
     # ----------------------------------------------------------------- handlers: uploads
 
@@ -929,17 +896,6 @@ class HubServer:
                 out.append(self._file_json(repo, path, tree[path], expand))
             elif path in folders:
                 out.append(self._folder_json(repo, path, tree, expand))
-        return _Response.json(out)
-
-    @_routes.add("GET", _API + r"/commits/(?P<rev>[^/]+)", "list_commits")
-    def _list_commits(self, req: _Request) -> _Response:
-        repo = self._repo(req)
-        out, oid = [], self._resolve_revision(repo, req.params["rev"])
-        while oid is not None:
-            c = repo.commits[oid]
-            out.append({"id": c.oid, "title": c.title, "message": c.message, "date": _iso(c.date),
-                        "authors": [{"user": self.user}]})
-            oid = c.parent
         return _Response.json(out)
 
     @_routes.add("HEAD|GET", _URL + r"/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve")
