@@ -111,7 +111,7 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
         fn_constructor_kwargs={"config": replica_config(cfg), "model_source": info.source,
                                "device": ran[0], "precision": ran[1],
                                "threads": plan.threads, "faults": faults_from_environment(),
-                               "revision": revision})
+                               "revision": revision, "run_url": run_dir.url})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:

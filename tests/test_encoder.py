@@ -23,9 +23,9 @@ def bert(tmp_path_factory):
     return str(tiny_bert(tmp_path_factory.mktemp("enc") / "bert"))
 
 
-def batch(source: str) -> pa.Table:
-    ids = tokenize_texts(load_tokenizer(source), TEXTS, 64)
-    n = len(TEXTS)
+def batch(source: str, texts: list[str] = TEXTS) -> pa.Table:
+    ids = tokenize_texts(load_tokenizer(source), texts, 64)
+    n = len(texts)
     return pa.table({"key": pa.array(np.arange(n, dtype=np.int64)),
                      "id": pa.array([f"p{i}" for i in range(n)]),
                      "text_hash": pa.array(np.arange(n, dtype=np.uint64)), "input_ids": ids})
@@ -81,3 +81,64 @@ def test_the_driver_never_asks_a_replica_for_auto(cluster):
                 assert asked[0] == "cuda"
             if precision != "auto":
                 assert asked[1] == precision
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError, which a CPU cannot raise."""
+
+
+def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embedded(bert, tmp_path):
+    import json
+
+    cfg = JobConfig.of(model=bert, pooling="mean")
+    clean = Encoder(cfg.to_dict(), bert, "cpu", "fp32")(batch(bert))
+    enc = Encoder(cfg.to_dict(), bert, "cpu", "fp32", run_url=str(tmp_path))
+    poison = int(batch(bert).column("input_ids")[1].values[2].as_py())   # a token of row 1 only
+    real = enc.model.embed
+
+    def embed(ids, mask):
+        if (ids == poison).any():
+            raise RuntimeError("index out of range in self")
+        return real(ids, mask)
+
+    enc.model.embed = embed
+    out = enc(batch(bert))
+    assert out.column("id").to_pylist() == ["p0", "p2"]
+    np.testing.assert_allclose(
+        np.stack(out.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(clean.column("embedding").to_numpy(zero_copy_only=False))[[0, 2]], atol=1e-5)
+    (reject,) = [json.loads(p.read_text()) for p in (tmp_path / "rejects").glob("encode-*.jsonl")]
+    assert reject["reason"] == "model_error" and reject["id"] == "p1" and reject["key"] == 1
+
+
+def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
+    cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096)
+    same = ["sparse attention in transformers"] * 4             # one micro-batch of 4 rows
+    clean = Encoder(cfg.to_dict(), bert, "cpu", "fp32")(batch(bert, same))
+    enc = Encoder(cfg.to_dict(), bert, "cpu", "fp32", run_url=str(tmp_path))
+    real = enc.model.embed
+
+    def embed(ids, mask):
+        if ids.shape[0] > 1:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(ids, mask)
+
+    enc.model.embed = embed
+    out = enc(batch(bert, same))
+    assert out.num_rows == 4 and not (tmp_path / "rejects").exists()
+    np.testing.assert_allclose(
+        np.stack(out.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(clean.column("embedding").to_numpy(zero_copy_only=False)), atol=1e-5)
+    assert enc.max_batch_tokens < 4096
+
+
+def test_a_model_that_fails_on_every_row_fails_the_batch(bert, tmp_path):
+    enc = Encoder(JobConfig.of(model=bert, pooling="mean").to_dict(), bert, "cpu", "fp32",
+                  run_url=str(tmp_path))
+
+    def broken(ids, mask):
+        raise RuntimeError("device lost")
+
+    enc.model.embed = broken
+    with pytest.raises(RuntimeError, match="device lost"):
+        enc(batch(bert))

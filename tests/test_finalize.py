@@ -126,3 +126,15 @@ def test_shards_record_what_ran_them_and_mixed_precisions_are_refused(tmp_path):
     RunDir.at(run).write_shard(ran(shard_table([4], ["d"]), "fp32"))
     with pytest.raises(VerificationError, match="different precisions: bf16 .*fp32"):
         merge(run)
+
+
+def test_a_row_rejected_by_one_attempt_and_embedded_by_the_next_is_not_a_reject(tmp_path):
+    import json as _json
+
+    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"])])
+    rejects = tmp_path / "rejects"
+    rejects.mkdir(exist_ok=True)
+    (rejects / f"encode-{2:019d}.jsonl").write_text(_json.dumps({"reason": "model_error", "key": 2}) + "\n")
+    (rejects / f"encode-{3:019d}.jsonl").write_text(_json.dumps({"reason": "model_error", "key": 3}) + "\n")
+    merge(run)
+    assert sorted(p.name for p in rejects.glob("encode-*")) == [f"encode-{3:019d}.jsonl"]

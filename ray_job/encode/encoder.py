@@ -16,6 +16,7 @@ import torch
 from .batching import length_order, pad_rows, token_budget_batches
 from ..config import JobConfig
 from ..faults import NO_FAULTS, Faults
+from .isolate import forward_isolating
 from .models import load_model
 from .precision import autocast, replica_choice
 
@@ -33,6 +34,19 @@ def constant_column(value: str, rows: int) -> pa.DictionaryArray:
     """`value` on every row, stored once (dictionary-encoded)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)),
                                           pa.array([value], RAN_TYPE.value_type))
+
+
+def reject_failed_rows(run_url: str, table: pa.Table, failed: dict[int, str]) -> None:
+    """Rows the model failed on, each as a reject named after its key (a retry rewrites it)."""
+    from ..rundir.layout import row_rejects
+    from ..rundir.rejects import reject_record
+    from ..rundir.rundir import RunDir
+
+    run_dir = RunDir(run_url)
+    keys, ids = table.column("key").to_pylist(), table.column("id").to_pylist()
+    for row, why in sorted(failed.items()):
+        record = reject_record("model_error", why, keys[row], "encode", ids[row])
+        run_dir.write_rejects(row_rejects("encode", keys[row]), [record])
 
 
 def replica_config(cfg: JobConfig) -> dict:
@@ -57,7 +71,7 @@ class Encoder:
 
     def __init__(self, config: dict, model_source: str, device: str, precision: str,
                  threads: int | None = None, faults: Faults = NO_FAULTS,
-                 revision: str | None = None):
+                 revision: str | None = None, run_url: str | None = None):
         self.cfg = JobConfig.from_dict(config)
         self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
         self.faults = faults
@@ -69,21 +83,34 @@ class Encoder:
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
         self.calls = 0
+        self.max_batch_tokens = self.cfg.options.max_batch_tokens   # lowered after an OOM
+        self.run_url = run_url             # where rows the model fails on are rejected
 
-    def embed_token_lists(self, input_ids: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings [n, dim] float32 in input order, and each row's padded (computed) length."""
+    def embed_token_lists(self, input_ids: pa.ListArray,
+                          failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings [n, dim] float32 in input order, and each row's padded (computed) length.
+        Rows the model fails on are isolated and named in `failed` (row -> why) when it is
+        given (their embeddings stay zero); without it a failure is raised."""
         offsets = input_ids.offsets.to_numpy().astype(np.int64)
         values = input_ids.values.to_numpy()
         lengths = np.diff(offsets)
         order = length_order(lengths)
-        out = np.empty((len(lengths), self.model.info.dim), dtype=np.float32)
-        computed = np.empty(len(lengths), dtype=np.int32)
-        for part in token_budget_batches(lengths[order], self.cfg.options.max_batch_tokens,
+        out = np.zeros((len(lengths), self.model.info.dim), dtype=np.float32)
+        computed = np.zeros(len(lengths), dtype=np.int32)
+        for part in token_budget_batches(lengths[order], self.max_batch_tokens,
                                          self.cfg.options.max_batch_rows):
             rows = order[part]
-            ids, mask = pad_rows(values, offsets, rows, self.pad_id)
-            out[rows] = self._forward(ids, mask)
-            computed[rows] = ids.shape[1]
+            if failed is None:
+                ids, mask = pad_rows(values, offsets, rows, self.pad_id)
+                out[rows], computed[rows] = self._forward(ids, mask), ids.shape[1]
+                continue
+            outcome = forward_isolating(
+                lambda some: self._forward(*pad_rows(values, offsets, some, self.pad_id)), rows)
+            for row, vector in outcome.embeddings.items():
+                out[row], computed[row] = vector, lengths[row]
+            failed.update(outcome.failed)
+            if outcome.out_of_memory:              # the rest of the run in smaller batches
+                self.max_batch_tokens = max(int(lengths.max(initial=1)), self.max_batch_tokens // 2)
         return out, computed
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -100,9 +127,10 @@ class Encoder:
     def __call__(self, batch: pa.Table) -> pa.Table:
         self._maybe_die()
         input_ids = batch.column("input_ids").combine_chunks()
-        emb, computed = self.embed_token_lists(input_ids)
+        failed: dict[int, str] | None = {} if self.run_url else None
+        emb, computed = self.embed_token_lists(input_ids, failed)
         lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
-        return pa.table({
+        table = pa.table({
             "key": batch.column("key"), "id": batch.column("id"),
             "text_hash": batch.column("text_hash"),
             "embedding": embedding_array(emb),
@@ -110,6 +138,14 @@ class Encoder:
             "device": constant_column(self.device, batch.num_rows),
             "precision": constant_column(self.precision, batch.num_rows),
         })
+        if failed and len(failed) == batch.num_rows > 1:     # not a poison row: a broken replica
+            raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
+        if failed:
+            reject_failed_rows(self.run_url, table, failed)
+            keep = np.ones(batch.num_rows, dtype=bool)
+            keep[list(failed)] = False
+            table = table.filter(pa.array(keep))
+        return table
 
     def _maybe_die(self) -> None:
         """Test-only fault injection: a hard process exit, as when a node dies."""

@@ -151,11 +151,15 @@ def _finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
     if not len(index.keys):
         raise VerificationError(f"no embedded rows under {run_dir.url}/shards: nothing to finalize")
     rows, dup_rows = select_rows(index)
+    row_rejected = run_dir.row_reject_keys()
+    embedded_later = np.intersect1d(row_rejected, index.keys[rows])
+    if len(embedded_later):
+        run_dir.drop_row_rejects(embedded_later)
+        row_rejected = np.setdiff1d(row_rejected, embedded_later)
     totals = None
     if spec.units is not None:
         totals = reconcile(spec.units, index.keys[rows], index.keys[dup_rows],
-                           run_dir.unit_reads(), run_dir.unit_reject_counts(),
-                           run_dir.row_reject_keys())
+                           run_dir.unit_reads(), run_dir.unit_reject_counts(), row_rejected)
     run_dir.write_duplicates(_duplicate_records(index, dup_rows))
     with run_dir.result_writer(H5) as tmp:
         dim, ran = _write_h5(tmp, index, rows, spec)

@@ -98,6 +98,14 @@ class RunDir:
             counts[name[len("unit-"):-len(".jsonl")]] = self._rejects.read_text(name).count("\n")
         return counts
 
+    def drop_row_rejects(self, keys: np.ndarray) -> None:
+        """Forget the row rejects of these keys (an attempt failed them, a later one embedded
+        them: the row is in the output, not rejected)."""
+        wanted = set(keys.tolist())
+        for name in self._rejects.names(layout.ROW_REJECTS_GLOB):
+            if layout.key_of_row_rejects(name) in wanted:
+                self._rejects.remove(name)
+
     def row_reject_keys(self) -> np.ndarray:
         """Keys of the rows rejected one by one after the read stage (e.g. by the tokenizer)."""
         keys = [layout.key_of_row_rejects(n) for n in self._rejects.names(layout.ROW_REJECTS_GLOB)]
