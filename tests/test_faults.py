@@ -33,6 +33,7 @@ def assert_matches_reference(ids, emb, records, reference_model):
     assert cos.min() >= 0.999
 
 
+@pytest.mark.slow        # test_chaos kills a replica in the default run
 def test_an_encoder_actor_that_dies_mid_run_loses_and_duplicates_nothing(
         local_ray, sample_path, sample_records, reference_model, tmp_path, monkeypatch):
     marker = tmp_path / "killed"
