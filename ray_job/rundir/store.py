@@ -111,6 +111,11 @@ class Store:
             if "PreconditionFailed" in repr(exc) or isinstance(exc, FileExistsError) or "412" in str(exc):
                 return False
             raise
+        except (TypeError, NotImplementedError):
+            # a backend without conditional writes: check, then write (a small race remains)
+            if self.exists(name):
+                return False
+            self.fs.pipe_file(self.path(name), data)
         return True
 
     def write_text(self, name: str, text: str) -> None:
