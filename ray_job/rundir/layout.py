@@ -57,6 +57,14 @@ def unit_reuse_rows(unit_name: str) -> str:
     return f"unit-{unit_name}.arrow"
 
 
+UNIT_REJECTS_GLOB = "unit-*.jsonl"
+
+
+def unit_of(name: str) -> str:
+    """The unit name in a per-unit file name (unit-NAME.jsonl / .json / .arrow)."""
+    return name[len("unit-"):].rsplit(".", 1)[0]
+
+
 def unit_reads(unit_name: str) -> str:
     return f"unit-{unit_name}.json"
 

@@ -88,14 +88,14 @@ class RunDir:
     def unit_reads(self) -> dict[str, dict]:
         """unit name -> what the read stage counted in it (rows seen, ...)."""
         reads = self.store.sub(layout.READS)
-        return {name[len("unit-"):-len(".json")]: json.loads(reads.read_text(name))
+        return {layout.unit_of(name): json.loads(reads.read_text(name))
                 for name in reads.names(layout.READS_GLOB)}
 
     def unit_reject_counts(self) -> dict[str, int]:
         """unit name -> rows the read stage rejected in it (from its rejects file)."""
         counts = {}
-        for name in self._rejects.names("unit-*.jsonl"):
-            counts[name[len("unit-"):-len(".jsonl")]] = self._rejects.read_text(name).count("\n")
+        for name in self._rejects.names(layout.UNIT_REJECTS_GLOB):
+            counts[layout.unit_of(name)] = self._rejects.read_text(name).count("\n")
         return counts
 
     def drop_row_rejects(self, keys: np.ndarray) -> None:
