@@ -26,6 +26,7 @@ from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
+from .read.resume import scan_shards
 from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
@@ -81,18 +82,18 @@ def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
 
 
 def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
-                  template: TextTemplate, run_dir: RunDir, plan: ResourcePlan, done_ref,
+                  template: TextTemplate, run_dir: RunDir, plan: ResourcePlan, done_shards,
                   previous_ref=None, revision: str | None = None):
     """The Ray Dataset of one run; `ran`: the (device, precision) asked of every replica;
-    `revision`: the Hub commit every tokenizer and replica loads."""
+    `revision`: the Hub commit every tokenizer and replica loads; `done_shards`: per unit,
+    the shards holding its rows done earlier (read/resume.py)."""
     from ray.data import ActorPoolStrategy
 
-    ds = units_dataset(units)
+    ds = units_dataset(units, done_shards)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(template), "id_field": cfg.spec.id_field,
-                                   "run_url": run_dir.url, "done_keys": done_ref,
-                                   "previous": previous_ref})
+                                   "run_url": run_dir.url, "previous": previous_ref})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
@@ -248,15 +249,13 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     if read_plan is not inputs.old_plan:
         run_dir.write_plan(read_plan.to_dict())
     units = read_plan.units
-    done = run_dir.done_keys(on_quarantine=lambda error: print(
-        f"ray-embed: {error}", file=sys.stderr))
+    todo, done_shards = units_to_read(run_dir, units, previous)
     before = run_dir.rows_done()
     encode_started = time.monotonic()
-    if units:
-        done_ref = ray.put(done)
+    if todo:
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(units, cfg, (device, precision), info, template, run_dir, plan,
-                           done_ref, previous_ref, pinned_revision(job["model"]["identity"]))
+        ds = build_dataset(todo, cfg, (device, precision), info, template, run_dir, plan,
+                           done_shards, previous_ref, pinned_revision(job["model"]["identity"]))
         tally_actor = start_tally()
         tally = TallyReader(tally_actor)
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
@@ -266,6 +265,19 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                               ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
+
+
+def units_to_read(run_dir: RunDir, units: list, previous) -> tuple[list, list[list[str]]]:
+    """The units this attempt reads and, per unit, the shards holding its done keys: shards
+    are scanned one at a time (unreadable ones quarantined first), units finished by an
+    earlier attempt are skipped (read/resume.py)."""
+    state = scan_shards(units, run_dir.shard_keys(on_quarantine=lambda error: print(
+        f"ray-embed: {error}", file=sys.stderr)))
+    todo, done_shards = state.todo(run_dir.unit_reads(), previous.fingerprint if previous else None)
+    if len(todo) < len(units):
+        log.info("%d of %d read units were finished by an earlier attempt", len(units) - len(todo),
+                 len(units))
+    return todo, done_shards
 
 
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,

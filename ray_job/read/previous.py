@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import partial
+from operator import methodcaller
 from pathlib import Path
 
 import h5py
@@ -20,6 +22,13 @@ from .remote_files import is_url
 # The old file must have been made with the same of these (resolved) settings.
 COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "normalized",
                 "precision", "text_template", "max_seq_length")
+# Optional dataset of embeddings.h5: id_hashes(ids), row for row (uint64). Used when present so
+# a 10M-row --previous is not hashed again; computed from `ids` when absent (older files).
+ID_HASHES = "id_hashes"
+ID_HASH_SAMPLE = 64       # rows of a stored id_hashes dataset checked against their ids
+# what `Previous.classify_many` returns per row
+NEW, CHANGED, REUSED = 0, 1, 2
+STATUS_NAMES = ("new", "changed", "reused")
 
 
 def text_hash(text: str) -> int:
@@ -30,9 +39,20 @@ def text_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
+_blake8 = partial(hashlib.blake2b, digest_size=8)
+_digest = methodcaller("digest")
+_utf8 = methodcaller("encode", "utf-8", "surrogatepass")
+
+
 def id_hashes(ids) -> np.ndarray:
-    return np.fromiter((text_hash(i.decode() if isinstance(i, bytes) else i) for i in ids),
-                       dtype=np.uint64, count=len(ids))
+    """text_hash of every id (str, or the UTF-8 bytes h5py gives), as uint64: the same values
+    as `text_hash(i)` per id, without a Python-level loop (map over C callables)."""
+    if len(ids) == 0:
+        return np.empty(0, np.uint64)
+    first = ids[0]
+    data = ids if isinstance(first, bytes) else map(_utf8, ids)
+    joined = b"".join(map(_digest, map(_blake8, data)))
+    return np.frombuffer(joined, dtype="<u8").astype(np.uint64)
 
 
 @dataclass
@@ -43,8 +63,10 @@ class Previous:
     text_hash: np.ndarray
     row: np.ndarray
     count: int
+    fingerprint: str = ""        # of the lookup's content (reads records name it, resume.py)
 
     def classify(self, row_id: str, t_hash: int) -> tuple[str, int]:
+        """One row (the tests' oracle for `classify_many`)."""
         h = np.uint64(text_hash(row_id))
         i = int(np.searchsorted(self.id_hash, h))
         if i >= len(self.id_hash) or self.id_hash[i] != h:
@@ -52,6 +74,23 @@ class Previous:
         if self.text_hash[i] != np.uint64(t_hash):
             return "changed", -1
         return "reused", int(self.row[i])
+
+    def classify_many(self, id_hash: np.ndarray, t_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every row at once: (status per row: NEW / CHANGED / REUSED, row in the old file or
+        -1), from the rows' id hashes and text hashes (uint64 arrays)."""
+        id_hash = np.asarray(id_hash, dtype=np.uint64)
+        t_hash = np.asarray(t_hash, dtype=np.uint64)
+        status = np.full(len(id_hash), NEW, dtype=np.int8)
+        old_row = np.full(len(id_hash), -1, dtype=np.int64)
+        if not len(self.id_hash) or not len(id_hash):
+            return status, old_row
+        i = np.minimum(np.searchsorted(self.id_hash, id_hash), len(self.id_hash) - 1)
+        found = self.id_hash[i] == id_hash
+        same = found & (self.text_hash[i] == t_hash)
+        status[found] = CHANGED
+        status[same] = REUSED
+        old_row[same] = self.row[i[same]]
+        return status, old_row
 
 
 def previous_h5(path: str) -> Path:
@@ -79,10 +118,35 @@ def load_previous(path: str, expected: dict) -> Previous:
         if differ:
             raise UserError(f"--previous {path} was made with other settings "
                             f"({'; '.join(differ)}); its embeddings cannot be reused")
-        ids, t_hashes = h5["ids"][:], h5["text_hashes"][:]
-    hashes = id_hashes(ids)
+        hashes = stored_id_hashes(h5)
+        if hashes is None:
+            hashes = id_hashes(h5["ids"][:])
+        t_hashes = h5["text_hashes"][:].astype(np.uint64)
     order = np.argsort(hashes, kind="stable")
-    return Previous(str(h5_path), hashes[order], t_hashes[order], order.astype(np.int64), len(ids))
+    return Previous(str(h5_path), hashes[order], t_hashes[order], order.astype(np.int64),
+                    len(hashes), lookup_fingerprint(hashes, t_hashes))
+
+
+def lookup_fingerprint(id_hash: np.ndarray, t_hash: np.ndarray) -> str:
+    """Digest of what classifying a row depends on: each old row's id hash and text hash, in
+    file order (a resume with another --previous must read its units again)."""
+    digest = hashlib.sha1(np.ascontiguousarray(id_hash, dtype="<u8"))
+    digest.update(np.ascontiguousarray(t_hash, dtype="<u8"))
+    return digest.hexdigest()[:16]
+
+
+def stored_id_hashes(h5) -> np.ndarray | None:
+    """The file's ID_HASHES dataset when it has one that matches its ids (its length, and a
+    sample of rows hashed again); None when it must be computed."""
+    if ID_HASHES not in h5:
+        return None
+    ids, stored = h5["ids"], h5[ID_HASHES]
+    if stored.shape != ids.shape:
+        return None
+    sample = np.unique(np.linspace(0, len(ids) - 1, min(len(ids), ID_HASH_SAMPLE)).astype(np.int64))
+    if len(sample) and not np.array_equal(id_hashes(ids[sample]), stored[sample].astype(np.uint64)):
+        return None
+    return stored[:].astype(np.uint64)
 
 
 def _plain(value):

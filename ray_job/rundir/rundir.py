@@ -152,19 +152,25 @@ class RunDir:
     def corrupt_count(self) -> int:
         return len(self._shards.sub(layout.CORRUPT).names(layout.SHARD_GLOB))
 
-    def done_keys(self, on_quarantine=None) -> np.ndarray:
-        """Sorted unique keys of every readable shard (what a resumed run skips). A shard that
-        does not parse is quarantined (and `on_quarantine(error)` called); temp files left by
-        a killed writer are removed."""
+    def shard_keys(self, on_quarantine=None) -> Iterator[tuple[str, np.ndarray]]:
+        """(name, keys) of every readable shard, one at a time (a resume folds them without
+        holding them all). A shard that does not parse is quarantined (and
+        `on_quarantine(error)` called); temp files left by a killed writer are removed."""
         self._shards.remove_matching(layout.SHARD_TEMP_GLOB)
-        parts = []
         for name in self.shard_names():
             try:
-                parts.append(self.read_shard(name, ["key"]).column("key").to_numpy())
+                keys = self.read_shard(name, ["key"]).column("key").to_numpy()
             except CorruptShard as exc:
                 error = self.quarantine(name, exc.why)
                 if on_quarantine:
                     on_quarantine(error)
+                continue
+            yield name, keys
+
+    def done_keys(self, on_quarantine=None) -> np.ndarray:
+        """Sorted unique keys of every readable shard (one array of all of them: for tests and
+        small runs; a resume uses `shard_keys`, see read/resume.py)."""
+        parts = [keys for _, keys in self.shard_keys(on_quarantine)]
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
     def shard_file(self, name: str, scratch: Path) -> Path:

@@ -1,0 +1,108 @@
+"""Resume state, with nothing per row in the driver.
+
+The driver reads the key column of one shard at a time and keeps, per read unit of the plan,
+only how many shard rows fall in its key range and the names of the shards that hold them.
+A unit whose reads record (written last by the task that read it) matches the unit and this
+run's --previous, and whose rows all landed (seen = in shards + rejected + reused), is
+finished: it is not read again (its reads, rejects and reuse files stay for finalize). Every
+other unit's task gets the names of its shards only and builds the set of its own done keys.
+Pure functions; RunDir does the reading and the Ray glue lives in pipeline.py / sources.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+
+from ..finalize.reconcile import unit_key_bounds
+from .inputs import ReadUnit
+
+
+def unit_fingerprint(unit: ReadUnit) -> str:
+    """What a unit reads (file, range, row cap, query): a reads record is this unit's only if
+    it names the same fingerprint (a larger --limit re-cuts a unit under the same name)."""
+    text = json.dumps(asdict(unit), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def reads_record(unit: ReadUnit, seen: int, rejected: int, reused: int,
+                 previous: str | None) -> dict:
+    """What the read stage saw in a unit (`seen` is what reconciliation checks) and what it
+    needs to tell later that the unit is finished. `previous`: the --previous fingerprint."""
+    return {"seen": seen, "rejected": rejected, "reused": reused,
+            "unit": unit_fingerprint(unit), "previous": previous}
+
+
+@dataclass
+class ResumeState:
+    """Per unit of the plan: rows already in shards (by key) and the shards that hold them."""
+    units: list[ReadUnit]
+    shard_rows: np.ndarray                 # int64, one per unit
+    shards: list[list[str]]                # shard names, one list per unit
+    outside: int = 0                       # shard rows in no unit's range
+
+    def finished(self, reads: dict[str, dict], previous: str | None) -> np.ndarray:
+        """Which units need no read this time (see the module doc)."""
+        return np.array([is_finished(u, reads.get(u.name), int(self.shard_rows[i]), previous)
+                         for i, u in enumerate(self.units)], dtype=bool)
+
+    def todo(self, reads: dict[str, dict],
+             previous: str | None) -> tuple[list[ReadUnit], list[list[str]]]:
+        """The units to read in this attempt and, for each, the shards holding its done keys."""
+        done = self.finished(reads, previous)
+        keep = np.flatnonzero(~done)
+        return [self.units[i] for i in keep], [self.shards[i] for i in keep]
+
+
+def is_finished(unit: ReadUnit, record: dict | None, shard_rows: int,
+                previous: str | None) -> bool:
+    """A unit is finished when its reads record is of this very unit and --previous, and every
+    row it saw is in a shard, in its rejects or in its reuse list. Rows rejected later one by
+    one (tokenizer, model) are not counted: such a unit is read again, as before, so a row the
+    model failed on gets another try. Records of older versions (no fingerprint) never match."""
+    if not record or record.get("unit") != unit_fingerprint(unit):
+        return False
+    if record.get("previous") != previous:
+        return False
+    return record["seen"] == shard_rows + record["rejected"] + record["reused"]
+
+
+def scan_shards(units: list[ReadUnit], shard_keys: Iterable[tuple[str, np.ndarray]]) -> ResumeState:
+    """Fold (shard name, its keys) pairs, one shard at a time, into a ResumeState: memory is
+    one shard's keys plus O(units + shards), whatever the row count."""
+    lo, hi = unit_key_bounds(units) if units else (np.empty(0, np.int64), np.empty(0, np.int64))
+    order = np.argsort(lo, kind="stable")            # plan order is key order; be sure
+    lo_sorted, hi_sorted = lo[order], hi[order]
+    rows = np.zeros(len(units), dtype=np.int64)
+    shards: list[list[str]] = [[] for _ in units]
+    outside = 0
+    for name, keys in shard_keys:
+        at = units_of_keys(np.asarray(keys, dtype=np.int64), lo_sorted, hi_sorted)
+        inside = at >= 0
+        outside += int((~inside).sum())
+        counts = np.bincount(at[inside], minlength=len(units))
+        for u in np.flatnonzero(counts):
+            shards[order[u]].append(name)
+        rows[order] += counts
+    return ResumeState(list(units), rows, shards, outside)
+
+
+def units_of_keys(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Index (into sorted, disjoint [lo, hi) ranges) of the range holding each key; -1: none."""
+    at = np.searchsorted(lo, keys, side="right") - 1
+    ok = at >= 0
+    ok[ok] = keys[ok] < hi[at[ok]]
+    return np.where(ok, at, -1)
+
+
+def unit_done_keys(unit: ReadUnit, shard_keys: Iterable[np.ndarray]) -> set[int]:
+    """The keys of `unit` already in the given shards (which may hold other units' keys too)."""
+    (lo,), (hi,) = unit_key_bounds([unit])
+    done: set[int] = set()
+    for keys in shard_keys:
+        keys = np.asarray(keys, dtype=np.int64)
+        done.update(keys[(keys >= lo) & (keys < hi)].tolist())
+    return done
