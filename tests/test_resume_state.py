@@ -187,6 +187,7 @@ def test_id_hashes_equal_text_hash_for_str_bytes_and_fixed_width_arrays():
     ids = ["2101.00001", "math/0601001", "é-ünïcode", "", "x\udcff"]
     expected = [text_hash(i) for i in ids]
     assert id_hashes(ids).tolist() == expected
+    assert id_hashes(ids, chunk=2).tolist() == expected             # chunk boundaries
     assert id_hashes(np.array(ids[:4], dtype=object)).tolist() == expected[:4]
     utf8 = [i.encode() for i in ids[:4]]
     assert id_hashes(utf8).tolist() == expected[:4]

@@ -26,6 +26,7 @@ COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "nor
 # a 10M-row --previous is not hashed again; computed from `ids` when absent (older files).
 ID_HASHES = "id_hashes"
 ID_HASH_SAMPLE = 64       # rows of a stored id_hashes dataset checked against their ids
+ID_HASH_CHUNK = 1 << 16
 # what `Previous.classify_many` returns per row
 NEW, CHANGED, REUSED = 0, 1, 2
 STATUS_NAMES = ("new", "changed", "reused")
@@ -44,15 +45,17 @@ _digest = methodcaller("digest")
 _utf8 = methodcaller("encode", "utf-8", "surrogatepass")
 
 
-def id_hashes(ids) -> np.ndarray:
+def id_hashes(ids, chunk: int = ID_HASH_CHUNK) -> np.ndarray:
     """text_hash of every id (str, or the UTF-8 bytes h5py gives), as uint64: the same values
-    as `text_hash(i)` per id, without a Python-level loop (map over C callables)."""
-    if len(ids) == 0:
-        return np.empty(0, np.uint64)
-    first = ids[0]
-    data = ids if isinstance(first, bytes) else map(_utf8, ids)
-    joined = b"".join(map(_digest, map(_blake8, data)))
-    return np.frombuffer(joined, dtype="<u8").astype(np.uint64)
+    as `text_hash(i)` per id, without a Python-level loop (map over C callables), a chunk of
+    ids at a time (joining all digests at once would hold ~50 B per id)."""
+    out = np.empty(len(ids), dtype=np.uint64)
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        data = part if isinstance(part[0], bytes) else map(_utf8, part)
+        joined = b"".join(map(_digest, map(_blake8, data)))
+        out[start:start + len(part)] = np.frombuffer(joined, dtype="<u8")
+    return out
 
 
 @dataclass
