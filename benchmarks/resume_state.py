@@ -8,7 +8,7 @@ unit's reads record written as the read stage writes it, all units finished exce
 `--unfinished`. Each variant runs in a fresh child process whose peak RSS above its imports
 is read from the kernel (ru_maxrss minus VmRSS after the imports):
   before: RunDir.done_keys() (one sorted array of every key: what the driver held and ray.put)
-  after:  pipeline.units_to_read (one shard's keys at a time -> units to read + their shards)
+  after:  resume.units_to_read (one shard's keys at a time -> units to read + their shards)
   task:   unit_done_keys for one unfinished unit (what its read task builds)
 
 --previous: a synthetic embeddings.h5 (ids, text hashes, the attrs load_previous checks; the
@@ -42,9 +42,8 @@ from ray_job.rundir.shards import shard_name  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
-from ray_job.pipeline import units_to_read
 from ray_job.read.plan import ReadPlan
-from ray_job.read.resume import unit_done_keys
+from ray_job.read.resume import unit_done_keys, units_to_read
 from ray_job.rundir.rundir import RunDir
 
 def rss_kib():

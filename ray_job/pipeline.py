@@ -26,7 +26,7 @@ from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
-from .read.resume import scan_shards
+from .read.resume import units_to_read
 from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate
@@ -249,7 +249,9 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     if read_plan is not inputs.old_plan:
         run_dir.write_plan(read_plan.to_dict())
     units = read_plan.units
-    todo, done_shards = units_to_read(run_dir, units, previous)
+    todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
+                                      on_quarantine=lambda error: print(
+                                          f"ray-embed: {error}", file=sys.stderr))
     before = run_dir.rows_done()
     encode_started = time.monotonic()
     if todo:
@@ -265,19 +267,6 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                               ray_remote_args={"num_cpus": plan.task_cpus})
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
-
-
-def units_to_read(run_dir: RunDir, units: list, previous) -> tuple[list, list[list[str]]]:
-    """The units this attempt reads and, per unit, the shards holding its done keys: shards
-    are scanned one at a time (unreadable ones quarantined first), units finished by an
-    earlier attempt are skipped (read/resume.py)."""
-    state = scan_shards(units, run_dir.shard_keys(on_quarantine=lambda error: print(
-        f"ray-embed: {error}", file=sys.stderr)))
-    todo, done_shards = state.todo(run_dir.unit_reads(), previous.fingerprint if previous else None)
-    if len(todo) < len(units):
-        log.info("%d of %d read units were finished by an earlier attempt", len(units) - len(todo),
-                 len(units))
-    return todo, done_shards
 
 
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,

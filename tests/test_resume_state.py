@@ -11,13 +11,12 @@ import pyarrow as pa
 import pytest
 
 from ray_job.encode.encoder import embedding_array
-from ray_job.pipeline import units_to_read
 from ray_job.read.inputs import ReadUnit
 from ray_job.read.keys import make_key
 from ray_job.read.previous import (COMPAT_ATTRS, ID_HASHES, Previous, id_hashes,
                                    load_previous, text_hash)
 from ray_job.read.resume import (is_finished, reads_record, scan_shards, unit_done_keys,
-                                 units_of_keys)
+                                 units_of_keys, units_to_read)
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.rundir import RunDir
@@ -92,7 +91,9 @@ def test_the_driver_skips_finished_units_and_quarantines_bad_shards_first(tmp_pa
         run_dir.write_unit_reads(u.name, reads_record(u, seen, rejected, 0, None))
     # unit 0: 4 seen, 2 in shards + 1 rejected (one row lost with a killed attempt); unit 1:
     # 2 seen, 2 in shards (finished); unit 2: its second row was in the shard that does not parse
-    todo, shards = units_to_read(run_dir, units, None)
+    seen = []
+    todo, shards = units_to_read(run_dir, units, None, seen.append)
+    assert [e.name for e in seen] == [bad]
     assert todo == [units[0], units[2]] and shards == [[run_dir.shard_names()[0]], [spanning]]
     assert bad not in run_dir.shard_names() and run_dir.corrupt_count() == 1
 
@@ -208,3 +209,36 @@ def test_a_stored_id_hashes_dataset_is_used_only_when_it_matches_the_ids(tmp_pat
         assert p.fingerprint == plain.fingerprint != ""
     other = load_previous(*make_previous(tmp_path, records(100, changed={3}), "other.h5"))
     assert other.fingerprint != plain.fingerprint
+
+
+# ---- end to end: a resume reads only the units a killed attempt left unfinished -------------
+
+@pytest.mark.slow        # two runs; the driver's side is test_the_driver_skips_finished_units...
+def test_a_resume_reads_again_only_the_units_whose_rows_are_not_all_in_shards(
+        local_ray, sample_path, tmp_path):
+    from ray_job.config import JobConfig
+    from ray_job.pipeline import run
+
+    out = tmp_path / "o"
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(out), limit=60, shard_rows=16,
+                       block_bytes=16_000, precision="fp32")
+    first = run(cfg)
+    with h5py.File(out / "embeddings.h5") as h5:
+        ids = h5["ids"][:].tolist()
+    run_dir = RunDir.at(out)
+    reads = {p.name: p.stat().st_mtime_ns for p in (out / "reads").glob("unit-*.json")}
+    lost = run_dir.shard_names()[1]                          # as if its attempt was killed
+    lost_keys = run_dir.read_shard(lost, ["key"]).column("key").to_numpy()
+    (out / "shards" / lost).unlink()
+    again = run(cfg)
+    reread = {n for n, t in reads.items() if (out / "reads" / n).stat().st_mtime_ns != t}
+    from ray_job.read.plan import ReadPlan
+    units = ReadPlan.from_dict(run_dir.load_plan()).units
+    holding = {f"unit-{u.name}.json" for u, rows in
+               zip(units, scan_shards(units, [(lost, lost_keys)]).shard_rows) if rows}
+    assert reread == holding and 0 < len(holding) < len(reads)
+    assert again["rows_embedded_this_run"] == len(lost_keys)
+    assert again["rows_embedded"] == first["rows_embedded"] == 60
+    assert again["reconciliation"]["rows_seen"] == 60
+    with h5py.File(out / "embeddings.h5") as h5:
+        assert h5["ids"][:].tolist() == ids

@@ -6,12 +6,14 @@ A unit whose reads record (written last by the task that read it) matches the un
 run's --previous, and whose rows all landed (seen = in shards + rejected + reused), is
 finished: it is not read again (its reads, rejects and reuse files stay for finalize). Every
 other unit's task gets the names of its shards only and builds the set of its own done keys.
-Pure functions; RunDir does the reading and the Ray glue lives in pipeline.py / sources.py.
+Pure functions, and `units_to_read` (the driver's call, over a RunDir); the tasks' side is in
+sources.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -19,6 +21,22 @@ import numpy as np
 
 from ..finalize.reconcile import unit_key_bounds
 from .inputs import ReadUnit
+
+log = logging.getLogger("ray_job")
+
+
+def units_to_read(run_dir, units: list[ReadUnit], previous: str | None,
+                  on_quarantine=None) -> tuple[list[ReadUnit], list[list[str]]]:
+    """The units this attempt reads and, per unit, the shards holding its done keys: the
+    run's shards are scanned one at a time (unreadable ones quarantined first, then
+    `on_quarantine(error)`), units finished by an earlier attempt are skipped. `previous`:
+    the fingerprint of this run's --previous lookup (None without one)."""
+    state = scan_shards(units, run_dir.shard_keys(on_quarantine))
+    todo, done_shards = state.todo(run_dir.unit_reads(), previous)
+    if len(todo) < len(units):
+        log.info("%d of %d read units were finished by an earlier attempt",
+                 len(units) - len(todo), len(units))
+    return todo, done_shards
 
 
 def unit_fingerprint(unit: ReadUnit) -> str:
