@@ -7,7 +7,8 @@ consecutive keys each, read units of `--unit-keys` keys (so a shard spans two un
 unit's reads record written as the read stage writes it, all units finished except the last
 `--unfinished`. Each variant runs in a fresh child process whose peak RSS above its imports
 is read from the kernel (ru_maxrss minus VmRSS after the imports):
-  before: RunDir.done_keys() (one sorted array of every key: what the driver held and ray.put)
+  before: the driver's old code (RunDir.done_keys then: np.unique of every shard's keys, one
+          array the driver held and ray.put to every read task)
   after:  resume.units_to_read (one shard's keys at a time -> units to read + their shards)
   task:   unit_done_keys for one unfinished unit (what its read task builds)
 
@@ -55,8 +56,9 @@ run_dir = RunDir.at(sys.argv[1])
 units = ReadPlan.from_dict(run_dir.load_plan()).units
 base = rss_kib()
 t = time.perf_counter()
-if sys.argv[2] == "before":
-    done = run_dir.done_keys()
+if sys.argv[2] == "before":        # the driver's code before: every key in one array, ray.put
+    import numpy as np
+    done = np.unique(np.concatenate([keys for _, keys in run_dir.shard_keys()]))
     what = {"keys": len(done), "shipped_bytes": done.nbytes}
 elif sys.argv[2] == "after":
     todo, shards = units_to_read(run_dir, units, None)
