@@ -165,7 +165,7 @@ def timed(fn, *a):
 
 
 def bench_previous(args) -> None:
-    from ray_job.read.previous import id_hashes, load_previous
+    from ray_job.read.previous import id_hashes, load_previous, text_hash
 
     n = args.previous_rows
     rng = np.random.default_rng(0)
@@ -178,6 +178,14 @@ def bench_previous(args) -> None:
         write_previous(cached, ids, t_hashes, args.dim, stored)
         print(f"--previous: {n:,} rows, dim {args.dim}; id_hashes for finalize to store: "
               f"{hash_s:.2f} s")
+        part = ids[:args.hash_rows]
+        loop_s, map_s = [], []
+        for _ in range(3):                                # interleaved, best of 3
+            loop_s.append(timed(lambda: np.fromiter((text_hash(i.decode()) for i in part),
+                                                    dtype=np.uint64, count=len(part)))[1])
+            map_s.append(timed(id_hashes, part)[1])
+        print(f"  hashing {len(part):,} ids (best of 3)  before (loop) {min(loop_s):.2f} s   "
+              f"after (map) {min(map_s):.2f} s")
         old, old_s = timed(old_load_previous, plain)
         new, new_s = timed(load_previous, str(plain), attrs)
         fast, fast_s = timed(load_previous, str(cached), attrs)
@@ -209,6 +217,7 @@ def main() -> None:
     ap.add_argument("--unfinished", type=int, default=2, help="units left to read")
     ap.add_argument("--previous-rows", type=int, default=1_000_000)
     ap.add_argument("--classify-rows", type=int, default=100_000)
+    ap.add_argument("--hash-rows", type=int, default=1_000_000, help="ids hashed both ways")
     ap.add_argument("--dim", type=int, default=8)
     args = ap.parse_args()
     if args.shards:

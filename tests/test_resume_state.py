@@ -242,3 +242,18 @@ def test_a_resume_reads_again_only_the_units_whose_rows_are_not_all_in_shards(
     assert again["reconciliation"]["rows_seen"] == 60
     with h5py.File(out / "embeddings.h5") as h5:
         assert h5["ids"][:].tolist() == ids
+
+
+def test_the_resume_state_benchmark_runs_and_prints_its_numbers():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "resume_state.py"
+    out = subprocess.run([sys.executable, str(script), "--shards", "12", "--keys", "500",
+                          "--unit-keys", "1000", "--previous-rows", "3000", "--classify-rows",
+                          "500"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resume: 12 shards x 500 keys = 6,000 keys, 6 units (2 unfinished)" in out.stdout
+    assert "'units_to_read': 2" in out.stdout and "'keys': 6000" in out.stdout
+    assert "load_previous  before" in out.stdout and "classify 500 rows" in out.stdout
