@@ -24,14 +24,15 @@ Line = tuple[int, Union[bytes, RejectRow]]
 
 
 def iter_lines(chunks: Iterable[bytes], position: int = 0, end: int | None = None,
-               max_line: int = MAX_LINE_BYTES, name: str = "input",
+               max_line: int | None = None, name: str = "input",
                damaged: tuple[type[BaseException], ...] = ()) -> Iterator[Line]:
     """(position, line with its newline) for the lines that start before `end` (None: all),
     `chunks` being the bytes from `position` on, a line start. A line over `max_line` bytes
     (its newline counted) is (position, RejectRow("line_too_long")). A chunk source that fails
     with one of `damaged` (DAMAGED for a compressed file cut short) ends with (position,
     RejectRow("truncated_file")), at the start of the incomplete line (or at the damage, inside
-    a line already rejected); any other error is the caller's."""
+    a line already rejected); any other error is the caller's. `max_line`: MAX_LINE_BYTES."""
+    max_line = MAX_LINE_BYTES if max_line is None else max_line
     pending: list[bytes] = []       # pieces of the current line, no newline yet
     pending_len = 0
     skipping = False                # the current line was rejected as too long
