@@ -28,7 +28,7 @@ from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
-from .read.text import TextTemplate
+from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
 from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
@@ -62,7 +62,7 @@ def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
     spec = cfg.spec
     try:  # TextTemplate checks itself: plain {field}s and {sep} only
         return TextTemplate(spec.text, info.sep_token, spec.clean_whitespace,
-                            spec.on_missing_field)
+                            spec.on_missing_field, text_byte_cap(info.max_seq_length))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -297,6 +297,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if result.reconciliation:
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
+    report["text_cap"] = text_cap_summary(run_dir.unit_reads())
     report["output"] = run_dir.child_url(H5)
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
     run_dir.write_report(report)

@@ -3,6 +3,7 @@ OUT/rejects/ with a reason. Also builds the Ray Dataset of read units."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -14,11 +15,12 @@ from .readers import read_unit
 from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
-from .text import SEP_FIELD, RejectRow, TextTemplate, printable, record_id
+from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
                         ("text_hash", pa.uint64())])
 UNIT_FIELDS = tuple(f.name for f in fields(ReadUnit))
+CHUNK_TEXT_CHARS = 16 * 1024 * 1024    # text per table a read task yields (Ray Data blocks)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class UnitRows:
     table: pa.Table                      # rows to encode
     rejects: list[dict]
     seen: int = 0                        # every line / row the reader gave, whatever became of it
+    capped: int = 0                      # texts cut to the template's max_bytes
     reused: dict = field(default_factory=lambda: {"key": [], "id": [], "text_hash": [],
                                                   "previous_row": []})
     counts: dict = field(default_factory=lambda: {"reused": 0, "new": 0, "changed": 0})
@@ -36,8 +39,20 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
                    done_keys: np.ndarray | None = None,
                    previous: Previous | None = None) -> UnitRows:
     """Read one unit into rows to encode, rejects and (incremental runs) reused rows. Pure."""
-    cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
     out = UnitRows(ROW_SCHEMA.empty_table(), [])
+    tables = list(stream_unit_rows(out, unit, template, id_field, done_keys, previous))
+    out.table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+    return out
+
+
+def stream_unit_rows(out: UnitRows, unit: ReadUnit, template: TextTemplate, id_field: str,
+                     done_keys: np.ndarray | None = None, previous: Previous | None = None,
+                     chunk_chars: int = CHUNK_TEXT_CHARS) -> Iterator[pa.Table]:
+    """The unit's rows to encode, in tables of about `chunk_chars` characters of text, as they
+    are read: a whole compressed file is one unit, and its rows are never all in memory.
+    Rejects, counts and reused rows gather in `out` (complete once the generator ends)."""
+    cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
+    chars = 0
     fields = tuple(f for f in template.fields if f != SEP_FIELD) + (id_field,)
     for position, item in read_unit(unit, fields):
         out.seen += 1
@@ -48,12 +63,15 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
             continue
         done = done_keys is not None and _contains(done_keys, key)
         if done and previous is None:
+            out.capped += template.would_cap(item)   # counted alike on every attempt
             continue                     # in a shard already: no need to render or hash it
         try:
             row_id, text, t_hash = row_values(item, template, id_field)
         except RejectRow as reject:
             out.rejects.append(_reject(reject, key, unit, position, _known_id(item, id_field)))
             continue
+        text, capped = cap_text(text, template.max_bytes)   # the hash stays the full text's
+        out.capped += capped
         if previous is not None:
             status, old_row = previous.classify(row_id, t_hash)
             out.counts[status] += 1
@@ -66,9 +84,17 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
             continue                     # embedded by an earlier attempt (counted above)
         for name, value in (("key", key), ("id", row_id), ("text", text), ("text_hash", t_hash)):
             cols[name].append(value)
-    out.table = pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
-                          for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
-    return out
+        chars += len(text)
+        if chars >= chunk_chars:
+            yield _row_table(cols)
+            cols, chars = {name: [] for name in cols}, 0
+    if cols["key"]:
+        yield _row_table(cols)
+
+
+def _row_table(cols: dict[str, list]) -> pa.Table:
+    return pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
+                     for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
 
 
 def row_values(record: dict, template: TextTemplate, id_field: str) -> tuple[str, str, int]:
@@ -109,9 +135,11 @@ def _contains(sorted_keys: np.ndarray, key: int) -> bool:
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  done_keys=None, previous=None) -> pa.Table:
-    """Ray map_batches function over a batch of read units: rows to encode out; each unit's
-    rejects (and reuse list) written to the run directory at `run_url`."""
+                  done_keys=None, previous=None) -> Iterator[pa.Table]:
+    """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
+    bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
+    not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
+    list) and its counts written to the run directory at `run_url` once it is read whole."""
     import ray
 
     from ..rundir.rundir import RunDir
@@ -122,16 +150,14 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
         previous = ray.get(previous)
     tpl = TextTemplate(**template)
     run_dir = RunDir(run_url)
-    tables = []
     for unit_dict in batch.to_pylist():
         unit = ReadUnit(**unit_dict)
-        rows = rows_from_unit(unit, tpl, id_field, done_keys, previous)
+        rows = UnitRows(ROW_SCHEMA.empty_table(), [])
+        yield from stream_unit_rows(rows, unit, tpl, id_field, done_keys, previous)
         run_dir.write_unit_rejects(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
-        run_dir.write_unit_reads(unit.name, {"seen": rows.seen})
-        tables.append(rows.table)
-    return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+        run_dir.write_unit_reads(unit.name, reads_record(rows.seen, rows.capped, tpl.max_bytes))
 
 
 def units_dataset(units: list[ReadUnit]):
