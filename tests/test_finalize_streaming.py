@@ -138,7 +138,10 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
     for u in units:                    # what the read stage would have seen: all adds up
         lo, hi = make_key(u.file_index, 0), make_key(u.file_index + 1, 0)
         seen = int(((kept_keys >= lo) & (kept_keys < hi)).sum() + ((dup_keys >= lo) & (dup_keys < hi)).sum())
-        run_dir.write_unit_reads(u.name, {"seen": seen})
+        bad = [{"reason": "bad_json", "detail": "x", "key": lo + i, "source": "s"}
+               for i in range(u.file_index)]
+        run_dir.write_unit_rejects(u.name, bad)
+        run_dir.write_unit_reads(u.name, {"seen": seen + len(bad)})
     totals = old_merge(run_dir, previous, units)[4]
     attrs = {"model": "m", "precision": "auto", "dims": [1, 2]}
     result = finalize(run_dir, MergeSpec(attrs, TEMPLATE, previous_h5=previous, units=units))
@@ -154,6 +157,8 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
     found = [json.loads(line) for line in dup_file.read_text().splitlines()] if dup_file.exists() else []
     assert found == dups
     assert (result.count, result.duplicates, result.reconciliation) == (len(ids), len(dups), totals)
+    assert result.rejected_by_reason == run_dir.reject_counts() == {"bad_json": 3,
+                                                                   "duplicate_id": len(dups)}
     assert result.real_tokens == 3 * sum(t.num_rows for t in _shard_tables(run_dir))
 
 

@@ -27,6 +27,7 @@ from .dedupe import Duplicates, IdBuckets, find_duplicates
 from .h5out import H5Writer, IdColumn, RanWith, VerificationError, check_rows, verify_h5
 from .index import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
 from .reconcile import UnitCounter, reconcile_counts
+from .rejected import RejectTally
 from .sources import ReuseSource, ShardSource, row_sources
 
 __all__ = ["MergeSpec", "Storage", "FinalizeResult", "VerificationError", "finalize",
@@ -59,6 +60,7 @@ class FinalizeResult:
     computed_tokens: int
     ran_with: dict           # precision and devices of the shards merged
     reconciliation: dict | None = None
+    rejected_by_reason: dict | None = None   # every rejects file, duplicates.jsonl included
 
 
 def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
@@ -96,6 +98,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     if not scan.rows:
         raise VerificationError(f"no embedded rows under {run_dir.url}/shards: nothing to finalize")
     row_rejected = run_dir.row_reject_keys()
+    rejects = RejectTally(run_dir.reject_tally())
     units = spec.units or []
     kept, dup_units = UnitCounter(units), UnitCounter(units)
     buckets, later = IdBuckets(scratch, scan.rows), _LaterRejects(row_rejected)
@@ -107,12 +110,14 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     embedded_later = later.embedded(dups)
     if len(embedded_later):
         run_dir.drop_row_rejects(embedded_later)
+        rejects.drop_rows(embedded_later)
         row_rejected = np.setdiff1d(row_rejected, embedded_later)
     totals = None
     if spec.units is not None:
         totals = reconcile_counts(spec.units, kept, dup_units, run_dir.unit_reads(),
-                                  run_dir.unit_reject_counts(), row_rejected)
+                                  rejects.per_unit(), row_rejected)
     run_dir.write_duplicates(dups.records())
+    rejects.set_duplicates(dups.count)
     n = ordered.rows - dups.count
     idcol = IdColumn(scan.id_width)
     with run_dir.result_writer(H5) as tmp:
@@ -123,7 +128,8 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
         finally:
             writer.close()
         verify_h5(tmp, n, idcol, writer.digest.hexdigest(), CHUNK_ROWS)
-    return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals)
+    return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
+                          rejects.by_reason())
 
 
 def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: list,

@@ -90,8 +90,8 @@ class RunDir:
     def unit_reads(self) -> dict[str, dict]:
         """unit name -> what the read stage counted in it (rows seen, ...)."""
         reads = self.store.sub(layout.READS)
-        return {layout.unit_of(name): json.loads(reads.read_text(name))
-                for name in reads.names(layout.READS_GLOB)}
+        return {layout.unit_of(name): json.loads(data)
+                for name, data in reads.read_many(reads.names(layout.READS_GLOB))}
 
     def unit_reject_counts(self) -> dict[str, int]:
         """unit name -> rows the read stage rejected in it (from its rejects file)."""
@@ -206,6 +206,11 @@ class RunDir:
     def iter_rejects(self) -> Iterator[dict]:
         for name in self._rejects.names(layout.REJECTS_GLOB):
             yield from parse_rejects(self._rejects.read_text(name))
+
+    def reject_tally(self) -> dict[str, collections.Counter]:
+        """Rejects file name -> its records by reason; every file read once."""
+        return {name: collections.Counter(r["reason"] for r in parse_rejects(data.decode()))
+                for name, data in self._rejects.read_many(self._rejects.names(layout.REJECTS_GLOB))}
 
     def reject_counts(self) -> dict[str, int]:
         counts = collections.Counter(r["reason"] for r in self.iter_rejects())
