@@ -15,7 +15,7 @@ import pytest
 from ray_job.encode.encoder import embedding_array
 from ray_job.finalize import dedupe, index, kway
 from ray_job.finalize.ids import fixed_width, partition_hash
-from ray_job.finalize.merge import MergeSpec, finalize, row_sources
+from ray_job.finalize.merge import MergeSpec, VerificationError, finalize, row_sources
 from ray_job.finalize.reconcile import reconcile
 from ray_job.read.inputs import ReadUnit
 from ray_job.read.keys import make_key
@@ -73,9 +73,9 @@ def old_merge(run_dir: RunDir, previous_h5: str | None, units: list | None):
 
 # ---- random runs -------------------------------------------------------------------------------
 
-def shard(keys, ids, rng, offset=0.0):
+def shard(keys, ids, rng, offset=0.0, dim=DIM):
     keys = np.asarray(keys, np.int64)
-    emb = rng.standard_normal((len(keys), DIM)).astype(np.float32) + offset
+    emb = rng.standard_normal((len(keys), dim)).astype(np.float32) + offset
     return pa.table({"key": keys, "id": pa.array(ids, pa.string()), "embedding": embedding_array(emb),
                      "text_hash": pa.array((keys * 31 + 7).astype(np.uint64)),
                      "n_tokens": np.full(len(keys), 3, np.int32),
@@ -209,3 +209,12 @@ def test_ids_become_fixed_width_bytes_and_equal_ids_hash_equal():
     assert fixed_width(ids, 8).tolist() == [s.encode()[:8] for s in ids.to_pylist()]
     h = partition_hash(ids)
     assert h[2] == h[4] and len(set(h.tolist())) == 4
+
+
+def test_shards_of_different_dimensions_are_refused_by_name(tmp_path):
+    rng = np.random.default_rng(0)
+    run_dir = RunDir.at(tmp_path)
+    run_dir.write_shard(shard([1, 2], ["a", "b"], rng))
+    name = run_dir.write_shard(shard([3], ["c"], rng, dim=DIM + 1))
+    with pytest.raises(VerificationError, match=f"{name} holds 6-dimensional embeddings, other sources 5"):
+        finalize(run_dir, MergeSpec({}))

@@ -2,7 +2,13 @@
 spilled as sorted runs (pass 1), then merged into one file in key order with the copies of a
 key dropped (pass 2). Rows are named by `seq`, their place in the sources' concatenation
 (source s holds seq offsets[s] .. offsets[s+1]-1): ordering by (key, seq) is the old stable
-argsort over that concatenation, so the first source of a duplicated key wins as before."""
+argsort over that concatenation, so the first source of a duplicated key wins as before.
+
+Nothing is assumed about how keys lie in the shards: a shard is one encoder batch, which Ray
+Data assembles from whichever upstream blocks arrive (no preserve_order), so its keys need not
+be sorted (they are sorted here, per source) and its key range can interleave with other
+shards' ranges without any duplicate; a block written twice (a retried task whose batch was
+cut differently) gives the same keys in two shards. Both merge correctly."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -81,6 +81,8 @@ class _LaterRejects:
         self.found_keys, self.found_pos = [], []
 
     def __call__(self, start: int, chunk: pa.Table) -> None:
+        if not len(self.keys):
+            return
         keys = chunk.column("key").to_numpy()
         hit = np.flatnonzero(np.isin(keys, self.keys))
         self.found_keys.append(keys[hit])
@@ -144,14 +146,15 @@ def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: l
             continue
         ids = batch.column("id")
         writer.write_rows(out, ids, batch.column("text_hash").to_numpy())
-        writer.write_vectors(out, _gather(batch.column("seq").to_numpy(), ids, sources, scan,
-                                          opened, ran, normalized))
+        matrix = _gather(batch.column("seq").to_numpy(), ids, sources, scan, opened, ran,
+                         normalized, writer.vectors.shape[1] if writer.vectors else None)
+        writer.write_vectors(out, matrix)
         out += batch.num_rows
     return ran.record()
 
 
 def _gather(seq: np.ndarray, ids: pa.Array, sources: list, scan: Scan, opened: np.ndarray,
-            ran: RanWith, normalized: bool) -> np.ndarray:
+            ran: RanWith, normalized: bool, dim: int | None) -> np.ndarray:
     """The vectors of rows `seq` (in that order), one read per source, each checked."""
     src = np.searchsorted(scan.offsets, seq, "right") - 1
     rows = seq - scan.offsets[src]
@@ -166,7 +169,11 @@ def _gather(seq: np.ndarray, ids: pa.Array, sources: list, scan: Scan, opened: n
             ran.add(meta, source.name)
             opened[s] = True
         check_rows(emb, source.name, lambda i: ids[int(group[i])].as_py(), normalized)
+        dim = dim or emb.shape[1]
+        if emb.shape[1] != dim:
+            raise VerificationError(f"{source.name} holds {emb.shape[1]}-dimensional embeddings, "
+                                    f"other sources {dim}-dimensional ones")
         if out is None:
-            out = np.empty((len(seq), emb.shape[1]), np.result_type(emb.dtype, np.float32))
+            out = np.empty((len(seq), dim), np.result_type(emb.dtype, np.float32))
         out[group] = emb
     return out
