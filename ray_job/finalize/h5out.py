@@ -151,7 +151,8 @@ class H5Writer:
 
 def verify_h5(path, expected: int, ids: IdColumn, digest: str, chunk_rows: int) -> None:
     """Read the file back: row counts, and the ids are exactly those written (their
-    uniqueness was proven by the duplicate pass), chunk by chunk."""
+    uniqueness was proven by the duplicate pass), chunk by chunk. The vectors were checked
+    (finite, unit norm) as they were written; reading them back would read the file twice."""
     with h5py.File(path, "r") as h5:
         dset = h5["ids"]
         if len(dset) != expected or h5["embeddings"].shape[0] != expected:

@@ -27,7 +27,7 @@ from .dedupe import Duplicates, IdBuckets, find_duplicates
 from .h5out import H5Writer, IdColumn, RanWith, VerificationError, check_rows, verify_h5
 from .index import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
 from .reconcile import UnitCounter, reconcile_counts
-from .rejected import RejectTally
+from .rejected import LaterRejects, RejectTally
 from .sources import ReuseSource, ShardSource, row_sources
 
 __all__ = ["MergeSpec", "Storage", "FinalizeResult", "VerificationError", "finalize",
@@ -72,28 +72,6 @@ def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
         raise run_dir.quarantine(exc.name, exc.why) from None
 
 
-class _LaterRejects:
-    """Pass 2 consumer: which row-rejected keys (a failed attempt's rejects) are in the
-    merged rows after all, and at which positions."""
-
-    def __init__(self, keys: np.ndarray):
-        self.keys = keys
-        self.found_keys, self.found_pos = [], []
-
-    def __call__(self, start: int, chunk: pa.Table) -> None:
-        if not len(self.keys):
-            return
-        keys = chunk.column("key").to_numpy()
-        hit = np.flatnonzero(np.isin(keys, self.keys))
-        self.found_keys.append(keys[hit])
-        self.found_pos.append(start + hit)
-
-    def embedded(self, dups: Duplicates) -> np.ndarray:
-        keys, pos = np.concatenate(self.found_keys or [[]]), np.concatenate(self.found_pos or [[]])
-        kept = [not dups.dropped_in(int(p), 1)[0] for p in pos]
-        return np.sort(keys[np.array(kept, bool)].astype(np.int64))
-
-
 def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult:
     sources = row_sources(run_dir, spec.previous_h5)
     scan = scan_sources(sources, scratch)
@@ -103,7 +81,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     rejects = RejectTally(run_dir.reject_tally())
     units = spec.units or []
     kept, dup_units = UnitCounter(units), UnitCounter(units)
-    buckets, later = IdBuckets(scratch, scan.rows), _LaterRejects(row_rejected)
+    buckets, later = IdBuckets(scratch, scan.rows), LaterRejects(row_rejected)
     ordered = order_rows(scan, scratch / "ordered.arrow", [
         buckets, later, lambda start, chunk: kept.add(chunk.column("key").to_numpy())])
     dups = find_duplicates(buckets, ordered.rows, scratch, dup_units.add)
@@ -147,7 +125,7 @@ def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: l
         ids = batch.column("id")
         writer.write_rows(out, ids, batch.column("text_hash").to_numpy())
         matrix = _gather(batch.column("seq").to_numpy(), ids, sources, scan, opened, ran,
-                         normalized, writer.vectors.shape[1] if writer.vectors else None)
+                         normalized, writer.vectors.shape[1] if writer.vectors is not None else None)
         writer.write_vectors(out, matrix)
         out += batch.num_rows
     return ran.record()

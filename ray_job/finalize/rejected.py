@@ -7,6 +7,7 @@ import collections
 from fnmatch import fnmatch
 
 import numpy as np
+import pyarrow as pa
 
 from ..rundir import layout
 
@@ -37,3 +38,25 @@ class RejectTally:
         for counts in self.files.values():
             total.update(counts)
         return dict(sorted(total.items()))
+
+
+class LaterRejects:
+    """Pass 2 consumer: which row-rejected keys (a failed attempt's rejects) are in the
+    merged rows after all, and at which positions (few: one file per row)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = keys
+        self.found_keys, self.found_pos = [], []
+
+    def __call__(self, start: int, chunk: pa.Table) -> None:
+        if not len(self.keys):
+            return
+        keys = chunk.column("key").to_numpy()
+        hit = np.flatnonzero(np.isin(keys, self.keys))
+        self.found_keys.append(keys[hit])
+        self.found_pos.append(start + hit)
+
+    def embedded(self, dups) -> np.ndarray:
+        keys, pos = np.concatenate(self.found_keys or [[]]), np.concatenate(self.found_pos or [[]])
+        kept = [not dups.dropped_in(int(p), 1)[0] for p in pos]
+        return np.sort(keys[np.array(kept, bool)].astype(np.int64))
