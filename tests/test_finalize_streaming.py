@@ -181,13 +181,16 @@ def test_a_very_long_id_makes_the_id_column_variable_length_not_every_row_wide(t
     assert next(h5_chunks(tmp_path / "embeddings.h5")).column("id").to_pylist() == ["a", long_id, "b"]
 
 
-def test_ids_at_the_limit_stay_fixed_width(tmp_path):
+def test_ids_at_the_limit_stay_fixed_width_and_a_stale_duplicates_file_goes(tmp_path):
     rng = np.random.default_rng(0)
     run_dir = RunDir.at(tmp_path)
     run_dir.write_shard(shard([1, 2], ["a", "q" * 256], rng))
-    finalize(run_dir, MergeSpec({}))
+    run_dir.write_duplicates([{"reason": "duplicate_id", "key": 9, "id": "z"}])
+    result = finalize(run_dir, MergeSpec({}))
     with h5py.File(tmp_path / "embeddings.h5") as h5:
         assert h5["ids"].dtype == np.dtype("S256")
+    assert not (tmp_path / "rejects" / "duplicates.jsonl").exists()
+    assert result.rejected_by_reason == {} and result.duplicates == 0
 
 
 def test_the_k_way_merge_orders_any_runs_like_one_sort(tmp_path, monkeypatch):
