@@ -288,7 +288,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     result = finalize(run_dir, merge)
     ran = result.ran_with
     report = build_report(
-        result, run_dir.reject_counts(), stats.embedded_now, time.monotonic() - stats.started,
+        result, result.rejected_by_reason, stats.embedded_now, time.monotonic() - stats.started,
         stats.encode_s, stats.resumed, ",".join(ran["devices"]) or stats.device,
         ran["precision"] or precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
