@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from ray_job.read.inputs import ReadUnit  # noqa: E402
 from ray_job.read.keys import make_key  # noqa: E402
-from ray_job.read.resume import reads_record  # noqa: E402
+from ray_job.read.resume import resume_fields  # noqa: E402
 from ray_job.rundir.rundir import RunDir  # noqa: E402
 from ray_job.rundir.shards import shard_name  # noqa: E402
 
@@ -93,7 +93,7 @@ def write_run(out: Path, shards: int, keys: int, unit_keys: int, unfinished: int
                         "units": [u.__dict__ for u in units]})
     for i, u in enumerate(units):
         seen = u.end - u.start + (1 if i >= len(units) - unfinished else 0)   # a lost row
-        run_dir.write_unit_reads(u.name, reads_record(u, seen, 0, 0, None))
+        run_dir.write_unit_reads(u.name, {"seen": seen, **resume_fields(u, 0, 0, None)})
     assert make_key(0, total) == total
     return len(units)
 

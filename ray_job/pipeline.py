@@ -29,7 +29,7 @@ from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.resume import units_to_read
 from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
-from .read.text import TextTemplate
+from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
 from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
@@ -63,7 +63,7 @@ def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
     spec = cfg.spec
     try:  # TextTemplate checks itself: plain {field}s and {sep} only
         return TextTemplate(spec.text, info.sep_token, spec.clean_whitespace,
-                            spec.on_missing_field)
+                            spec.on_missing_field, text_byte_cap(info.max_seq_length))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -289,7 +289,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     result = finalize(run_dir, merge)
     ran = result.ran_with
     report = build_report(
-        result, run_dir.reject_counts(), stats.embedded_now, time.monotonic() - stats.started,
+        result, result.rejected_by_reason, stats.embedded_now, time.monotonic() - stats.started,
         stats.encode_s, stats.resumed, ",".join(ran["devices"]) or stats.device,
         ran["precision"] or precision, stats.replicas, job["model"].get("param_bytes", 0))
     if previous:
@@ -298,6 +298,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if result.reconciliation:
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
+    report["text_cap"] = text_cap_summary(run_dir.unit_reads())
     report["output"] = run_dir.child_url(H5)
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
     run_dir.write_report(report)

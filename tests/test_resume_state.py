@@ -15,7 +15,7 @@ from ray_job.read.inputs import ReadUnit
 from ray_job.read.keys import make_key
 from ray_job.read.previous import (COMPAT_ATTRS, ID_HASHES, Previous, id_hashes,
                                    load_previous, text_hash)
-from ray_job.read.resume import (is_finished, reads_record, scan_shards, unit_done_keys,
+from ray_job.read.resume import (is_finished, resume_fields, scan_shards, unit_done_keys,
                                  units_of_keys, units_to_read)
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
@@ -67,7 +67,7 @@ def test_a_unit_builds_its_done_keys_from_its_shards_only_its_own_range():
 
 def test_a_unit_is_finished_only_when_its_own_record_accounts_for_every_row():
     u = unit(0, 100)
-    record = reads_record(u, seen=10, rejected=2, reused=3, previous="p1")
+    record = {"seen": 10, **resume_fields(u, rejected=2, reused=3, previous="p1")}
     assert is_finished(u, record, 5, "p1")
     assert not is_finished(u, record, 4, "p1")                 # a row is missing: read again
     assert not is_finished(u, record, 5, None)                 # another --previous
@@ -88,7 +88,7 @@ def test_the_driver_skips_finished_units_and_quarantines_bad_shards_first(tmp_pa
     bad = run_dir.write_shard(shard([k(0, 260)]))
     (tmp_path / "shards" / bad).write_bytes(b"not arrow")
     for u, seen, rejected in ((units[0], 4, 1), (units[1], 2, 0), (units[2], 2, 0)):
-        run_dir.write_unit_reads(u.name, reads_record(u, seen, rejected, 0, None))
+        run_dir.write_unit_reads(u.name, {"seen": seen, **resume_fields(u, rejected, 0, None)})
     # unit 0: 4 seen, 2 in shards + 1 rejected (one row lost with a killed attempt); unit 1:
     # 2 seen, 2 in shards (finished); unit 2: its second row was in the shard that does not parse
     seen = []

@@ -57,7 +57,7 @@ def tiny_roberta_sentence_transformer(path: Path, texts: list[str]) -> Path:
         **TINY, "max_position_embeddings": 130})
     RobertaModel(config).save_pretrained(hf_dir)
     word = models.Transformer(str(hf_dir), max_seq_length=128)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), "mean")
+    pooling = models.Pooling(word.get_embedding_dimension(), "mean")
     st_dir = path / "st"
     SentenceTransformer(modules=[word, pooling]).save(str(st_dir))
     return st_dir
@@ -69,8 +69,8 @@ def tiny_st_with_dense(base: Path, path: Path) -> Path:
     from sentence_transformers import SentenceTransformer, models
 
     word = models.Transformer(str(base), max_seq_length=200)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), ("cls", "mean"))
+    pooling = models.Pooling(word.get_embedding_dimension(), ("cls", "mean"))
     torch.manual_seed(3)
-    dense = models.Dense(2 * word.get_word_embedding_dimension(), 16)
+    dense = models.Dense(2 * word.get_embedding_dimension(), 16)
     SentenceTransformer(modules=[word, pooling, dense, models.Normalize()]).save(str(path))
     return path

@@ -14,25 +14,20 @@ import json
 from pathlib import Path
 
 from .model_files import small_files, weight_bytes, weights_of
+from .st_format import kind_of, pooling_modes
 from .model_info import (ModelInfo, backend_name, model_error, model_info, model_name,
                          pooling_name, st_max_length, transformers_max_length)
 
-# sentence-transformers' pooling flags before `pooling_mode`, in its concatenation order
-LEGACY_POOLING_FLAGS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
-                        ("pooling_mode_mean_tokens", "mean"),
-                        ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"),
-                        ("pooling_mode_weightedmean_tokens", "weightedmean"),
-                        ("pooling_mode_lasttoken", "lasttoken"))
 
-
-def describe(cfg, source: str) -> ModelInfo:
-    """The facts of the model `cfg` (an OutputSpec) names, without its weights; a model that
-    cannot be found is a UserError."""
+def describe(cfg, source: str, folder: Path | None = None) -> ModelInfo:
+    """The facts of the model `cfg` (an OutputSpec) names, without its weights; `folder`: its
+    small files where the caller has them already. A model that cannot be found is a
+    UserError."""
     name = model_name(cfg)
     describe_backend = (_sentence_transformer if backend_name(cfg) == "sentence-transformers"
                         else _transformers)
     try:
-        return describe_backend(name, source, small_files(source), cfg)
+        return describe_backend(name, source, folder or small_files(source), cfg)
     except (OSError, ValueError) as exc:
         raise model_error(name, exc) from None
 
@@ -66,30 +61,26 @@ def _transformers(name: str, source: str, folder: Path, cfg) -> ModelInfo:
                       config.hidden_size, cfg.pooling or "cls", bool(cfg.normalize), params)
 
 
-def _kind(module: dict) -> str:
-    return module["type"].rsplit(".", 1)[-1]
-
-
 def _sentence_transformer(name: str, source: str, folder: Path, cfg) -> ModelInfo:
     modules = _json(folder / "modules.json")
-    transformer = next((m["path"] for m in modules or () if _kind(m) == "Transformer"), "")
+    transformer = next((m["path"] for m in modules or () if kind_of(m) == "Transformer"), "")
     config, tokenizer = _config(folder / transformer, cfg), _tokenizer(folder / transformer, cfg)
     if modules is None:   # a plain transformers checkpoint: ST adds its default pooling
         modules, pooling = [], {"pooling_mode": _default_pooling(config)}
         settings = {}
     else:
         pooling = next((_json(folder / m["path"] / "config.json") for m in modules
-                        if _kind(m) == "Pooling"), None)
+                        if kind_of(m) == "Pooling"), None)
         settings = next((_json(p) for p in sorted((folder / transformer).glob(
             "sentence_*_config.json"))), None) or {}
-    has_norm = any(_kind(m) == "Normalize" for m in modules)
+    has_norm = any(kind_of(m) == "Normalize" for m in modules)
     dim = _st_dim(folder, modules, pooling, config.hidden_size)
     truncate = (_json(folder / "config_sentence_transformers.json") or {}).get("truncate_dim")
     return model_info(
         name, source, "sentence-transformers", tokenizer, source,
         st_max_length(_st_model_length(settings, tokenizer, config), cfg.max_seq_length),
         min(dim, truncate) if truncate else dim,
-        pooling_name(_pooling_modes(pooling)) if pooling is not None else "model-defined",
+        pooling_name(pooling_modes(pooling)) if pooling is not None else "model-defined",
         has_norm or bool(cfg.normalize),
         weight_bytes(weights_of(source, folder), [transformer, *(m["path"] for m in modules)]))
 
@@ -101,24 +92,17 @@ def _default_pooling(config) -> str:
     return "lasttoken" if causal else "mean"
 
 
-def _pooling_modes(config: dict) -> tuple[str, ...]:
-    mode = config.get("pooling_mode")
-    if mode is None:
-        return tuple(m for key, m in LEGACY_POOLING_FLAGS if config.get(key)) or ("mean",)
-    return (mode,) if isinstance(mode, str) else tuple(mode)
-
-
 def _st_dim(folder: Path, modules: list[dict], pooling: dict | None, hidden_size: int) -> int:
     """The output size of the last module that sets one (Dense, Pooling, else the model)."""
     for module in reversed(modules):
-        if _kind(module) == "Dense":
+        if kind_of(module) == "Dense":
             return int(_json(folder / module["path"] / "config.json")["out_features"])
-        if _kind(module) == "Pooling":
+        if kind_of(module) == "Pooling":
             break
     if pooling is None:
         return hidden_size
     width = pooling.get("embedding_dimension", pooling.get("word_embedding_dimension"))
-    return int(width or hidden_size) * len(_pooling_modes(pooling))
+    return int(width or hidden_size) * len(pooling_modes(pooling))
 
 
 def _st_model_length(settings: dict, tokenizer, config) -> int | None:

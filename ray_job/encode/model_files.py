@@ -21,12 +21,42 @@ from .model_info import LOADED_BYTES_PER_PARAM
 SMALL_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.py"]
 
 
-def small_files(source: str) -> Path:
+def small_files(source: str, revision: str | None = None) -> Path:
     if Path(source).is_dir():
         return Path(source)
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(source, allow_patterns=SMALL_FILES))
+    return Path(snapshot_download(source, allow_patterns=SMALL_FILES, revision=revision))
+
+
+def dense_state(source: str, folder: str, revision: str | None = None) -> dict:
+    """The tensors of the weight file in `folder` of a model (local or on the Hub): its
+    safetensors file, else its `pytorch_model.bin`."""
+    import torch
+
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        path = _model_file(source, f"{folder}/{name}", revision)
+        if path is None:
+            continue
+        if name.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    raise OSError(f"{source}: no weights in {folder}/")
+
+
+def _model_file(source: str, name: str, revision: str | None) -> Path | None:
+    if Path(source).is_dir():
+        path = Path(source) / name
+        return path if path.is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(source, name, revision=revision))
+    except EntryNotFoundError:
+        return None
 
 
 def weight_files(names: Iterable[str]) -> list[str]:

@@ -7,14 +7,18 @@ into one embedding per row.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ..errors import UserError
+from .model_facts import describe
+from .model_files import dense_state, small_files
 from .model_info import (BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_info,
                          model_name, pooling_name, st_max_length, transformers_max_length)
+from .st_format import DenseLayer, NativePlan, NativeSentenceModel, NotNative, native_modules
 
 __all__ = ["BUNDLED_ALIASES", "ModelInfo", "LoadedModel", "backend_name", "bundled_model_path",
            "load_model", "pool", "resolve_model_source"]
@@ -54,6 +58,40 @@ def param_bytes(module: torch.nn.Module) -> int:
 
 def load_sentence_transformer(name: str, source: str, device: str, cfg,
                               revision: str | None = None) -> LoadedModel:
+    """A sentence-transformers model: read natively when it is made of the plain modules
+    (`st_format`), else by the sentence-transformers library."""
+    folder = small_files(source, revision)
+    try:
+        plan = native_modules(folder)
+    except NotNative:
+        return load_with_sentence_transformers(name, source, device, cfg, revision)
+    return load_native_sentence_model(name, source, folder, plan, device, cfg, revision)
+
+
+def load_native_sentence_model(name: str, source: str, folder: Path, plan: NativePlan,
+                               device: str, cfg, revision: str | None = None) -> LoadedModel:
+    from transformers import AutoModel
+
+    local = Path(source).is_dir()
+    where = ({"pretrained_model_name_or_path": str(Path(source) / plan.transformer_path)} if local
+             else {"pretrained_model_name_or_path": source, "subfolder": plan.transformer_path})
+    encoder = AutoModel.from_pretrained(**where, trust_remote_code=cfg.trust_remote_code,
+                                        revision=revision)
+    denses = [DenseLayer(spec, dense_state(source, spec.path, revision)) for spec in plan.denses]
+    module = NativeSentenceModel(encoder, plan, denses).to(device).eval()
+    facts = describe(cfg, source, folder)
+    normalize = bool(cfg.normalize) and not plan.normalize
+    info = dataclasses.replace(facts, param_bytes=param_bytes(module))
+
+    def embed(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        emb = module(input_ids, attention_mask)
+        return torch.nn.functional.normalize(emb, dim=-1) if normalize else emb
+
+    return LoadedModel(module, info, embed)
+
+
+def load_with_sentence_transformers(name: str, source: str, device: str, cfg,
+                                    revision: str | None = None) -> LoadedModel:
     from sentence_transformers import SentenceTransformer
 
     module = SentenceTransformer(source, device=device, trust_remote_code=cfg.trust_remote_code,

@@ -27,6 +27,20 @@ def _per_unit(sorted_keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nda
     return np.searchsorted(sorted_keys, hi) - np.searchsorted(sorted_keys, lo)
 
 
+class UnitCounter:
+    """Rows per unit, counted from any number of sorted key arrays (counts in [lo, hi) add
+    up over pieces), so a whole run's keys never need to be in memory at once."""
+
+    def __init__(self, units: list):
+        self.lo, self.hi = unit_key_bounds(units)
+        self.counts = np.zeros(len(units), np.int64)
+        self.total = 0
+
+    def add(self, sorted_keys: np.ndarray) -> None:
+        self.counts += _per_unit(sorted_keys, self.lo, self.hi)
+        self.total += len(sorted_keys)
+
+
 def reconcile(units: list, kept_keys: np.ndarray, duplicate_keys: np.ndarray,
               reads: dict[str, dict], rejected: dict[str, int],
               row_rejected_keys: np.ndarray | None = None) -> dict:
@@ -34,9 +48,18 @@ def reconcile(units: list, kept_keys: np.ndarray, duplicate_keys: np.ndarray,
     rows; `duplicate_keys`: rows dropped as duplicate ids; `reads`: unit name -> {"seen": n};
     `rejected`: unit name -> rows in its rejects file; `row_rejected_keys`: keys of rows
     rejected later, one by one (by the tokenizer)."""
-    kept, dups = np.sort(kept_keys), np.sort(duplicate_keys)
-    lo, hi = unit_key_bounds(units)
-    out, dropped = _per_unit(kept, lo, hi), _per_unit(dups, lo, hi)
+    kept, dups = UnitCounter(units), UnitCounter(units)
+    kept.add(np.sort(kept_keys))
+    dups.add(np.sort(duplicate_keys))
+    return reconcile_counts(units, kept, dups, reads, rejected, row_rejected_keys)
+
+
+def reconcile_counts(units: list, kept: UnitCounter, dups: UnitCounter,
+                     reads: dict[str, dict], rejected: dict[str, int],
+                     row_rejected_keys: np.ndarray | None = None) -> dict:
+    """`reconcile` from rows per unit already counted (the streaming finalizer's way)."""
+    lo, hi = kept.lo, kept.hi
+    out, dropped = kept.counts, dups.counts
     if row_rejected_keys is not None and len(row_rejected_keys):
         later = _per_unit(np.sort(row_rejected_keys), lo, hi)
         rejected = {u.name: rejected.get(u.name, 0) + int(later[i]) for i, u in enumerate(units)}
@@ -50,12 +73,12 @@ def reconcile(units: list, kept_keys: np.ndarray, duplicate_keys: np.ndarray,
         if seen != out[i] + rej + dropped[i]:
             problems.append(f"unit {unit.name} ({unit.path}): {seen} rows seen, but {out[i]} in "
                             f"the output + {rej} rejected + {dropped[i]} duplicates")
-    outside = len(kept) - int(out.sum())
+    outside = kept.total - int(out.sum())
     if outside:
         problems.append(f"{outside} output rows belong to no read unit of the plan")
     if problems:
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         raise ReconciliationError("rows do not add up: " + "; ".join(problems[:SHOWN]) + more)
-    return {"units": len(units), "rows_seen": seen_total, "rows_in_output": len(kept),
+    return {"units": len(units), "rows_seen": seen_total, "rows_in_output": kept.total,
             "rows_rejected_by_readers": int(sum(rejected.get(u.name, 0) for u in units)),
-            "duplicates": len(dups)}
+            "duplicates": dups.total}

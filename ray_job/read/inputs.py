@@ -1,6 +1,7 @@
 """Find the input files and cut them into read units (pure planning, no Ray).
 
-A read unit is a byte range of a plain JSONL file, a whole compressed JSONL file, a row range
+A read unit is a byte range of a plain JSONL file, a whole compressed JSONL file (.gz or .zst:
+one task streams it in bounded chunks, see readers.py), a row range
 of a Parquet file or a key range of a DuckDB table. Unit boundaries depend only on the files
 (never on --limit or the cluster), so rejects files named after units are rewritten
 identically on resume. An input is a local path or an fsspec URL (see remote_files): a URL's
@@ -9,13 +10,14 @@ files keep their full URL as their path, so read tasks on any node can open them
 from __future__ import annotations
 
 import glob
-import gzip
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ..errors import UserError
 from .hub_repo import SPLIT, is_repo_root, split_files
+from .decompress import DAMAGED, open_decompressed
 from .json_array import is_json_array, load_array
+from .lines import iter_lines, stream_chunks
 from .text import RejectRow
 from .remote_files import is_glob, is_url, list_url, local_copy, open_stream, random_access_source, url_path
 
@@ -23,7 +25,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 SQL_ROWS_PER_UNIT = 20_000
-COMPRESSIONS = {".gz": "gzip"}
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 MIN_BLOCK_BYTES = 256 * 1024
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
 PARQUET_ROWS_PER_UNIT = 20_000
@@ -34,7 +36,7 @@ class InputFile:
     index: int
     path: str                 # an absolute local path, or a URL with its protocol
     format: str               # jsonl | parquet | duckdb
-    compression: str | None   # None | gzip
+    compression: str | None   # None | gzip | zstd
     size: int
 
 
@@ -67,7 +69,7 @@ def detect_format(path: str | Path) -> tuple[str, str | None]:
         return "parquet", None
     if core in DUCKDB_SUFFIXES and compression is None:
         return "duckdb", None
-    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz), "
+    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz or .zst), "
                     f".parquet or a DuckDB file (.duckdb/.db)")
 
 
@@ -253,26 +255,27 @@ def row_group_units(group_rows: list[int], max_rows: int) -> list[tuple[int, int
 
 
 def _offset_after_lines(path: str, n_lines: int) -> tuple[int, int]:
-    """Byte offset just past the first `n_lines` lines of a plain file, and the lines found."""
-    offset = lines = 0
+    """Byte offset just past the first `n_lines` lines of a plain file, and the lines found
+    (read in bounded chunks: a long line is never held whole)."""
+    lines = 0
     with open_stream(path) as fh:
-        for line in fh:
+        for position, _raw in iter_lines(stream_chunks(fh)):
             if lines >= n_lines:
-                break
-            offset += len(line)
+                return position, lines
             lines += 1
-    return offset, lines
+        return fh.tell(), lines
 
 
 def _count_lines_upto(f: InputFile, n_lines: int) -> int:
     lines = 0
     try:
-        with open_stream(f.path) as compressed, gzip.open(compressed, "rb") as fh:
-            for _ in fh:
+        with open_decompressed(f.path, f.compression) as fh:
+            for _position, raw in iter_lines(stream_chunks(fh), damaged=DAMAGED):
+                if isinstance(raw, RejectRow) and raw.reason == "truncated_file":
+                    break                 # a damaged file: the reader rejects the rest
                 lines += 1
                 if lines >= n_lines:
                     break
-    except (OSError, EOFError):
-        pass  # a damaged file: the reader rejects what it cannot read
+    except DAMAGED:
+        pass
     return lines
-

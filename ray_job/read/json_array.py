@@ -5,26 +5,20 @@ file is one read unit, parsed whole; a record's position (its key) is its index 
 """
 from __future__ import annotations
 
-import gzip
 import json
 
-from .remote_files import open_stream
+from .decompress import DAMAGED, open_decompressed
 from .text import RejectRow
 
 BOM = b"\xef\xbb\xbf"
 PEEK_BYTES = 4096
 
 
-def _open(path: str, compression: str | None):
-    raw = open_stream(path)
-    return gzip.open(raw, "rb") if compression == "gzip" else raw
-
-
 def is_json_array(path: str, compression: str | None) -> bool:
     try:
-        with _open(path, compression) as fh:
+        with open_decompressed(path, compression) as fh:
             head = fh.read(PEEK_BYTES)
-    except (OSError, EOFError):
+    except DAMAGED:
         return False                  # a damaged file: the JSONL reader says what is wrong
     return head.removeprefix(BOM).lstrip().startswith(b"[")
 
@@ -32,14 +26,14 @@ def is_json_array(path: str, compression: str | None) -> bool:
 def load_array(path: str, compression: str | None) -> list:
     """The array's items; RejectRow when the file is not one JSON array."""
     try:
-        with _open(path, compression) as fh:
+        with open_decompressed(path, compression) as fh:
             data = fh.read()
         items = json.loads(data.removeprefix(BOM).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise RejectRow("bad_utf8", f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise RejectRow("bad_json", f"{path} is not one JSON array: {exc}") from None
-    except (OSError, EOFError) as exc:
+    except DAMAGED as exc:
         raise RejectRow("truncated_file", f"{path}: {exc}") from None
     if not isinstance(items, list):
         raise RejectRow("bad_json", f"{path} is not one JSON array")

@@ -1,18 +1,20 @@
 """Read one unit into (position, record) pairs; unreadable rows come back as RejectRow.
 
 Plain Python, no Ray: JSONL byte ranges (a line belongs to the range its first byte is in),
-whole gzip JSONL files, whole JSON-array files (json_array.py), Parquet row ranges and DuckDB
+whole compressed (.gz, .zst) JSONL files streamed in bounded chunks (a task's memory does not
+grow with the file), whole JSON-array files (json_array.py), Parquet row ranges and DuckDB
 key ranges. A unit's path may be a URL:
 JSONL and Parquet are read where they are (ranged requests), a DuckDB file from a local copy.
 """
 from __future__ import annotations
 
-import gzip
 import json
-from typing import Any, Iterator, Union
+from typing import Iterator, Union
 
+from .decompress import DAMAGED, open_decompressed
 from .inputs import ReadUnit
 from .json_array import BOM, load_array
+from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
 from .remote_files import STREAM_BUFFER_BYTES, local_copy, open_stream, random_access_source
 from .text import RejectRow
 
@@ -47,13 +49,13 @@ def parse_json_line(raw: bytes) -> dict:
 
 
 def _read_jsonl(unit: ReadUnit) -> Iterator[Item]:
-    lines = _gzip_lines(unit) if unit.compression else _range_lines(unit)
+    lines = _compressed_lines(unit) if unit.compression else _range_lines(unit)
     for n, (position, raw) in enumerate(lines):
         if unit.max_rows is not None and n >= unit.max_rows:
             return
-        if isinstance(raw, RejectRow):
+        if isinstance(raw, RejectRow):       # line_too_long, or truncated_file (the last)
             yield position, raw
-            return
+            continue
         if position == 0:
             raw = raw.removeprefix(BOM)      # a byte-order mark starts some exports
         try:
@@ -73,16 +75,15 @@ def _read_json_array(unit: ReadUnit) -> Iterator[Item]:
             "not_an_object", f"a JSON {type(record).__name__}, not an object"))
 
 
-def _range_lines(unit: ReadUnit) -> Iterator[tuple[int, bytes]]:
+def _range_lines(unit: ReadUnit) -> Iterator[Line]:
+    """The lines that start in [start, end) of a plain file, read in bounded chunks; a unit
+    inside one long line reads only its own range and yields nothing (lines.py)."""
     with open_stream(unit.path, _range_buffer_bytes(unit)) as fh:
-        position = _first_line_start(fh, unit.start)
-        fh.seek(position)
-        while unit.end is None or position < unit.end:
-            raw = fh.readline()
-            if not raw:
-                return
-            yield position, raw
-            position += len(raw)
+        position = first_line_start(fh, unit.start, unit.end)
+        if position is None:
+            return
+        yield from iter_lines(range_chunks(fh, position, unit.end), position, unit.end,
+                              name=unit.path)
 
 
 def _range_buffer_bytes(unit: ReadUnit) -> int:
@@ -92,26 +93,19 @@ def _range_buffer_bytes(unit: ReadUnit) -> int:
     return min(unit.end - unit.start, STREAM_BUFFER_BYTES) + LINE_SLACK_BYTES
 
 
-def _first_line_start(fh, start: int) -> int:
-    """The offset of the first line that starts at or after `start`."""
-    if start == 0:
-        return 0
-    fh.seek(start - 1)
-    if fh.read(1) == b"\n":
-        return start
-    fh.readline()
-    return fh.tell()
-
-
-def _gzip_lines(unit: ReadUnit) -> Iterator[tuple[int, Any]]:
-    position = 0
+def _compressed_lines(unit: ReadUnit) -> Iterator[Line]:
+    """Every line of a compressed file, streamed: memory is one chunk plus one line, whatever
+    the file's size. Damage ends it with a `truncated_file` reject for the rest."""
+    read_any = False
     try:
-        with open_stream(unit.path) as compressed, gzip.open(compressed, "rb") as fh:
-            for raw in fh:
-                yield position, raw
-                position += len(raw)
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
-        yield position, RejectRow("truncated_file", f"{unit.path}: {exc}; rest of file not read")
+        with open_decompressed(unit.path, unit.compression) as fh:
+            for line in iter_lines(stream_chunks(fh), name=unit.path, damaged=DAMAGED):
+                read_any = True
+                yield line
+    except DAMAGED as exc:     # opening (iter_lines turns damage met while reading into a reject)
+        if read_any:
+            raise
+        yield 0, RejectRow("truncated_file", f"{unit.path}: {exc}; rest of file not read")
 
 
 def _read_parquet(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:

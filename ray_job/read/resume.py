@@ -46,12 +46,11 @@ def unit_fingerprint(unit: ReadUnit) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def reads_record(unit: ReadUnit, seen: int, rejected: int, reused: int,
-                 previous: str | None) -> dict:
-    """What the read stage saw in a unit (`seen` is what reconciliation checks) and what it
-    needs to tell later that the unit is finished. `previous`: the --previous fingerprint."""
-    return {"seen": seen, "rejected": rejected, "reused": reused,
-            "unit": unit_fingerprint(unit), "previous": previous}
+def resume_fields(unit: ReadUnit, rejected: int, reused: int, previous: str | None) -> dict:
+    """What a unit's reads record (next to `seen`, text.reads_record) holds so that a later
+    attempt can tell the unit is finished. `previous`: the --previous fingerprint."""
+    return {"rejected": rejected, "reused": reused, "unit": unit_fingerprint(unit),
+            "previous": previous}
 
 
 @dataclass

@@ -3,7 +3,7 @@ OUT/rejects/ with a reason. Also builds the Ray Dataset of read units."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Collection
+from typing import Collection, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -11,16 +11,17 @@ import pyarrow as pa
 from .previous import REUSED, STATUS_NAMES, Previous, id_hashes, text_hash
 from .inputs import ReadUnit
 from .keys import make_key
-from .resume import reads_record, unit_done_keys
+from .resume import resume_fields, unit_done_keys
 from .readers import read_unit
 from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
-from .text import SEP_FIELD, RejectRow, TextTemplate, printable, record_id
+from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
                         ("text_hash", pa.uint64())])
 UNIT_FIELDS = tuple(f.name for f in fields(ReadUnit))
+CHUNK_TEXT_CHARS = 16 * 1024 * 1024    # text per table a read task yields (Ray Data blocks)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class UnitRows:
     table: pa.Table                      # rows to encode
     rejects: list[dict]
     seen: int = 0                        # every line / row the reader gave, whatever became of it
+    capped: int = 0                      # texts cut to the template's max_bytes
     reused: dict = field(default_factory=lambda: {"key": [], "id": [], "text_hash": [],
                                                   "previous_row": []})
     counts: dict = field(default_factory=lambda: {"reused": 0, "new": 0, "changed": 0})
@@ -39,10 +41,23 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
                    previous: Previous | None = None) -> UnitRows:
     """Read one unit into rows to encode, rejects and (incremental runs) reused rows. Pure.
     `done_keys`: keys of this unit already in a shard (a set; a sorted array is accepted)."""
+    out = UnitRows(ROW_SCHEMA.empty_table(), [])
+    tables = list(stream_unit_rows(out, unit, template, id_field, done_keys, previous))
+    out.table = pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+    return out
+
+
+def stream_unit_rows(out: UnitRows, unit: ReadUnit, template: TextTemplate, id_field: str,
+                     done_keys: Collection[int] | None = None, previous: Previous | None = None,
+                     chunk_chars: int = CHUNK_TEXT_CHARS) -> Iterator[pa.Table]:
+    """The unit's rows to encode, in tables of about `chunk_chars` characters of text, as they
+    are read: a whole compressed file is one unit, and its rows are never all in memory.
+    Rejects, counts and reused rows gather in `out` (complete once the generator ends). With
+    `previous`, each chunk's rows are classified in one pass (`_classify`) before it goes."""
     done_keys = _key_set(done_keys)
     cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
-    done_rows: list[bool] = []           # per row built: already in a shard
-    out = UnitRows(ROW_SCHEMA.empty_table(), [])
+    done_rows: list[bool] = []           # per row gathered: already in a shard
+    chars = 0
     fields = tuple(f for f in template.fields if f != SEP_FIELD) + (id_field,)
     for position, item in read_unit(unit, fields):
         out.seen += 1
@@ -53,37 +68,59 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
             continue
         done = key in done_keys
         if done and previous is None:
+            out.capped += template.would_cap(item)   # counted alike on every attempt
             continue                     # in a shard already: no need to render or hash it
         try:
             row_id, text, t_hash = row_values(item, template, id_field)
         except RejectRow as reject:
             out.rejects.append(_reject(reject, key, unit, position, _known_id(item, id_field)))
             continue
+        text, capped = cap_text(text, template.max_bytes)   # the hash stays the full text's
+        out.capped += capped
         for name, value in (("key", key), ("id", row_id), ("text", text), ("text_hash", t_hash)):
             cols[name].append(value)
         done_rows.append(done)
-    table = pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
-                      for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
+        chars += len(text)
+        if chars >= chunk_chars:
+            table = _rows_to_encode(cols, done_rows, previous, out)
+            if table.num_rows:
+                yield table
+            cols, done_rows, chars = {name: [] for name in cols}, [], 0
+    table = _rows_to_encode(cols, done_rows, previous, out)
+    if table.num_rows:
+        yield table
+
+
+def _rows_to_encode(cols: dict[str, list], done_rows: list[bool], previous: Previous | None,
+                    out: UnitRows) -> pa.Table:
+    """A chunk's rows less those embedded earlier (done) and, with `previous`, those reused
+    (classified here, counted and listed in `out`); rows keep their order."""
     encode = ~np.array(done_rows, dtype=bool)
     if previous is not None:
         encode &= _classify(previous, cols, out)
-    out.table = table if encode.all() else table.filter(pa.array(encode))
-    return out
+    table = _row_table(cols)
+    return table if encode.all() else table.filter(pa.array(encode))
 
 
 def _classify(previous: Previous, cols: dict[str, list], out: UnitRows) -> np.ndarray:
-    """Sort a unit's rows into reused / new / changed in one pass over arrays: counts and the
-    reuse list go to `out`; returns which rows still need encoding (not reused)."""
+    """Sort rows into reused / new / changed in one pass over arrays (not one lookup per
+    row): counts and the reuse list gather in `out`; returns which rows are not reused."""
     status, old_row = previous.classify_many(id_hashes(cols["id"]),
                                              np.array(cols["text_hash"], dtype=np.uint64))
     counts = np.bincount(status, minlength=len(STATUS_NAMES))
-    out.counts = {name: int(counts[STATUS_NAMES.index(name)]) for name in out.counts}
-    reused = np.flatnonzero(status == REUSED).tolist()
-    out.reused = {"key": [cols["key"][i] for i in reused],
-                  "id": [cols["id"][i] for i in reused],
-                  "text_hash": [cols["text_hash"][i] for i in reused],
-                  "previous_row": old_row[status == REUSED].tolist()}
-    return status != REUSED
+    for name in out.counts:
+        out.counts[name] += int(counts[STATUS_NAMES.index(name)])
+    reused = status == REUSED
+    for i in np.flatnonzero(reused).tolist():
+        for name in ("key", "id", "text_hash"):
+            out.reused[name].append(cols[name][i])
+    out.reused["previous_row"].extend(old_row[reused].tolist())
+    return ~reused
+
+
+def _row_table(cols: dict[str, list]) -> pa.Table:
+    return pa.table({name: pa.array(cols[name], ROW_SCHEMA.field(name).type)
+                     for name in ROW_SCHEMA.names}, schema=ROW_SCHEMA)
 
 
 def _key_set(keys) -> Collection[int]:
@@ -128,11 +165,13 @@ DONE_SHARDS = "done_shards"         # column of the units dataset: shards holdin
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None) -> pa.Table:
-    """Ray map_batches function over a batch of read units: rows to encode out; each unit's
-    rejects (and reuse list) written to the run directory at `run_url`, then its reads record
-    (last: it says the unit was read to the end). A unit's done keys come from the shards
-    named in its DONE_SHARDS column (resume.py)."""
+                  previous=None) -> Iterator[pa.Table]:
+    """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
+    bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
+    not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
+    list) and its counts written to the run directory at `run_url` once it is read whole (its
+    reads record last). A unit's done keys come from the shards named in its DONE_SHARDS
+    column (read/resume.py)."""
     import ray
 
     from ..rundir.rundir import RunDir
@@ -141,21 +180,20 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
         previous = ray.get(previous)
     tpl = TextTemplate(**template)
     run_dir = RunDir(run_url)
-    tables = []
     for unit_dict in batch.to_pylist():
         shards = unit_dict.pop(DONE_SHARDS, None) or []
         unit = ReadUnit(**unit_dict)
         done = unit_done_keys(unit, (run_dir.read_shard(name, ["key"]).column("key").to_numpy()
                                      for name in shards))
-        rows = rows_from_unit(unit, tpl, id_field, done, previous)
+        rows = UnitRows(ROW_SCHEMA.empty_table(), [])
+        yield from stream_unit_rows(rows, unit, tpl, id_field, done, previous)
         run_dir.write_unit_rejects(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
-        run_dir.write_unit_reads(unit.name, reads_record(
-            unit, rows.seen, len(rows.rejects), rows.counts["reused"] if previous else 0,
-            previous.fingerprint if previous is not None else None))
-        tables.append(rows.table)
-    return pa.concat_tables(tables) if tables else ROW_SCHEMA.empty_table()
+        run_dir.write_unit_reads(unit.name, {
+            **reads_record(rows.seen, rows.capped, tpl.max_bytes),
+            **resume_fields(unit, len(rows.rejects), rows.counts["reused"] if previous else 0,
+                            previous.fingerprint if previous is not None else None)})
 
 
 def units_dataset(units: list[ReadUnit], done_shards: list[list[str]] | None = None):

@@ -13,8 +13,12 @@ def reject_record(reason: str, detail: str, key: int, source: str, row_id: str |
     return record
 
 
+def reject_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def rejects_text(records: list[dict]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return "".join(reject_line(r) for r in records)
 
 
 def parse_rejects(text: str) -> Iterator[dict]:

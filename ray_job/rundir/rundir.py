@@ -13,18 +13,20 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
 from . import layout
-from .rejects import parse_rejects, rejects_text
+from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
 from .lease import Lease
@@ -88,8 +90,8 @@ class RunDir:
     def unit_reads(self) -> dict[str, dict]:
         """unit name -> what the read stage counted in it (rows seen, ...)."""
         reads = self.store.sub(layout.READS)
-        return {layout.unit_of(name): json.loads(reads.read_text(name))
-                for name in reads.names(layout.READS_GLOB)}
+        return {layout.unit_of(name): json.loads(data)
+                for name, data in reads.read_many(reads.names(layout.READS_GLOB))}
 
     def unit_reject_counts(self) -> dict[str, int]:
         """unit name -> rows the read stage rejected in it (from its rejects file)."""
@@ -198,12 +200,25 @@ class RunDir:
     def write_unit_rejects(self, unit_name: str, records: list[dict]) -> None:
         self.write_rejects(layout.unit_rejects(unit_name), records)
 
-    def write_duplicates(self, records: list[dict]) -> None:
-        self.write_rejects(layout.DUPLICATES, records)
+    def write_duplicates(self, records: Iterable[dict]) -> None:
+        """rejects/duplicates.jsonl, streamed through a local file (removed when none)."""
+        with self.scratch() as folder:
+            path = folder / layout.DUPLICATES
+            with open(path, "w", encoding="utf-8") as out:
+                out.writelines(reject_line(r) for r in records)
+            if path.stat().st_size:
+                self._rejects.put(path, layout.DUPLICATES)
+            else:
+                self._rejects.remove(layout.DUPLICATES)
 
     def iter_rejects(self) -> Iterator[dict]:
         for name in self._rejects.names(layout.REJECTS_GLOB):
             yield from parse_rejects(self._rejects.read_text(name))
+
+    def reject_tally(self) -> dict[str, collections.Counter]:
+        """Rejects file name -> its records by reason; every file read once."""
+        return {name: collections.Counter(r["reason"] for r in parse_rejects(data.decode()))
+                for name, data in self._rejects.read_many(self._rejects.names(layout.REJECTS_GLOB))}
 
     def reject_counts(self) -> dict[str, int]:
         counts = collections.Counter(r["reason"] for r in self.iter_rejects())
@@ -291,6 +306,16 @@ class RunDir:
             names += self.result_names(folder)
         names += [layout.REPORT] if self.has_result(layout.REPORT) else []
         return {name: self.local_result(name) for name in names}
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A fresh local folder in this user's private cache for temporary files (the
+        finalizer's sorted runs and buckets); removed when the block ends."""
+        folder = Path(tempfile.mkdtemp(prefix="scratch-", dir=self.cache_dir))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     @cached_property
     def cache_dir(self) -> Path:

@@ -79,6 +79,18 @@ class Store:
     def read_bytes(self, name: str) -> bytes:
         return self.fs.cat_file(self.path(name))
 
+    def read_many(self, names: list[str], batch: int = 256):
+        """(name, bytes) of each file in turn, fetched `batch` at a time (concurrently on an
+        object store: one round of requests per batch instead of one per file)."""
+        for i in range(0, len(names), batch):
+            part = names[i:i + batch]
+            if self.is_local or len(part) == 1:
+                yield from ((n, self.read_bytes(n)) for n in part)
+                continue
+            found = self.fs.cat([self.path(n) for n in part])
+            by_name = {p.rsplit("/", 1)[-1]: data for p, data in found.items()}
+            yield from ((n, by_name[n]) for n in part)
+
     def read_text(self, name: str) -> str:
         return self.read_bytes(name).decode()
 
