@@ -17,7 +17,7 @@ from ray_job.read.previous import (COMPAT_ATTRS, ID_HASHES, Previous, id_hashes,
                                    load_previous, text_hash)
 from ray_job.read.resume import (is_finished, resume_fields, scan_shards, unit_done_keys,
                                  units_of_keys, units_to_read)
-from ray_job.read.sources import rows_from_unit
+from ray_job.read.sources import ROW_SCHEMA, UnitRows, rows_from_unit, stream_unit_rows
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.rundir import RunDir
 
@@ -161,6 +161,11 @@ def test_previous_classified_in_one_pass_equals_the_per_row_classification(tmp_p
             == reused
         assert rows.table.column("key").to_pylist() == encode
         assert len(rows.rejects) == 1 and rows.seen == 46
+        chunked = UnitRows(ROW_SCHEMA.empty_table(), [])               # classified per chunk
+        tables = list(stream_unit_rows(chunked, u, TEMPLATE, "id", done, previous, chunk_chars=60))
+        assert len(tables) > 3 and all(t.num_rows for t in tables)
+        assert pa.concat_tables(tables).equals(rows.table)
+        assert (chunked.counts, chunked.reused) == (rows.counts, rows.reused)
 
 
 def test_classify_many_equals_classify_with_collisions_and_empty_lookups():
