@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .config import build_config
+from .config_checks import PRECISIONS
 from .errors import DataError, UserError
 from .redact import redact_text, redact_url
 
@@ -64,7 +65,7 @@ RUN_FLAGS = {
     "--block-bytes": ("block_bytes", {"type": int, "metavar": "N",
                                       "help": "bytes of JSONL per read unit (default: from the "
                                               "input size); smaller = finer resume"}),
-    "--precision": ("precision", {"choices": ["auto", "fp32", "fp16", "bf16"]}),
+    "--precision": ("precision", {"choices": list(PRECISIONS)}),
     "--device": ("device", {"choices": ["auto", "cpu", "cuda", "mps"]}),
     "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),
     "--threads": ("threads_per_replica", {"type": int, "metavar": "N",
