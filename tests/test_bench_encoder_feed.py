@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "encoder_feed.py"
 
