@@ -53,8 +53,7 @@ def pad_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray, pad_id: 
     columns = np.arange(width)
     keep = columns < lengths[:, None]
     source = starts[:, None] + columns        # past a row's end: clipped, then padded over
-    np.minimum(source, max(len(values) - 1, 0), out=source)
-    np.copyto(ids, values[source] if len(values) else 0)
+    np.copyto(ids, np.take(values, source, mode="clip") if len(values) else 0)
     np.copyto(ids, pad_id, where=~keep)
     np.copyto(mask, keep)
     return ids, mask
