@@ -38,7 +38,7 @@ def test_bf16_detection_reads_cpu_flags_not_torch_emulation():
 
 
 def test_auto_precision_per_device():
-    assert pick_precision("auto", "cuda") == "fp16-weights"
-    assert pick_precision("auto", "cpu", native_bf16=True) == "bf16-weights"
+    assert pick_precision("auto", "cuda") == "fp16"
+    assert pick_precision("auto", "cpu", native_bf16=True) == "bf16"
     assert pick_precision("auto", "cpu", native_bf16=False) == "fp32"
     assert pick_precision("fp32", "cuda") == "fp32"

@@ -8,8 +8,11 @@ A precision names the whole numeric regime, and is recorded per shard as it ran:
 `fp32`; `fp16` / `bf16`: fp32 weights, the forward pass under autocast (matmuls in half);
 `fp16-weights` / `bf16-weights`: the weights themselves in half (half the memory, no per-op
 weight casts), still under autocast. They give different vectors, so each is its own name.
-`auto` picks half weights: fp16 on CUDA (and MPS), bf16 on CPUs that multiply bf16 natively
-(bundled MiniLM on the real sample: min cosine 0.99993 against fp32), else fp32.
+`auto` picks autocast: fp16 on CUDA (and MPS), bf16 on CPUs that multiply bf16 natively, else
+fp32. Half weights pass the same fidelity bar (bundled MiniLM on the real sample: min cosine
+0.99993 against fp32) but are asked for by name: `auto` keeps the regime earlier releases
+recorded, so a run resumed or updated with `--previous` across an upgrade stays one precision
+(the merge and `--previous` refuse to mix them).
 """
 from __future__ import annotations
 
@@ -70,10 +73,10 @@ def pick_precision(requested: str, device: str, native_bf16: bool | None = None)
     if requested != "auto":
         return requested
     if device in ("cuda", "mps"):
-        return "fp16-weights"
+        return "fp16"
     if native_bf16 is None:
         native_bf16 = cpu_has_native_bf16()
-    return "bf16-weights" if native_bf16 else "fp32"
+    return "bf16" if native_bf16 else "fp32"
 
 
 def replica_choice(device: str, precision: str, cuda_available: bool,
