@@ -82,9 +82,8 @@ class Encoder:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
         self.model = load_model(self.cfg.spec, device=device, source=model_source,
-                                compile=self.cfg.options.compile, revision=revision)
-        if weights_dtype(self.precision) != torch.float32:   # half weights: `*-weights` precisions
-            self.model.module.to(weights_dtype(self.precision))
+                                compile=self.cfg.options.compile, revision=revision,
+                                dtype=weights_dtype(self.precision))   # `*-weights`: half
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
         self.feeder = feeder_for(self.torch_device, self.pad_id,
