@@ -41,6 +41,11 @@ from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
 
+# A shard write is a few milliseconds of I/O. Holding a whole CPU, it waited behind the read
+# tasks for the one CPU the replicas leave free (2-CPU machine: 20k rows, the first shard
+# written ~50 s after the encoder's first batch, its output held in the object store meanwhile).
+WRITE_CPUS = 0
+
 
 def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
     """Absolute input paths; the built-in demo corpus when no input is given (written into
@@ -266,7 +271,7 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                      if options.upload_every else contextlib.nullcontext())
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher:
             ds.write_datasink(ShardSink(run_dir.url, tally_actor),
-                              ray_remote_args={"num_cpus": plan.task_cpus})
+                              ray_remote_args={"num_cpus": WRITE_CPUS})
         stats.pipeline = pipeline_rates(ds, tally, wall_started, cluster)
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
