@@ -63,9 +63,12 @@ def _truncating_copy(tokenizer, max_length: int):
     except ImportError:                   # pragma: no cover - transformers is a dependency
         return None
     cls = type(tokenizer)
-    if not (isinstance(tokenizer, PreTrainedTokenizerFast)
-            and cls._batch_encode_plus is PreTrainedTokenizerFast._batch_encode_plus
-            and cls.__call__ is PreTrainedTokenizerBase.__call__):
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        return None
+    own = {"_batch_encode_plus": PreTrainedTokenizerFast, "__call__": PreTrainedTokenizerBase,
+           "_call_one": PreTrainedTokenizerBase, "batch_encode_plus": PreTrainedTokenizerBase}
+    if any(getattr(cls, name, None) is not getattr(base, name, None)
+           for name, base in own.items()):
         return None
     from tokenizers import Tokenizer
 
