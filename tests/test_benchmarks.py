@@ -33,7 +33,8 @@ def test_datapath_benchmark_runs_small_and_compares_the_path_with_its_tokenizer(
 
 @pytest.mark.slow
 def test_scale_benchmark_runs_at_2k_rows():
-    out = subprocess.run([sys.executable, str(BENCH / "scale.py"), "--sizes", "2000", "--json"],
+    out = subprocess.run([sys.executable, str(BENCH / "scale.py"), "--sizes", "2000", "--json",
+                          "--max-seq-length", "32"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     (size,) = json.loads(out.stdout)["sizes"]
