@@ -27,41 +27,92 @@ def mfu(tokens_per_s: float, flops_token: float, peak_tflops: float, gpus: int) 
     return tokens_per_s * flops_token / (peak_tflops * 1e12 * gpus)
 
 
-def bench(cfg: JobConfig, docs: int, corpus_size: int) -> dict:
+def bench(cfg: JobConfig, docs: int, corpus_size: int,
+          gpu_docs_per_s: float | None = None) -> dict:
     """Run the job on `docs` rows (the demo corpus, or the first rows of --input) in a scratch
-    directory; return the report plus per-replica rate, MFU on CUDA and a projection."""
+    directory; return the report plus the steady-state rate (start-up apart), the data path's
+    docs per CPU core, the cores one replica needs, MFU on CUDA and a projection.
+    `gpu_docs_per_s`: an assumed rate of one GPU replica, for sizing CPUs from a CPU-only run."""
     from .pipeline import run
 
     with tempfile.TemporaryDirectory(prefix="ray-embed-bench-") as scratch:
         run_cfg = cfg.replace(output=str(Path(scratch) / "out"), fresh=True, limit=docs,
                               demo_docs=max(cfg.options.demo_docs, docs))
         report = run(run_cfg)
-    rate = report["docs_per_s"] or 0.0
-    result = {**report, "docs": docs, "per_replica_docs_per_s": rate / max(1, report["replicas"]),
-              "projected_hours": corpus_size / rate / 3600 if rate else None,
-              "corpus_size": corpus_size, "mfu": None}
-    if report["device"] == "cuda":
-        import torch
+    return bench_result(report, docs, corpus_size, gpu_docs_per_s, cuda_peak_tflops(report))
 
-        peak = gpu_peak_tflops(torch.cuda.get_device_name(0))
-        if peak:
-            result["mfu"] = mfu(report["tokens_per_s"], flops_per_token(report["param_bytes"]),
-                                peak, report["replicas"])
+
+def cuda_peak_tflops(report: dict) -> float | None:
+    if report["device"] != "cuda":
+        return None
+    import torch
+
+    return gpu_peak_tflops(torch.cuda.get_device_name(0))
+
+
+def bench_result(report: dict, docs: int, corpus_size: int, gpu_docs_per_s: float | None = None,
+                 peak_tflops: float | None = None) -> dict:
+    """What `bench` says of one run's report (pure). The projection is start-up once plus the
+    corpus at the steady-state rate (the whole-run rate of a short run is mostly start-up)."""
+    pipe = report.get("pipeline") or {}
+    replicas = max(1, report["replicas"])
+    steady = pipe.get("steady_docs_per_s")
+    rate = steady or report["docs_per_s"] or 0.0
+    startup = pipe.get("startup_s") or 0.0
+    per_replica = rate / replicas
+    per_core = pipe.get("data_path_docs_per_cpu_s")
+    if report["device"] == "cuda":
+        replica_rate, replica_rate_from = per_replica, "measured"
+    else:
+        replica_rate, replica_rate_from = gpu_docs_per_s, "assumed" if gpu_docs_per_s else None
+    result = {**report, "docs": docs, "corpus_size": corpus_size,
+              "steady_docs_per_s": steady, "startup_s": pipe.get("startup_s"),
+              "rate_is_steady": bool(steady), "per_replica_docs_per_s": per_replica,
+              "data_path_docs_per_cpu_s": per_core,
+              "cores_per_1000_docs_per_s": pipe.get("cores_per_1000_docs_per_s"),
+              "replica_docs_per_s": replica_rate, "replica_rate_from": replica_rate_from,
+              "cores_per_replica": (replica_rate / per_core if replica_rate and per_core else None),
+              "projected_hours": (startup + corpus_size / rate) / 3600 if rate else None,
+              "mfu": None}
+    if peak_tflops:
+        tokens_per_s = report["tokens_per_s"] * (rate / report["docs_per_s"]
+                                                 if report["docs_per_s"] else 1.0)
+        result["mfu"] = mfu(tokens_per_s, flops_per_token(report["param_bytes"]), peak_tflops,
+                            replicas)
     return result
 
 
 def format_bench(result: dict) -> str:
+    rate_kind = "steady state" if result["rate_is_steady"] else \
+        "whole run (too few shards for a steady-state rate: use more --docs)"
     lines = [
         f"docs embedded      {result['rows_embedded']:,} on {result['replicas']} replica(s), "
         f"{result['device']} ({result['precision']})",
-        f"pipeline           {result['docs_per_s']:,.1f} docs/s, {result['tokens_per_s']:,.0f} tokens/s "
-        "(including replica start-up: a long run is faster)",
-        f"per replica        {result['per_replica_docs_per_s']:,.1f} docs/s",
+        f"start-up           {_num(result['startup_s'], '.1f')} s to the first shard "
+        f"(Ray, replicas loading the model, the pipeline filling)",
+        f"pipeline           {_num(result['steady_docs_per_s'], ',.1f')} docs/s steady state; "
+        f"{result['docs_per_s'] or 0:,.1f} docs/s over the whole run, start-up included",
+        f"per replica        {result['per_replica_docs_per_s']:,.1f} docs/s ({rate_kind})",
         f"padding efficiency {result['padding_efficiency']:.3f}",
     ]
+    if result["data_path_docs_per_cpu_s"]:
+        lines.append(f"data path          {result['data_path_docs_per_cpu_s']:,.0f} docs/s per CPU "
+                     f"core (read, text, tokenize, write): {result['cores_per_1000_docs_per_s']:.2f} "
+                     f"cores per 1,000 docs/s")
+    if result["cores_per_replica"]:
+        lines.append(f"cores per replica  {result['cores_per_replica']:.1f} to feed one replica at "
+                     f"{result['replica_docs_per_s']:,.0f} docs/s "
+                     f"({result['replica_rate_from']})")
+    elif result["device"] != "cuda" and result["data_path_docs_per_cpu_s"]:
+        lines.append("cores per replica  a GPU replica was not measured here: pass "
+                     "--gpu-docs-per-s N (its docs/s) to size CPUs for it")
     if result["mfu"] is not None:
         lines.append(f"model FLOP util.   {100 * result['mfu']:.1f}%")
     if result["projected_hours"] is not None:
         lines.append(f"projected          {result['projected_hours']:,.1f} h for "
-                     f"{result['corpus_size']:,} papers at this rate")
+                     f"{result['corpus_size']:,} papers ({rate_kind} rate, start-up once)")
     return "\n".join(lines)
+
+
+def _num(value, spec: str) -> str:
+    return format(value, spec) if value is not None else "n/a"

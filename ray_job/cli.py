@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .config import build_config
+from .config_checks import PRECISIONS
 from .errors import DataError, UserError
 from .redact import redact_text, redact_url
 
@@ -64,7 +65,7 @@ RUN_FLAGS = {
     "--block-bytes": ("block_bytes", {"type": int, "metavar": "N",
                                       "help": "bytes of JSONL per read unit (default: from the "
                                               "input size); smaller = finer resume"}),
-    "--precision": ("precision", {"choices": ["auto", "fp32", "fp16", "bf16"]}),
+    "--precision": ("precision", {"choices": list(PRECISIONS)}),
     "--device": ("device", {"choices": ["auto", "cpu", "cuda", "mps"]}),
     "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),
     "--threads": ("threads_per_replica", {"type": int, "metavar": "N",
@@ -109,6 +110,9 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
+    bench.add_argument("--gpu-docs-per-s", type=float, default=None, metavar="N",
+                       help="on a CPU-only cluster: an assumed docs/s of one GPU replica, to say "
+                            "how many CPU cores it needs (measured instead on CUDA)")
     upload = sub.add_parser("upload", help="publish a finished run to the Hugging Face Hub or "
                                            "an fsspec URL")
     upload.add_argument("directory", metavar="DIR")
@@ -168,7 +172,10 @@ def config_from_args(args: argparse.Namespace):
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_bench
 
-    print(format_bench(bench(config_from_args(args), args.docs, args.corpus_size)))
+    if args.gpu_docs_per_s is not None and not args.gpu_docs_per_s > 0:
+        raise UserError(f"--gpu-docs-per-s must be a positive rate, not {args.gpu_docs_per_s:g}")
+    print(format_bench(bench(config_from_args(args), args.docs, args.corpus_size,
+                             args.gpu_docs_per_s)))
     return 0
 
 

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from .errors import ConfigError
 from .read.text import plain_fields, template_fields
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "sentence-transformers", "transformers")
 POOLINGS = ("cls", "mean")

@@ -38,8 +38,14 @@ from .rundir.rundir import RunDir
 from .rundir.shards import ShardSink
 from .rundir.tally import TallyReader, start_tally
 from .session import ray_session
+from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
+
+# A shard write is a few milliseconds of I/O. Holding a whole CPU, it waited behind the read
+# tasks for the one CPU the replicas leave free (2-CPU machine: 20k rows, the first shard
+# written ~50 s after the encoder's first batch, its output held in the object store meanwhile).
+WRITE_CPUS = 0
 
 
 def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
@@ -155,6 +161,7 @@ class RunStats:
     resumed: bool = False
     device: str = "n/a"
     replicas: int = 0
+    pipeline: dict | None = None     # start-up, steady-state rate, per-operator times
 
 
 def run(cfg: JobConfig) -> dict:
@@ -254,6 +261,7 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                                           f"ray-embed: {error}", file=sys.stderr))
     before = run_dir.rows_done()
     encode_started = time.monotonic()
+    wall_started = time.time()
     if todo:
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(todo, cfg, (device, precision), info, template, run_dir, plan,
@@ -264,9 +272,25 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
                      if options.upload_every else contextlib.nullcontext())
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher:
             ds.write_datasink(ShardSink(run_dir.url, tally_actor),
-                              ray_remote_args={"num_cpus": plan.task_cpus})
+                              ray_remote_args={"num_cpus": WRITE_CPUS})
+        stats.pipeline = pipeline_rates(ds, tally, wall_started, cluster)
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
+
+
+def pipeline_rates(ds, tally: TallyReader, wall_started: float, cluster: dict) -> dict:
+    """Start-up and steady-state rate from the shard timeline; Ray Data's time per operator."""
+    rates = steady_state(tally.timeline(), wall_started)
+    try:
+        operators = operator_times(ds.get_stats_summary())
+    except Exception as exc:  # noqa: BLE001 - Ray's stats are a developer API: never fail a run
+        log.debug("no Ray Data stats: %s", exc)
+        operators = []
+    cpus = float(cluster.get("CPU", 0))
+    rows = tally.rows()
+    return {**rates, "cpus": cpus, "steady_docs_per_s_per_cpu":
+            per_core(rates["steady_docs_per_s"], cpus), **data_path_rate(operators, rows),
+            "operators": operators}
 
 
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
@@ -299,6 +323,8 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
     report["text_cap"] = text_cap_summary(run_dir.unit_reads())
+    if stats.pipeline:
+        report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
     run_dir.write_report(report)

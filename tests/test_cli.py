@@ -55,6 +55,27 @@ def test_finalize_alone_rebuilds_the_hdf5_and_the_index_follows_the_vectors(
     assert [h["rank"] for h in hits] == [1, 2] and all(h["title"] for h in hits)
 
 
+def test_bench_shows_start_up_apart_from_the_steady_rate_and_sizes_cores(
+        local_ray, tmp_path, monkeypatch, capsys):
+    from tiny_models import tiny_bert
+
+    from ray_job.cli import main
+
+    model = tiny_bert(tmp_path / "tiny-bert")
+    monkeypatch.chdir(tmp_path)                 # in this process, on the session's Ray
+    assert main(["bench", "--docs", "600", "--shard-rows", "100", "--model", str(model),
+                 "--text", "{abstract}", "--gpu-docs-per-s", "2000",
+                 "--corpus-size", "1000000"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "docs embedded      600 on 1 replica(s), cpu" in out
+    assert " s to the first shard" in out and " docs/s steady state; " in out
+    assert "docs/s per CPU core (read, text, tokenize, write)" in out
+    assert "to feed one replica at 2,000 docs/s (assumed)" in out
+    assert "h for 1,000,000 papers (steady state rate, start-up once)" in out
+    assert main(["bench", "--docs", "10", "--gpu-docs-per-s", "0"]) == 2
+    assert "--gpu-docs-per-s must be a positive rate" in capsys.readouterr().err
+
+
 MISTAKES = [
     (["run", "--input", "missing.jsonl"], "input not found: missing.jsonl"),
     (["run", "--input", "data.csv"], "unknown input type"),

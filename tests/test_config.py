@@ -46,3 +46,11 @@ def test_config_round_trips_as_plain_data_and_hashes_what_defines_the_output():
     assert cfg.config_hash() == same.config_hash()       # resources and limit do not count
     assert cfg.config_hash() != JobConfig.of(inputs=("a",), model="m", text="{abstract}").config_hash()
     assert JobConfig.of(url_template="arxiv").options.resolved_url_template == "https://arxiv.org/pdf/{id}.pdf"
+
+
+def test_half_weights_are_a_precision_of_their_own_in_the_output_spec():
+    hashes = {p: JobConfig.of(precision=p).config_hash()
+              for p in ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")}
+    assert len(set(hashes.values())) == len(hashes)
+    with pytest.raises(ConfigError, match="precision must be one of .*bf16-weights"):
+        JobConfig.of(precision="bf16-weight")

@@ -10,7 +10,8 @@ import torch
 from ray_job.config import JobConfig
 from ray_job.config_checks import DEVICES, PRECISIONS
 from ray_job.encode.encoder import RAN_COLUMNS, RAN_TYPE, Encoder
-from ray_job.encode.precision import pick_precision, replica_choice
+from ray_job.encode.precision import (RESOLVED, cpu_has_native_bf16, pick_precision,
+                                      replica_choice, weights_dtype)
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request
 from tiny_models import tiny_bert
@@ -53,11 +54,14 @@ def test_an_encoder_on_cpu_records_cpu_and_its_precision(bert, precision):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_a_cuda_request_on_a_cpu_only_node_runs_on_its_cpu_and_says_so(bert):
-    enc = encoder(bert, "cuda", "fp16")
-    cpu_choice = pick_precision("auto", "cpu")                     # bf16 or fp32, never fp16
+@pytest.mark.parametrize("asked, native, emulated", [("fp16", "bf16", "fp32"),
+                                                      ("fp16-weights", "bf16-weights", "fp32")])
+def test_a_cuda_request_on_a_cpu_only_node_runs_on_its_cpu_and_says_so(bert, asked, native, emulated):
+    enc = encoder(bert, "cuda", asked)
+    cpu_choice = native if cpu_has_native_bf16() else emulated     # bf16 or fp32, never fp16
     assert (enc.device, enc.precision) == ("cpu", cpu_choice)
     assert ran(enc(batch(bert))) == {"device": "cpu", "precision": cpu_choice}
+    assert {p.dtype for p in enc.model.module.parameters()} == {weights_dtype(cpu_choice)}
 
 
 def test_replica_choice_on_a_node_without_cuda():
@@ -66,6 +70,9 @@ def test_replica_choice_on_a_node_without_cuda():
     assert replica_choice("cuda", "fp32", False) == ("cpu", "fp32")
     assert replica_choice("cuda", "bf16", False) == ("cpu", "bf16")
     assert replica_choice("cpu", "fp16", False) == ("cpu", "fp16")   # asked for the CPU: as asked
+    assert replica_choice("cuda", "fp16-weights", False, native_bf16=True) == ("cpu", "bf16-weights")
+    assert replica_choice("cuda", "fp16-weights", False, native_bf16=False) == ("cpu", "fp32")
+    assert replica_choice("cuda", "bf16-weights", False) == ("cpu", "bf16-weights")
     for unresolved in (("auto", "fp32"), ("cpu", "auto")):
         with pytest.raises(ValueError, match="resolved"):
             replica_choice(*unresolved, False)
@@ -76,7 +83,7 @@ def test_the_driver_never_asks_a_replica_for_auto(cluster):
     for device in DEVICES:
         for precision in PRECISIONS:
             asked = replica_request(JobConfig.of(device=device, precision=precision), cluster)
-            assert asked[0] in ("cpu", "cuda", "mps") and asked[1] in ("fp32", "fp16", "bf16")
+            assert asked[0] in ("cpu", "cuda", "mps") and asked[1] in RESOLVED
             if device == "auto" and "GPU" in cluster:
                 assert asked[0] == "cuda"
             if precision != "auto":

@@ -45,3 +45,41 @@ def test_pad_rows_right_pads_with_the_pad_id_and_masks():
     ids, mask = pad_rows(values, offsets, np.array([2, 1]), pad_id=0)
     assert ids.tolist() == [[9, 10], [8, 0]]
     assert mask.tolist() == [[1, 1], [1, 0]]
+
+
+def pad_rows_loop(values, offsets, rows, pad_id):
+    """The former per-row loop: the oracle for the vectorised pad_rows."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    width = int((ends - starts).max()) if len(rows) else 0
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        ids[i, : e - s] = values[s:e]
+        mask[i, : e - s] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pad_rows_matches_the_per_row_loop(seed):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0 if seed else 1, 300, size=400)       # seed 0: no empty rows
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = rng.integers(0, 30522, size=offsets[-1]).astype(np.int32)
+    for rows in (length_order(lengths)[:256], rng.permutation(400)[:37], np.array([399]),
+                 np.array([], dtype=np.int64)):
+        want = pad_rows_loop(values, offsets, rows, pad_id=7)
+        got = pad_rows(values, offsets, rows, pad_id=7)
+        for w, g in zip(want, got):
+            assert g.dtype == np.int64 and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+
+
+def test_pad_rows_writes_into_given_buffers_and_checks_their_shape():
+    values = np.array([5, 6, 7, 8, 9, 10], dtype=np.int32)
+    offsets = np.array([0, 3, 4, 6])
+    flat = np.full(8, -1, dtype=np.int64)                 # e.g. a reused pinned buffer
+    ids, mask = flat[:4].reshape(2, 2), flat[4:].reshape(2, 2)
+    got = pad_rows(values, offsets, np.array([2, 1]), 0, out=(ids, mask))
+    assert got[0] is ids and flat.tolist() == [9, 10, 8, 0, 1, 1, 1, 0]
+    with pytest.raises(ValueError, match="shape"):
+        pad_rows(values, offsets, np.array([0, 1]), 0, out=(ids, mask))

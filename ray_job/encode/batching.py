@@ -33,20 +33,29 @@ def token_budget_batches(sorted_lengths: np.ndarray, max_tokens: int, max_rows: 
     return batches
 
 
-def pad_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
-             pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def pad_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray, pad_id: int,
+             out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Right-pad the token lists `rows` (flat `values` + `offsets`) to their longest length.
 
-    Returns (input_ids int64 [n, L], attention_mask int64 [n, L]).
+    Returns (input_ids int64 [n, L], attention_mask int64 [n, L]); written into `out` when
+    given (two int64 arrays of that shape, e.g. views of a reused pinned buffer). Vectorised:
+    the mask comes from broadcasting lengths against the columns and the ids from one gather.
     """
-    starts, ends = offsets[rows], offsets[rows + 1]
-    lengths = ends - starts
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
     width = int(lengths.max()) if len(rows) else 0
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, (s, e) in enumerate(zip(starts, ends)):
-        ids[i, : e - s] = values[s:e]
-        mask[i, : e - s] = 1
+    ids, mask = out if out is not None else (np.empty((len(rows), width), dtype=np.int64),
+                                             np.empty((len(rows), width), dtype=np.int64))
+    if ids.shape != (len(rows), width) or mask.shape != ids.shape:
+        raise ValueError(f"pad_rows: out has shape {ids.shape} / {mask.shape}, "
+                         f"needs {(len(rows), width)}")
+    columns = np.arange(width)
+    keep = columns < lengths[:, None]
+    source = starts[:, None] + columns        # past a row's end: clipped, then padded over
+    np.copyto(ids, np.take(values, source, mode="clip") if len(values) else 0)
+    np.copyto(ids, pad_id, where=~keep)
+    np.copyto(mask, keep)
     return ids, mask
 
 

@@ -1,8 +1,10 @@
 """The encoder actor: one model replica; token ids in, embeddings out.
 
-Inside a call: sort rows by length, cut token-budget micro-batches, run each under
-inference_mode + autocast, and put the embeddings back in input order. Every output batch also
-says what computed it: columns `device` and `precision` (one value per batch), for the shard.
+Inside a call: sort rows by length, cut token-budget micro-batches, feed each to the device
+(`feed`: padded on the host while the previous one computes), run it under inference_mode +
+autocast (with the weights in half for the `*-weights` precisions), and put the embeddings back
+in input order. Every output batch also says what computed it: columns `device` and
+`precision` (one value per batch), for the shard.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from .batching import length_order, pad_rows, token_budget_batches
+from .batching import length_order, token_budget_batches
 from ..config import JobConfig
 from ..faults import NO_FAULTS, Faults
+from .feed import feeder_for
 from .isolate import forward_isolating
 from .models import load_model
-from .precision import autocast, replica_choice
+from .precision import autocast, replica_choice, weights_dtype
 
 # what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
 RAN_COLUMNS = ("device", "precision")
@@ -79,9 +82,12 @@ class Encoder:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
         self.model = load_model(self.cfg.spec, device=device, source=model_source,
-                                compile=self.cfg.options.compile, revision=revision)
+                                compile=self.cfg.options.compile, revision=revision,
+                                dtype=weights_dtype(self.precision))   # `*-weights`: half
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
+        self.feeder = feeder_for(self.torch_device, self.pad_id,
+                                 max(self.cfg.options.max_batch_tokens, self.model.info.max_seq_length))
         self.calls = 0
         self.max_batch_tokens = self.cfg.options.max_batch_tokens   # lowered after an OOM
         self.run_url = run_url             # where rows the model fails on are rejected
@@ -90,39 +96,53 @@ class Encoder:
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings [n, dim] float32 in input order, and each row's padded (computed) length.
         Rows the model fails on are isolated and named in `failed` (row -> why) when it is
-        given (their embeddings stay zero); without it a failure is raised."""
+        given (their embeddings stay zero); without it a failure is raised.
+
+        The micro-batches stream through the feeder and their outputs stay on the device, in
+        length order, until one copy to the host at the end: no host sync per micro-batch, so
+        the host pads micro-batch i + 1 while the device computes i. A micro-batch that fails
+        goes through the isolating path (`forward_isolating`) on its own.
+        """
         offsets = input_ids.offsets.to_numpy().astype(np.int64)
         values = input_ids.values.to_numpy()
         lengths = np.diff(offsets)
         order = length_order(lengths)
-        out = np.zeros((len(lengths), self.model.info.dim), dtype=np.float32)
-        computed = np.zeros(len(lengths), dtype=np.int32)
-        for part in token_budget_batches(lengths[order], self.max_batch_tokens,
-                                         self.cfg.options.max_batch_rows):
-            rows = order[part]
-            if failed is None:
-                ids, mask = pad_rows(values, offsets, rows, self.pad_id)
-                out[rows], computed[rows] = self._forward(ids, mask), ids.shape[1]
-                continue
-            outcome = forward_isolating(
-                lambda some: self._forward(*pad_rows(values, offsets, some, self.pad_id)), rows)
+        n, dim = len(lengths), self.model.info.dim
+        computed = np.zeros(n, dtype=np.int32)
+        isolated = []
+
+        def forward(rows: np.ndarray) -> np.ndarray:       # one micro-batch, synchronously
+            return self._embed(*self.feeder.stage(values, offsets, rows)).float().cpu().numpy()
+
+        with torch.inference_mode():
+            by_length = torch.zeros((n, dim), dtype=torch.float32, device=self.torch_device)
+            for part in token_budget_batches(lengths[order], self.max_batch_tokens,
+                                             self.cfg.options.max_batch_rows):
+                rows = order[part]
+                try:
+                    by_length[part] = self._embed(*self.feeder.stage(values, offsets, rows))
+                    computed[rows] = lengths[rows[0]]                # the longest: sorted first
+                    continue
+                except Exception:  # noqa: BLE001 - a failing micro-batch is isolated, or raised
+                    if failed is None:
+                        raise
+                outcome = forward_isolating(forward, rows)
+                isolated.append(outcome)
+                failed.update(outcome.failed)
+                if outcome.out_of_memory:              # the rest of the run in smaller batches
+                    self.max_batch_tokens = max(int(lengths.max(initial=1)),
+                                                self.max_batch_tokens // 2)
+            out = np.empty((n, dim), dtype=np.float32)
+            out[order] = by_length.cpu().numpy()             # the one host sync of the call
+        for outcome in isolated:
             for row, vector in outcome.embeddings.items():
                 out[row], computed[row] = vector, lengths[row]
-            failed.update(outcome.failed)
-            if outcome.out_of_memory:              # the rest of the run in smaller batches
-                self.max_batch_tokens = max(int(lengths.max(initial=1)), self.max_batch_tokens // 2)
         return out, computed
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        pin = self.torch_device.type == "cuda"
-        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-        if pin:
-            ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
-        ids_t = ids_t.to(self.torch_device, non_blocking=pin)
-        mask_t = mask_t.to(self.torch_device, non_blocking=pin)
-        with torch.inference_mode(), autocast(self.torch_device.type, self.precision):
-            emb = self.model.embed(ids_t, mask_t)
-        return emb.float().cpu().numpy()
+    def _embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The forward pass of one padded micro-batch on the device (queued, not waited for)."""
+        with autocast(self.torch_device.type, self.precision):
+            return self.model.embed(ids, mask)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         self._maybe_die()

@@ -185,17 +185,22 @@ BACKENDS: dict[str, Callable[..., LoadedModel]] = {
 
 
 def load_model(cfg, device: str = "cpu", source: str | None = None,
-               compile: bool = False, revision: str | None = None) -> LoadedModel:
+               compile: bool = False, revision: str | None = None,
+               dtype: torch.dtype = torch.float32) -> LoadedModel:
     """Load the model `cfg` (an OutputSpec) names on `device`; a model that cannot be loaded
     is a UserError. `compile`: torch.compile the forward pass; `revision`: the Hub commit to
-    load (every replica loads the one the driver resolved)."""
+    load (every replica loads the one the driver resolved); `dtype`: the weights' dtype (half
+    weights are cast on the host, so the device never holds them in fp32)."""
     name = model_name(cfg)
     source = source or resolve_model_source(cfg.model)
     loader = BACKENDS[backend_name(cfg)]
+    load_on = device if dtype == torch.float32 else "cpu"
     try:
-        loaded = loader(name, source, device, cfg, revision)
+        loaded = loader(name, source, load_on, cfg, revision)
     except (OSError, ValueError) as exc:
         raise model_error(name, exc) from None
+    if load_on != device or dtype != torch.float32:
+        loaded.module.to(dtype=dtype).to(device)
     if compile:
         loaded.embed = torch.compile(loaded.embed, dynamic=True)
     return loaded

@@ -11,6 +11,7 @@ file and nothing is counted twice.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 import pyarrow as pa
@@ -29,15 +30,62 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str |
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    return tokenizer(texts, truncation="longest_first", max_length=max_length,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    """Token ids of each text, truncated to `max_length`, special tokens added, no padding.
+    A transformers fast tokenizer's own Rust tokenizer is called directly (the same ids as
+    `tokenizer(texts, ...)`, without building a BatchEncoding: ~1.3x the rate)."""
+    backend = rust_backend(tokenizer, max_length)
+    if backend is None:
+        return tokenizer(texts, truncation="longest_first", max_length=max_length,
+                         return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)   # fast: no offsets
+    return [e.ids for e in encode(texts, add_special_tokens=True)]
+
+
+_BACKENDS: dict[tuple[int, int], tuple[object, object]] = {}   # -> (tokenizer, its copy)
+
+
+def rust_backend(tokenizer, max_length: int):
+    """A copy of the `tokenizers.Tokenizer` under a transformers fast tokenizer, set up as its
+    `__call__` sets it for `truncation="longest_first", max_length=max_length` (truncation
+    side, special tokens not split, no padding); None for a slow tokenizer or one whose class
+    changes batch encoding (remote code, say): those are called through transformers."""
+    key = (id(tokenizer), max_length)
+    held = _BACKENDS.get(key)
+    if held is None or held[0] is not tokenizer:    # holding the tokenizer keeps its id unique
+        held = _BACKENDS[key] = (tokenizer, _truncating_copy(tokenizer, max_length))
+    return held[1]
+
+
+def _truncating_copy(tokenizer, max_length: int):
+    try:
+        from transformers import PreTrainedTokenizerFast
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    except ImportError:                   # pragma: no cover - transformers is a dependency
+        return None
+    cls = type(tokenizer)
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        return None
+    own = {"_batch_encode_plus": PreTrainedTokenizerFast, "__call__": PreTrainedTokenizerBase,
+           "_call_one": PreTrainedTokenizerBase, "batch_encode_plus": PreTrainedTokenizerBase}
+    if any(getattr(cls, name, None) is not getattr(base, name, None)
+           for name, base in own.items()):
+        return None
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length, stride=0, strategy="longest_first",
+                              direction=tokenizer.truncation_side)
+    backend.encode_special_tokens = bool(getattr(tokenizer, "split_special_tokens", False))
+    return backend
 
 
 def token_array(encoded: list[list[int]]) -> pa.ListArray:
-    lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int32, count=len(encoded))
+    lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded))
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter((t for ids in encoded for t in ids), dtype=np.int32, count=int(offsets[-1]))
+    flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int32,
+                       count=int(offsets[-1]))
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
 
 

@@ -1,0 +1,119 @@
+"""Start-up apart from steady state, the data path's rate per core, and what `bench` says of
+them (pure, no Ray); the tokenizer's direct Rust path gives the very ids transformers does."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ray_job.bench import bench_result, format_bench
+from ray_job.throughput import data_path_rate, operator_times, steady_state
+
+
+def test_steady_state_counts_the_shards_after_the_first_over_their_span():
+    timeline = [(110.0, 512), (111.0, 1024), (113.0, 2048)]
+    assert steady_state(timeline, started=100.0) == {
+        "startup_s": 10.0, "steady_docs_per_s": 512.0, "steady_rows": 1536}
+
+
+def test_one_shard_or_none_gives_no_steady_rate():
+    assert steady_state([(105.0, 300)], 100.0)["steady_docs_per_s"] is None
+    assert steady_state([], 100.0) == {"startup_s": None, "steady_docs_per_s": None,
+                                       "steady_rows": 0}
+
+
+def _stat(total):
+    return SimpleNamespace(sum=total)
+
+
+def _op(name, wall, cpu, rows, start=1.0, end=3.0):
+    return SimpleNamespace(operator_name=name, wall_time=_stat(wall), cpu_time=_stat(cpu),
+                           output_num_rows=_stat(rows), earliest_start_time=start,
+                           latest_end_time=end)
+
+
+def test_operator_times_lists_parents_first_and_the_data_path_leaves_out_the_encoder():
+    parent = SimpleNamespace(parents=[], operators_stats=[_op("FromItems", 0.1, 0.1, 4)])
+    summary = SimpleNamespace(parents=[parent], operators_stats=[
+        _op("MapBatches(units_to_rows)->MapBatches(tokenize_batch)", 5.0, 3.0, 1000),
+        _op("MapBatches(Encoder)", 50.0, 40.0, 1000, 2.0, 60.0),
+        _op("Write", 0.5, 0.9, 4)])
+    ops = operator_times(summary)
+    assert [o["operator"] for o in ops][0] == "FromItems"
+    assert ops[2] == {"operator": "MapBatches(Encoder)", "wall_s": 50.0, "cpu_s": 40.0,
+                      "rows": 1000, "span_s": 58.0}
+    rate = data_path_rate(ops, 1000)
+    assert rate == {"data_path_cpu_s": 4.0, "data_path_docs_per_cpu_s": 250.0,
+                    "cores_per_1000_docs_per_s": 4.0}
+    assert data_path_rate([], 1000)["data_path_docs_per_cpu_s"] is None
+
+
+def _report(device="cpu", pipeline=True):
+    report = {"rows_embedded": 2000, "replicas": 1, "device": device, "precision": "fp32",
+              "docs_per_s": 25.0, "tokens_per_s": 5000.0, "padding_efficiency": 0.98,
+              "param_bytes": 4 * 10**6}
+    if pipeline:
+        report["pipeline"] = {"startup_s": 40.0, "steady_docs_per_s": 62.5,
+                              "data_path_docs_per_cpu_s": 2000.0,
+                              "cores_per_1000_docs_per_s": 0.5}
+    return report
+
+
+def test_bench_projects_from_the_steady_rate_with_start_up_once():
+    result = bench_result(_report(), 2000, 2_700_000)
+    assert result["projected_hours"] == pytest.approx((40 + 2_700_000 / 62.5) / 3600)
+    assert result["cores_per_replica"] is None           # no GPU rate measured or assumed
+    text = format_bench(result)
+    assert "62.5 docs/s steady state; 25.0 docs/s over the whole run" in text
+    assert "start-up           40.0 s" in text
+    assert "0.50 cores per 1,000 docs/s" in text and "--gpu-docs-per-s" in text
+    assert "12.0 h for 2,700,000 papers (steady state rate, start-up once)" in text
+
+
+def test_bench_sizes_cpus_for_an_assumed_or_a_measured_gpu_replica():
+    assumed = bench_result(_report(), 2000, 10**6, gpu_docs_per_s=3000)
+    assert assumed["cores_per_replica"] == 1.5 and assumed["replica_rate_from"] == "assumed"
+    assert "1.5 to feed one replica at 3,000 docs/s (assumed)" in format_bench(assumed)
+    measured = bench_result(_report("cuda"), 2000, 10**6, gpu_docs_per_s=99, peak_tflops=100.0)
+    assert measured["replica_docs_per_s"] == 62.5 and measured["replica_rate_from"] == "measured"
+    # MFU from the steady rate's tokens: 5000 tokens/s scaled by 62.5 / 25
+    assert measured["mfu"] == pytest.approx(12500 * 2 * 10**6 / 100e12)
+
+
+def test_bench_without_a_steady_rate_says_the_rate_includes_start_up():
+    result = bench_result(_report(pipeline=False), 300, 10**6)
+    assert result["projected_hours"] == pytest.approx(10**6 / 25.0 / 3600)
+    assert "too few shards for a steady-state rate" in format_bench(result)
+
+
+def test_the_rust_path_gives_the_ids_transformers_gives(sample_records):
+    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.tokenize import encode_texts, load_tokenizer, rust_backend
+
+    tok = load_tokenizer(str(bundled_model_path()))
+    texts = [r["title"] + "[SEP]" + r["abstract"] for r in sample_records[:200]] + [
+        "", " ", "[CLS] a [SEP] b", "é" * 3000]
+    for max_length in (8, 256):
+        assert rust_backend(tok, max_length) is not None
+        expected = tok(texts, truncation="longest_first", max_length=max_length,
+                       return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        assert encode_texts(tok, texts, max_length) == expected
+
+
+def test_a_tokenizer_class_that_changes_batch_encoding_goes_through_transformers():
+    from transformers import BertTokenizerFast
+
+    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.tokenize import encode_texts, rust_backend
+
+    class Farewell(BertTokenizerFast):
+        def _batch_encode_plus(self, batch_text_or_text_pairs, *args, **kwargs):
+            return super()._batch_encode_plus(["goodbye" for _ in batch_text_or_text_pairs],
+                                              *args, **kwargs)
+
+    tok = Farewell.from_pretrained(str(bundled_model_path()))
+    assert rust_backend(tok, 16) is None
+    goodbye = tok(["hello"])["input_ids"]
+    assert encode_texts(tok, ["hello"], 16) == goodbye
+    assert goodbye != BertTokenizerFast.from_pretrained(str(bundled_model_path()))(
+        ["hello"])["input_ids"]
