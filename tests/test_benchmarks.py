@@ -18,6 +18,26 @@ def test_finalize_memory_benchmark_runs_and_prints_its_numbers():
     assert "finalize 3,000 x 16:" in out.stdout and "peak RSS" in out.stdout
 
 
+def test_datapath_and_scale_measure_in_process_at_a_tiny_size(local_ray, tmp_path):
+    """Their measuring code, on the session's Ray (the scripts as commands: the slow tests
+    below): a change to the pipeline's API or report breaks this, not just the scripts."""
+    sys.path.insert(0, str(BENCH))
+    import datapath
+    import scale
+
+    result = datapath.measure(300, tmp_path)
+    assert result["pipeline"]["rows_embedded"] == 300 and result["tokenizer"]["docs"] == 300
+    assert result["data_path_over_tokenizer_per_cpu_s"] > 0
+    assert "| tokenizer alone" in datapath.format_table(result)
+    corpus = datapath.write_corpus(200, tmp_path / "scale.jsonl")
+    size = scale.child(corpus, tmp_path / "tiny-bert", tmp_path / "scale-out", 16)
+    assert size["rows_embedded"] == 200 and size["whole_docs_per_s"] > 0
+    assert 0 < size["driver_peak_rss_mib"] < 8192
+    table = scale.format_table({"cpu": "cpu", "cores": 2, "max_seq_length": 16,
+                                "sizes": [{"rows": 200, **size}]})
+    assert "| 200 | 200 |" in table and "truncated to 16 tokens" in table
+
+
 @pytest.mark.slow
 def test_datapath_benchmark_runs_small_and_compares_the_path_with_its_tokenizer():
     out = subprocess.run([sys.executable, str(BENCH / "datapath.py"), "--rows", "1500",

@@ -121,6 +121,7 @@ def test_a_client_without_the_token_gets_a_one_line_hint(ray_head, sample_path, 
     _, env, _, gcs = ray_head
     client = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
     client["HOME"] = str(tmp_path)                       # no ~/.ray/auth_token here
+    client["RAY_NUM_REDIS_GET_RETRIES"] = "2"    # Ray retries a refused token ~1 s x 20 times
     result = subprocess.run(
         [sys.executable, "-m", "ray_job", "run", "--address", gcs, "--input", str(sample_path),
          "--limit", "5", "--output", str(tmp_path / "run")],
