@@ -28,7 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from oracles import pad_rows_loop  # noqa: E402  (the former per-row loop)
 from ray_job.config import JobConfig  # noqa: E402
 from ray_job.encode.batching import length_order, pad_rows, token_budget_batches  # noqa: E402
 from ray_job.encode.encoder import Encoder, replica_config  # noqa: E402
@@ -37,16 +39,6 @@ from ray_job.encode.precision import autocast, cpu_has_native_bf16  # noqa: E402
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
 
 
-def pad_rows_loop(values, offsets, rows, pad_id):
-    """pad_rows as it was: one Python iteration per row."""
-    starts, ends = offsets[rows], offsets[rows + 1]
-    width = int((ends - starts).max()) if len(rows) else 0
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, (s, e) in enumerate(zip(starts, ends)):
-        ids[i, : e - s] = values[s:e]
-        mask[i, : e - s] = 1
-    return ids, mask
 
 
 def best_us(fn, repeats: int, number: int) -> float:

@@ -120,3 +120,19 @@ def finished_run(local_ray, sample_path, tmp_path_factory):
     run(JobConfig.of(inputs=(str(sample_path),), output=str(out), limit=20, precision="fp32",
                   exports=("parquet",)))
     return out
+
+
+@pytest.fixture
+def ray_embed(local_ray, capsys, monkeypatch):
+    """The command line in this process, on the session's Ray (no Ray start per call)."""
+    from types import SimpleNamespace
+
+    from ray_job.cli import main
+
+    def call(*args, cwd):
+        monkeypatch.chdir(cwd)
+        code = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return call

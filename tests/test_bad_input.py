@@ -3,24 +3,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from types import SimpleNamespace
 
 import h5py
 import pytest
-
-from ray_job.cli import main
-
-
-@pytest.fixture
-def ray_embed(local_ray, capsys, monkeypatch):
-    """The command line in this process, on the session's Ray (no Ray start per call)."""
-    def call(*args, cwd):
-        monkeypatch.chdir(cwd)
-        code = main(list(args))
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return call
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import h5py
 import pytest
@@ -248,18 +247,6 @@ def test_capped_rows_keep_the_full_texts_hash_and_are_counted_on_every_attempt(
 
 
 # ---- end to end: a .zst input (and a cut one) through the real pipeline ----
-
-@pytest.fixture
-def ray_embed(local_ray, capsys, monkeypatch):
-    from ray_job.cli import main
-
-    def call(*args, cwd):
-        monkeypatch.chdir(cwd)
-        code = main(list(args))
-        out = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
-
-    return call
 
 
 def test_zst_inputs_run_end_to_end_with_reconciliation_and_the_text_cap(

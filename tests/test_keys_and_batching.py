@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from oracles import pad_rows_loop
 from ray_job.encode.batching import length_order, pad_rows, padding_efficiency, token_budget_batches
 from ray_job.read.keys import make_key, split_key
 
@@ -47,16 +48,6 @@ def test_pad_rows_right_pads_with_the_pad_id_and_masks():
     assert mask.tolist() == [[1, 1], [1, 0]]
 
 
-def pad_rows_loop(values, offsets, rows, pad_id):
-    """The former per-row loop: the oracle for the vectorised pad_rows."""
-    starts, ends = offsets[rows], offsets[rows + 1]
-    width = int((ends - starts).max()) if len(rows) else 0
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, (s, e) in enumerate(zip(starts, ends)):
-        ids[i, : e - s] = values[s:e]
-        mask[i, : e - s] = 1
-    return ids, mask
 
 
 @pytest.mark.parametrize("seed", range(5))
