@@ -322,7 +322,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if result.reconciliation:
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
-    report["text_cap"] = text_cap_summary(run_dir.unit_reads())
+    report["text_cap"] = result.text_cap or text_cap_summary(run_dir.unit_reads())
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..read.text import text_cap_summary
 from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 from ..rundir.shards import CorruptShard
@@ -61,6 +62,7 @@ class FinalizeResult:
     ran_with: dict           # precision and devices of the shards merged
     reconciliation: dict | None = None
     rejected_by_reason: dict | None = None   # every rejects file, duplicates.jsonl included
+    text_cap: dict | None = None        # from the reads/ records reconciliation read
 
 
 def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
@@ -92,10 +94,12 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
         run_dir.drop_row_rejects(embedded_later)
         rejects.drop_rows(embedded_later)
         row_rejected = np.setdiff1d(row_rejected, embedded_later)
-    totals = None
+    totals = text_cap = None
     if spec.units is not None:
-        totals = reconcile_counts(spec.units, kept, dup_units, run_dir.unit_reads(),
-                                  rejects.per_unit(), row_rejected)
+        reads = run_dir.unit_reads()
+        totals = reconcile_counts(spec.units, kept, dup_units, reads, rejects.per_unit(),
+                                  row_rejected)
+        text_cap = text_cap_summary(reads)
     run_dir.write_duplicates(dups.records())
     rejects.set_duplicates(dups.count)
     n = ordered.rows - dups.count
@@ -109,7 +113,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
             writer.close()
         verify_h5(tmp, n, idcol, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
-                          rejects.by_reason())
+                          rejects.by_reason(), text_cap)
 
 
 def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: list,
