@@ -4,8 +4,10 @@
 
 For each size: an arXiv-shaped corpus of N rows (the real sample repeated with new ids, text
 `{abstract}`), run end to end (`ray_job.pipeline.run`) with a tiny 2-layer BERT in a child
-process of its own, which reports the steady-state and whole-run docs/s and the driver's peak
-RSS (the child's own ru_maxrss: the driver, not Ray's processes). 2.7M rows is the arXiv
+process of its own, which reports the steady-state and whole-run docs/s, the driver's RSS
+through the encode phase (first and last of its samples, report.json's
+`pipeline.driver_rss_mib`) and the driver's peak RSS (the child's own ru_maxrss: the driver,
+finalize included, not Ray's processes). 2.7M rows is the arXiv
 snapshot's size.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ def child(corpus: Path, model: Path, out: Path, max_seq_length: int | None = Non
             "command_s": round(time.perf_counter() - started, 3),
             "encode_wall_s": report["encode_wall_s"], "whole_docs_per_s": report["docs_per_s"],
             "steady_docs_per_s": pipe.get("steady_docs_per_s"), "startup_s": pipe.get("startup_s"),
+            "encode_rss_mib": pipe.get("driver_rss_mib") or {},
             "driver_peak_rss_mib": round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
@@ -61,15 +64,21 @@ def one_size(rows: int, model: Path, scratch: Path, max_seq_length: int | None =
     return {"rows": rows, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
+def encode_rss(size: dict) -> str:
+    rss = size.get("encode_rss_mib") or {}
+    return f"{rss['first']} -> {rss['last']}" if rss else "n/a"
+
+
 def format_table(result: dict) -> str:
     cut = f", truncated to {result['max_seq_length']} tokens" if result.get("max_seq_length") else ""
     lines = [f"{result['cpu']}, {result['cores']} cores; tiny 2-layer BERT, text {TEMPLATE}{cut}", "",
              "| rows | embedded | steady docs/s | whole-run docs/s | start-up s | command s | "
-             "driver peak RSS MiB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "driver RSS MiB, encode phase first -> last | driver peak RSS MiB |",
+             "|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in result["sizes"]:
         lines.append(f"| {r['rows']:,} | {r['rows_embedded']:,} | {r['steady_docs_per_s']} | "
                      f"{r['whole_docs_per_s']} | {r['startup_s']} | {r['command_s']} | "
-                     f"{r['driver_peak_rss_mib']} |")
+                     f"{encode_rss(r)} | {r['driver_peak_rss_mib']} |")
     return "\n".join(lines)
 
 

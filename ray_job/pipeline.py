@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
+from .driver_memory import DriverMemory
 from .encode.encoder import Encoder, replica_config
 from .encode.model_facts import describe
 from .encode.model_identity import model_identity, pinned_revision
@@ -270,10 +271,13 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
         tally = TallyReader(tally_actor)
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
-        with Progress(tally, estimate_total_rows(units, options.limit), before), publisher:
+        memory = DriverMemory()
+        with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
+                memory:
             ds.write_datasink(ShardSink(run_dir.url, tally_actor),
                               ray_remote_args={"num_cpus": WRITE_CPUS})
-        stats.pipeline = pipeline_rates(ds, tally, wall_started, cluster)
+        stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
+                          "driver_rss_mib": memory.summary()}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 

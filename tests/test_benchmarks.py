@@ -33,9 +33,13 @@ def test_datapath_and_scale_measure_in_process_at_a_tiny_size(local_ray, tmp_pat
     size = scale.child(corpus, tmp_path / "tiny-bert", tmp_path / "scale-out", 16)
     assert size["rows_embedded"] == 200 and size["whole_docs_per_s"] > 0
     assert 0 < size["driver_peak_rss_mib"] < 8192
+    rss = size["encode_rss_mib"]             # the driver's own samples through the encode phase
+    assert 0 < rss["first"] <= rss["max"] <= size["driver_peak_rss_mib"] + 1  # ru_maxrss: KiB
+    assert rss["samples"] >= 1
     table = scale.format_table({"cpu": "cpu", "cores": 2, "max_seq_length": 16,
                                 "sizes": [{"rows": 200, **size}]})
     assert "| 200 | 200 |" in table and "truncated to 16 tokens" in table
+    assert f"| {rss['first']} -> {rss['last']} |" in table
 
 
 @pytest.mark.slow

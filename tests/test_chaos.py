@@ -1,6 +1,7 @@
 """Chaos: SIGKILL the driver or a replica at a random moment, resume (sometimes with other
 --replicas / --block-bytes), and check after each round that the output equals a clean run
-and that report.json reconciles. A few rounds by default, more under -m slow."""
+and that report.json reconciles. By default one driver takes both strikes (a replica, then
+itself); ten random rounds under -m slow."""
 from __future__ import annotations
 
 import json
@@ -46,9 +47,8 @@ def flags(rng: random.Random) -> dict:
     return {"block_bytes": rng.choice([8_000, 16_000, 40_000]), "replicas": rng.choice([1, 1, 2])}
 
 
-def start(out: Path, source: Path, rng: random.Random) -> subprocess.Popen:
+def start(out: Path, source: Path, chosen: dict) -> subprocess.Popen:
     """A driver in a process of its own (with its own local Ray), to be killed."""
-    chosen = flags(rng)
     cmd = [sys.executable, "-m", "ray_job", "run", "--input", str(source), "--output", str(out),
            "--precision", "fp32", "--shard-rows", "16",
            "--block-bytes", str(chosen["block_bytes"]), "--replicas", str(chosen["replicas"])]
@@ -79,21 +79,15 @@ def processes_in_session(sid: int, marker: str) -> list[int]:
     return found
 
 
-def strike(proc: subprocess.Popen, out: Path, rng: random.Random, target: str | None) -> str:
-    """Wait a random moment into the encode phase, then kill the driver or one replica
-    (`target`: "driver", "replica", or None for a random choice)."""
-    deadline = time.time() + 240
-    wanted = 0 if target == "replica" else rng.randint(0, 3)
-    while time.time() < deadline and proc.poll() is None:
-        ready = len(list((out / "shards").glob("part-*.arrow"))) >= wanted
-        if ready and (target != "replica" or processes_in_session(proc.pid, "Encoder")):
-            break
-        time.sleep(0.1)
-    time.sleep(rng.uniform(0, 0.3 if target == "replica" else 1.5))
+def strike(proc: subprocess.Popen, out: Path, rng: random.Random) -> str:
+    """Wait a random moment into the encode phase, then kill the driver or one replica."""
+    wanted = rng.randint(0, 3)
+    wait_until(lambda: shards_written(out) >= wanted, proc)
+    time.sleep(rng.uniform(0, 1.5))
     if proc.poll() is not None:
         return "finished first"
     replicas = processes_in_session(proc.pid, "Encoder")
-    if replicas and (target == "replica" or (target is None and rng.random() < 0.4)):
+    if replicas and rng.random() < 0.4:
         os.kill(rng.choice(replicas), signal.SIGKILL)
         proc.wait(timeout=600)
         return "replica killed"
@@ -102,26 +96,61 @@ def strike(proc: subprocess.Popen, out: Path, rng: random.Random, target: str | 
     return "driver killed"
 
 
-def chaos_rounds(n: int, seed: int, dirty_input, clean_run, tmp_path, targets=None):
-    ids, emb = clean_run
+def chaos_rounds(n: int, seed: int, dirty_input, clean_run, tmp_path):
     for r in range(n):
         rng = random.Random(seed + r)
         out = tmp_path / f"round-{r}"
-        what = strike(start(out, dirty_input, rng), out, rng, targets[r] if targets else None)
-        assert not targets or what == f"{targets[r]} killed", what
+        what = strike(start(out, dirty_input, flags(rng)), out, rng)
         resume(out, dirty_input, rng)
-        got_ids, got_emb = read(out)
-        assert got_ids == ids, f"round {r} ({what})"
-        np.testing.assert_allclose(got_emb, emb, rtol=1e-5, atol=1e-6)
-        report = json.loads((out / "report.json").read_text())
-        assert report["reconciliation"]["rows_seen"] == ROWS == report["rows_read"]
-        assert report["rows_embedded"] + report["rows_rejected"] == ROWS
+        assert_equals_clean_run(out, clean_run, f"round {r} ({what})")
 
 
-def test_chaos_a_few_rounds(local_ray, dirty_input, clean_run, tmp_path):
-    """One driver and one replica killed at random moments (the replica's run goes on
-    without it, then the same command again on other flags finds nothing left to do)."""
-    chaos_rounds(2, 11, dirty_input, clean_run, tmp_path, targets=["driver", "replica"])
+def assert_equals_clean_run(out: Path, clean_run, what: str) -> None:
+    ids, emb = clean_run
+    got_ids, got_emb = read(out)
+    assert got_ids == ids, what
+    np.testing.assert_allclose(got_emb, emb, rtol=1e-5, atol=1e-6)
+    report = json.loads((out / "report.json").read_text())
+    assert report["reconciliation"]["rows_seen"] == ROWS == report["rows_read"]
+    assert report["rows_embedded"] + report["rows_rejected"] == ROWS
+
+
+def shards_written(out: Path) -> int:
+    return len(list((out / "shards").glob("part-*.arrow")))
+
+
+def wait_until(ready, proc: subprocess.Popen, seconds: float = 240) -> bool:
+    """Poll `ready()` while the driver lives; its last answer once the driver has ended or
+    the time has run out."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            return True
+        time.sleep(0.1)
+    return ready()
+
+
+def test_a_replica_then_the_driver_killed(local_ray, dirty_input, clean_run, tmp_path):
+    """One driver (one process start, one local Ray) takes both strikes: its only replica is
+    killed and the run goes on writing shards without it (a new replica), then the driver
+    itself is killed; the same command again on other flags finishes the job, and the output
+    equals a clean run."""
+    rng = random.Random(11)
+    out = tmp_path / "struck"
+    proc = start(out, dirty_input, {"block_bytes": 8_000, "replicas": 1})
+    try:
+        assert wait_until(lambda: processes_in_session(proc.pid, "Encoder"), proc), \
+            proc.stderr.read() if proc.poll() is not None else "no replica in 240 s"
+        os.kill(rng.choice(processes_in_session(proc.pid, "Encoder")), signal.SIGKILL)
+        before = shards_written(out)
+        assert wait_until(lambda: shards_written(out) > before, proc), \
+            "no shard written after the replica was killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "report.json").exists(), "the driver finished before it was killed"
+    resume(out, dirty_input, rng)
+    assert_equals_clean_run(out, clean_run, "replica, then driver killed")
 
 
 @pytest.mark.slow

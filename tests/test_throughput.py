@@ -117,3 +117,17 @@ def test_a_tokenizer_class_that_changes_batch_encoding_goes_through_transformers
     assert encode_texts(tok, ["hello"], 16) == goodbye
     assert goodbye != BertTokenizerFast.from_pretrained(str(bundled_model_path()))(
         ["hello"])["input_ids"]
+
+
+def test_driver_memory_samples_the_current_rss_not_the_peak(tmp_path):
+    from ray_job.driver_memory import DriverMemory, current_rss_mib
+
+    now = current_rss_mib()
+    assert now is not None and 10 < now < 65536
+    assert current_rss_mib(str(tmp_path / "no-proc")) is None
+    readings = iter([600.0, None, 640.5, 610.0])
+    memory = DriverMemory(interval=60, read=lambda: next(readings))
+    assert memory.summary() == {}
+    for _ in range(4):
+        memory.tick()
+    assert memory.summary() == {"first": 600.0, "last": 610.0, "max": 640.5, "samples": 3}

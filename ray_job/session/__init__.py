@@ -10,6 +10,7 @@ import logging
 
 from ..config import JobConfig
 from .auth import auth_hint
+from .malloc import bound_malloc_arenas
 from .stderr_filter import drop_benign_lines
 
 
@@ -24,6 +25,7 @@ def ray_session(cfg: JobConfig):
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
+        bound_malloc_arenas()       # before Ray's threads start: the driver's RSS stays flat
         # "local" always starts a new embedded Ray, never attaching to another one by accident
         try:
             ray.init(address=cfg.options.address or "local", include_dashboard=False,
