@@ -106,7 +106,8 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
                         fn_kwargs={"tokenizer_source": info.tokenizer_source,
                                    "max_length": info.max_seq_length,
                                    "trust_remote_code": cfg.spec.trust_remote_code,
-                                   "run_url": run_dir.url, "revision": revision})
+                                   "run_url": run_dir.url, "revision": revision,
+                                   "threads": plan.task_cpus})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it

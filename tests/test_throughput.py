@@ -2,6 +2,9 @@
 them (pure, no Ray); the tokenizer's direct Rust path gives the very ids transformers does."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -131,3 +134,39 @@ def test_driver_memory_samples_the_current_rss_not_the_peak(tmp_path):
     for _ in range(4):
         memory.tick()
     assert memory.summary() == {"first": 600.0, "last": 610.0, "max": 640.5, "samples": 3}
+
+
+THREADS_PROBE = r"""
+import json, os, sys
+from tokenizers import Tokenizer
+from ray_job.encode.tokenize import cap_rust_threads
+texts = [json.loads(l)["abstract"] for l in open(sys.argv[1])][:400] * 5
+tokenizer = Tokenizer.from_file(sys.argv[3])
+before = len(os.listdir("/proc/self/task"))
+cap_rust_threads(int(sys.argv[2]) if sys.argv[2] != "none" else None)   # as tokenize_batch does
+assert len(tokenizer.encode_batch(texts)) == len(texts)
+print(len(os.listdir("/proc/self/task")) - before, os.environ.get("RAYON_NUM_THREADS"))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="counts threads in /proc; needs 2+ cores to tell 1 from the default")
+def test_a_tokenize_task_starts_as_many_rust_threads_as_the_cpus_it_holds(sample_path):
+    from ray_job.encode.models import bundled_model_path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RAYON_NUM_THREADS",
+                                                            "TOKENIZERS_PARALLELISM")}
+
+    def started(threads: str, **extra) -> tuple[int, str]:
+        """Threads the process gained tokenizing 2,000 abstracts, and RAYON_NUM_THREADS."""
+        out = subprocess.run([sys.executable, "-c", THREADS_PROBE, str(sample_path), threads,
+                              os.path.join(bundled_model_path(), "tokenizer.json")],
+                             capture_output=True, text=True, check=True, env={**env, **extra})
+        grown, var = out.stdout.split()
+        return int(grown), var
+
+    one, var = started("1")                      # the task holds one CPU
+    assert var == "1"
+    default, var = started("none")               # left alone: one Rust thread per core
+    assert var == "None" and default - one == os.cpu_count() - 1
+    assert started("1", RAYON_NUM_THREADS="2") == (one + 1, "2")     # set by hand: kept

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -144,10 +145,11 @@ def tokenize_rows(tokenizer, batch: pa.Table, max_length: int) -> tuple[pa.Table
 
 def tokenize_batch(batch: pa.Table, tokenizer_source: str, max_length: int,
                    trust_remote_code: bool = False, run_url: str | None = None,
-                   revision: str | None = None) -> pa.Table:
+                   revision: str | None = None, threads: int | None = None) -> pa.Table:
     """Ray map_batches function: replaces the `text` column by `input_ids`; rows the tokenizer
     fails on are written to the rejects of the run directory at `run_url` (without one, they
-    are an error: a row is never dropped silently)."""
+    are an error: a row is never dropped silently). `threads`: the CPUs the task holds."""
+    cap_rust_threads(threads)
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
     tokenizer = load_tokenizer(tokenizer_source, trust_remote_code, revision)
@@ -158,6 +160,15 @@ def tokenize_batch(batch: pa.Table, tokenizer_source: str, max_length: int,
     if rejects:
         write_row_rejects(run_url, rejects)
     return out
+
+
+def cap_rust_threads(threads: int | None) -> None:
+    """Size the Rust tokenizer's thread pool to the CPUs a task holds. Left alone, every
+    tokenize task on a node starts one thread per core of the node (60 tasks on a 64-core
+    node: 3,840 threads). The pool starts once per worker process, at its first batch, and
+    reads RAYON_NUM_THREADS then; one set on the node by hand is kept."""
+    if threads:
+        os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, int(threads))))
 
 
 def write_row_rejects(run_url: str, rejects: list[dict]) -> None:
