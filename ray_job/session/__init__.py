@@ -1,7 +1,8 @@
 """The Ray session of one run: connect to a cluster (or start an embedded local Ray), keep
-Ray's own chatter quiet unless --verbose, turn an authentication refusal into one line.
+Ray's own chatter quiet unless --verbose, turn an authentication refusal into one line, and
+cap the driver's malloc arenas before Ray's threads start.
 
-`ray_session(cfg)` is what the pipeline uses; `auth` and `stderr_filter` are its parts.
+`ray_session(cfg)` is what the pipeline uses; `auth`, `malloc` and `stderr_filter` are its parts.
 """
 from __future__ import annotations
 
