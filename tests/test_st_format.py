@@ -131,9 +131,14 @@ def test_a_hub_model_is_read_natively_with_its_dense_weights(tiny, hub_server, m
     assert torch.equal(embed(hub, ids, mask), embed(local, ids, mask))
 
 
-def test_a_replica_loading_the_bundled_model_never_imports_sentence_transformers():
+def test_a_replica_of_the_bundled_model_imports_neither_sentence_transformers_nor_extras():
+    """Its start-up stays lean: the model is read natively, and transformers is told that
+    scikit-learn and SciPy (installed by sentence-transformers) are absent (`lean_imports`)."""
     code = ("import sys; from ray_job.config import JobConfig; "
-            "from ray_job.encode.models import load_model; load_model(JobConfig.of().spec); "
-            "print('sentence_transformers' in sys.modules)")
+            "from ray_job.encode.encoder import Encoder; "
+            "from ray_job.encode.models import bundled_model_path; "
+            "Encoder(JobConfig.of().to_dict(), bundled_model_path(), 'cpu', 'fp32'); "
+            "print(sorted(m for m in ('sentence_transformers', 'sklearn', 'scipy') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"

@@ -20,6 +20,7 @@ from ..config import JobConfig
 from ..faults import NO_FAULTS, Faults
 from .feed import feeder_for
 from .isolate import forward_isolating
+from .lean_imports import skip_unused_extras
 from .models import load_model
 from .precision import autocast, replica_choice, weights_dtype
 
@@ -76,6 +77,7 @@ class Encoder:
                  threads: int | None = None, faults: Faults = NO_FAULTS,
                  revision: str | None = None, run_url: str | None = None):
         self.cfg = JobConfig.from_dict(config)
+        skip_unused_extras()               # ~1.5 s less of every replica's start
         self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
         self.faults = faults
         if self.device == "cpu" and threads:
