@@ -78,12 +78,12 @@ def tokenizer_alone(model: Path, corpus: Path, threads: int) -> dict:
 def functions_alone(corpus: Path, tok: dict) -> dict:
     """The pipeline's own read and tokenize functions on the whole corpus in this process, one
     read unit per 2,000 rows as a run would cut it, without Ray: what the stage costs."""
-    from ray_job.encode.tokenize import load_tokenizer, tokenize_rows
+    from ray_job.encode.tokenize import texts_encoder, tokenize_rows, tokenizer_recipe
     from ray_job.read.inputs import ReadUnit
     from ray_job.read.sources import rows_from_unit
     from ray_job.read.text import TextTemplate
 
-    tokenizer = load_tokenizer(tok["tokenizer_source"])
+    encode = texts_encoder(tokenizer_recipe(tok["tokenizer_source"], tok["max_length"]))
     template = TextTemplate(TEMPLATE, "[SEP]")
     size = corpus.stat().st_size
     bounds = list(range(0, size, max(1, size // max(1, tok["docs"] // 2000))))[1:]
@@ -93,7 +93,7 @@ def functions_alone(corpus: Path, tok: dict) -> dict:
     rows = 0
     for unit in units:
         table = rows_from_unit(unit, template, "id").table
-        out, _ = tokenize_rows(tokenizer, table, tok["max_length"])
+        out, _ = tokenize_rows(encode, table)
         rows += out.num_rows
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return {"docs": rows, "seconds": round(seconds, 3), "cpu_s": round(cpu, 3),

@@ -16,7 +16,7 @@ from .encode.model_identity import model_identity, pinned_revision
 from .encode.models import ModelInfo, resolve_model_source
 from .encode.precision import pick_device, pick_precision
 from .encode.resources import ResourcePlan, plan_resources
-from .encode.tokenize import tokenize_batch
+from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
 from .finalize.exports import run_exports
 from .finalize.merge import MergeSpec, Storage, finalize
@@ -103,11 +103,10 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
                                    "run_url": run_dir.url, "previous": previous_ref})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
-                        fn_kwargs={"tokenizer_source": info.tokenizer_source,
-                                   "max_length": info.max_seq_length,
-                                   "trust_remote_code": cfg.spec.trust_remote_code,
-                                   "run_url": run_dir.url, "revision": revision,
-                                   "threads": plan.task_cpus})
+                        fn_kwargs={"recipe": asdict(tokenizer_recipe(
+                                       info.tokenizer_source, info.max_seq_length,
+                                       cfg.spec.trust_remote_code, revision)),
+                                   "run_url": run_dir.url, "threads": plan.task_cpus})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it

@@ -2,13 +2,16 @@
 rejects with a reason, never a task failure; the rest of their unit and batch goes on."""
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from ray_job.encode.tokenize import load_tokenizer, tokenize_batch, tokenize_rows
+from ray_job.encode.tokenize import (TokenizerRecipe, encode_texts, load_tokenizer,
+                                     tokenize_batch, tokenize_rows, tokenizer_recipe)
 from ray_job.read.inputs import plan_units, resolve_inputs
 from ray_job.read.keys import make_key
 from ray_job.read.sources import rows_from_unit
@@ -49,7 +52,8 @@ def test_a_lone_surrogate_in_a_title_is_rejected_and_the_rest_is_tokenized(tmp_p
     assert reject["reason"] == "bad_text" and reject["id"] == "p-bad"
     assert "UTF-8" in reject["detail"]
     json.dumps(reject, ensure_ascii=False).encode()          # the reject itself can be written
-    out = tokenize_batch(rows.table, bundled_tokenizer(), 32, run_url=str(tmp_path / "run"))
+    recipe = asdict(tokenizer_recipe(bundled_tokenizer(), 32))
+    out = tokenize_batch(rows.table, recipe, run_url=str(tmp_path / "run"))
     assert out.column("id").to_pylist() == ["p0", "p1", "p2", "p3"]
 
 
@@ -78,11 +82,14 @@ class PoisonTokenizer:
     def __init__(self, real):
         self.real, self.calls = real, 0
 
-    def __call__(self, texts, **kwargs):
+    def __call__(self, texts, **kwargs):    # the path a tokenizer without a Rust recipe takes
         self.calls += 1
         if any("POISON" in t for t in texts):
             raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
         return self.real(texts, **kwargs)
+
+
+NO_RUST = asdict(TokenizerRecipe("any", 32))    # loads through transformers: load_tokenizer
 
 
 def rows_table(texts):
@@ -96,10 +103,12 @@ def test_rows_the_tokenizer_fails_on_are_isolated_and_rejected():
     tok = PoisonTokenizer(load_tokenizer(bundled_tokenizer()))
     texts = [f"paper {i}" for i in range(64)]
     texts[3], texts[41] = "POISON one", "POISON two"
-    out, rejects = tokenize_rows(tok, rows_table(texts), 32)
+    out, rejects = tokenize_rows(functools.partial(encode_texts, tok, max_length=32),
+                                 rows_table(texts))
     assert out.column("id").to_pylist() == [f"p{i}" for i in range(64) if i not in (3, 41)]
+    clean = rows_table([t for t in texts if "POISON" not in t])
     assert out.column("input_ids").to_pylist() == tokenize_rows(
-        tok.real, rows_table([t for t in texts if "POISON" not in t]), 32)[0].column(
+        functools.partial(encode_texts, tok.real, max_length=32), clean)[0].column(
         "input_ids").to_pylist()
     assert [(r["reason"], r["id"], r["key"]) for r in rejects] == [
         ("untokenizable", "p3", 103), ("untokenizable", "p41", 141)]
@@ -114,7 +123,7 @@ def test_tokenize_batch_writes_its_rejects_under_a_name_made_from_the_key(tmp_pa
     run_dir = RunDir.at(tmp_path / "run")
     table = rows_table(["a", "POISON", "c"])
     for _ in range(2):                                      # a retried task writes the same file
-        out = tokenize_batch(table, "any", 32, run_url=run_dir.url)
+        out = tokenize_batch(table, NO_RUST, run_url=run_dir.url)
         assert out.column("id").to_pylist() == ["p0", "p2"]
     assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
 
@@ -124,7 +133,7 @@ def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(mon
     monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
                         lambda *a, **k: PoisonTokenizer(real))
     with pytest.raises(RuntimeError, match="untokenizable"):
-        tokenize_batch(rows_table(["a", "POISON"]), "any", 32)
+        tokenize_batch(rows_table(["a", "POISON"]), NO_RUST)
 
 
 def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_records, tmp_path):

@@ -37,21 +37,29 @@ def tiny_adapter(base: Path, path: Path) -> Path:
     return path
 
 
-def tiny_roberta_sentence_transformer(path: Path, texts: list[str]) -> Path:
-    """A RoBERTa sentence-transformers model with mean pooling and a BPE tokenizer trained here."""
-    from sentence_transformers import SentenceTransformer, models
+def tiny_roberta_tokenizer(path: Path, texts: list[str]):
+    """RoBERTa's byte-level BPE tokenizer, trained here on `texts`, saved in `path`."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+    from transformers import RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     bpe.train_from_iterator(texts, vocab_size=2000, special_tokens=specials)
+    path.mkdir(parents=True)
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"),
+                                     merges_file=str(path / "merges.txt"), model_max_length=128)
+    tokenizer.save_pretrained(path)
+    return tokenizer
+
+
+def tiny_roberta_sentence_transformer(path: Path, texts: list[str]) -> Path:
+    """A RoBERTa sentence-transformers model with mean pooling and a BPE tokenizer trained here."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import RobertaConfig, RobertaModel
+
     hf_dir = path / "hf"
-    hf_dir.mkdir(parents=True)
-    bpe.save_model(str(hf_dir))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(hf_dir / "vocab.json"),
-                                     merges_file=str(hf_dir / "merges.txt"), model_max_length=128)
-    tokenizer.save_pretrained(hf_dir)
+    tokenizer = tiny_roberta_tokenizer(hf_dir, texts)
     torch.manual_seed(2)
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, pad_token_id=1, **{
         **TINY, "max_position_embeddings": 130})

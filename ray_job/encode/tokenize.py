@@ -1,6 +1,8 @@
 """The CPU tokenization stage: text in, int32 token ids out (no padding, truncated).
 
-Runs as Ray tasks apart from the encoders, so the replicas only ever see token ids. A row the
+Runs as Ray tasks apart from the encoders, so the replicas only ever see token ids. The driver
+makes the tokenizer once and sends it as plain data (`TokenizerRecipe`): a fast tokenizer
+travels as its Rust tokenizer, so the tasks need neither transformers nor torch. A row the
 tokenizer fails on is isolated (the batch is split in halves until the failing rows stand
 alone) and rejected as `untokenizable`; the rest of its batch goes on. The read stage has
 already rejected text that is not valid UTF-8 (`bad_text`), so this is for the tokenizer's own
@@ -13,12 +15,65 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 
 TOKEN_TYPE = pa.list_(pa.int32())
 HEALTH_PROBE = "a"   # a text every working tokenizer can take
+
+Encode = Callable[[list[str]], list[list[int]]]   # texts -> token ids
+
+
+@dataclass(frozen=True)
+class TokenizerRecipe:
+    """What a tokenize task needs to rebuild the driver's tokenizer: plain data, made once on
+    the driver (`tokenizer_recipe`).
+
+    A transformers fast tokenizer whose class leaves batch encoding alone travels as its Rust
+    tokenizer, serialized with truncation set (`rust`: the `tokenizers` JSON) plus the one
+    setting that JSON leaves out (`split_special_tokens`). The task rebuilds it with the
+    `tokenizers` library alone and never imports transformers (nor torch, which transformers
+    imports): 4.0 s of one core and 340 MiB of RSS less in every worker process that tokenizes
+    (measured on the bundled model: +14 MiB and 0.03 s instead of +355 MiB and 4.0 s).
+    Any other tokenizer (slow, or a class with its own batch encoding) has `rust=None`: the task
+    loads `source` at `revision` through transformers, as the driver did."""
+    source: str
+    max_length: int
+    trust_remote_code: bool = False
+    revision: str | None = None
+    rust: str | None = None
+    split_special_tokens: bool = False
+
+
+def tokenizer_recipe(source: str, max_length: int, trust_remote_code: bool = False,
+                     revision: str | None = None) -> TokenizerRecipe:
+    """The recipe of `source`'s tokenizer truncating at `max_length` (on the driver)."""
+    tokenizer = load_tokenizer(source, trust_remote_code, revision)
+    backend = rust_backend(tokenizer, max_length)
+    return TokenizerRecipe(source, max_length, trust_remote_code, revision,
+                           None if backend is None else backend.to_str(),
+                           False if backend is None else bool(backend.encode_special_tokens))
+
+
+def texts_encoder(recipe: TokenizerRecipe) -> Encode:
+    """texts -> token ids with the recipe's tokenizer (built once per worker process)."""
+    if recipe.rust is not None:
+        return functools.partial(encode_with_rust,
+                                 rust_tokenizer(recipe.rust, recipe.split_special_tokens))
+    tokenizer = load_tokenizer(recipe.source, recipe.trust_remote_code, recipe.revision)
+    return functools.partial(encode_texts, tokenizer, max_length=recipe.max_length)
+
+
+@functools.lru_cache(maxsize=4)
+def rust_tokenizer(serialized: str, split_special_tokens: bool):
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(serialized)
+    backend.encode_special_tokens = split_special_tokens
+    return backend
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,6 +93,11 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]
     if backend is None:
         return tokenizer(texts, truncation="longest_first", max_length=max_length,
                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    return encode_with_rust(backend, texts)
+
+
+def encode_with_rust(backend, texts: list[str]) -> list[list[int]]:
+    """Token ids from a `tokenizers.Tokenizer` set up by `rust_backend`."""
     encode = getattr(backend, "encode_batch_fast", backend.encode_batch)   # fast: no offsets
     return [e.ids for e in encode(texts, add_special_tokens=True)]
 
@@ -57,19 +117,36 @@ def rust_backend(tokenizer, max_length: int):
     return held[1]
 
 
-def _truncating_copy(tokenizer, max_length: int):
-    try:
-        from transformers import PreTrainedTokenizerFast
-        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
-    except ImportError:                   # pragma: no cover - transformers is a dependency
-        return None
-    cls = type(tokenizer)
+# transformers' fast tokenizers whose `_batch_encode_plus` only refuses pre-split words
+# without `add_prefix_space` (never passed here) before calling the base class's: RoBERTa's
+# byte-level BPE and its kin encode a batch exactly as the base class does
+PRESPLIT_GUARDS = ("RobertaTokenizerFast", "GPT2TokenizerFast", "BartTokenizerFast",
+                   "DebertaTokenizerFast", "LongformerTokenizerFast", "LEDTokenizerFast",
+                   "MvpTokenizerFast", "BlenderbotTokenizerFast", "CodeGenTokenizerFast",
+                   "BloomTokenizerFast", "CohereTokenizerFast", "WhisperTokenizerFast")
+
+
+def _encodes_batches_as_the_base_class(tokenizer) -> bool:
+    import transformers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
-        return None
-    own = {"_batch_encode_plus": PreTrainedTokenizerFast, "__call__": PreTrainedTokenizerBase,
-           "_call_one": PreTrainedTokenizerBase, "batch_encode_plus": PreTrainedTokenizerBase}
+        return False
+    cls = type(tokenizer)
+    same = {"__call__": PreTrainedTokenizerBase, "_call_one": PreTrainedTokenizerBase,
+            "batch_encode_plus": PreTrainedTokenizerBase}
     if any(getattr(cls, name, None) is not getattr(base, name, None)
-           for name, base in own.items()):
+           for name, base in same.items()):
+        return False
+    guards = {getattr(getattr(transformers, name, None), "_batch_encode_plus", None)
+              for name in PRESPLIT_GUARDS} - {None}
+    batch = cls._batch_encode_plus
+    return batch is PreTrainedTokenizerFast._batch_encode_plus or batch in guards
+
+
+def _truncating_copy(tokenizer, max_length: int):
+    if not _encodes_batches_as_the_base_class(tokenizer):
         return None
     from tokenizers import Tokenizer
 
@@ -117,15 +194,14 @@ def encode_isolating(encode, texts: list[str],
     return left + right, {**left_failed, **right_failed}
 
 
-def tokenize_rows(tokenizer, batch: pa.Table, max_length: int) -> tuple[pa.Table, list[dict]]:
-    """The batch with `input_ids` instead of `text`, less the rows the tokenizer fails on;
-    and reject records for those. A tokenizer that fails even on a probe text is broken, not
-    the rows: its error is raised."""
+def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]]:
+    """The batch with `input_ids` instead of `text`, less the rows `encode` fails on; and
+    reject records for those. A tokenizer that fails even on a probe text is broken, not the
+    rows: its error is raised."""
     from ..read.keys import split_key
     from ..read.text import printable
     from ..rundir.rejects import reject_record
 
-    encode = functools.partial(encode_texts, tokenizer, max_length=max_length)
     encoded, failed = encode_isolating(encode, batch.column("text").to_pylist())
     if failed:
         encode([HEALTH_PROBE])               # raises when the tokenizer itself is broken
@@ -143,17 +219,16 @@ def tokenize_rows(tokenizer, batch: pa.Table, max_length: int) -> tuple[pa.Table
     return kept.drop_columns(["text"]).append_column("input_ids", ids_array), rejects
 
 
-def tokenize_batch(batch: pa.Table, tokenizer_source: str, max_length: int,
-                   trust_remote_code: bool = False, run_url: str | None = None,
-                   revision: str | None = None, threads: int | None = None) -> pa.Table:
-    """Ray map_batches function: replaces the `text` column by `input_ids`; rows the tokenizer
-    fails on are written to the rejects of the run directory at `run_url` (without one, they
-    are an error: a row is never dropped silently). `threads`: the CPUs the task holds."""
+def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
+                   threads: int | None = None) -> pa.Table:
+    """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
+    `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
+    to the rejects of the run directory at `run_url` (without one, they are an error: a row is
+    never dropped silently). `threads`: the CPUs the task holds."""
     cap_rust_threads(threads)
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
-    tokenizer = load_tokenizer(tokenizer_source, trust_remote_code, revision)
-    out, rejects = tokenize_rows(tokenizer, batch, max_length)
+    out, rejects = tokenize_rows(texts_encoder(TokenizerRecipe(**recipe)), batch)
     if rejects and run_url is None:
         raise RuntimeError(f"{len(rejects)} untokenizable row(s) and no run directory to "
                            f"reject them in: {rejects[0]}")
