@@ -64,3 +64,15 @@ def test_scale_benchmark_runs_at_2k_rows():
     (size,) = json.loads(out.stdout)["sizes"]
     assert size["rows"] == size["rows_embedded"] == 2000
     assert size["steady_docs_per_s"] > 0 and 0 < size["driver_peak_rss_mib"] < 4096
+
+
+def test_worker_startup_measures_a_tokenize_task_that_imports_neither_torch_nor_transformers():
+    """The benchmark's measuring code, on its cheapest case (the replica cases take seconds
+    each: run the script for them)."""
+    sys.path.insert(0, str(BENCH))
+    import worker_startup
+
+    result = worker_startup.measure(["recipe"], 1)
+    recipe = result["cases"]["recipe"]
+    assert recipe["imported"] == [] and 0 < recipe["rss_added_mib"] < 100
+    assert "| recipe |" in worker_startup.format_table(result)
