@@ -3,7 +3,8 @@ work a text encoder never does.
 
 transformers imports scikit-learn (assisted generation's ROC curve) and SciPy (the
 object-detection losses) whenever they are installed, and sentence-transformers installs both.
-That is about 1.5 s of one core at every replica's start on a 2-core machine, a third of it.
+That is about 1 s of one core at every replica's start: 4.2 s -> 3.1 s for the bundled model
+on a 2-core machine (`benchmarks/worker_startup.py`).
 `skip_unused_extras()` tells transformers they are absent, before its model code is first
 imported in the process. An encoder's forward pass never reads either flag: among text models
 only FNet's TPU-only DFT path looks at SciPy, and it then uses torch's FFT, the same transform.
