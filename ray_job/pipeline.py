@@ -36,8 +36,8 @@ from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress, estimate_total_rows
 from .rundir.rundir import RunDir
-from .rundir.shards import ShardSink
-from .rundir.tally import TallyReader, start_tally
+from .rundir.shards import write_shard_block
+from .rundir.tally import ShardTally
 from .session import ray_session
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
@@ -267,22 +267,33 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(todo, cfg, (device, precision), info, template, run_dir, plan,
                            done_shards, previous_ref, pinned_revision(job["model"]["identity"]))
-        tally_actor = start_tally()
-        tally = TallyReader(tally_actor)
+        tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
                 memory:
-            ds.write_datasink(ShardSink(run_dir.url, tally_actor),
-                              ray_remote_args={"num_cpus": WRITE_CPUS})
+            ds = write_shards(ds, run_dir, tally)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary()}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 
 
-def pipeline_rates(ds, tally: TallyReader, wall_started: float, cluster: dict) -> dict:
+def write_shards(ds, run_dir: RunDir, tally: ShardTally):
+    """Run the dataset to its end: each encoded block is written as one shard by a Ray task
+    (`write_shard_block`), and the driver adds the shard it names to `tally` as it comes.
+    Returns the executed dataset (its stats)."""
+    written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
+                             num_cpus=WRITE_CPUS, fn_kwargs={"run_url": run_dir.url})
+    for batch in written.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for name, rows in zip(batch.column("shard").to_pylist(),
+                              batch.column("rows").to_pylist()):
+            tally.add(name, rows)
+    return written
+
+
+def pipeline_rates(ds, tally: ShardTally, wall_started: float, cluster: dict) -> dict:
     """Start-up and steady-state rate from the shard timeline; Ray Data's time per operator."""
     rates = steady_state(tally.timeline(), wall_started)
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import io
 
 from ray_job.rundir.progress import Progress
-from ray_job.rundir.tally import LocalTally
+from ray_job.rundir.tally import ShardTally
 
 
 def test_the_tally_counts_each_shard_once_in_write_order():
-    tally = LocalTally()
+    tally = ShardTally()
     tally.add("part-b", 10)
     tally.add("part-a", 5)
     tally.add("part-b", 10)                    # a retried block rewrote the same shard
@@ -17,7 +17,7 @@ def test_the_tally_counts_each_shard_once_in_write_order():
 
 
 def test_progress_reads_the_tally_and_lists_nothing():
-    tally, out = LocalTally(), io.StringIO()
+    tally, out = ShardTally(), io.StringIO()
     with Progress(tally, total=100, start_rows=20, stream=out, interval=0.01):
         tally.add("part-a", 40)
     last = out.getvalue().splitlines()[-1]

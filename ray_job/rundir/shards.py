@@ -3,18 +3,16 @@ token counts), its checksum and what ran it (device, precision) in the schema me
 
 A shard's name is derived from the keys it holds, so a retried block rewrites the same file
 instead of adding a second copy. Pure functions over tables and bytes: where shards live is
-RunDir's business (`rundir.py`), and `ShardSink` is the Ray Datasink that writes them.
+RunDir's business (`rundir.py`); `write_shard_block` is the pipeline's last Ray stage, which
+writes them and names each one to the driver.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
-from ray.data.datasource import Datasink
 
 from ..errors import DataError
 
@@ -115,28 +113,22 @@ def embedding_matrix(table: pa.Table) -> np.ndarray:
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
-class ShardSink(Datasink):
-    """Ray Datasink: each block becomes one complete shard file in the run directory at
-    `run_url` (a local directory or an object-store prefix that every node can reach), and
-    the run's tally hears of it."""
+SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64())])
 
-    def __init__(self, run_url: str, tally=None):
-        self.run_url = run_url
-        self.tally = tally                # a ShardTally actor told of every shard written
 
-    def write(self, blocks: Iterable, ctx) -> list[tuple[str, int]]:
-        from .rundir import RunDir
+def write_shard_block(block: pa.Table, run_url: str) -> pa.Table:
+    """Ray map_batches function (one block per call): the block becomes one complete shard
+    file in the run directory at `run_url` (a local directory or an object-store prefix that
+    every node can reach). Returns one row naming the shard and its rows (none for an empty
+    block): the driver reads these as they come, so it hears of every shard without a listing
+    and without an actor of its own."""
+    from .rundir import RunDir
 
-        run_dir = RunDir(self.run_url)
-        written = []
-        for block in blocks:
-            table = _as_table(block)
-            name = run_dir.write_shard(table)
-            if name:
-                written.append((name, table.num_rows))
-                if self.tally is not None:
-                    self.tally.add.remote(name, table.num_rows)
-        return written
+    table = _as_table(block)
+    name = RunDir(run_url).write_shard(table)
+    written = [(name, table.num_rows)] if name else []
+    return pa.table({"shard": [n for n, _ in written], "rows": [r for _, r in written]},
+                    schema=SHARD_WRITTEN)
 
 
 def _as_table(block) -> pa.Table:

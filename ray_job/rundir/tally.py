@@ -1,22 +1,27 @@
-"""The shards a run has written so far, told by the shard sink as it writes each one, so the
-progress line and `--upload-every` never list the store to find them (at 100M rows a listing
-is ~200k objects). A small Ray actor on the driver's node; `LocalTally` is the same in-process."""
+"""The shards a run has written so far, in the order the driver heard of them (the pipeline's
+last stage names each shard it writes), so the progress line and `--upload-every` never list
+the store to find them (at 100M rows a listing is ~200k objects). The driver adds to it from
+the Ray Data output it reads; the progress and upload threads read it."""
 from __future__ import annotations
 
+import threading
 import time
 
 
-class LocalTally:
-    """Distinct shard names in the order they were written, and their rows."""
+class ShardTally:
+    """Distinct shard names in the order they were written, and their rows (thread-safe)."""
 
     def __init__(self):
+        self._lock = threading.Lock()
         self._names: list[str] = []
         self._seen: set[str] = set()
         self._rows = 0
         self._timeline: list[tuple[float, int]] = []   # (wall clock, rows so far) per shard
 
     def add(self, name: str, rows: int) -> None:
-        if name not in self._seen:        # a retried block rewrites the same shard
+        with self._lock:
+            if name in self._seen:        # a retried block rewrote the same shard
+                return
             self._seen.add(name)
             self._names.append(name)
             self._rows += rows
@@ -26,37 +31,10 @@ class LocalTally:
         return self._rows
 
     def names_since(self, count: int) -> list[str]:
-        return self._names[count:]
+        with self._lock:
+            return self._names[count:]
 
     def timeline(self) -> list[tuple[float, int]]:
         """(time.time() when heard of, rows so far) for each distinct shard, in order."""
-        return list(self._timeline)
-
-
-def start_tally():
-    """A ShardTally actor for this run (no CPU reserved: it only counts)."""
-    import ray
-
-    return ray.remote(num_cpus=0)(LocalTally).remote()
-
-
-class TallyReader:
-    """The driver's view of a tally actor, as plain calls."""
-
-    def __init__(self, actor):
-        self.actor = actor
-
-    def rows(self) -> int:
-        import ray
-
-        return ray.get(self.actor.rows.remote())
-
-    def names_since(self, count: int) -> list[str]:
-        import ray
-
-        return ray.get(self.actor.names_since.remote(count))
-
-    def timeline(self) -> list[tuple[float, int]]:
-        import ray
-
-        return ray.get(self.actor.timeline.remote())
+        with self._lock:
+            return list(self._timeline)
