@@ -80,14 +80,14 @@ def test_report_and_job_files(full_sample_run, local_ray):
 def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sample_records,
                                                  tmp_path):
     table = pa.Table.from_pylist([{"id": r["id"], "title": r["title"], "abstract": r["abstract"]}
-                                  for r in sample_records[:300]])
-    pq.write_table(table, tmp_path / "papers.parquet", row_group_size=64)
+                                  for r in sample_records[:150]])
+    pq.write_table(table, tmp_path / "papers.parquet", row_group_size=32)    # 5 row groups
     report = run(JobConfig.of(inputs=(str(tmp_path / "papers.parquet"),), output=str(tmp_path / "o")))
-    assert report["rows_embedded"] == 300
+    assert report["rows_embedded"] == 150
     parquet, _ = read_h5(tmp_path / "o" / "embeddings.h5")
     jsonl, _ = read_h5(full_sample_run[0] / "embeddings.h5")
-    assert parquet["ids"].tolist() == jsonl["ids"][:300].tolist()
-    worst = min_cosine(parquet["embeddings"], jsonl["embeddings"][:300])
+    assert parquet["ids"].tolist() == jsonl["ids"][:150].tolist()
+    worst = min_cosine(parquet["embeddings"], jsonl["embeddings"][:150])
     print(f"{AUTO}: Parquet against JSON Lines input, min cosine {worst:.6f}")
     assert worst >= 0.9999
 
@@ -102,21 +102,6 @@ def test_rerun_resumes_and_a_different_template_is_refused(local_ray, sample_pat
     assert second["rows_embedded_this_run"] == 30          # only the new rows were encoded
     with pytest.raises(UserError, match="text: '{title}{sep}{abstract}' -> '{abstract}'"):
         run(cfg.replace(text="{abstract}"))
-
-
-def test_bad_rows_are_rejected_with_reasons_and_counted(local_ray, sample_records, tmp_path):
-    good = sample_records[:5]
-    lines = [json.dumps(r) for r in good[:3]] + ["{broken", "", json.dumps({"id": "x1", "title": "t"}),
-                                                json.dumps(good[0])] + [json.dumps(r) for r in good[3:]]
-    path = tmp_path / "in.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    report = run(JobConfig.of(inputs=(str(path),), output=str(tmp_path / "o"), precision="fp32"))
-    assert report["rows_read"] == 9 and report["rows_embedded"] == 5
-    assert report["rejected_by_reason"] == {"bad_json": 1, "blank_line": 1, "duplicate_id": 1,
-                                            "missing_abstract": 1}
-    rejects = [json.loads(l) for p in sorted((tmp_path / "o" / "rejects").glob("*.jsonl"))
-               for l in p.read_text().splitlines()]
-    assert {r.get("id") for r in rejects} == {None, "x1", good[0]["id"]}
 
 
 @pytest.mark.slow        # every run of the suite is on this 2-CPU Ray; test_report_... checks it
