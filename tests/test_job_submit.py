@@ -77,8 +77,8 @@ def ray_head(hub):
         yield url, env, Path(temp), f"127.0.0.1:{gcs}"
     finally:
         os.killpg(head.pid, signal.SIGTERM)            # only the processes this test started
-        try:
-            head.wait(timeout=5)                       # a blocked head takes ~30 s to stop
+        try:   # a blocked head takes ~30 s to stop: a moment for the GCS and raylet, then kill
+            head.wait(timeout=1)                       # (its workers exit with their raylet)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
