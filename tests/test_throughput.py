@@ -103,25 +103,6 @@ def test_the_rust_path_gives_the_ids_transformers_gives(sample_records):
         assert encode_texts(tok, texts, max_length) == expected
 
 
-def test_a_tokenizer_class_that_changes_batch_encoding_goes_through_transformers():
-    from transformers import BertTokenizerFast
-
-    from ray_job.encode.models import bundled_model_path
-    from ray_job.encode.tokenize import encode_texts, rust_backend
-
-    class Farewell(BertTokenizerFast):
-        def _batch_encode_plus(self, batch_text_or_text_pairs, *args, **kwargs):
-            return super()._batch_encode_plus(["goodbye" for _ in batch_text_or_text_pairs],
-                                              *args, **kwargs)
-
-    tok = Farewell.from_pretrained(str(bundled_model_path()))
-    assert rust_backend(tok, 16) is None
-    goodbye = tok(["hello"])["input_ids"]
-    assert encode_texts(tok, ["hello"], 16) == goodbye
-    assert goodbye != BertTokenizerFast.from_pretrained(str(bundled_model_path()))(
-        ["hello"])["input_ids"]
-
-
 def test_driver_memory_samples_the_current_rss_not_the_peak(tmp_path):
     from ray_job.driver_memory import DriverMemory, current_rss_mib
 

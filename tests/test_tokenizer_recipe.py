@@ -73,9 +73,12 @@ def test_a_task_tokenizes_like_transformers_and_never_imports_it(tokenizers, sam
 
 
 def test_a_tokenizer_with_its_own_batch_encoding_is_loaded_by_the_task(monkeypatch):
-    """A class that changes batch encoding has no Rust recipe: the task loads it through
-    transformers, from the same source and revision as the driver."""
+    """A class that changes batch encoding has no Rust path and no Rust recipe: it is called
+    through transformers, and the task loads it from the same source and revision as the
+    driver."""
     from transformers import BertTokenizerFast
+
+    from ray_job.encode.tokenize import encode_texts, rust_backend
 
     class Farewell(BertTokenizerFast):
         def _batch_encode_plus(self, batch_text_or_text_pairs, *args, **kwargs):
@@ -84,6 +87,10 @@ def test_a_tokenizer_with_its_own_batch_encoding_is_loaded_by_the_task(monkeypat
 
     source = str(bundled_model_path())
     farewell, loaded = Farewell.from_pretrained(source), []
+    assert rust_backend(farewell, 16) is None
+    goodbye = farewell(["hello"])["input_ids"]
+    assert encode_texts(farewell, ["hello"], 16) == goodbye
+    assert goodbye != BertTokenizerFast.from_pretrained(source)(["hello"])["input_ids"]
 
     def load(*args):
         loaded.append(args)

@@ -20,14 +20,13 @@ UNUSED_EXTRAS = ("_sklearn_available", "_scipy_available")
 FIRST_READER = "transformers.modeling_utils"   # imports generation and the losses
 
 
-def skip_unused_extras() -> bool:
-    """True when transformers was told; False when its model code is already imported (too
-    late to matter) or a transformers version no longer has these switches."""
+def skip_unused_extras() -> None:
+    """Tell transformers, unless its model code is already imported (too late to matter); a
+    transformers version without these switches is left as it is."""
     if FIRST_READER in sys.modules:
-        return False
+        return
     from transformers.utils import import_utils
 
-    present = [flag for flag in UNUSED_EXTRAS if hasattr(import_utils, flag)]
-    for flag in present:
-        setattr(import_utils, flag, False)
-    return len(present) == len(UNUSED_EXTRAS)
+    for flag in UNUSED_EXTRAS:
+        if hasattr(import_utils, flag):
+            setattr(import_utils, flag, False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -126,8 +127,7 @@ def write_shard_block(block: pa.Table, run_url: str) -> pa.Table:
 
     table = _as_table(block)
     name = RunDir(run_url).write_shard(table)
-    written = [(name, table.num_rows)] if name else []
-    return pa.table({"shard": [n for n, _ in written], "rows": [r for _, r in written]},
+    return pa.table({"shard": [name] if name else [], "rows": [table.num_rows] if name else []},
                     schema=SHARD_WRITTEN)
 
 
