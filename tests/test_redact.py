@@ -93,7 +93,7 @@ def test_job_json_holds_no_secret(tmp_path):
 
 def test_remote_file_errors_name_the_url_without_its_secrets():
     from ray_job.errors import UserError
-    from ray_job.read.remote_files import user_errors
+    from ray_job.storage.remote_files import user_errors
 
     with pytest.raises(UserError) as err, user_errors(S3_PRESIGNED):
         raise PermissionError(f"403 for url {S3_PRESIGNED}")

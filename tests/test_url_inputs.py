@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ray_job.read import remote_files
+from ray_job.storage import remote_files
 from ray_job.config import JobConfig, absolute_inputs
 from ray_job.errors import UserError
 from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs

@@ -15,7 +15,7 @@ import io
 import zlib
 from typing import Iterator
 
-from .remote_files import open_stream
+from ..storage.remote_files import open_stream
 
 # zlib.error: a corrupt deflate stream inside a well-formed gzip header (not an OSError)
 DAMAGED = (EOFError, OSError, zlib.error)

@@ -8,7 +8,7 @@ import hashlib
 import os
 
 from .inputs import InputFile
-from .remote_files import VERSION_FIELDS, filesystem, is_url, open_stream, user_errors
+from ..storage.remote_files import VERSION_FIELDS, filesystem, is_url, open_stream, user_errors
 
 EDGE_BYTES = 64 * 1024
 

@@ -6,7 +6,7 @@ import time
 
 from ..read.inputs import ReadUnit
 from .polling import Poller
-from ..read.remote_files import open_stream
+from ..storage.remote_files import open_stream
 
 SAMPLE_BYTES = 1 << 20
 

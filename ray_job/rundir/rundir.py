@@ -30,7 +30,7 @@ from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
 from .lease import Lease
-from .store import Store
+from ..storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class RunDir:
             raise UserError(f"{self.url} has no {name} yet (run or finalize it first)")
         if not self.is_remote:
             return self.store.local_path / name
-        from ..read.remote_files import local_copy
+        from ..storage.remote_files import local_copy
 
         return Path(local_copy(self.child_url(name), str(self.cache_dir)))
 
@@ -319,7 +319,7 @@ class RunDir:
 
     @cached_property
     def cache_dir(self) -> Path:
-        from ..read.scratch import private_dir
+        from ..storage.scratch import private_dir
 
         return private_dir("runs", hashlib.sha256(self.url.encode()).hexdigest()[:16])
 

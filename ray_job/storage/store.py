@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ..read.remote_files import filesystem, is_url
+from .remote_files import filesystem, is_url
 
 
 @dataclass(frozen=True)
