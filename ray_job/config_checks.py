@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .errors import ConfigError
-from .read.text import plain_fields, template_fields
+from .template_syntax import plain_fields, template_fields
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -84,7 +84,7 @@ def validate(spec, options) -> None:
         raise ConfigError(f"text must be a template with at least one {{field}}; got {spec.text!r}")
     check_templates(spec.text, options.resolved_url_template)
     if spec.query:
-        from .read.sql_query import check_query  # imports duckdb: only for a query
+        from .sql_query import check_query  # imports duckdb: only for a query
 
         check_query(spec.query)
     if options.upload_every and not options.upload:

@@ -23,6 +23,7 @@ from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report, now_iso, package_versions
 from .publish.upload import ShardPublisher, upload
 from .read.demo import write_demo_corpus
+from .read.estimate import estimate_total_rows
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, resolve_plan
@@ -34,9 +35,9 @@ from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
 from .redact import redact_config, redact_url
 from .rundir.layout import DEMO, H5
-from .rundir.progress import Progress, estimate_total_rows
+from .rundir.progress import Progress
 from .rundir.rundir import RunDir
-from .rundir.shards import write_shard_block
+from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
 from .session import ray_session
 from .throughput import data_path_rate, operator_times, per_core, steady_state

@@ -6,21 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
-from ..read.keys import POSITION_BITS
+from ..read.keys import unit_key_bounds
 
 SHOWN = 3
 
 
 class ReconciliationError(DataError):
     """Rows went missing (or appeared) between reading and the output."""
-
-
-def unit_key_bounds(units: list) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi) key range of each unit (a unit without an end runs to the end of its file)."""
-    lo = np.array([(u.file_index << POSITION_BITS) | u.start for u in units], dtype=np.int64)
-    hi = np.array([(u.file_index << POSITION_BITS) | u.end if u.end is not None
-                   else (u.file_index + 1) << POSITION_BITS for u in units], dtype=np.int64)
-    return lo, hi
 
 
 def _per_unit(sorted_keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

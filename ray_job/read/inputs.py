@@ -145,7 +145,7 @@ class SqlSpec:
     @property
     def relation(self) -> str:
         if self.query:
-            from .sql_query import query_relation
+            from ..sql_query import query_relation
 
             return query_relation(self.query)
         if not self.table:

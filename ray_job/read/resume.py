@@ -19,8 +19,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..finalize.reconcile import unit_key_bounds
 from .inputs import ReadUnit
+from .keys import unit_key_bounds
 
 log = logging.getLogger("ray_job")
 

@@ -1,17 +1,16 @@
 """Text templates over a record's fields (pure functions).
 
 `{title}{sep}{abstract}`: `{sep}` is the tokenizer's separator token, every other name is a field
-of the record. A record that cannot fill the template is rejected with a reason, never dropped.
+of the record (what a template may hold is `template_syntax`'s, shared with the config checks). A record that cannot fill the template is rejected with a reason, never dropped.
 """
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Mapping
 
-SEP_FIELD = "sep"
+from ..template_syntax import SEP_FIELD, not_utf8, template_fields
+
 # The text cap (`TextTemplate.max_bytes`) of a model that reads max_seq_length tokens. The
 # tokenizer keeps only the first max_seq_length tokens anyway; cutting the text before it
 # spares tokenizing the rest of a huge text. A cut never changes a text's tokens (and so its
@@ -20,7 +19,6 @@ SEP_FIELD = "sep"
 # (measured), so 16 leaves room for long words, formulas and other scripts; with MiniLM (256
 # tokens) the cap is 4 KiB and cuts none of the sample's texts (1,961 bytes at most).
 TEXT_BYTES_PER_TOKEN = 16
-FIELD_NAME = re.compile(r"[^\W\d][\w-]*")     # a record field: no spec, conversion, . or []
 
 
 class RejectRow(Exception):
@@ -43,11 +41,9 @@ def printable(value: str) -> str:
 def utf8_checked(value: str, reason: str, what: str, row_id: str | None = None) -> str:
     """`value` itself when it can be encoded as UTF-8 (text hashes, Arrow and tokenizers all
     need that); else RejectRow(reason). A lone surrogate (`"\\ud800"` in JSON) cannot."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise RejectRow(reason, f"{what} cannot be encoded as UTF-8 ({exc.reason} at "
-                                f"character {exc.start})", row_id) from None
+    problem = not_utf8(value)
+    if problem:
+        raise RejectRow(reason, f"{what} {problem}", row_id)
     return value
 
 
@@ -99,43 +95,6 @@ class TextTemplate:
                             f"field {name!r} is {type(value).__name__}, not a string")
         utf8_checked(value, "bad_text", f"field {name!r}")
         return " ".join(value.split()) if self.clean_whitespace else value
-
-
-def plain_fields(template: str) -> tuple[str, ...]:
-    """The names of a template's fields, in order, without repeats. Only plain `{name}` is
-    allowed (letters, digits, `_`, `-`); a format spec (`{title:d}`), a conversion
-    (`{title!r}`), attribute or index access (`{title.x}`, `{title[0]}`) or a position (`{}`,
-    `{0}`) is a ValueError, one line: it would fail, or blow up, on every row."""
-    try:
-        utf8_checked(template, "bad_template", "it")
-        parsed = list(string.Formatter().parse(template))
-    except RejectRow as exc:
-        raise ValueError(exc.detail) from None
-    except ValueError as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
-    names: list[str] = []
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if spec or conversion is not None or not FIELD_NAME.fullmatch(name):
-            written = "{" + name + (f"!{conversion}" if conversion else "") + \
-                (f":{spec}" if spec else "") + "}"
-            raise ValueError(f"{written} is not allowed (only plain {{field}} names)")
-        if name not in names:
-            names.append(name)
-    return tuple(names)
-
-
-def template_fields(template: str) -> tuple[str, ...]:
-    """The field names a text template uses (`sep` among them), in order, without repeats;
-    ValueError, one line, for a template that is not plain fields or names no record field."""
-    try:
-        names = plain_fields(template)
-    except ValueError as exc:
-        raise ValueError(f"bad text template {template!r}: {exc}") from None
-    if not [n for n in names if n != SEP_FIELD]:
-        raise ValueError(f"text template {template!r} names no record field")
-    return names
 
 
 def record_id(record: Mapping[str, Any], id_field: str) -> str:

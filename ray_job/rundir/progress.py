@@ -1,45 +1,11 @@
-"""One progress line (rows done, docs/s, ETA), from the run's shard tally (never a listing)."""
+"""One progress line (rows done, docs/s, ETA), from the run's shard tally (never a listing);
+the total is the read stage's estimate (`read.estimate`)."""
 from __future__ import annotations
 
 import sys
 import time
 
-from ..read.inputs import ReadUnit
 from .polling import Poller
-from ..storage.remote_files import open_stream
-
-SAMPLE_BYTES = 1 << 20
-
-
-def estimate_total_rows(units: list[ReadUnit], limit: int | None = None) -> int | None:
-    """Rows the units hold: exact for Parquet, estimated from line sizes for plain JSONL."""
-    total = _estimate(units)
-    return min(total, limit) if total and limit else (total or limit)
-
-
-def _estimate(units: list[ReadUnit]) -> int | None:
-    total = 0
-    line_bytes: dict[str, float] = {}
-    for u in units:
-        if u.format in ("parquet", "json_array"):     # row ranges
-            total += u.end - u.start
-        elif u.format == "duckdb":
-            return None                   # key ranges, not row counts
-        elif u.compression:
-            if u.max_rows is None:
-                return None
-            total += u.max_rows
-        else:
-            if u.path not in line_bytes:
-                line_bytes[u.path] = _mean_line_bytes(u.path)
-            total += round((u.end - u.start) / line_bytes[u.path])
-    return total
-
-
-def _mean_line_bytes(path: str) -> float:
-    with open_stream(path, SAMPLE_BYTES) as fh:
-        sample = fh.read(SAMPLE_BYTES)
-    return max(1.0, len(sample) / max(1, sample.count(b"\n")))
 
 
 def format_line(done: int, total: int | None, elapsed: float) -> str:

@@ -3,8 +3,7 @@ token counts), its checksum and what ran it (device, precision) in the schema me
 
 A shard's name is derived from the keys it holds, so a retried block rewrites the same file
 instead of adding a second copy. Pure functions over tables and bytes: where shards live is
-RunDir's business (`rundir.py`); `write_shard_block` is the pipeline's last Ray stage, which
-writes them and names each one to the driver.
+RunDir's business (`rundir.py`); the pipeline's last Ray stage writes them (`sink.py`).
 """
 from __future__ import annotations
 
@@ -112,28 +111,3 @@ def embedding_matrix(table: pa.Table) -> np.ndarray:
     column = table.column("embedding").combine_chunks()
     dim = column.type.list_size
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-
-
-SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64())])
-
-
-def write_shard_block(block: pa.Table, run_url: str) -> pa.Table:
-    """Ray map_batches function (one block per call): the block becomes one complete shard
-    file in the run directory at `run_url` (a local directory or an object-store prefix that
-    every node can reach). Returns one row naming the shard and its rows (none for an empty
-    block): the driver reads these as they come, so it hears of every shard without a listing
-    and without an actor of its own."""
-    from .rundir import RunDir
-
-    table = _as_table(block)
-    name = RunDir(run_url).write_shard(table)
-    return pa.table({"shard": [name] if name else [], "rows": [table.num_rows] if name else []},
-                    schema=SHARD_WRITTEN)
-
-
-def _as_table(block) -> pa.Table:
-    if isinstance(block, pa.Table):
-        return block
-    from ray.data.block import BlockAccessor
-
-    return BlockAccessor.for_block(block).to_arrow()

@@ -11,7 +11,7 @@ import functools
 import json
 from typing import Any, Iterator
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 VOLATILE_FUNCTIONS = frozenset({
     "random", "setseed", "uuid", "uuidv4", "uuidv7", "gen_random_uuid", "now", "today",
