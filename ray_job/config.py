@@ -173,7 +173,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 def absolute_inputs(cfg: JobConfig) -> JobConfig:
     """Input paths made absolute (URLs and missing paths stay as given), so the config hash
     does not depend on the working directory."""
-    from .storage.remote_files import is_url
+    from .storage.files import is_url
 
     def absolute(p: str) -> str:
         local = Path(p).expanduser()

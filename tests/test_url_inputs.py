@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ray_job.storage import remote_files
+from ray_job.storage.files import Files
 from ray_job.config import JobConfig, absolute_inputs
 from ray_job.errors import UserError
 from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs
@@ -201,13 +202,13 @@ def test_https_jsonl_is_read_in_ranges_like_the_local_file(http_root, sample_pat
 @pytest.fixture
 def counted_downloads(monkeypatch) -> list[str]:
     calls: list[str] = []
-    real = remote_files._download
+    real = Files.get
 
-    def counting(fs, inner, target, size):
+    def counting(files, inner, target, size=None):
         calls.append(inner)
-        real(fs, inner, target, size)
+        real(files, inner, target, size)
 
-    monkeypatch.setattr(remote_files, "_download", counting)
+    monkeypatch.setattr(Files, "get", counting)
     return calls
 
 

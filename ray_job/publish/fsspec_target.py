@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ..errors import UserError
+from ..storage.files import files_for
 from .transfer import UploadResult, sha256_of, with_retries
 
 MANIFEST = "MANIFEST.json"
@@ -20,13 +20,8 @@ MANIFEST = "MANIFEST.json"
 
 class FsspecTarget:
     def __init__(self, destination: str):
-        import fsspec
-
         self.destination = destination
-        try:
-            self.fs, root = fsspec.core.url_to_fs(destination)
-        except (ImportError, ValueError) as exc:
-            raise UserError(f"cannot open {destination}: {exc}") from None
+        self.files, root = files_for(destination)
         self.root = root.rstrip("/")
 
     def publish(self, files: dict[str, Path]) -> UploadResult:
@@ -56,14 +51,13 @@ class FsspecTarget:
 
     def _remote_manifest(self) -> dict:
         try:
-            with self.fs.open(f"{self.root}/{MANIFEST}", "rb") as fh:
-                return json.loads(fh.read())
+            return json.loads(self.files.read(f"{self.root}/{MANIFEST}"))
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
     def _exists_with_size(self, name: str, size: int) -> bool:
         try:
-            return self.fs.info(f"{self.root}/{name}").get("size") == size
+            return self.files.info(f"{self.root}/{name}").get("size") == size
         except FileNotFoundError:
             return False
 
@@ -71,7 +65,6 @@ class FsspecTarget:
         target = f"{self.root}/{name}"
         parent, base = target.rsplit("/", 1)
         tmp = f"{parent}/.partial-{uuid.uuid4().hex[:12]}-{base}"
-        with_retries(lambda: self.fs.makedirs(parent, exist_ok=True), target)
-        with_retries(lambda: self.fs.put_file(str(local), tmp), target)
-        with_retries(lambda: self.fs.mv(tmp, target), target)
-        self.fs.invalidate_cache(parent)
+        with_retries(lambda: self.files.makedirs(parent), target)
+        with_retries(lambda: self.files.put(local, tmp), target)
+        with_retries(lambda: self.files.move(tmp, target), target)

@@ -19,7 +19,8 @@ from .decompress import DAMAGED, open_decompressed
 from .json_array import is_json_array, load_array
 from .lines import iter_lines, stream_chunks
 from .text import RejectRow
-from ..storage.remote_files import is_glob, is_url, list_url, local_copy, open_stream, random_access_source, url_path
+from ..storage.files import is_url, url_path
+from ..storage.remote_files import is_glob, list_url, local_copy, open_stream, random_access_source
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -5,31 +5,21 @@ shard and reject name) is only valid for the files it was made from."""
 from __future__ import annotations
 
 import hashlib
-import os
 
 from .inputs import InputFile
-from ..storage.remote_files import VERSION_FIELDS, filesystem, is_url, open_stream, user_errors
+from ..storage.remote_files import open_stream, user_errors, version_of
 
 EDGE_BYTES = 64 * 1024
 
 
 def file_identity(f: InputFile) -> dict:
     """Identity of one input file, as plain data for job records."""
-    return {"path": f.path, "size": f.size, "version": _version(f.path),
+    return {"path": f.path, "size": f.size, "version": version_of(f.path),
             "fingerprint": _fingerprint(f.path, f.size)}
 
 
 def build_manifest(files: list[InputFile]) -> list[dict]:
     return [file_identity(f) for f in files]
-
-
-def _version(path: str) -> str:
-    if not is_url(path):
-        return str(os.stat(path).st_mtime_ns)
-    fs, inner = filesystem(path)
-    with user_errors(path):
-        info = fs.info(inner)
-    return next((str(info[k]) for k in VERSION_FIELDS if info.get(k)), "")
 
 
 def _fingerprint(path: str, size: int) -> str:

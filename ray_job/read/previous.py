@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from ..errors import UserError
-from ..storage.remote_files import is_url
+from ..storage.files import is_url
 
 # The old file must have been made with the same of these (resolved) settings.
 COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "normalized",

@@ -15,7 +15,8 @@ from .decompress import DAMAGED, open_decompressed
 from .inputs import ReadUnit
 from .json_array import BOM, load_array
 from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
-from ..storage.remote_files import STREAM_BUFFER_BYTES, local_copy, open_stream, random_access_source
+from ..storage.files import STREAM_BUFFER_BYTES
+from ..storage.remote_files import local_copy, open_stream, random_access_source
 from .text import RejectRow
 
 Item = tuple[int, Union[dict, RejectRow]]

@@ -1,0 +1,247 @@
+"""The one door to stored files, on a local disk or in an object store (s3://, gs://, hf://,
+https://, file://, ...).
+
+Every operation ray_job does on a stored file (the run directory, the inputs, a --previous run,
+a publishing target) is a method of `Files`, and `files_for(location)` is the one place a
+`Files` is made. Whatever must see every storage operation (fault injection, timing) wraps
+what `files_for` returns; nothing else needs to change.
+
+Local paths get plain os calls (a temp file renamed into place, O_EXCL, memory maps); URLs get
+fsspec, whose protocol dispatch picks the backend, with credentials and endpoints from each
+backend's usual places (AWS_* variables and ~/.aws for s3://, HF_TOKEN and HF_ENDPOINT for
+hf://, FSSPEC_<PROTOCOL>_<OPTION> variables for any storage option). A `Files` is made where it
+is used: Ray tasks are sent URLs, never one of these.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import UserError
+from ..redact import redact_text
+
+STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
+# info() fields that change when a stored file is replaced, the first one present is used
+VERSION_FIELDS = ("ETag", "etag", "blob_id", "md5Hash", "generation", "mtime",
+                  "LastModified", "Last-Modified", "updated")
+
+
+def is_url(path: str) -> bool:
+    """True for anything with a protocol (s3://, file://, simplecache::s3://...)."""
+    from fsspec.core import split_protocol
+
+    return split_protocol(str(path))[0] is not None
+
+
+def url_path(url: str) -> str:
+    """The path part of a URL (no query string): what its file type is told from."""
+    return urlsplit(url).path
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def files_for(location: str) -> tuple["Files", str]:
+    """The files `location` (a local path or a URL) is on, and its path there; a URL whose
+    backend is not installed, or of an unknown protocol, is a one-line UserError."""
+    from fsspec.core import url_to_fs
+
+    try:
+        fs, path = url_to_fs(location)
+    except (ImportError, ValueError) as exc:
+        raise UserError(redact_text(f"cannot read {location}: {first_line(exc)}")) from None
+    return Files(fs), path
+
+
+def stored_version(info: dict) -> str:
+    """What changes when a stored file is replaced, from its info (empty: nothing says)."""
+    return next((str(info[k]) for k in VERSION_FIELDS if info.get(k)), "")
+
+
+class Files:
+    """The operations on one filesystem; paths are its own (see `files_for`). Whole-file
+    writes appear complete or not at all: locally a temp file is renamed into place, and an
+    object store's PUT is all-or-nothing already."""
+
+    def __init__(self, fs):
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.fs = fs
+        self.local = isinstance(fs, LocalFileSystem)
+
+    # ---- what is there --------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The URL of a path a listing gave."""
+        return self.fs.unstrip_protocol(path)
+
+    def info(self, path: str) -> dict:
+        return self.fs.info(path)
+
+    def version(self, path: str) -> str:
+        """What changes when the file is replaced: its mtime (ns) locally, else the store's
+        version field."""
+        if self.local:
+            return str(os.stat(path).st_mtime_ns)
+        return stored_version(self.fs.info(path))
+
+    def is_file(self, path: str) -> bool:
+        """Whether a file is there now (not from a cached listing)."""
+        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
+        return self.fs.isfile(path)
+
+    def sizes(self, pattern: str) -> dict[str, int]:
+        """path -> size of the files matching a glob pattern now (not a cached listing)."""
+        self.fs.invalidate_cache(pattern.rsplit("/", 1)[0])
+        try:
+            found = self.fs.glob(pattern, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {p: int(info["size"]) for p, info in found.items() if info["type"] == "file"}
+
+    def listing(self, path: str, directory: bool, recursive: bool = False) -> list[dict]:
+        """Entries (name, size, type) of a directory (at any depth when `recursive`), or the
+        matches of a glob pattern when `path` is not a directory."""
+        if directory and recursive:
+            return list(self.fs.find(path, detail=True).values())
+        if directory:
+            return self.fs.ls(path, detail=True)
+        return list(self.fs.glob(path, detail=True).values())
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def read(self, path: str) -> bytes:
+        return self.fs.cat_file(path)
+
+    def read_many(self, paths: list[str]) -> dict[str, bytes]:
+        """path -> bytes, fetched concurrently from an object store (one round of requests)."""
+        if self.local or len(paths) == 1:
+            return {p: self.read(p) for p in paths}
+        return self.fs.cat(paths)
+
+    def open_stream(self, path: str, buffer_bytes: int = STREAM_BUFFER_BYTES):
+        """A binary file for sequential reading (seek, read, readline): plain open() locally;
+        in a store one ranged request per `buffer_bytes` read, never a whole-file download."""
+        if self.local:
+            return open(path, "rb")
+        return io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
+                                 buffer_size=buffer_bytes)
+
+    def open_ranged(self, path: str):
+        """A context manager giving what pyarrow opens for ranged reads (Parquet footers, row
+        groups): the path itself locally, else a file fetching exactly the ranges asked for."""
+        if self.local:
+            return contextlib.nullcontext(path)
+        return self.fs.open(path, "rb", cache_type="none")
+
+    def open_random(self, path: str):
+        """A pyarrow random-access source, as a context manager: a memory map locally,
+        ranged reads in a store."""
+        import pyarrow as pa
+
+        if self.local:
+            return pa.memory_map(path, "r")
+        return pa.PythonFile(self.fs.open(path, "rb", cache_type="none"), mode="r")
+
+    def get(self, path: str, local: Path, size: int | None = None) -> None:
+        """Copy a file out to local disk, to a temp name renamed into place (a reader never
+        sees a part); `size`: what the copy must hold (else OSError, nothing left)."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        part = local.with_name(f".{local.name}.{uuid.uuid4().hex[:12]}.part")
+        try:
+            self.fs.get_file(path, str(part))
+            got = part.stat().st_size
+            if size is not None and got != size:
+                raise OSError(f"fetched {got} bytes, expected {size}")
+            os.replace(part, local)
+        finally:
+            part.unlink(missing_ok=True)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def write(self, path: str, data) -> None:
+        """A whole file; `data`: bytes or any buffer (a pyarrow Buffer is written without a
+        copy locally)."""
+        if self.local:
+            with _into_place(Path(path)) as tmp:
+                tmp.write_bytes(data)
+        else:
+            self.fs.pipe_file(path, bytes(data))
+
+    def create_exclusive(self, path: str, data: bytes) -> bool:
+        """Write `path` only if it does not exist yet (atomically); False if it did."""
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            return True
+        try:
+            self.fs.pipe_file(path, data, mode="create")
+        except (FileExistsError, OSError) as exc:
+            if "PreconditionFailed" in repr(exc) or isinstance(exc, FileExistsError) or "412" in str(exc):
+                return False
+            raise
+        except (TypeError, NotImplementedError):
+            # a backend without conditional writes: check, then write (a small race remains)
+            if self.is_file(path):
+                return False
+            self.fs.pipe_file(path, data)
+        return True
+
+    def put(self, local: Path, path: str) -> None:
+        """Copy a local file in, complete or not at all."""
+        if self.local:
+            with _into_place(Path(path)) as tmp:
+                shutil.copyfile(local, tmp)
+        else:
+            self.fs.put_file(str(local), path)
+
+    def makedirs(self, path: str) -> None:
+        if self.local:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        else:
+            self.fs.makedirs(path, exist_ok=True)
+
+    def move(self, path: str, target: str) -> None:
+        """Rename on this filesystem (a store's listing of the target's folder is refreshed)."""
+        if self.local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        else:
+            self.fs.mv(path, target)
+            self.fs.invalidate_cache(target.rsplit("/", 1)[0])
+
+    def remove(self, path: str) -> None:
+        """Remove a file; one that is not there is no error."""
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def remove_tree(self, path: str) -> None:
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+
+
+@contextlib.contextmanager
+def _into_place(target: Path):
+    """A temp path beside `target`, renamed to it when the block ends without an error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
