@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from oracles import pad_rows_loop  # noqa: E402  (the former per-row loop)
 from ray_job.config import JobConfig  # noqa: E402
 from ray_job.encode.batching import length_order, pad_rows, token_budget_batches  # noqa: E402
-from ray_job.encode.encoder import Encoder, replica_config  # noqa: E402
+from ray_job.encode.encoder import Encoder  # noqa: E402
 from ray_job.encode.models import bundled_model_path  # noqa: E402
 from ray_job.encode.precision import autocast, cpu_has_native_bf16  # noqa: E402
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
+from ray_job.rundir.replica import ReplicaSpec  # noqa: E402
 
 
 
@@ -120,8 +121,9 @@ def main(argv=None) -> list[dict]:
     texts = [" ".join(r["title"].split()) + "[SEP]" + " ".join(r["abstract"].split())
              for r in itertools.islice(itertools.cycle(records), args.docs)]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    config = replica_config(JobConfig.of())
-    encoders = {p: Encoder(config, bundled_model_path(), device, p) for p in args.precisions}
+    cfg = JobConfig.of()
+    encoders = {p: Encoder(ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None,
+                                          device, p)) for p in args.precisions}
     first = next(iter(encoders.values()))
     info = first.model.info
     ids = tokenize_texts(load_tokenizer(info.tokenizer_source), texts, info.max_seq_length)

@@ -130,7 +130,8 @@ def write_previous(path: Path, ids: np.ndarray, t_hashes: np.ndarray, dim: int,
                    id_hash_data: np.ndarray | None) -> dict:
     import h5py
 
-    from ray_job.read.previous import COMPAT_ATTRS, ID_HASHES
+    from ray_job.read.previous import ID_HASHES
+    from ray_job.rundir.job import COMPAT_ATTRS
 
     attrs = {k: "synthetic" for k in COMPAT_ATTRS}
     with h5py.File(path, "w") as h5:

@@ -35,6 +35,7 @@ from ray_job.encode.encoder import Encoder  # noqa: E402
 from ray_job.encode.models import bundled_model_path  # noqa: E402
 from ray_job.encode.precision import cpu_has_native_bf16, pick_precision  # noqa: E402
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
+from ray_job.rundir.replica import ReplicaSpec  # noqa: E402
 
 
 def load_texts() -> tuple[list[dict], list[str]]:
@@ -72,8 +73,9 @@ def notebook_loop(model, texts, max_len):
 
 def ours_inprocess(texts):
     cfg = JobConfig.of(precision="auto")
-    enc = Encoder(cfg.to_dict(), bundled_model_path(), device="cpu",
-                  precision=pick_precision(cfg.spec.precision, "cpu"), threads=os.cpu_count())
+    replica = ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, "cpu",
+                             pick_precision(cfg.spec.precision, "cpu"))
+    enc = Encoder(replica, threads=os.cpu_count())
     tok = load_tokenizer(enc.model.info.tokenizer_source)
     ids = tokenize_texts(tok, texts, enc.model.info.max_seq_length)
     emb, computed = enc.embed_token_lists(ids)

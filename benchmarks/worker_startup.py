@@ -57,7 +57,9 @@ if sys.argv[2] == "replica-extras":
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
 from ray_job.encode.models import bundled_model_path
-Encoder(JobConfig.of().to_dict(), bundled_model_path(), "cpu", "fp32")
+from ray_job.rundir.replica import ReplicaSpec
+cfg = JobConfig.of()
+Encoder(ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, "cpu", "fp32"))
 print(json.dumps({"seconds": time.perf_counter() - start,
                   "imported": [m for m in ("torch", "transformers", "sklearn", "scipy")
                                if m in sys.modules]}))

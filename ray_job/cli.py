@@ -6,13 +6,14 @@ import argparse
 import logging
 import sys
 
-from .config import build_config
-from .config_checks import PRECISIONS
+from .config import PRESETS, build_config
+from .config_checks import CHOICES
 from .errors import DataError, UserError
 from .redact import redact_text, redact_url
 
 RUN_FLAGS = {
-    # flag: (config key, argparse kwargs)
+    # flag: (config key, argparse kwargs); a key with a fixed set of values offers those
+    # (`FLAG_CHOICES`: the config checks' own lists)
     "--input": ("inputs", {"action": "append", "metavar": "PATH_OR_URL",
                            "help": "JSONL(.gz), Parquet or DuckDB file, a directory or a glob; "
                                    "local or s3://, gs://, https://, hf://datasets/...; "
@@ -25,12 +26,10 @@ RUN_FLAGS = {
                                   "folder (default: the bundled all-MiniLM-L6-v2)"}),
     "--adapter": ("adapter", {"metavar": "NAME_OR_PATH",
                               "help": "load this `adapters` adapter on the model and activate it"}),
-    "--preset": ("preset", {"choices": ["specter2"],
-                            "help": "specter2 = allenai/specter2_base + the allenai/specter2 "
+    "--preset": ("preset", {"help": "specter2 = allenai/specter2_base + the allenai/specter2 "
                                     "adapter, CLS pooling, title[SEP]abstract, 512 tokens"}),
-    "--backend": ("backend", {"choices": ["auto", "sentence-transformers", "transformers"]}),
-    "--pooling": ("pooling", {"choices": ["cls", "mean"],
-                              "help": "plain transformers model with this pooling"}),
+    "--backend": ("backend", {}),
+    "--pooling": ("pooling", {"help": "plain transformers model with this pooling"}),
     "--text": ("text", {"metavar": "TEMPLATE",
                         "help": "text template over record fields; {sep} = the tokenizer's "
                                 "separator (default: '{title}{sep}{abstract}')"}),
@@ -42,11 +41,9 @@ RUN_FLAGS = {
     "--previous": ("previous", {"metavar": "OLD_DIR_OR_H5",
                                 "help": "reuse the embeddings of unchanged papers (same id and "
                                         "text) from an earlier run; encode only new/changed"}),
-    "--dtype": ("storage_dtype", {"choices": ["float32", "float16"],
-                                  "help": "embeddings.h5 storage dtype (default float32)"}),
-    "--compression": ("compression", {"choices": ["gzip", "lzf"],
-                                      "help": "embeddings.h5 compression (default none)"}),
-    "--export": ("exports", {"action": "append", "choices": ["parquet", "duckdb"],
+    "--dtype": ("storage_dtype", {"help": "embeddings.h5 storage dtype (default float32)"}),
+    "--compression": ("compression", {"help": "embeddings.h5 compression (default none)"}),
+    "--export": ("exports", {"action": "append",
                              "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
     "--upload": ("upload", {"metavar": "DEST",
                             "help": "publish the result when the run is done: "
@@ -65,17 +62,17 @@ RUN_FLAGS = {
     "--block-bytes": ("block_bytes", {"type": int, "metavar": "N",
                                       "help": "bytes of JSONL per read unit (default: from the "
                                               "input size); smaller = finer resume"}),
-    "--precision": ("precision", {"choices": list(PRECISIONS)}),
-    "--device": ("device", {"choices": ["auto", "cpu", "cuda", "mps"]}),
+    "--precision": ("precision", {}),
+    "--device": ("device", {}),
     "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),
     "--threads": ("threads_per_replica", {"type": int, "metavar": "N",
                                           "help": "torch threads per CPU replica"}),
     "--address": ("address", {"metavar": "ADDR", "help": "Ray address ('auto' on a cluster); "
                                                          "default: start a local Ray"}),
-    "--on-missing-field": ("on_missing_field", {"choices": ["reject", "empty"],
-                                                "help": "a template field that is missing: "
+    "--on-missing-field": ("on_missing_field", {"help": "a template field that is missing: "
                                                         "reject the row, or use ''"}),
 }
+FLAG_CHOICES = {**CHOICES, "preset": tuple(sorted(PRESETS))}
 RUN_SWITCHES = {
     "--normalize": ("normalize", "L2-normalise embeddings"),
     "--trust-remote-code": ("trust_remote_code", "allow a model's own Python code from the Hub"),
@@ -93,20 +90,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="embed a corpus into OUT/embeddings.h5")
     run.add_argument("--config", metavar="job.yaml", help="YAML file with the same settings")
-    for flag, (key, kwargs) in RUN_FLAGS.items():
-        run.add_argument(flag, dest=key, default=None, **kwargs)
-    for flag, (key, help_text) in RUN_SWITCHES.items():
-        run.add_argument(flag, dest=key, action="store_const", const=True, default=None,
-                         help=help_text)
+    add_run_flags(run, ())
     bench = sub.add_parser("bench", help="measure docs/s on this cluster and project a full run")
     bench.add_argument("--config", metavar="job.yaml")
-    for flag, (key, kwargs) in RUN_FLAGS.items():
-        if key not in NOT_FOR_BENCH:
-            bench.add_argument(flag, dest=key, default=None, **kwargs)
-    for flag, (key, help_text) in RUN_SWITCHES.items():
-        if key not in NOT_FOR_BENCH:
-            bench.add_argument(flag, dest=key, action="store_const", const=True, default=None,
-                               help=help_text)
+    add_run_flags(bench, NOT_FOR_BENCH)
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
@@ -140,6 +127,18 @@ def make_parser() -> argparse.ArgumentParser:
     fin.add_argument("directory", metavar="DIR")
     fin.add_argument("--index", action="store_true", help="also build the index (ray-embed index)")
     return parser
+
+
+def add_run_flags(parser: argparse.ArgumentParser, left_out: tuple[str, ...]) -> None:
+    """The settings' flags and switches (those of `left_out` keys excepted)."""
+    for flag, (key, kwargs) in RUN_FLAGS.items():
+        if key not in left_out:
+            choices = {"choices": list(FLAG_CHOICES[key])} if key in FLAG_CHOICES else {}
+            parser.add_argument(flag, dest=key, default=None, **choices, **kwargs)
+    for flag, (key, help_text) in RUN_SWITCHES.items():
+        if key not in left_out:
+            parser.add_argument(flag, dest=key, action="store_const", const=True, default=None,
+                                help=help_text)
 
 
 def add_hit_options(parser: argparse.ArgumentParser) -> None:

@@ -191,8 +191,10 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
     return {**PRESETS[name], **data}
 
 
-def build_config(yaml_path: str | None, overrides: Mapping[str, Any]) -> JobConfig:
-    """A preset's settings, then the YAML file's, then every override that is not None."""
+def build_config(yaml_path: str | None, overrides: Mapping[str, Any],
+                 defaults: Mapping[str, Any] | None = None) -> JobConfig:
+    """`defaults`, then a preset's settings, then the YAML file's, then every override that is
+    not None."""
     data: dict[str, Any] = load_yaml(yaml_path) if yaml_path else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return JobConfig.from_dict(apply_preset(data))
+    return JobConfig.from_dict({**(defaults or {}), **apply_preset(data)})

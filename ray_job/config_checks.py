@@ -1,5 +1,6 @@
 """Checks of config values: strict types (a YAML string "false" is not a boolean, 2.5 is not
-a count) and allowed choices. Every failure is one ConfigError line."""
+a count) and allowed choices (`CHOICES`, which the command line's flags offer too). Every
+failure is one ConfigError line."""
 from __future__ import annotations
 
 import types
@@ -12,12 +13,12 @@ from .template_syntax import plain_fields, template_fields
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-BACKENDS = ("auto", "sentence-transformers", "transformers")
-POOLINGS = ("cls", "mean")
-MISSING_FIELD_POLICIES = ("reject", "empty")
-CHOICES = {"precision": PRECISIONS, "device": DEVICES, "backend": BACKENDS,
-           "on_missing_field": MISSING_FIELD_POLICIES, "pooling": POOLINGS,
-           "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf")}
+# setting -> the values it may take (for `exports`, each of its values)
+CHOICES = {"precision": PRECISIONS, "device": DEVICES,
+           "backend": ("auto", "sentence-transformers", "transformers"),
+           "on_missing_field": ("reject", "empty"), "pooling": ("cls", "mean"),
+           "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf"),
+           "exports": ("parquet", "duckdb")}
 POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
             "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
             "gpus_per_replica", "cpus_per_replica", "demo_docs")
@@ -70,10 +71,9 @@ def validate(spec, options) -> None:
     check_types(type(options), vars(options))
     values = {**vars(spec), **vars(options)}
     for name, choices in CHOICES.items():
-        if values[name] is not None:
-            check_choice(name, values[name], choices)
-    for name in values["exports"]:
-        check_choice("exports", name, ("parquet", "duckdb"))
+        for value in values[name] if isinstance(values[name], tuple) else (values[name],):
+            if value is not None:
+                check_choice(name, value, choices)
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sys
 import time
@@ -10,9 +9,9 @@ from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
-from .encode.encoder import Encoder, replica_config
+from .encode.encoder import Encoder
 from .encode.model_facts import describe
-from .encode.model_identity import model_identity, pinned_revision
+from .encode.model_identity import model_identity
 from .encode.models import ModelInfo, resolve_model_source
 from .encode.precision import pick_device, pick_precision
 from .encode.resources import ResourcePlan, plan_resources
@@ -20,7 +19,7 @@ from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
 from .finalize.exports import run_exports
 from .finalize.merge import MergeSpec, Storage, finalize
-from .finalize.report import build_report, now_iso, package_versions
+from .finalize.report import build_report
 from .publish.upload import ShardPublisher, upload
 from .read.demo import write_demo_corpus
 from .read.estimate import estimate_total_rows
@@ -33,9 +32,11 @@ from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
-from .redact import redact_config, redact_url
+from .redact import redact_url
+from .rundir.job import JobRecord
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress
+from .rundir.replica import ReplicaSpec
 from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
@@ -89,24 +90,26 @@ def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
     return device, pick_precision(cfg.spec.precision, device)
 
 
-def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
-                  template: TextTemplate, run_dir: RunDir, plan: ResourcePlan, done_shards,
-                  previous_ref=None, revision: str | None = None):
-    """The Ray Dataset of one run; `ran`: the (device, precision) asked of every replica;
-    `revision`: the Hub commit every tokenizer and replica loads; `done_shards`: per unit,
-    the shards holding its rows done earlier (read/resume.py)."""
+def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: RunDir,
+                  plan: ResourcePlan, done_shards, previous_ref=None):
+    """The Ray Dataset of one run; `replica`: what every replica gets (the record's slice,
+    with the device and precision asked of it and the Hub commit every tokenizer and replica
+    loads); `done_shards`: per unit, the shards holding its rows done earlier
+    (read/resume.py)."""
     from ray.data import ActorPoolStrategy
 
+    cfg, info = planned.cfg, planned.info
     ds = units_dataset(units, done_shards)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
-                        fn_kwargs={"template": asdict(template), "id_field": cfg.spec.id_field,
-                                   "run_url": run_dir.url, "previous": previous_ref})
+                        fn_kwargs={"template": asdict(planned.template),
+                                   "id_field": cfg.spec.id_field, "run_url": run_dir.url,
+                                   "previous": previous_ref})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"recipe": asdict(tokenizer_recipe(
                                        info.tokenizer_source, info.max_seq_length,
-                                       cfg.spec.trust_remote_code, revision)),
+                                       replica.trust_remote_code, replica.revision)),
                                    "run_url": run_dir.url, "threads": plan.task_cpus})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
@@ -117,41 +120,13 @@ def build_dataset(units, cfg: JobConfig, ran: tuple[str, str], info: ModelInfo,
         # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
-        fn_constructor_kwargs={"config": replica_config(cfg), "model_source": info.source,
-                               "device": ran[0], "precision": ran[1],
-                               "threads": plan.threads, "faults": faults_from_environment(),
-                               "revision": revision, "run_url": run_dir.url})
+        fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
+                               "faults": faults_from_environment(), "run_url": run_dir.url})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
     """Host memory of one replica: measured ~840 MiB for MiniLM (90 MB of weights) on CPU."""
     return 4 * info.param_bytes + 768 * 2**20
-
-
-def compat_attrs(cfg: JobConfig, info: ModelInfo, identity: dict, precision: str) -> dict:
-    """What an earlier embeddings.h5 must share with this run for its vectors to be reused."""
-    return {"model": info.name, "model_identity": json.dumps(identity, sort_keys=True),
-            "adapter": cfg.spec.adapter or "", "backend": info.backend,
-            "pooling": info.pooling, "normalized": bool(info.normalized), "precision": precision,
-            "text_template": cfg.spec.text, "max_seq_length": info.max_seq_length}
-
-
-def job_record(cfg: JobConfig, info: ModelInfo) -> dict:
-    identity = model_identity(cfg.spec, info.source)
-    return {"config": redact_config(cfg.to_dict()), "config_hash": cfg.config_hash(),
-            "model": {**info.to_dict(), "identity": identity},
-            "versions": package_versions(), "created": now_iso()}
-
-
-def h5_attributes(job: dict, precision: str) -> dict:
-    spec, model = job["config"]["spec"], job["model"]
-    return {"model": model["name"], "adapter": spec.get("adapter") or "",
-            "model_identity": json.dumps(model["identity"], sort_keys=True),
-            "backend": model["backend"], "pooling": model["pooling"],
-            "normalized": bool(model["normalized"]), "precision": precision,
-            "text_template": spec["text"], "max_seq_length": model["max_seq_length"],
-            "config_hash": job["config_hash"], "versions": job["versions"],
-            "url_template": job["config"]["options"].get("url_template") or ""}
 
 
 @dataclass
@@ -185,53 +160,39 @@ def run(cfg: JobConfig) -> dict:
 
 @dataclass(frozen=True)
 class PlannedJob:
-    """A job checked on the driver, before anything in its run directory is touched."""
+    """A job checked on the driver, before anything in its run directory is touched: its
+    inputs found and fingerprinted (`manifest`), the model's facts and identity read, the
+    template checked. All its record lacks is the device and precision (`record`)."""
     cfg: JobConfig
     files: list
     manifest: list[dict]
     info: ModelInfo
     template: TextTemplate
-    job: dict
+    identity: dict
+
+    def record(self, device: str, precision: str) -> JobRecord:
+        return JobRecord.new(self.cfg, self.info, self.identity, device, precision)
 
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
-    """Inputs found and fingerprinted, model facts read, template checked, job record made."""
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
-    return PlannedJob(cfg, files, build_manifest(files), info, template, job_record(cfg, info))
+    return PlannedJob(cfg, files, build_manifest(files), info, template,
+                      model_identity(cfg.spec, info.source))
 
 
 def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
-    cfg, job = planned.cfg, planned.job
+    cfg = planned.cfg
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
-
-    def check(old_job: dict) -> None:
-        check_same_model(old_job, job, run_dir.url)
+    if not cfg.options.fresh and run_dir.has_job():     # refused before Ray starts
+        run_dir.load_job().check_carried_on_by(cfg, planned.identity, run_dir.url)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
-
-    stats.resumed = run_dir.prepare(job, cfg.options.fresh, check)
+        stats.resumed = bool(run_dir.shard_names())
     with ray_session(cfg) as ray:
-        encode_all(ray, cfg, Inputs(planned.files, planned.manifest, old_plan), planned.info,
-                   planned.template, run_dir, job, stats)
+        encode_all(ray, planned, old_plan, run_dir, stats)
     return finalize_run(run_dir, stats, cfg.options.previous)
-
-
-def check_same_model(old_job: dict, job: dict, where: str) -> None:
-    """A resume must run the very model the run started with (same weights or Hub commit)."""
-    old, new = old_job.get("model", {}).get("identity"), job["model"]["identity"]
-    if old != new:
-        raise UserError(f"the model of {where} changed since it started ({old} -> {new}); use "
-                        f"--fresh to start over, or a new --output")
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """The input files of a run, their manifest, and the plan frozen by an earlier driver."""
-    files: list
-    manifest: list[dict]
-    old_plan: ReadPlan | None
 
 
 def frozen_plan(run_dir: RunDir) -> ReadPlan | None:
@@ -239,23 +200,24 @@ def frozen_plan(run_dir: RunDir) -> ReadPlan | None:
     return ReadPlan.from_dict(found) if found else None
 
 
-def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: TextTemplate,
-               run_dir: RunDir, job: dict, stats: RunStats) -> None:
-    """Stream every row not yet in a shard through the cluster."""
-    options = cfg.options
+def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
+               stats: RunStats) -> None:
+    """Resolve the device and precision on this cluster, write the run's record (once, before
+    any shard), then stream every row not yet in a shard through the cluster."""
+    cfg, options = planned.cfg, planned.cfg.options
     cluster = ray.cluster_resources()
     device, precision = replica_request(cfg, cluster)
     stats.device = device
     plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
-    run_dir.write_job({**job, "device": device, "precision": precision})
-    previous = (load_previous(options.previous, compat_attrs(cfg, info, job["model"]["identity"], precision))
-                if options.previous else None)
-    block_bytes = options.block_bytes or auto_block_bytes(inputs.files, plan.replicas * 4)
-    read_plan = resolve_plan(inputs.old_plan, inputs.files, inputs.manifest, block_bytes,
+    record = planned.record(device, precision)
+    previous = load_previous(options.previous, record.compat_attrs()) if options.previous else None
+    run_dir.start(record, options.fresh)
+    block_bytes = options.block_bytes or auto_block_bytes(planned.files, plan.replicas * 4)
+    read_plan = resolve_plan(old_plan, planned.files, planned.manifest, block_bytes,
                              options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
-    if read_plan is not inputs.old_plan:
+    if read_plan is not old_plan:
         run_dir.write_plan(read_plan.to_dict())
     units = read_plan.units
     todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
@@ -266,8 +228,8 @@ def encode_all(ray, cfg: JobConfig, inputs: Inputs, info: ModelInfo, template: T
     wall_started = time.time()
     if todo:
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(todo, cfg, (device, precision), info, template, run_dir, plan,
-                           done_shards, previous_ref, pinned_revision(job["model"]["identity"]))
+        ds = build_dataset(todo, planned, record.replica(), run_dir, plan, done_shards,
+                           previous_ref)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
@@ -315,26 +277,24 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     report.json (last: a reader that sees it sees the rest). `previous`: the --previous
     location as given (job.json holds it with any credentials redacted)."""
     job = run_dir.load_job()
-    spec, options = job["config"]["spec"], job["config"]["options"]
+    options = job.options
     stats = stats or RunStats(started=time.monotonic())
-    precision = job.get("precision") or spec["precision"]
-    previous_at = previous or options.get("previous")
+    previous_at = previous or options.previous
     previous = previous_h5(previous_at) if previous_at else None
-    url_template = JobConfig.from_dict(job["config"]).options.resolved_url_template
     plan = frozen_plan(run_dir)
-    merge = MergeSpec(h5_attributes(job, precision), url_template, bool(job["model"]["normalized"]),
+    merge = MergeSpec(job.h5_attributes(), options.resolved_url_template, job.model.normalized,
                       str(previous) if previous else None,
-                      Storage(options["storage_dtype"], options["compression"]),
+                      Storage(options.storage_dtype, options.compression),
                       plan.units if plan else None)
     result = finalize(run_dir, merge)
     ran = result.ran_with
     report = build_report(
         result, result.rejected_by_reason, stats.embedded_now, time.monotonic() - stats.started,
         stats.encode_s, stats.resumed, ",".join(ran["devices"]) or stats.device,
-        ran["precision"] or precision, stats.replicas, job["model"].get("param_bytes", 0))
+        ran["precision"] or job.precision, stats.replicas, job.model.param_bytes)
     if previous:
         report["incremental"] = {**incremental_counts(run_dir.reuse_counts(), previous),
-                                 "previous": options["previous"]}
+                                 "previous": options.previous}
     if result.reconciliation:
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
@@ -342,8 +302,8 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
-    report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
+    report["exports"] = run_exports(run_dir, options.exports)
     run_dir.write_report(report)
-    if options.get("index"):
+    if options.index:
         build_index(run_dir)
     return report

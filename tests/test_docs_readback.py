@@ -9,7 +9,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ray_job.config import JobConfig
 from ray_job.publish.upload import dataset_card
+from ray_job.rundir.job import JobRecord, ModelInfo
 from ray_job.rundir.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +41,13 @@ def test_the_readme_read_back_block_reads_non_ascii_ids(tmp_path, monkeypatch):
 
 
 def test_the_dataset_card_read_back_block_reads_non_ascii_ids(tmp_path, monkeypatch):
-    job = {"config": {"spec": {"adapter": None, "text": "{title}", "precision": "fp32"}},
-           "model": {"name": "m", "pooling": "mean", "normalized": True, "dim": 4,
-                     "max_seq_length": 128}, "config_hash": "h"}
-    (tmp_path / "job.json").write_text(json.dumps(job))
+    info = ModelInfo("m", "/models/m", "sentence-transformers", "/models/m", 128, "[SEP]", 0,
+                     4, "mean", True)
+    job = JobRecord.new(JobConfig.of(text="{title}", precision="fp32"), info,
+                        {"weights": "sha256:x"}, "cpu", "fp32")
+    (tmp_path / "job.json").write_text(job.to_json())
+    (tmp_path / "report.json").write_text(json.dumps({"dim": 4, "rows_embedded": 3,
+                                                      "precision": "fp32"}))
     write_h5(tmp_path / "embeddings.h5")
     block = python_blocks(dataset_card(RunDir.at(tmp_path)))[0]
     monkeypatch.chdir(tmp_path)

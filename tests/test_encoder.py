@@ -14,6 +14,7 @@ from ray_job.encode.precision import (RESOLVED, cpu_has_native_bf16, pick_precis
                                       replica_choice, weights_dtype)
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request
+from ray_job.rundir.replica import ReplicaSpec
 from tiny_models import tiny_bert
 
 TEXTS = ["a short title", "a much longer abstract about sparse attention in transformers", "x"]
@@ -39,9 +40,13 @@ def ran(out: pa.Table) -> dict:
     return {name: v.pop() for name, v in values.items()}
 
 
+def replica(cfg: JobConfig, source: str, device: str = "cpu", precision: str = "fp32"):
+    return ReplicaSpec.of(cfg.spec, cfg.options, source, None, device, precision)
+
+
 def encoder(source: str, device: str, precision: str) -> Encoder:
     cfg = JobConfig.of(model=source, pooling="mean")
-    return Encoder(cfg.to_dict(), source, device=device, precision=precision)
+    return Encoder(replica(cfg, source, device, precision))
 
 
 @pytest.mark.parametrize("precision", ["fp32", pick_precision("auto", "cpu")])
@@ -98,8 +103,8 @@ def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embed
     import json
 
     cfg = JobConfig.of(model=bert, pooling="mean")
-    clean = Encoder(cfg.to_dict(), bert, "cpu", "fp32")(batch(bert))
-    enc = Encoder(cfg.to_dict(), bert, "cpu", "fp32", run_url=str(tmp_path))
+    clean = Encoder(replica(cfg, bert))(batch(bert))
+    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
     poison = int(batch(bert).column("input_ids")[1].values[2].as_py())   # a token of row 1 only
     real = enc.model.embed
 
@@ -121,8 +126,8 @@ def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embed
 def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
     cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096)
     same = ["sparse attention in transformers"] * 4             # one micro-batch of 4 rows
-    clean = Encoder(cfg.to_dict(), bert, "cpu", "fp32")(batch(bert, same))
-    enc = Encoder(cfg.to_dict(), bert, "cpu", "fp32", run_url=str(tmp_path))
+    clean = Encoder(replica(cfg, bert))(batch(bert, same))
+    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
     real = enc.model.embed
 
     def embed(ids, mask):
@@ -140,8 +145,7 @@ def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
 
 
 def test_a_model_that_fails_on_every_row_fails_the_batch(bert, tmp_path):
-    enc = Encoder(JobConfig.of(model=bert, pooling="mean").to_dict(), bert, "cpu", "fp32",
-                  run_url=str(tmp_path))
+    enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), run_url=str(tmp_path))
 
     def broken(ids, mask):
         raise RuntimeError("device lost")

@@ -8,9 +8,10 @@ import torch
 
 from conftest import reference_text
 from ray_job.config import JobConfig
-from ray_job.encode.encoder import Encoder, replica_config
+from ray_job.encode.encoder import Encoder
 from ray_job.encode.models import bundled_model_path
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
+from ray_job.rundir.replica import ReplicaSpec
 
 ROWS = 64
 
@@ -23,9 +24,9 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("precision", ["bf16-weights", "bf16"])
 def test_bf16_keeps_min_cosine_against_fp32_on_the_real_sample(sample_records, precision):
     source = bundled_model_path()
-    config = replica_config(JobConfig.of())
-    fp32 = Encoder(config, source, "cpu", "fp32")
-    half = Encoder(config, source, "cpu", precision)
+    cfg = JobConfig.of()
+    fp32 = Encoder(ReplicaSpec.of(cfg.spec, cfg.options, source, None, "cpu", "fp32"))
+    half = Encoder(ReplicaSpec.of(cfg.spec, cfg.options, source, None, "cpu", precision))
     assert half.precision == precision
     held = {p.dtype for p in half.model.module.parameters()}
     assert held == {torch.bfloat16 if precision == "bf16-weights" else torch.float32}

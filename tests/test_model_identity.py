@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from ray_job.config import JobConfig
-from ray_job.encode.model_identity import local_weights_digest, model_identity, pinned_revision
+from ray_job.encode.model_identity import local_weights_digest, model_identity
 from ray_job.errors import UserError
-from ray_job.pipeline import check_same_model
-from ray_job.read.previous import COMPAT_ATTRS, load_previous
+from ray_job.read.previous import load_previous
+from ray_job.rundir.job import COMPAT_ATTRS, check_same_model, pinned_revision
 from tiny_models import tiny_adapter, tiny_bert
 
 
@@ -39,7 +39,7 @@ def test_a_retrained_local_model_has_another_identity(tmp_path):
     assert pinned_revision(second) is None
     assert pinned_revision({"weights": "commit:abc123"}) == "abc123"
     with pytest.raises(UserError, match="model of out changed since it started"):
-        check_same_model({"model": {"identity": first}}, {"model": {"identity": second}}, "out")
+        check_same_model(first, second, "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="holds no weight files"):
         local_weights_digest(tmp_path / "empty")

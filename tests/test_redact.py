@@ -79,16 +79,17 @@ def test_the_config_hash_of_a_url_without_secrets_is_unchanged():
 
 
 def test_job_json_holds_no_secret(tmp_path):
-    from types import SimpleNamespace
+    from ray_job.rundir.job import JobRecord, ModelInfo
 
-    from ray_job.encode.models import bundled_model_path
-    from ray_job.pipeline import job_record
-
-    info = SimpleNamespace(to_dict=lambda: {"name": "m"}, source=bundled_model_path())
+    info = ModelInfo("m", "/models/m", "sentence-transformers", "/models/m", 128, "[SEP]", 0,
+                     8, "mean", True)
     cfg = JobConfig.of(inputs=(S3_PRESIGNED,), upload="s3://b/x?token=tok123",
-                       output=str(tmp_path))
-    record = json.dumps(job_record(cfg, info))
-    assert not any(s in record for s in SECRETS)
+                       previous="https://u:hunter2@host/old", output=str(tmp_path))
+    text = JobRecord.new(cfg, info, {"weights": "sha256:x"}, "cpu", "fp32").to_json()
+    assert not any(s in text for s in SECRETS)
+    record = JobRecord.from_json(text, "here")
+    assert record.spec.inputs[0].count("***") and record.options.previous.count("***")
+    assert record.config_hash == cfg.config_hash()        # the hash is of the redacted inputs
 
 
 def test_remote_file_errors_name_the_url_without_its_secrets():

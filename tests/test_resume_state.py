@@ -13,12 +13,12 @@ import pytest
 from ray_job.encode.encoder import embedding_array
 from ray_job.read.inputs import ReadUnit
 from ray_job.read.keys import make_key
-from ray_job.read.previous import (COMPAT_ATTRS, ID_HASHES, Previous, id_hashes,
-                                   load_previous, text_hash)
+from ray_job.read.previous import ID_HASHES, Previous, id_hashes, load_previous, text_hash
 from ray_job.read.resume import (is_finished, resume_fields, scan_shards, unit_done_keys,
                                  units_of_keys, units_to_read)
 from ray_job.read.sources import ROW_SCHEMA, UnitRows, rows_from_unit, stream_unit_rows
 from ray_job.read.text import TextTemplate
+from ray_job.rundir.job import COMPAT_ATTRS
 from ray_job.rundir.rundir import RunDir
 
 TEMPLATE = TextTemplate("{title}{sep}{abstract}")

@@ -137,7 +137,9 @@ def test_a_replica_of_the_bundled_model_imports_neither_sentence_transformers_no
     code = ("import sys; from ray_job.config import JobConfig; "
             "from ray_job.encode.encoder import Encoder; "
             "from ray_job.encode.models import bundled_model_path; "
-            "Encoder(JobConfig.of().to_dict(), bundled_model_path(), 'cpu', 'fp32'); "
+            "from ray_job.rundir.replica import ReplicaSpec; cfg = JobConfig.of(); "
+            "Encoder(ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, 'cpu', "
+            "'fp32')); "
             "print(sorted(m for m in ('sentence_transformers', 'sklearn', 'scipy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

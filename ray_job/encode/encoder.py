@@ -8,16 +8,17 @@ in input order. Every output batch also says what computed it: columns `device` 
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from .batching import length_order, token_budget_batches
-from ..config import JobConfig
 from ..faults import NO_FAULTS, Faults
+from ..rundir.rejects import reject_record
+from ..rundir.replica import ReplicaSpec
+from ..rundir.rundir import RunDir
+from .batching import length_order, token_budget_batches
 from .feed import feeder_for
 from .isolate import forward_isolating
 from .lean_imports import skip_unused_extras
@@ -40,59 +41,44 @@ def constant_column(value: str, rows: int) -> pa.DictionaryArray:
                                           pa.array([value], RAN_TYPE.value_type))
 
 
-def reject_failed_rows(run_url: str, table: pa.Table, failed: dict[int, str]) -> None:
-    """Rows the model failed on, each as a reject named after its key (a retry rewrites it)."""
-    from ..rundir.layout import row_rejects
-    from ..rundir.rejects import reject_record
-    from ..rundir.rundir import RunDir
-
-    run_dir = RunDir(run_url)
+def failed_rows_rejects(table: pa.Table, failed: dict[int, str]) -> list[dict]:
+    """Reject records of the rows the model failed on (row -> why)."""
     keys, ids = table.column("key").to_pylist(), table.column("id").to_pylist()
-    for row, why in sorted(failed.items()):
-        record = reject_record("model_error", why, keys[row], "encode", ids[row])
-        run_dir.write_rejects(row_rejects("encode", keys[row]), [record])
-
-
-def replica_config(cfg: JobConfig) -> dict:
-    """What a replica needs of the job config: the output spec and the batching options
-    (the inputs, and any credentials in their URLs, stay on the driver)."""
-    o = cfg.options
-    spec = {**dataclasses.asdict(cfg.spec), "inputs": ()}
-    return JobConfig.of(**spec, max_batch_tokens=o.max_batch_tokens,
-                        max_batch_rows=o.max_batch_rows, compile=o.compile).to_dict()
+    return [reject_record("model_error", why, keys[row], "encode", ids[row])
+            for row, why in sorted(failed.items())]
 
 
 class Encoder:
     """Ray actor class (used with ActorPoolStrategy); also usable in-process.
 
-    `config`: what a replica needs of the job config (`replica_config`): the output spec and
-    the batching options, not the rest.
-
-    `device` and `precision` are the driver's resolved request (never `auto`); the replica
-    resolves them once for its node (`replica_choice`) and keeps what it runs in
-    `self.device` / `self.precision`. `faults` is test-only fault injection (`ray_job.faults`).
+    `replica`: what a replica needs of the run (`JobRecord.replica`): the model settings, the
+    batching options, the model to load, and the driver's resolved device and precision
+    (never `auto`), which the replica settles once for its node (`replica_choice`) and keeps
+    as `self.device` / `self.precision`. `faults` is test-only fault injection
+    (`ray_job.faults`); `run_url`: the run directory where rows the model fails on are
+    rejected.
     """
 
-    def __init__(self, config: dict, model_source: str, device: str, precision: str,
-                 threads: int | None = None, faults: Faults = NO_FAULTS,
-                 revision: str | None = None, run_url: str | None = None):
-        self.cfg = JobConfig.from_dict(config)
+    def __init__(self, replica: ReplicaSpec, threads: int | None = None,
+                 faults: Faults = NO_FAULTS, run_url: str | None = None):
         skip_unused_extras()               # ~1 s less of every replica's start
-        self.device, self.precision = replica_choice(device, precision, torch.cuda.is_available())
+        self.device, self.precision = replica_choice(replica.device, replica.precision,
+                                                     torch.cuda.is_available())
         self.faults = faults
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
-        self.model = load_model(self.cfg.spec, device=device, source=model_source,
-                                compile=self.cfg.options.compile, revision=revision,
+        self.model = load_model(replica, device=device, source=replica.source,
+                                compile=replica.compile, revision=replica.revision,
                                 dtype=weights_dtype(self.precision))   # `*-weights`: half
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
         self.feeder = feeder_for(self.torch_device, self.pad_id,
-                                 max(self.cfg.options.max_batch_tokens, self.model.info.max_seq_length))
+                                 max(replica.max_batch_tokens, self.model.info.max_seq_length))
         self.calls = 0
-        self.max_batch_tokens = self.cfg.options.max_batch_tokens   # lowered after an OOM
-        self.run_url = run_url             # where rows the model fails on are rejected
+        self.max_batch_rows = replica.max_batch_rows
+        self.max_batch_tokens = replica.max_batch_tokens   # lowered after an OOM
+        self.run_url = run_url
 
     def embed_token_lists(self, input_ids: pa.ListArray,
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +105,7 @@ class Encoder:
         with torch.inference_mode():
             by_length = torch.zeros((n, dim), dtype=torch.float32, device=self.torch_device)
             for part in token_budget_batches(lengths[order], self.max_batch_tokens,
-                                             self.cfg.options.max_batch_rows):
+                                             self.max_batch_rows):
                 rows = order[part]
                 try:
                     by_length[part] = self._embed(*self.feeder.stage(values, offsets, rows))
@@ -163,7 +149,7 @@ class Encoder:
         if failed and len(failed) == batch.num_rows > 1:     # not a poison row: a broken replica
             raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
         if failed:
-            reject_failed_rows(self.run_url, table, failed)
+            RunDir(self.run_url).write_row_rejects("encode", failed_rows_rejects(table, failed))
             keep = np.ones(batch.num_rows, dtype=bool)
             keep[list(failed)] = False
             table = table.filter(pa.array(keep))

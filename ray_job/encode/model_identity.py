@@ -61,9 +61,3 @@ def model_identity(spec, source: str) -> dict:
         found["adapter"] = identify(str(adapter) if adapter.is_dir() else spec.adapter,
                                     ADAPTER_WEIGHTS)
     return found
-
-
-def pinned_revision(identity: dict) -> str | None:
-    """The commit replicas must load for a Hub model (None for a local folder)."""
-    weights = identity.get("weights", "")
-    return weights.split(":", 1)[1] if weights.startswith("commit:") else None

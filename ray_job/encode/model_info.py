@@ -1,36 +1,17 @@
-"""What the rest of the job needs to know about a model (`ModelInfo`), and the rules that derive
-it. Shared by the two ways of learning it: from a loaded model (`models`, on a replica) and from
-the model's files alone (`model_facts`, on the driver), so that both give the same answer."""
+"""The rules that derive what the job needs to know about a model (`ModelInfo`, part of the
+run's record, rundir/job.py). Shared by the two ways of learning it: from a loaded model
+(`models`, on a replica) and from the model's files alone (`model_facts`, on the driver), so
+that both give the same answer."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 from ..errors import UserError
+from ..rundir.job import ModelInfo
 
 BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 DEFAULT_MAX_LENGTH = 512
 # bytes of one weight as a replica holds it: the backends load weights in fp32 (autocast
 # lowers the precision of the computation, not of the weights)
 LOADED_BYTES_PER_PARAM = 4
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the rest of the job needs to know about a model, as plain data."""
-    name: str
-    source: str               # local folder or Hub name the replicas load
-    backend: str
-    tokenizer_source: str
-    max_seq_length: int
-    sep_token: str
-    pad_token_id: int
-    dim: int
-    pooling: str
-    normalized: bool
-    param_bytes: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def model_name(cfg) -> str:

@@ -233,7 +233,9 @@ def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
         raise RuntimeError(f"{len(rejects)} untokenizable row(s) and no run directory to "
                            f"reject them in: {rejects[0]}")
     if rejects:
-        write_row_rejects(run_url, rejects)
+        from ..rundir.rundir import RunDir
+
+        RunDir(run_url).write_row_rejects("tokenize", rejects)
     return out
 
 
@@ -244,12 +246,3 @@ def cap_rust_threads(threads: int | None) -> None:
     reads RAYON_NUM_THREADS then; one set on the node by hand is kept."""
     if threads:
         os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, int(threads))))
-
-
-def write_row_rejects(run_url: str, rejects: list[dict]) -> None:
-    from ..rundir.layout import row_rejects
-    from ..rundir.rundir import RunDir
-
-    run_dir = RunDir(run_url)
-    for record in rejects:
-        run_dir.write_rejects(row_rejects("tokenize", record["key"]), [record])

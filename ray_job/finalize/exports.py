@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 from ..rundir.layout import DUCKDB, H5, PARQUET
 from ..rundir.rundir import RunDir
 
-EXPORTS = ("parquet", "duckdb")
 CHUNK_ROWS = 50_000
 # the Hub's dataset viewer reads Parquet files of a few hundred MB comfortably
 PARQUET_FILE_BYTES = 256 * 2**20

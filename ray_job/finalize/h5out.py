@@ -45,11 +45,14 @@ class RanWith:
 
 
 def ran_attrs(ran: dict, attrs: dict) -> dict:
-    """The precision that ran (not the one asked for); reused rows keep the old file's."""
+    """The precision that ran (not the one asked for); reused rows keep the old file's. With
+    no shard saying (all rows reused) it is the run's resolved one; "unknown" where the run
+    has none (`auto`, or None: a job.json of release 0.1.0 that stopped before its first
+    shard)."""
     found = {"devices": ",".join(ran["devices"])}
     if ran["precision"]:
         found["precision"] = ran["precision"]
-    elif attrs.get("precision") == "auto":
+    elif attrs.get("precision") in ("auto", None):
         found["precision"] = "unknown"
     return found
 

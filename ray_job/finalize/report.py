@@ -1,29 +1,8 @@
-"""report.json and the versions recorded with every run."""
+"""report.json: what a run did (counts, rates, what ran it)."""
 from __future__ import annotations
-
-import importlib.metadata
-import platform
-import time
 
 from ..encode.batching import padding_efficiency
 from .merge import FinalizeResult
-
-VERSIONED_PACKAGES = ("ray_job", "ray", "torch", "transformers", "sentence-transformers",
-                      "pyarrow", "h5py", "numpy")
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now: int,

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir.layout import CARD, H5
+from ..rundir.layout import CARD, REPORT
 from ..rundir.polling import Poller
 from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
@@ -30,41 +30,43 @@ def open_target(destination: str):
 
 def files_to_publish(run_dir: RunDir) -> dict[str, Path]:
     """name -> local file of everything to publish; the dataset card is made first."""
-    if not run_dir.has_result(H5):
-        raise UserError(f"{run_dir.url} has no embeddings.h5 yet: run or finalize it first")
+    if not run_dir.has_result(REPORT):      # written last: the run is finished
+        raise UserError(f"{run_dir.url} is not finished (no {REPORT} yet): run or finalize "
+                        f"it first")
     with run_dir.result_writer(CARD) as card:
         card.write_text(dataset_card(run_dir))
     return run_dir.publishable()
 
 
 def dataset_card(run_dir: RunDir) -> str:
-    job = run_dir.load_job()
+    """The card of a finished run: the run's record says what the embeddings are, its report
+    what finalize wrote (rows, dim, the precision that ran)."""
+    facts = run_dir.load_job().facts()
     report = run_dir.load_report()
-    cfg, model = job["config"]["spec"], job["model"]
     return f"""---
 tags: [embeddings, ray-embed]
 ---
-# Paper embeddings: {model['name']}
+# Paper embeddings: {facts['model']}
 
 | | |
 |---|---|
-| model | `{model['name']}` |
-| adapter | `{cfg.get('adapter') or 'none'}` |
-| text template | `{cfg['text']}` |
-| pooling | {model['pooling']} |
-| normalized | {model['normalized']} |
-| dim | {report.get('dim', model['dim'])} |
-| count | {report.get('rows_embedded', 'see embeddings.h5')} |
-| precision | {report.get('precision', job.get('precision', cfg['precision']))} |
-| max tokens | {model['max_seq_length']} |
+| model | `{facts['model']}` |
+| adapter | `{facts['adapter']}` |
+| text template | `{facts['text template']}` |
+| pooling | {facts['pooling']} |
+| normalized | {facts['normalized']} |
+| dim | {report['dim']} |
+| count | {report['rows_embedded']} |
+| precision | {report['precision']} |
+| max tokens | {facts['max tokens']} |
 
-Made with `ray-embed` (config hash `{job['config_hash']}`).
+Made with `ray-embed` (config hash `{facts['config hash']}`).
 
 ```python
 import h5py
 with h5py.File("embeddings.h5") as h5:
     ids = h5["ids"].asstr("utf-8")[:]   # (N,) paper ids
-    emb = h5["embeddings"]              # (N, {model['dim']}), rows in the order of ids
+    emb = h5["embeddings"]              # (N, {report['dim']}), rows in the order of ids
 ```
 """
 

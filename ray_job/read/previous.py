@@ -19,9 +19,6 @@ import numpy as np
 from ..errors import UserError
 from ..storage.files import is_url
 
-# The old file must have been made with the same of these (resolved) settings.
-COMPAT_ATTRS = ("model", "model_identity", "adapter", "backend", "pooling", "normalized",
-                "precision", "text_template", "max_seq_length")
 # Optional dataset of embeddings.h5: id_hashes(ids), row for row (uint64). Used when present so
 # a 10M-row --previous is not hashed again; computed from `ids` when absent (older files).
 ID_HASHES = "id_hashes"
@@ -116,12 +113,14 @@ def previous_h5(path: str) -> Path:
 
 
 def load_previous(path: str, expected: dict) -> Previous:
+    """The lookup over the old run at `path`, whose embeddings.h5 must hold the attributes
+    `expected` (JobRecord.compat_attrs: the same model, template, precision, ...)."""
     h5_path = previous_h5(path)
     with h5py.File(h5_path, "r") as h5:
         if "text_hashes" not in h5:
             raise UserError(f"--previous {path}: made without text hashes; cannot reuse it")
-        attrs = {k: h5.attrs.get(k) for k in COMPAT_ATTRS}
-        differ = [f"{k}: {_plain(attrs[k])!r} -> {expected[k]!r}" for k in COMPAT_ATTRS
+        attrs = {k: h5.attrs.get(k) for k in expected}
+        differ = [f"{k}: {_plain(attrs[k])!r} -> {expected[k]!r}" for k in expected
                   if _plain(attrs[k]) != expected[k]]
         if differ:
             raise UserError(f"--previous {path} was made with other settings "

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 
 from ..errors import UserError
+from .polling import Poller
 
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 6 * HEARTBEAT_S
@@ -55,27 +55,29 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class Lease:
-    """Context manager holding the lease `name` in `store` while a driver works."""
+class Lease(Poller):
+    """Context manager holding the lease `name` in `store` while a driver works: taken when
+    the block starts, renewed every `heartbeat_s` by the poller's thread (until another
+    driver has taken it over), released when the block ends."""
 
     def __init__(self, store, name: str, where: str, heartbeat_s: float = HEARTBEAT_S):
-        self.store, self.name, self.where, self.heartbeat_s = store, name, where, heartbeat_s
+        self.store, self.name, self.where, self.interval = store, name, where, heartbeat_s
         self.record = LeaseRecord.mine()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "Lease":
         self._acquire()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="ray-embed-lease")
-        self._thread.start()
-        return self
+        return super().__enter__()
 
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
-        if self._holder() == self.record.owner:
+    def tick(self, final: bool = False) -> bool:
+        """Renew the heartbeat; at the end, release the lease (if still ours). False: it was
+        taken over, stop renewing."""
+        mine = self._holder() == self.record.owner
+        if final and mine:
             self.store.remove(self.name)
+        elif mine:
+            beat = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
+            self.store.write_bytes(self.name, beat.encoded())
+        return mine
 
     def _acquire(self) -> None:
         for _ in range(2):
@@ -99,10 +101,3 @@ class Lease:
     def _holder(self) -> str | None:
         current = self._read()
         return current.owner if current else None
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat_s):
-            if self._holder() != self.record.owner:
-                return                             # taken over: stop renewing
-            beat = LeaseRecord(**{**asdict(self.record), "heartbeat": time.time()})
-            self.store.write_bytes(self.name, beat.encoded())

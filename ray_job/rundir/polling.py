@@ -1,5 +1,7 @@
-"""A background thread that calls `tick()` every `interval` seconds while a `with` block runs,
-and `tick(final=True)` once when it ends."""
+"""The one background-thread helper: a thread that calls `tick()` every `interval` seconds
+while a `with` block runs, and `tick(final=True)` once when it ends. A tick that returns False
+stops the thread early (the final tick still comes). Progress lines, the driver's memory
+samples, `--upload-every` and the lease's heartbeat are Pollers."""
 from __future__ import annotations
 
 import threading
@@ -8,12 +10,13 @@ import threading
 class Poller:
     interval: float = 1.0
 
-    def tick(self, final: bool = False) -> None:
+    def tick(self, final: bool = False) -> bool | None:
         raise NotImplementedError
 
     def __enter__(self):
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"ray-embed-{type(self).__name__.lower()}")
         self._thread.start()
         return self
 
@@ -24,4 +27,5 @@ class Poller:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.tick()
+            if self.tick() is False:
+                return

@@ -29,6 +29,7 @@ from . import layout
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
+from .job import JobRecord
 from .lease import Lease
 from ..storage.store import Store
 
@@ -60,13 +61,13 @@ class RunDir:
     def has_job(self) -> bool:
         return self.store.exists(layout.JOB)
 
-    def load_job(self) -> dict:
+    def load_job(self) -> JobRecord:
         if not self.has_job():
             raise UserError(f"{self.url} is not a run directory (no {layout.JOB})")
-        return json.loads(self.store.read_text(layout.JOB))
+        return JobRecord.from_json(self.store.read_text(layout.JOB), self.url)
 
-    def write_job(self, job: dict) -> None:
-        self.store.write_text(layout.JOB, _json_text(job))
+    def write_job(self, record: JobRecord) -> None:
+        self.store.write_text(layout.JOB, record.to_json())
 
     def load_report(self) -> dict:
         if not self.store.exists(layout.REPORT):
@@ -200,6 +201,12 @@ class RunDir:
     def write_unit_rejects(self, unit_name: str, records: list[dict]) -> None:
         self.write_rejects(layout.unit_rejects(unit_name), records)
 
+    def write_row_rejects(self, stage: str, records: list[dict]) -> None:
+        """Rows rejected one by one after the read stage (`stage`: tokenize, encode), each in
+        a file named after its key: a retried or resumed batch rewrites the same files."""
+        for record in records:
+            self.write_rejects(layout.row_rejects(stage, record["key"]), [record])
+
     def write_duplicates(self, records: Iterable[dict]) -> None:
         """rejects/duplicates.jsonl, streamed through a local file (removed when none)."""
         with self.scratch() as folder:
@@ -329,21 +336,12 @@ class RunDir:
         """Context manager: this driver alone works on the run until the block ends."""
         return Lease(self.store, layout.LEASE, self.url)
 
-    def prepare(self, job: dict, fresh: bool, check=lambda old_job: None) -> bool:
-        """Start or resume this run: an existing run with another output spec is refused, and
-        so is one that `check(old_job)` refuses (unless `fresh`, which discards it), before
-        anything is written. Returns True when earlier shards are reused."""
-        resumed = False
+    def start(self, record: JobRecord, fresh: bool) -> None:
+        """Write the run's record, once, before any shard (`fresh`: the earlier run discarded
+        first). Whether the run may go on from what is here was checked before."""
         if fresh:
             self.clear()
-        elif self.has_job():
-            old = self.load_job()
-            if old.get("config_hash") != job["config_hash"]:
-                raise UserError(_mismatch_message(self.url, old, job))
-            check(old)
-            resumed = bool(self.shard_names())
-        self.write_job(job)
-        return resumed
+        self.write_job(record)
 
     def clear(self) -> None:
         for name in layout.WORK_FOLDERS:
@@ -352,23 +350,5 @@ class RunDir:
             self.store.remove(name)
 
 
-def _spec_of(job: dict) -> dict:
-    config = job.get("config", {})
-    return config.get("spec", config)
-
-
-def _mismatch_message(url: str, old_job: dict, new_job: dict) -> str:
-    old, new = _spec_of(old_job), _spec_of(new_job)
-    diff = [f"{k}: {_plain(old.get(k))!r} -> {_plain(new[k])!r}" for k in new
-            if _plain(old.get(k)) != _plain(new[k])]
-    what = "; ".join(diff) or "settings differ"
-    return (f"{url} holds a run with other settings ({what}); use another --output, "
-            f"or --fresh to discard it")
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _json_text(data: dict) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n"
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -3,30 +3,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import JobConfig, absolute_inputs, apply_preset, load_yaml
+from ..config import absolute_inputs, build_config
 from .layout import H5
 from .rundir import RunDir
 from .shards import rows_in_name
 
 
 def run_status(location: str | Path, config_path: str | None = None) -> dict:
+    """What the run holds; `config_path`: a YAML config (its inputs default to the run's), and
+    whether the run would resume with it."""
     run_dir = RunDir.at(location)
     job = run_dir.load_job()
+    facts = job.facts()
     shards = run_dir.shard_names()
     report = run_dir.load_report()
     status = {
-        "directory": run_dir.url, "model": job["model"]["name"],
-        "config_hash": job["config_hash"],
+        "directory": run_dir.url, "model": facts["model"], "config_hash": facts["config hash"],
+        "device": facts["device"], "precision": facts["precision"],
         "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
         "corrupt_shards": run_dir.corrupt_count(),
         "rejected_by_reason": run_dir.reject_counts(),
-        "finalized": run_dir.has_result(H5), "limit": job["config"]["options"].get("limit"),
+        "finalized": run_dir.has_result(H5), "limit": facts["limit"],
         "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
     }
     if config_path:
-        data = {"inputs": job["config"]["spec"]["inputs"], **load_yaml(config_path)}
-        cfg = absolute_inputs(JobConfig.from_dict(apply_preset(data)))
-        status["config_matches"] = cfg.config_hash() == job["config_hash"]
+        cfg = absolute_inputs(build_config(config_path, {}, {"inputs": job.spec.inputs}))
+        status["config_matches"] = cfg.config_hash() == job.config_hash
     return status
 
 
@@ -34,7 +36,8 @@ def format_status(s: dict) -> str:
     rejected = sum(s["rejected_by_reason"].values())
     lines = [
         f"run directory  {s['directory']}",
-        f"model          {s['model']} (config {s['config_hash']})",
+        f"model          {s['model']} (config {s['config_hash']}; {s['precision']} on "
+        f"{s['device']})",
         f"rows done      {s['rows_done']:,} in {s['shards']:,} shards"
         + (f" (limit {s['limit']:,})" if s["limit"] else ""),
         f"rejected       {rejected:,}" + (f" ({', '.join(f'{r}: {n}' for r, n in s['rejected_by_reason'].items())})" if rejected else ""),

@@ -8,11 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..config import JobConfig
 from ..encode.encoder import Encoder
-from ..encode.encoder import replica_config
-from ..encode.model_identity import pinned_revision
-from ..encode.precision import pick_precision
 from ..encode.tokenize import load_tokenizer, tokenize_texts
 from ..rundir.rundir import RunDir
 from . import ann
@@ -24,14 +20,13 @@ CANDIDATES_PER_HIT = 3       # index candidates scored exactly per hit asked for
 
 
 def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
-    """The queries embedded exactly as the run embedded papers (model, pooling, precision)."""
+    """The queries embedded exactly as a replica of the run embeds papers on this machine:
+    the run's model, pooling and batching, and the device and precision its record asked
+    of every replica (settled for this machine as a replica settles them)."""
     job = run_dir.load_job()
-    cfg = JobConfig.from_dict(job["config"]).replace(device="cpu")
-    revision = pinned_revision(job["model"].get("identity", {}))
-    encoder = Encoder(replica_config(cfg), job["model"]["source"], device="cpu",
-                      precision=pick_precision(cfg.spec.precision, "cpu"), revision=revision)
+    encoder = Encoder(job.replica())
     info = encoder.model.info
-    tokenizer = load_tokenizer(info.tokenizer_source, cfg.spec.trust_remote_code, revision)
+    tokenizer = load_tokenizer(info.tokenizer_source, job.spec.trust_remote_code, job.revision)
     emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
     return emb
 

@@ -17,53 +17,53 @@ import h5py
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ..config import JobConfig
 from ..errors import UserError
 from ..read.inputs import MAX_BLOCK_BYTES, ReadUnit, SqlSpec, plan_units, resolve_inputs
 from ..read.readers import read_unit
 from ..read.text import RejectRow, record_id
+from ..rundir.job import JobRecord
 
 TITLE_FIELD = "title"
 BATCH_ROWS = 65536
 SCHEMA = pa.schema([("title", pa.string())])
 
 
-def input_records(cfg: JobConfig, units: list[ReadUnit] | None = None) -> Iterator[dict]:
+def input_records(job: JobRecord, units: list[ReadUnit] | None = None) -> Iterator[dict]:
     """Every readable record of the run's inputs, in key order: the run's frozen read units
     when given, else the inputs planned again."""
     if units is None:
-        spec = cfg.spec
-        units = plan_units(resolve_inputs(spec.inputs), MAX_BLOCK_BYTES, cfg.options.limit,
+        spec = job.spec
+        units = plan_units(resolve_inputs(spec.inputs), MAX_BLOCK_BYTES, job.options.limit,
                            SqlSpec(spec.id_field, spec.table, spec.query))
-    fields = (cfg.spec.id_field, TITLE_FIELD)
+    fields = (job.spec.id_field, TITLE_FIELD)
     for unit in units:
         for _position, item in read_unit(unit, fields):
             if isinstance(item, dict):
                 yield item
 
 
-def write_titles(h5_path: Path, config: dict, target: Path,
+def write_titles(h5_path: Path, job: JobRecord, target: Path,
                  units: list[ReadUnit] | None = None) -> bool:
-    """Write the titles file from the inputs of the run `config` (job.json's); False (and
-    nothing written) when they cannot be read again or hold no titles."""
+    """Write the titles file from the inputs of the run `job`; False (and nothing written)
+    when they cannot be read again or hold no titles."""
     try:
-        return _write(h5_path, JobConfig.from_dict(config), target, units)
+        return _write(h5_path, job, target, units)
     except UserError as exc:
         print(f"ray-embed: titles left out of the index ({exc})", file=sys.stderr)
         target.unlink(missing_ok=True)
         return False
 
 
-def _write(h5_path: Path, cfg: JobConfig, target: Path, units: list[ReadUnit] | None) -> bool:
+def _write(h5_path: Path, job: JobRecord, target: Path, units: list[ReadUnit] | None) -> bool:
     wanted = _h5_ids(h5_path)
     next_id = next(wanted, None)
     rows = found = 0
     batch: list[str | None] = []
     with ipc.new_file(str(target), SCHEMA) as writer:
-        for record in input_records(cfg, units):
+        for record in input_records(job, units):
             if next_id is None:
                 break
-            if _record_id(record, cfg.spec.id_field) != next_id:
+            if _record_id(record, job.spec.id_field) != next_id:
                 continue
             title = _title(record)
             found += title is not None

@@ -1,0 +1,37 @@
+"""What a model replica needs of a run (`ReplicaSpec`), as plain data made once on the driver
+from the validated config (`JobRecord.replica`): the output spec's model settings, the batching
+options, the model to load and the device and precision asked of every replica. A replica builds
+no JobConfig and validates nothing again (for a DuckDB `--query` run it never sees the query)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import OutputSpec, RunOptions
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    # the model settings of the output spec (what `load_model` reads)
+    model: str | None
+    adapter: str | None
+    backend: str
+    pooling: str | None
+    normalize: bool | None
+    max_seq_length: int | None
+    trust_remote_code: bool
+    # what to load, and on what
+    source: str                   # the local folder or Hub name every replica loads
+    revision: str | None          # the Hub commit every replica loads (None: a local folder)
+    device: str                   # resolved on the driver, never "auto"; each replica then
+    precision: str                # settles it for its node (precision.replica_choice)
+    # batching
+    max_batch_tokens: int
+    max_batch_rows: int
+    compile: bool
+
+    @classmethod
+    def of(cls, spec: OutputSpec, options: RunOptions, source: str, revision: str | None,
+           device: str, precision: str) -> "ReplicaSpec":
+        return cls(spec.model, spec.adapter, spec.backend, spec.pooling, spec.normalize,
+                   spec.max_seq_length, spec.trust_remote_code, source, revision, device,
+                   precision, options.max_batch_tokens, options.max_batch_rows, options.compile)
