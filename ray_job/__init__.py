@@ -1,19 +1,20 @@
 """ray_job: embed papers (title + abstract) with transformer models on Ray, publish the vectors.
 
-The data flow, one subpackage per stage:
+In layers, bottom first; a module imports only its own layer and those below it, and no
+modules import each other around a loop (tests/test_import_graph.py reads the imports):
 
+    errors, redact, faults   plain rules: one-line errors, credentials out, test-only faults
+    storage/   files on a local disk or in an object store; the one door (storage/files.py)
+    config, config_checks, template_syntax, sql_query   the validated job config
+    rundir/    the run directory behind RunDir: job.json (JobRecord), shards, rejects, lease
     read/      input files -> read units -> rows (key, id, text)          Ray read tasks
     encode/    rows -> token ids (CPU tasks) -> embeddings (replica pool)   Ray actors
-    rundir/    the run directory (shards, rejects, reuse, job.json), behind RunDir
     finalize/  shards -> verified embeddings.h5 (+ Parquet / DuckDB), report.json
     publish/   a finished run -> the Hugging Face Hub or any fsspec URL
     search/    nearest papers to a query or a paper: an ANN index in RUN/index/, or a scan
     session/   the Ray session of a run: connect or start Ray, quiet, auth hints
-
-Entry points: `cli` (ray-embed), `config` (+ `config_checks`: the validated job config),
-`pipeline` (wires the stages for one run), `bench` (throughput on this cluster). Beside them:
-`errors`, `redact` (credentials out of records and messages), `faults` (test-only fault
-injection, from the environment).
+    throughput, driver_memory, pipeline, bench, cli   the driver: `pipeline` wires the stages
+               for one run, `cli` is ray-embed, `bench` measures this cluster
 """
 
 __version__ = "0.1.0"

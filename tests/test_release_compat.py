@@ -13,6 +13,7 @@ import pytest
 
 from ray_job.cli import main
 from ray_job.config import JobConfig
+from ray_job.errors import UserError
 from ray_job.pipeline import run
 
 RELEASE = Path(__file__).resolve().parent / "data" / "release-0.1.0"
@@ -68,6 +69,21 @@ def test_an_interrupted_release_run_resumes_and_finalizes_like_its_uninterrupted
             assert np.array_equal(got["datasets"][name], values), name
     reasons = json.loads((out / "report.json").read_text())["rejected_by_reason"]
     assert reasons == {"bad_json": 1, "duplicate_id": 1, "missing_abstract": 1}
+
+
+def test_a_release_run_asked_to_resume_with_other_settings_is_refused_before_anything(
+        release_input, tmp_path, monkeypatch):
+    """Refused before Ray starts (no session is opened) and before anything is written; the
+    dead driver's lease was taken over, and is released."""
+    out = copy_run("interrupted", tmp_path)
+    (out / "lease.json").unlink()
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr("ray_job.pipeline.ray_session", None)        # calling it would fail
+    with pytest.raises(UserError, match=r"other settings \(text: '\{title\}\{sep\}\{abstract\}' "
+                                        r"-> '\{abstract\}'\)"):
+        run(JobConfig.of(inputs=(release_input,), output=str(out), precision="fp32",
+                         text="{abstract}"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_a_finished_release_run_finalizes_again_to_the_same_file(tmp_path, capsys):
