@@ -108,3 +108,17 @@ def test_status_and_the_card_show_the_record(tmp_path):
     card = dataset_card(RunDir.at(run))
     assert "| count | 17 |" in card and "| precision | fp32 |" in card and "| dim | 384 |" in card
     assert "| text template | `{title}{sep}{abstract}` |" in card
+
+
+def test_only_a_finished_run_is_published(tmp_path):
+    """The card takes what finalize wrote from report.json (written last): a run whose
+    embeddings.h5 is there but not its report (finalize stopped in between) is refused."""
+    from ray_job.errors import UserError
+    from ray_job.publish.upload import upload
+
+    run = tmp_path / "run"
+    shutil.copytree(RELEASE / "finished", run)
+    (run / "report.json").unlink()
+    with pytest.raises(UserError, match="is not finished .no report.json yet."):
+        upload(str(run), (tmp_path / "dest").as_uri())
+    assert not (tmp_path / "dest").exists() and not (run / "README.md").exists()

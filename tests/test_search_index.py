@@ -12,6 +12,7 @@ import numpy as np
 from ray_job.cli import main
 from ray_job.config import JobConfig
 from ray_job.publish.upload import files_to_publish
+from ray_job.rundir.job import JobRecord, ModelInfo
 from ray_job.rundir.rundir import RunDir
 from ray_job.search import ann
 from ray_job.search.index import build_index, current_index
@@ -32,7 +33,10 @@ def synthetic_run(root, rows: int, dim: int, seed: int = 0):
             record = {"id": pid, "title": f"Paper  {i}", "abstract": "x"}
             fh.write(json.dumps(record) + "\n")
     cfg = JobConfig.of(inputs=(str(root / "papers.jsonl"),), output=str(root))
-    (root / "job.json").write_text(json.dumps({"config": cfg.to_dict(), "config_hash": "h"}))
+    info = ModelInfo("m", "/models/m", "transformers", "/models/m", 64, "[SEP]", 0, dim, "cls",
+                     False)
+    job = JobRecord.new(cfg, info, {"weights": "sha256:x"}, "cpu", "fp32")
+    (root / "job.json").write_text(job.to_json())
     centres = rng.standard_normal((50, dim)).astype(np.float32)
     emb = centres[rng.integers(0, 50, rows)] + 0.5 * rng.standard_normal((rows, dim)).astype(np.float32)
     with h5py.File(root / "embeddings.h5", "w") as h5:
