@@ -124,6 +124,10 @@ PRESPLIT_GUARDS = ("RobertaTokenizerFast", "GPT2TokenizerFast", "BartTokenizerFa
                    "DebertaTokenizerFast", "LongformerTokenizerFast", "LEDTokenizerFast",
                    "MvpTokenizerFast", "BlenderbotTokenizerFast", "CodeGenTokenizerFast",
                    "BloomTokenizerFast", "CohereTokenizerFast", "WhisperTokenizerFast")
+# where a fast tokenizer encodes: transformers 4 `_batch_encode_plus` (batches) and
+# `_encode_plus`; transformers 5 `_encode_plus` alone (its fast base is `TokenizersBackend`,
+# still exported as PreTrainedTokenizerFast)
+ENCODING_METHODS = ("_batch_encode_plus", "_encode_plus")
 
 
 def _encodes_batches_as_the_base_class(tokenizer) -> bool:
@@ -141,8 +145,12 @@ def _encodes_batches_as_the_base_class(tokenizer) -> bool:
         return False
     guards = {getattr(getattr(transformers, name, None), "_batch_encode_plus", None)
               for name in PRESPLIT_GUARDS} - {None}
-    batch = cls._batch_encode_plus
-    return batch is PreTrainedTokenizerFast._batch_encode_plus or batch in guards
+    for method in ENCODING_METHODS:
+        own = getattr(cls, method, None)
+        if own is not getattr(PreTrainedTokenizerFast, method, None) and \
+                not (method == "_batch_encode_plus" and own in guards):
+            return False
+    return True
 
 
 def _truncating_copy(tokenizer, max_length: int):
