@@ -23,6 +23,7 @@ from .isolate import forward_isolating
 from .lean_imports import skip_unused_extras
 from .models import load_model
 from .precision import autocast, replica_choice, weights_dtype
+from .sizing import replica_budget
 
 # what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
 RAN_COLUMNS = ("device", "precision")
@@ -88,10 +89,11 @@ class Encoder:
                                 dtype=weights_dtype(self.precision))   # `*-weights`: half
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
+        self.max_batch_tokens = (self.cfg.options.max_batch_tokens      # lowered after an OOM
+                                 or replica_budget(self.model.info, self.torch_device))
         self.feeder = feeder_for(self.torch_device, self.pad_id,
-                                 max(self.cfg.options.max_batch_tokens, self.model.info.max_seq_length))
+                                 max(self.max_batch_tokens, self.model.info.max_seq_length))
         self.calls = 0
-        self.max_batch_tokens = self.cfg.options.max_batch_tokens   # lowered after an OOM
         self.run_url = run_url             # where rows the model fails on are rejected
 
     def embed_token_lists(self, input_ids: pa.ListArray,
