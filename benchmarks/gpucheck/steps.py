@@ -139,6 +139,10 @@ def prepare(check: Check) -> None:
         check.texts[key] = plain if sep == "[SEP]" else corpus.render_texts(records, sep)
         check.ids[key] = corpus.tokenize(str(folder), spec.max_len, check.texts[key])
         check.shapes[key] = shape_of_folder(folder, params=0)
+    check.results.note("models", {key: {"layers": s.layers, "hidden": s.hidden,
+                                        "intermediate": s.intermediate, "heads": s.heads,
+                                        "max_len": s.max_len, "label": s.label}
+                                  for key, s in check.specs.items()})
     check.results.note("corpus", {
         key: {"docs": len(ids), "tokens": int(corpus.lengths(ids).sum()),
               "max_len": check.specs[key].max_len,
