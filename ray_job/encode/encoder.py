@@ -54,6 +54,14 @@ def reject_failed_rows(run_url: str, table: pa.Table, failed: dict[int, str]) ->
         run_dir.write_rejects(row_rejects("encode", keys[row]), [record])
 
 
+def lowered_budget(budget: int, fitted_tokens: int, longest_row: int) -> int:
+    """The token budget after an out-of-memory: at most half of it, at most the largest part
+    of the failed micro-batch that then fit (its rows x width), never under the longest row
+    (a row alone always gets its own micro-batch)."""
+    lowered = budget // 2 if fitted_tokens <= 0 else min(budget // 2, fitted_tokens)
+    return max(longest_row, lowered)
+
+
 def replica_config(cfg: JobConfig) -> dict:
     """What a replica needs of the job config: the output spec and the batching options
     (the inputs, and any credentials in their URLs, stay on the driver)."""
@@ -118,10 +126,12 @@ class Encoder:
         def forward(rows: np.ndarray) -> np.ndarray:       # one micro-batch, synchronously
             return self._embed(*self.feeder.stage(values, offsets, rows)).float().cpu().numpy()
 
+        sorted_lengths = lengths[order]
         with torch.inference_mode():
             by_length = torch.zeros((n, dim), dtype=torch.float32, device=self.torch_device)
-            for part in token_budget_batches(lengths[order], self.max_batch_tokens,
-                                             self.cfg.options.max_batch_rows):
+            parts = self._micro_batches(sorted_lengths, 0)
+            while parts:
+                part = parts.pop(0)
                 rows = order[part]
                 try:
                     by_length[part] = self._embed(*self.feeder.stage(values, offsets, rows))
@@ -133,15 +143,22 @@ class Encoder:
                 outcome = forward_isolating(forward, rows)
                 isolated.append(outcome)
                 failed.update(outcome.failed)
-                if outcome.out_of_memory:              # the rest of the run in smaller batches
-                    self.max_batch_tokens = max(int(lengths.max(initial=1)),
-                                                self.max_batch_tokens // 2)
+                if outcome.out_of_memory:    # the rest of this call, and the run, in what fits
+                    self.max_batch_tokens = lowered_budget(
+                        self.max_batch_tokens, outcome.fitted_rows * int(lengths[rows[0]]),
+                        int(lengths.max(initial=1)))
+                    parts = self._micro_batches(sorted_lengths, part.stop)
             out = np.empty((n, dim), dtype=np.float32)
             out[order] = by_length.cpu().numpy()             # the one host sync of the call
         for outcome in isolated:
             for row, vector in outcome.embeddings.items():
                 out[row], computed[row] = vector, lengths[row]
         return out, computed
+
+    def _micro_batches(self, sorted_lengths: np.ndarray, start: int) -> list[slice]:
+        """The micro-batches of the rows from `start` on (sorted order), at today's budget."""
+        return [slice(start + p.start, start + p.stop) for p in token_budget_batches(
+            sorted_lengths[start:], self.max_batch_tokens, self.cfg.options.max_batch_rows)]
 
     def _embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The forward pass of one padded micro-batch on the device (queued, not waited for)."""
