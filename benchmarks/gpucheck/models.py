@@ -131,17 +131,20 @@ def roberta_folder(spec: ModelSpec, texts: list[str], scratch: Path, device: str
 
 
 def bpe_tokenizer(folder: Path, texts: list[str], max_len: int):
-    """RoBERTa's byte-level BPE, trained on `texts` (as tests/tiny_models.py does)."""
+    """RoBERTa's byte-level BPE, trained on `texts`, with RoBERTa's <s> ... </s> framing. Built
+    from a tokenizer.json: transformers 5 ignores `vocab_file` / `merges_file` (two tokens a
+    text), 4.x and 5.x both read `tokenizer_file` (the same ids as the files gave under 4.x)."""
     from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
     from transformers import RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=ROBERTA_VOCAB, show_progress=False,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
     folder.mkdir(parents=True, exist_ok=True)
-    bpe.save_model(str(folder))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"),
-                                     merges_file=str(folder / "merges.txt"),
+    bpe.save(str(folder / "tokenizer.json"))
+    tokenizer = RobertaTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"),
                                      model_max_length=max_len)
     tokenizer.save_pretrained(folder)
     return tokenizer

@@ -139,6 +139,9 @@ def prepare(check: Check) -> None:
         check.texts[key] = plain if sep == "[SEP]" else corpus.render_texts(records, sep)
         check.ids[key] = corpus.tokenize(str(folder), spec.max_len, check.texts[key])
         check.shapes[key] = shape_of_folder(folder, params=0)
+        mean = float(corpus.lengths(check.ids[key]).mean())
+        if mean < 16:               # abstracts run ~200 tokens: a broken tokenizer, not data
+            raise RuntimeError(f"{key}: {mean:.1f} tokens a doc; its tokenizer is broken")
     check.results.note("models", {key: {"layers": s.layers, "hidden": s.hidden,
                                         "intermediate": s.intermediate, "heads": s.heads,
                                         "max_len": s.max_len, "label": s.label}
