@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))          # tiny_models: the adapter's maker
 SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
 
 # (name, function, estimated seconds on an H200); dry runs ignore the estimates

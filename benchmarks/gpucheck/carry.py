@@ -19,17 +19,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def write_minilm_fp16(source: Path, out: Path) -> Path:
-    from safetensors.torch import load_file, save_file
+    import torch
 
-    from gpucheck.models import ST_SMALL_FILES, copy_files
+    from gpucheck.models import converted_copy
 
-    out.mkdir(parents=True, exist_ok=True)
-    copy_files(source, out, ST_SMALL_FILES)
-    state = load_file(str(source / "model.safetensors"))
-    save_file({k: v.half().contiguous() if v.is_floating_point() else v
-               for k, v in state.items()}, str(out / "model.safetensors"),
-              metadata={"format": "pt"})
-    return out
+    return converted_copy(source, out, torch.float16)
 
 
 def write_sample(sample: Path, out: Path) -> Path:

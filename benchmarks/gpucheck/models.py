@@ -74,12 +74,17 @@ def minilm_folder(carried: Path | None, scratch: Path) -> Path:
         from ray_job.encode.models import bundled_model_path
 
         return Path(bundled_model_path())
+    return converted_copy(carried, scratch / "minilm", torch.float32)
+
+
+def converted_copy(source: Path, out: Path, dtype: torch.dtype) -> Path:
+    """A sentence-transformers folder's small files and its weights cast to `dtype` (integer
+    tensors, such as position ids, as they are)."""
     from safetensors.torch import load_file, save_file
 
-    out = scratch / "minilm"
-    copy_files(carried, out, ST_SMALL_FILES)
-    state = load_file(str(carried / "model.safetensors"))
-    save_file({k: v.float().contiguous() if v.is_floating_point() else v
+    copy_files(source, out, ST_SMALL_FILES)
+    state = load_file(str(source / "model.safetensors"))
+    save_file({k: v.to(dtype).contiguous() if v.is_floating_point() else v
                for k, v in state.items()}, str(out / "model.safetensors"),
               metadata={"format": "pt"})
     return out
@@ -175,15 +180,8 @@ def write_st_modules(folder: Path, hidden: int, max_len: int) -> None:
 
 def add_adapter(base: Path, out: Path) -> Path:
     """A random `seq_bn` bottleneck adapter over `base`, saved by `adapters` (the kind
-    allenai/specter2 is). Needs the `adapters` library: the adapter child process has it."""
-    from adapters import AutoAdapterModel
+    allenai/specter2 is), weights ~N(0, 0.02). Needs the `adapters` library: the adapter child
+    process has it."""
+    from tiny_models import tiny_adapter
 
-    model = AutoAdapterModel.from_pretrained(str(base))
-    model.add_adapter("proximity", config="seq_bn")
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "adapters" in name:
-                param.normal_(0, 0.02)
-    model.save_adapter(str(out), "proximity")
-    return out
+    return tiny_adapter(base, out, name="proximity", std=0.02)
