@@ -13,11 +13,12 @@ import torch
 
 from . import children, corpus
 from .graphs import BucketedRunner, bucket_plan
-from .record import Results
+from .record import Results, Skip
 from .steps import Check, free
 from .timing import min_cosine, repeat_for, reset_peak_memory
 
 PROCESS_COUNTS = (1, 2, 4)
+COPIES = 16                 # of the sample, for the OOM backoff
 
 
 def processes(check: Check) -> None:
@@ -118,26 +119,33 @@ def data_path(check: Check) -> None:
 def oom_backoff(check: Check) -> None:
     """A token budget far over what fits under a memory cap: every row is still embedded (no
     reject), the replica's budget halves at each out-of-memory, the vectors match the uncapped
-    ones. The sample four times over, so that micro-batches at a 1M-token budget are large.
-    On CUDA the cap is real (`set_per_process_memory_fraction`: the weights plus twice what
-    the default 16k-token budget needed); on a CPU (`--dry-run`) the forward pass raises
-    torch.OutOfMemoryError above half the largest micro-batch instead."""
+    ones. The sample 16 times over, so that micro-batches at a 1M-token budget are large (the
+    0.97 padding cut keeps them near 50k tokens on the sample alone).
+    On CUDA the cap is real (`set_per_process_memory_fraction`: the weights plus what half the
+    largest micro-batch needs, scaled from what the default budget's largest one needed); on a
+    CPU (`--dry-run`) the forward pass raises torch.OutOfMemoryError above half the largest
+    micro-batch's tokens instead."""
     key = "bert-base"
-    ids = pa.concat_arrays([check.ids[key]] * 4)
+    ids = pa.concat_arrays([check.ids[key]] * COPIES)
     plain = check.encoder(key, check.half)
     reset_peak_memory(check.device)
     weights = torch.cuda.memory_allocated() if check.device == "cuda" else 0
     expected, _ = plain.embed_token_lists(ids)
     needed = (torch.cuda.max_memory_allocated() - weights) if check.device == "cuda" else 0
+    plain_largest = largest_micro_batch(ids, plain.max_batch_tokens,
+                                        plain.cfg.options.max_batch_rows)
     free(plain)
     big = 2**20
     encoder = check.encoder(key, check.half, max_batch_tokens=big, max_batch_rows=8192)
     largest = largest_micro_batch(ids, big, 8192)
+    if check.device == "cuda" and largest < 1.5 * plain_largest:
+        raise Skip(f"the largest micro-batch at {big:,} tokens ({largest:,}) is not much over "
+                   f"the default's ({plain_largest:,}): nothing to back off from")
     cap_tokens = None if check.device == "cuda" else max(512, largest // 2)
     counted = count_out_of_memory(encoder, cap_tokens)
     if check.device == "cuda":
         torch.cuda.empty_cache()
-        cap = torch.cuda.memory_allocated() + 2 * needed
+        cap = torch.cuda.memory_allocated() + max(needed, needed * largest / 2 / plain_largest)
         torch.cuda.set_per_process_memory_fraction(
             min(1.0, cap / torch.cuda.get_device_properties(0).total_memory))
     try:
