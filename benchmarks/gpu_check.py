@@ -64,6 +64,10 @@ def parse(argv):
                         help="stop starting measurements past this (default 420)")
     parser.add_argument("--dry-run", action="store_true", help="tiny models, a few docs, CPU")
     parser.add_argument("--only", nargs="*", default=None, help="run only these steps")
+    parser.add_argument("--forbid-imports", nargs="*", default=["ray", "adapters"],
+                        metavar="MODULE", help="refuse to import these here (default: ray "
+                        "and adapters, which the GPU machine lacks; the adapter child, a "
+                        "process of its own, is exempt from adapters)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-spec", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -83,9 +87,24 @@ def quiet() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 
+class ForbiddenImports:
+    """A meta-path finder that refuses some top-level packages: the check proves, on any
+    machine, that the replica's code path needs neither Ray nor `adapters`."""
+
+    def __init__(self, names):
+        self.names = set(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.names:
+            raise ImportError(f"{name} is not imported by the GPU check (--forbid-imports)")
+        return None
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     quiet()
+    forbidden = set(args.forbid_imports) - ({"adapters"} if args.child == "adapter" else set())
+    sys.meta_path.insert(0, ForbiddenImports(forbidden))
     if args.child:
         from gpucheck.children import child_main
 
@@ -109,7 +128,7 @@ def main(argv=None) -> int:
         check = steps.Check(results, device, args.dry_run, Path(scratch), sample_path(args.carry),
                             (args.carry / "minilm") if args.carry else None, args.adapter_site,
                             min_s=0.0 if args.dry_run else 1.0,
-                            docs=24 if args.dry_run else None,
+                            docs=16 if args.dry_run else None,
                             specs=models.TINY if args.dry_run else models.FULL)
         deadline = float("inf") if args.dry_run else args.budget_s
         for name, function, estimate in PLAN:
@@ -121,6 +140,8 @@ def main(argv=None) -> int:
             else:
                 fn = (lambda f=functions[function]: f(check))
             run_step(results, name, fn, estimate, deadline)
+    results.note("imported_forbidden", sorted(
+        m for m in sys.modules if m.split(".")[0] in set(args.forbid_imports)))
     print(table(results.data), flush=True)
     print(f"results: {results.path}")
     failed = [k for k, v in results.data["steps"].items() if v["status"].startswith("failed")]

@@ -35,8 +35,10 @@ def read_ids(path: Path) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(data["offsets"]), pa.array(data["values"]))
 
 
-def spawn(kind: str, spec: dict, scratch: Path, site: Path | None = None) -> subprocess.Popen:
-    """Start a child; its output goes to a log file beside its spec (printed on failure)."""
+def spawn(kind: str, spec: dict, scratch: Path, site: Path | None = None,
+          forbidden: tuple[str, ...] = ("ray", "adapters")) -> subprocess.Popen:
+    """Start a child (refusing the imports the parent refuses; `adapters` is the adapter
+    child's to import); its output goes to a log file beside its spec (printed on failure)."""
     name = f"{kind}-{uuid.uuid4().hex[:8]}"
     spec_path = scratch / f"{name}.json"
     spec_path.write_text(json.dumps(spec))
@@ -45,11 +47,12 @@ def spawn(kind: str, spec: dict, scratch: Path, site: Path | None = None) -> sub
                                                     env.get("PYTHONPATH", "")) if p)
     log = open(scratch / f"{name}.log", "w")
     return subprocess.Popen([sys.executable, str(GPU_CHECK), "--child", kind, "--child-spec",
-                             str(spec_path)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                             str(spec_path), "--forbid-imports", *sorted(forbidden)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def log_tail(process: subprocess.Popen, chars: int = 3000) -> str:
-    path = Path(process.args[-1]).with_suffix(".log")
+    path = Path(process.args[process.args.index("--child-spec") + 1]).with_suffix(".log")
     return path.read_text()[-chars:] if path.is_file() else ""
 
 
