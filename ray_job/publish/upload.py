@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir.layout import CARD, H5
+from ..rundir.layout import CARD, CARD_HEAD, H5
 from ..rundir.polling import Poller
 from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
@@ -41,10 +41,7 @@ def dataset_card(run_dir: RunDir) -> str:
     job = run_dir.load_job()
     report = run_dir.load_report()
     cfg, model = job["config"]["spec"], job["model"]
-    return f"""---
-tags: [embeddings, ray-embed]
----
-# Paper embeddings: {model['name']}
+    return CARD_HEAD + f"""# Paper embeddings: {model['name']}
 
 | | |
 |---|---|

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from ..errors import UserError
 from . import layout
+from .cleanup import clear_run
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
@@ -346,10 +347,8 @@ class RunDir:
         return resumed
 
     def clear(self) -> None:
-        for name in layout.WORK_FOLDERS:
-            self.store.sub(name).remove_tree()
-        for name in layout.WORK_FILES:
-            self.store.remove(name)
+        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory."""
+        clear_run(self.store)
 
 
 def _spec_of(job: dict) -> dict:
