@@ -122,3 +122,18 @@ def test_output_naming_an_object_is_one_line(s3):
     s3.put_object(Bucket=s3.bucket, Key="run", Body=b"x")
     with pytest.raises(UserError, match="is an object, not a folder"):
         check_output(Store.at(f"s3://{s3.bucket}/run"), fresh=False)
+
+
+def test_a_users_file_among_the_run_files_is_never_taken_for_one(tmp_path):
+    """Not read as a shard, not quarantined, not counted as rejects, not published or
+    replaced as an export: only names the layout declares are the run's."""
+    store = Store.at(tmp_path)
+    mine = {"shards/part-notes.arrow": b"not a shard", "shards/.part-notes.tmp": b"mine",
+            "rejects/mine.jsonl": b"not json\n", "parquet/part-2025.parquet": b"mine",
+            "index/notes.txt": b"mine"}
+    put(store, {**mine, "job.json": json.dumps({"config_hash": "abc"}).encode()})
+    run_dir = RunDir(store.url)
+    assert run_dir.shard_names() == [] and list(run_dir.shard_keys()) == []
+    assert run_dir.corrupt_count() == 0 and run_dir.reject_tally() == {}
+    assert run_dir.result_names(layout.PARQUET) == [] and run_dir.result_names(layout.INDEX) == []
+    assert {n: d for n, d in listing(store).items() if n in mine} == mine

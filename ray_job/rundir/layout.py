@@ -54,7 +54,7 @@ OWNED = {
 # made before a run has its job.json (the lease, the demo corpus): a folder holding only
 # these (and no job.json) is still ray-embed's
 EARLY = {"": (re.escape(LEASE),), DEMO: (r"arxiv-demo-\d+\.jsonl",)}
-TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8,12}\.tmp")
+TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]+\.tmp")
 
 
 def owned(folder: str, name: str, table: dict[str, tuple[str, ...]] = OWNED) -> bool:
