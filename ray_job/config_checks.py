@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .read.plan_size import check_block_bytes
 from .read.text import plain_fields, template_fields
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
@@ -77,6 +78,7 @@ def validate(spec, options) -> None:
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")
+    check_block_bytes(options.block_bytes)
     if spec.adapter and spec.backend == "sentence-transformers":
         raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
                           "to transformers)")
