@@ -61,6 +61,12 @@ def records(draw) -> dict:
     return record
 
 
+good_ids = st.one_of(st.sampled_from(["p1", "1", " 1", "1 ", "P1", "\u00e9", "e\u0301", "0"]),
+                     st.integers(-5, 50), st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+                                                 min_size=1, max_size=5))
+good_records = st.fixed_dictionaries({"id": good_ids, "title": plain_text, "abstract": plain_text})
+
+
 def json_line(record: dict, ascii_only: bool) -> bytes:
     """One JSON line as an exporter writes it (non-ASCII escaped or raw; a raw lone surrogate
     makes the line invalid UTF-8, as a careless exporter's would be)."""
@@ -100,9 +106,8 @@ class GenFile:
         import pyarrow.parquet as pq
 
         id_type = pa.string() if self.id_type == "string" else pa.int64()
-        table = pa.table({"id": pa.array([r.get("id") for r in self.values], id_type),
-                          "title": pa.array([r.get("title") for r in self.values], pa.string()),
-                          "abstract": pa.array([r.get("abstract") for r in self.values], pa.string())})
+        types = {"id": id_type, "title": pa.string(), "abstract": pa.string()}
+        table = pa.table({c: pa.array([r.get(c) for r in self.values], t) for c, t in types.items()})
         sink = io.BytesIO()
         pq.write_table(table, sink, row_group_size=self.group_rows, compression="snappy")
         data = bytearray(sink.getvalue())
@@ -132,7 +137,7 @@ def _parquet_value(value, id_type: str, column: str):
 def gen_files(draw, index: int) -> GenFile:
     kind = draw(st.sampled_from(["jsonl", "jsonl", "json_array", "parquet", "jsonl_gz"]))
     stem = f"f{index:02d}"
-    rows = draw(st.lists(records(), max_size=12))
+    rows = draw(st.lists(st.one_of(good_records, records(), good_records), max_size=12))
     if kind == "json_array":
         items = list(rows) + draw(st.lists(st.sampled_from([1, "x", None, [1]]), max_size=2))
         return GenFile(stem, kind, ".json", values=draw(st.permutations(items)),

@@ -84,7 +84,8 @@ def test_fresh_removes_only_the_names_the_layout_declares(folder):
 
 
 def test_the_dataset_card_goes_only_when_it_is_ray_embeds(folder):
-    put(folder, {**RAY_EMBED_FILES, layout.CARD: (layout.CARD_HEAD + "# Paper embeddings\n").encode()})
+    card = (layout.CARD_HEAD + "# Paper embeddings\n").encode()
+    put(folder, {**RAY_EMBED_FILES, layout.CARD: card})
     RunDir(folder.url).clear()
     assert listing(folder) == {}
 
@@ -137,3 +138,11 @@ def test_a_users_file_among_the_run_files_is_never_taken_for_one(tmp_path):
     assert run_dir.corrupt_count() == 0 and run_dir.reject_tally() == {}
     assert run_dir.result_names(layout.PARQUET) == [] and run_dir.result_names(layout.INDEX) == []
     assert {n: d for n, d in listing(store).items() if n in mine} == mine
+
+
+def test_fresh_on_a_new_folder_is_no_refusal(folder):
+    from ray_job.rundir.cleanup import check_output
+
+    check_output(folder, fresh=True)          # nothing there yet: nothing to refuse
+    RunDir(folder.url).clear()
+    assert listing(folder) == {}

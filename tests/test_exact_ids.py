@@ -47,7 +47,7 @@ def run_sim(tmp_path, rows: list[dict], raw_lines: tuple[bytes, ...] = ()):
     sim_run.finalize_units(run_dir, units)
     with h5py.File(tmp_path / "out" / "embeddings.h5") as h5:
         ids = [i.decode() for i in h5["ids"][:]]
-    rejects = {r["key"]: (r["reason"], r.get("id")) for r in RunDir.at(tmp_path / "out").iter_rejects()}
+    rejects = {r["key"]: (r["reason"], r.get("id")) for r in run_dir.iter_rejects()}
     return ids, rejects
 
 
@@ -128,7 +128,8 @@ def test_json_numbers_beyond_what_the_json_module_takes_are_bad_json(tmp_path):
 
 def test_rejects_whose_text_holds_line_separators_read_back():
     """U+2028, U+0085 and \\x1c are written raw (ensure_ascii=False); they are not newlines."""
-    records = [{"reason": "bad_text", "key": 1, "id": "a\u2028b\x85c\x1cd"}, {"reason": "x", "key": 2}]
+    records = [{"reason": "bad_text", "key": 1, "id": "a\u2028b\x85c\x1cd"},
+               {"reason": "x", "key": 2}]
     assert list(parse_rejects(rejects_text(records))) == records
 
 

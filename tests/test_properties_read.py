@@ -100,6 +100,7 @@ def test_generated_corpora_read_and_finalize_as_the_oracle_says(case):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @settings(max_examples=600, **COMMON)
 @given(scenario())
 def test_generated_corpora_read_and_finalize_as_the_oracle_says_many(case):

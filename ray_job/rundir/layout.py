@@ -10,7 +10,8 @@ DUCKDB = "embeddings.duckdb"      # export
 PARQUET = "parquet"               # export folder: part-*.parquet
 PARQUET_GLOB = "part-*.parquet"
 CARD = "README.md"                # dataset card, made when publishing
-CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n---\n"   # how every card begins (ours, not a user's)
+# how every dataset card of ours begins (a README.md that does not is a user's)
+CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n---\n"
 SHARDS = "shards"                 # part-*.arrow, each complete or absent
 SHARD_GLOB = "part-*.arrow"
 SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed
