@@ -62,7 +62,7 @@ flags = st.builds(run_ops.Flags, shard_rows=st.sampled_from([2, 4, 8, 16]),
                   replicas=st.sampled_from([None, 1, 2]),
                   block_bytes=st.sampled_from([None, 4096, 8192]),
                   max_batch_tokens=st.sampled_from([None, 64, 4096]))
-kill = st.tuples(st.just("kill"), flags, st.sampled_from(sorted(run_ops.kill_points())),
+kill = st.tuples(st.just("kill"), flags, st.sampled_from(list(run_ops.kill_points())),
                  st.integers(0, 3))
 operations = st.lists(st.one_of(
     kill, st.tuples(st.just("run"), flags), kill,

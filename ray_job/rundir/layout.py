@@ -40,7 +40,7 @@ RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
 # the names ray-embed writes there (full-match regexes), and the temp files its writers leave
 # (`.NAME.<hex>.tmp`, NAME one of those); the card (CARD) only when it begins with CARD_HEAD.
 # Anything else (a user's README.md, parquet/2025.parquet, index/notes.txt) stays.
-UNIT_NAME = r"\d{5}-\d{13}"                                # ReadUnit.name
+UNIT_NAME = r"\d{5,}-\d{13,}"                              # ReadUnit.name (zero-padded, may grow)
 _SHARD_NAME = r"part-[0-9a-f]{16}-\d+-[0-9a-f]{8}\.arrow"   # shards.shard_name
 OWNED = {
     "": tuple(map(re.escape, (JOB, REPORT, PLAN, H5, DUCKDB))),
@@ -49,7 +49,7 @@ OWNED = {
     REJECTS: (rf"unit-{UNIT_NAME}\.jsonl", r"[a-z]+-\d{19}\.jsonl", re.escape(DUPLICATES)),
     REUSE: (rf"unit-{UNIT_NAME}\.arrow", rf"unit-{UNIT_NAME}\.json"),
     READS: (rf"unit-{UNIT_NAME}\.json",),
-    PARQUET: (r"part-\d{5}\.parquet",),
+    PARQUET: (r"part-\d{5,}\.parquet",),
     INDEX: tuple(re.escape(n.split("/", 1)[1]) for n in (INDEX_ANN, INDEX_TITLES, INDEX_INFO)),
 }
 # made before a run has its job.json (the lease, the demo corpus): a folder holding only
