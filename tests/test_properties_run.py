@@ -66,6 +66,7 @@ kill = st.tuples(st.just("kill"), flags, st.sampled_from(list(run_ops.kill_point
                  st.integers(0, 3))
 operations = st.lists(st.one_of(
     kill, st.tuples(st.just("run"), flags), kill,
+    st.tuples(st.just("replica_dies"), flags, st.integers(0, 2)),
     st.tuples(st.just("fresh"), flags),
     st.tuples(st.just("limit"), flags, st.integers(1, 30)),
     st.tuples(st.just("finalize")),
@@ -115,6 +116,20 @@ class Scenario:
             assert not self.exp.kept and "nothing to finalize" in str(exc)
         else:                                       # the run ended before that point
             self.check(None)
+
+    def replica_dies(self, flags: run_ops.Flags, after: int) -> None:
+        """An encoder replica exits hard on its (after+1)-th batch (ray_job/faults.py); the
+        run goes on without it and ends as the oracle says."""
+        import os
+        from unittest import mock
+
+        from ray_job.faults import KILL_ENCODER_AFTER_ENV, MARKER_ENV
+
+        marker = self.root / f"replica-died-{len(list(self.root.glob('replica-died-*')))}"
+        with mock.patch.dict(os.environ, {KILL_ENCODER_AFTER_ENV: str(after),
+                                          MARKER_ENV: str(marker)}):
+            self.finished = False
+            self.run(flags)
 
     def limit(self, flags: run_ops.Flags, limit: int) -> None:
         """--limit N: the first N rows; a run that holds more is refused (nothing changed), a
