@@ -36,6 +36,7 @@ from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
 from .redact import redact_url
+from .rundir.cleanup import check_output
 from .rundir.job import JobRecord
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress
@@ -154,6 +155,7 @@ def run(cfg: JobConfig) -> dict:
     until the report is written."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
+    check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
     planned = plan_job(cfg, run_dir)
     with run_dir.lease():
         report = encode_and_finalize(planned, run_dir, stats)
