@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .config import build_config
-from .config_checks import PRECISIONS
+from .config_checks import EXPORT_NAMES, PRECISIONS
 from .errors import DataError, UserError
 from .redact import redact_text, redact_url
 
@@ -46,8 +46,13 @@ RUN_FLAGS = {
                                   "help": "embeddings.h5 storage dtype (default float32)"}),
     "--compression": ("compression", {"choices": ["gzip", "lzf"],
                                       "help": "embeddings.h5 compression (default none)"}),
-    "--export": ("exports", {"action": "append", "choices": ["parquet", "duckdb"],
-                             "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
+    "--export": ("exports", {"action": "append", "choices": list(EXPORT_NAMES),
+                             "help": "also write OUT/parquet/, OUT/embeddings.duckdb, "
+                                     "OUT/embeddings-int8.h5, OUT/embeddings-binary.h5 or "
+                                     "OUT/lance/ (a LanceDB table); repeatable"}),
+    "--truncate-dim": ("truncate_dim", {"type": int, "metavar": "D",
+                                        "help": "the int8 / binary exports keep the first D "
+                                                "dims (Matryoshka models)"}),
     "--upload": ("upload", {"metavar": "DEST",
                             "help": "publish the result when the run is done: "
                                     "hf://datasets/OWNER/NAME[/path] (Hugging Face Hub) or an "
@@ -84,8 +89,9 @@ RUN_SWITCHES = {
     "--verbose": ("verbose", "show Ray's own logs and progress bars"),
     "--strict": ("strict", "fail (exit code 1) when any row is rejected"),
     "--index": ("index", "after finalizing, build the nearest-neighbour index (ray-embed index)"),
+    "--map": ("map", "after finalizing, lay the papers out in 2-D (ray-embed map)"),
 }
-NOT_FOR_BENCH = ("output", "limit", "fresh", "index")
+NOT_FOR_BENCH = ("output", "limit", "fresh", "index", "map")
 
 
 def make_parser() -> argparse.ArgumentParser:

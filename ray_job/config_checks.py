@@ -15,12 +15,14 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "sentence-transformers", "transformers")
 POOLINGS = ("cls", "mean")
 MISSING_FIELD_POLICIES = ("reject", "empty")
+EXPORT_NAMES = ("parquet", "duckdb", "int8", "binary", "lance")
+COMPACT_EXPORTS = ("int8", "binary")          # the exports --truncate-dim applies to
 CHOICES = {"precision": PRECISIONS, "device": DEVICES, "backend": BACKENDS,
            "on_missing_field": MISSING_FIELD_POLICIES, "pooling": POOLINGS,
            "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf")}
 POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
             "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
-            "gpus_per_replica", "cpus_per_replica", "demo_docs")
+            "gpus_per_replica", "cpus_per_replica", "demo_docs", "truncate_dim")
 TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
@@ -73,7 +75,10 @@ def validate(spec, options) -> None:
         if values[name] is not None:
             check_choice(name, values[name], choices)
     for name in values["exports"]:
-        check_choice("exports", name, ("parquet", "duckdb"))
+        check_choice("exports", name, EXPORT_NAMES)
+    if options.truncate_dim and not set(options.exports) & set(COMPACT_EXPORTS):
+        raise ConfigError("truncate_dim applies to the int8 and binary exports: add one of "
+                          "them (--export int8 / --export binary)")
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")

@@ -5,6 +5,10 @@ JOB = "job.json"                  # resolved config, model facts, versions, conf
 REPORT = "report.json"            # counts, timings (written last: a reader that sees it sees the rest)
 H5 = "embeddings.h5"              # the result
 DUCKDB = "embeddings.duckdb"      # export
+INT8 = "embeddings-int8.h5"       # export: int8 vectors (finalize/quantize.py)
+BINARY = "embeddings-binary.h5"   # export: one bit per dimension, packed (finalize/quantize.py)
+LANCE = "lance"                   # export folder: a LanceDB database (finalize/lance_export.py)
+LANCE_TABLE = "papers"            # ... holding one table: lance/papers.lance/
 PARQUET = "parquet"               # export folder: part-*.parquet
 PARQUET_GLOB = "part-*.parquet"
 CARD = "README.md"                # dataset card, made when publishing
@@ -23,6 +27,10 @@ INDEX = "index"                   # nearest-neighbour index (ray-embed index)
 INDEX_ANN = f"{INDEX}/ann.faiss"
 INDEX_TITLES = f"{INDEX}/titles.arrow"
 INDEX_INFO = f"{INDEX}/index.json"  # written last: the index is current when it is there
+MAP = "map"                       # the 2-D map of the papers (ray-embed map)
+MAP_COORDS = f"{MAP}/coords.arrow"  # x, y (and the label) of every row of embeddings.h5
+MAP_PICTURE = f"{MAP}/map.png"    # the picture (datamapplot)
+MAP_INFO = f"{MAP}/map.json"      # written last: the map is current when it is there
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -30,11 +38,13 @@ READS = "reads"                   # unit-*.json: rows the read stage saw per uni
 READS_GLOB = "unit-*.json"
 
 # what `ray-embed upload` publishes, in this order (report.json last)
-RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
-RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
+RESULT_FILES = (H5, INT8, BINARY, DUCKDB, JOB, CARD, REPORT)
+TREE = "**"                       # a result folder published with every file below it
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", LANCE: TREE}
+LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO)   # a folder's record of what it holds goes last
 # what a fresh start removes
-WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET, INDEX)
-WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD, PLAN)
+WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET, INDEX, MAP, LANCE)
+WORK_FILES = (H5, INT8, BINARY, DUCKDB, REPORT, JOB, CARD, PLAN)
 
 
 def unit_rejects(unit_name: str) -> str:

@@ -295,8 +295,9 @@ class RunDir:
     def result_names(self, folder: str) -> list[str]:
         """The result files in a folder of results (e.g. parquet/), as names in the run."""
         pattern = layout.RESULT_FOLDERS[folder]
-        names = sorted(self.store.sub(folder).names(pattern),
-                       key=lambda n: f"{folder}/{n}" == layout.INDEX_INFO)   # index.json last
+        store = self.store.sub(folder)
+        found = store.files_below() if pattern == layout.TREE else store.names(pattern)
+        names = sorted(found, key=lambda n: _publish_order(f"{folder}/{n}"))
         return [f"{folder}/{n}" for n in names]
 
     def publishable(self) -> dict[str, Path]:
@@ -350,6 +351,12 @@ class RunDir:
             self.store.sub(name).remove_tree()
         for name in layout.WORK_FILES:
             self.store.remove(name)
+
+
+def _publish_order(name: str) -> tuple[bool, bool, str]:
+    """A folder's record (index.json, map.json) and a Lance table's version manifests go
+    after the files they name, so a reader of a half-published copy never trusts it."""
+    return name in layout.LAST_IN_FOLDER, "/_versions/" in name, name
 
 
 def _spec_of(job: dict) -> dict:

@@ -72,6 +72,16 @@ class Store:
         return {p.rsplit("/", 1)[-1]: int(info["size"]) for p, info in found.items()
                 if info["type"] == "file"}
 
+    def files_below(self) -> list[str]:
+        """Sorted paths (relative to this directory) of every file anywhere below it."""
+        self.fs.invalidate_cache(self.root)
+        try:
+            found = self.fs.find(self.root, detail=True)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        return sorted(p[start:] for p, info in found.items() if info["type"] == "file")
+
     def exists(self, name: str) -> bool:
         self.fs.invalidate_cache(self.root)
         return self.fs.isfile(self.path(name))
