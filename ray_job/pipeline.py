@@ -19,6 +19,7 @@ from .encode.resources import ResourcePlan, plan_resources
 from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
 from .finalize.exports import run_exports
+from .finalize.quantize import check_truncate_dim
 from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report, now_iso, package_versions
 from .publish.upload import ShardPublisher, upload
@@ -29,6 +30,7 @@ from .read.plan import ReadPlan, check_resume, resolve_plan
 from .read.previous import incremental_counts, load_previous, previous_h5
 from .read.resume import units_to_read
 from .search.index import build_index
+from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
@@ -196,6 +198,7 @@ class PlannedJob:
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     """Inputs found and fingerprinted, model facts read, template checked, job record made."""
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
+    check_truncate_dim(cfg.options.truncate_dim, info.dim)      # before any row is encoded
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
@@ -341,7 +344,10 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
-    report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()))
+    if options.get("map"):
+        report["map"] = map_summary(build_map(run_dir))       # before the Parquet export
+    report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()),
+                                    options.get("truncate_dim"))
     run_dir.write_report(report)
     if options.get("index"):
         build_index(run_dir)
