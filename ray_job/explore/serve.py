@@ -27,7 +27,7 @@ def build_app(run_dir: RunDir):
         neighbors="neighbors" if table.neighbours else None,
         labels=table.labels or None)
     source = DataSource(f"ray-embed-{table.fingerprint}", table.frame, {"props": props})
-    return make_server(source, static_path=static_path(), duckdb_uri="server")
+    return make_server(source, static_path=static_path(), duckdb_uri="wasm")
 
 
 def static_path() -> str:
