@@ -70,9 +70,10 @@ def test_search_through_a_compact_index_rescores_exactly(full_sample_run, tmp_pa
     for hit in hits:                    # rescored: true cosines, as the exact scan's
         if hit.id in exact_score:
             assert hit.score == pytest.approx(exact_score[hit.id], abs=1e-6)
-    picked = random.Random(0).sample(sample_records, 40)
-    results = search(out, [" ".join(r["title"].split()) for r in picked], k=3)
-    assert sum(r["id"] in [h.id for h in hs] for r, hs in zip(picked, results)) >= 36
+    if vectors == "binary":             # a query embedded by the run's model, too
+        picked = random.Random(0).sample(sample_records, 40)
+        results = search(out, [" ".join(r["title"].split()) for r in picked], k=3)
+        assert sum(r["id"] in [h.id for h in hs] for r, hs in zip(picked, results)) >= 36
     assert build_index(out, vectors=vectors, truncate_dim=truncate_dim)["rebuilt"] is False
     assert build_index(out)["vectors"] == "float32"              # another kind: built again
 

@@ -35,6 +35,6 @@ def draw(path: Path, coords: np.ndarray, labels: Labels, plot_rows: np.ndarray,
         fig, _ = datamapplot.create_plot(
             coords[plot_rows], point_labels, title=title, sub_title=sub_title,
             noise_label=NOISE_LABEL, use_system_fonts=True, font_family=FONT,
-            figsize=(12, 12), dpi=DPI, label_wrap_width=16)
+            figsize=(12, 12), dpi=DPI, label_wrap_width=16, add_glow=False)
         fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
