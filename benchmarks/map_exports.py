@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -98,18 +98,8 @@ def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp
               "index_bytes": index_path.stat().st_size, "by_nprobe": []}
     for nprobe in (nprobes if spec.nlist else [0]):
         loaded = LoadedIndex(ann.load(index_path, ann.AnnSpec(spec.factory, spec.nlist, nprobe)))
-        raw = ann.candidates(loaded.index, queries, k)
-        latencies, found = [], []
-        for q in queries:
-            t = time.perf_counter()
-            got, _ = nearest(h5, loaded, q, k)
-            latencies.append((time.perf_counter() - t) * 1000)
-            found.append(got)
-        result["by_nprobe"].append({
-            "nprobe": nprobe, "recall_at_k_index_only": round(recall(raw, truth), 4),
-            "recall_at_k": round(recall(found, truth), 4),
-            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2)})
+        result["by_nprobe"].append({"nprobe": nprobe,
+                                    **searched(h5, loaded, queries, truth, k)})
         print(json.dumps({"dim": dim, **result["by_nprobe"][-1]}), flush=True)
     if with_compact:
         result["compact"] = [measure_compact(h5, queries, truth, k, vectors, cut, tmp)
@@ -117,6 +107,23 @@ def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp
     h5.unlink()
     index_path.unlink()
     return result
+
+
+def searched(h5: Path, loaded: LoadedIndex, queries: np.ndarray, truth: np.ndarray,
+             k: int) -> dict:
+    """Recall@k of the index's candidates alone and as `search` returns them (rescored), and
+    the latency of one query at a time through search's code path."""
+    raw = loaded.candidates(queries, k)
+    latencies, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        got, _ = nearest(h5, loaded, q, k)
+        latencies.append((time.perf_counter() - t) * 1000)
+        found.append(got)
+    return {"recall_at_k_index_only": round(recall(raw, truth), 4),
+            "recall_at_k": round(recall(found, truth), 4),
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
+            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2)}
 
 
 def compact_kinds(dim: int) -> list[tuple[str, int | None]]:
@@ -134,19 +141,9 @@ def measure_compact(h5: Path, queries: np.ndarray, truth: np.ndarray, k: int, ve
     info = {"vectors": vectors, "truncate_dim": truncate_dim or 0,
             "rescore": compact.RESCORE[vectors]}
     loaded = LoadedIndex(compact.load(path, vectors), info=info)
-    raw = loaded.candidates(queries, k)
-    latencies, found = [], []
-    for q in queries:
-        t = time.perf_counter()
-        got, _ = nearest(h5, loaded, q, k)
-        latencies.append((time.perf_counter() - t) * 1000)
-        found.append(got)
     row = {**info, "build_s": round(build_s, 1), "index_bytes": path.stat().st_size,
            "code_bytes_per_row": int(index.code_size),
-           "recall_at_k_index_only": round(recall(raw, truth), 4),
-           "recall_at_k": round(recall(found, truth), 4),
-           "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
-           "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2)}
+           **searched(h5, loaded, queries, truth, k)}
     path.unlink()
     print(json.dumps(row), flush=True)
     return row
