@@ -53,17 +53,16 @@ def within_and_overall(xy: np.ndarray, labels: np.ndarray) -> tuple[float, float
 
 
 def test_the_map_is_rebuilt_only_when_the_vectors_change(mapped_sample_run, tmp_path,
-                                                         local_ray):
-    from ray_job.pipeline import finalize_run
-
+                                                         ray_embed):
     out = copy_run(mapped_sample_run[0], tmp_path / "run")
     before = (out / "map" / "coords.arrow").stat().st_mtime_ns
     assert build_map(out, sample=300)["rebuilt"] is False       # the copy holds the same h5
-    run_dir = RunDir.at(out)
-    with run_dir.lease():
-        finalize_run(run_dir)                 # a new embeddings.h5, the same vectors
-    assert build_map(out, sample=300)["rebuilt"] is False
+    h5_before = (out / "embeddings.h5").stat().st_ino
+    done = ray_embed("finalize", str(out), "--map", cwd=tmp_path)   # a new h5, same vectors
+    assert done.returncode == 0 and "map up to date: 1,000 papers" in done.stdout
+    assert (out / "embeddings.h5").stat().st_ino != h5_before
     assert (out / "map" / "coords.arrow").stat().st_mtime_ns == before
+    run_dir = RunDir.at(out)
     with h5py.File(out / "embeddings.h5", "r+") as h5:          # the vectors change
         h5["embeddings"][0] = -h5["embeddings"][0]
     again = build_map(out, sample=300)
@@ -106,3 +105,12 @@ def test_map_command_says_what_it_did_and_refuses_a_tiny_run(mapped_sample_run, 
                                                  ("math.CO", "math"), ("", None), (None, None)])
 def test_archive_of(categories, archive):
     assert archive_of(categories) == archive
+
+
+def test_the_dataset_card_shows_the_map_and_declares_the_parquet_files(mapped_sample_run):
+    from ray_job.publish.upload import dataset_card
+
+    card = dataset_card(RunDir.at(mapped_sample_run[0]), "runs/w47")
+    assert '    path: "runs/w47/parquet/part-*.parquet"\n' in card.split("---")[1]
+    assert "![the papers laid out in 2-D with UMAP](map/map.png)" in card
+    assert 'load_dataset("OWNER/NAME", data_files="runs/w47/parquet/part-*.parquet"' in card
