@@ -51,7 +51,10 @@ def test_int8_and_binary_exports_are_quantize_embeddings_codes(exported):
         assert codes["ids"].tolist() == full["ids"].tolist()
 
 
-@pytest.mark.parametrize("vectors, truncate_dim", [("binary", None), ("int8", 128)])
+@pytest.mark.parametrize("vectors, truncate_dim", [
+    ("binary", None),
+    pytest.param("int8", 128, marks=pytest.mark.slow),   # the int8 codes: tested bit for bit above
+])
 def test_search_through_a_compact_index_rescores_exactly(full_sample_run, tmp_path,
                                                          sample_records, vectors, truncate_dim):
     from ray_job.search.index import build_index
