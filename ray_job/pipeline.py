@@ -311,6 +311,15 @@ def pipeline_rates(ds, tally: ShardTally, wall_started: float, cluster: dict) ->
             "operators": operators}
 
 
+def run_map(run_dir: RunDir) -> dict:
+    """`--map`: the map, or why there is none (a run too small for one still finishes)."""
+    try:
+        return map_summary(build_map(run_dir))
+    except UserError as exc:
+        print(f"ray-embed: no map: {exc}", file=sys.stderr)
+        return {"skipped": str(exc)}
+
+
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
                  previous: str | None = None) -> dict:
     """Merge the shards of `run_dir` into embeddings.h5, run the exports and write
@@ -345,7 +354,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
     if options.get("map"):
-        report["map"] = map_summary(build_map(run_dir))       # before the Parquet export
+        report["map"] = run_map(run_dir)                      # before the Parquet export
     report["exports"] = run_exports(run_dir, tuple(options.get("exports") or ()),
                                     options.get("truncate_dim"))
     run_dir.write_report(report)

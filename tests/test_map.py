@@ -114,3 +114,12 @@ def test_the_dataset_card_shows_the_map_and_declares_the_parquet_files(mapped_sa
     assert '    path: "runs/w47/parquet/part-*.parquet"\n' in card.split("---")[1]
     assert "![the papers laid out in 2-D with UMAP](map/map.png)" in card
     assert 'load_dataset("OWNER/NAME", data_files="runs/w47/parquet/part-*.parquet"' in card
+
+
+def test_a_run_too_small_for_a_map_still_finishes_with_map(ray_embed, tmp_path, sample_path):
+    done = ray_embed("run", "--input", str(sample_path), "--output", str(tmp_path / "o"),
+                     "--limit", "5", "--map", cwd=tmp_path)
+    assert done.returncode == 0 and "wrote 5 embeddings" in done.stdout
+    assert "ray-embed: no map: a map needs at least 10 papers" in done.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["map"]["skipped"].startswith("a map needs at least 10 papers")
