@@ -135,16 +135,16 @@ class LoadedIndex:
                    info)
 
     @property
-    def compact(self) -> bool:
+    def is_compact(self) -> bool:
         return bool(self.info) and _kind(self.info)["vectors"] != "float32"
 
     def rescore(self, default: int) -> int:
         """Candidates per hit to score exactly."""
-        return int(self.info.get("rescore", default)) if self.compact else default
+        return int(self.info.get("rescore", default)) if self.is_compact else default
 
     def candidates(self, queries, n: int):
         """Row numbers [q, n] of the approximate nearest rows (-1 where fewer exist)."""
-        if self.compact:
+        if self.is_compact:
             return compact.candidates(self.index, self.info, queries, n)
         return ann.candidates(self.index, queries, n)
 
