@@ -49,6 +49,8 @@ def test_int8_and_binary_exports_are_quantize_embeddings_codes(exported):
     assert (iattrs["dim"], iattrs["truncate_dim"], iattrs["source_dim"]) == (256, 256, 384)
     for codes in (binary, int8):
         assert codes["ids"].tolist() == full["ids"].tolist()
+    published = RunDir.at(out).publishable()
+    assert {"embeddings-int8.h5", "embeddings-binary.h5"} <= set(published)
 
 
 @pytest.mark.parametrize("vectors, truncate_dim", [
@@ -113,3 +115,11 @@ def test_lance_export_is_a_table_lancedb_searches(full_sample_run, tmp_path, sam
     again = run_exports(RunDir.at(out), ("lance",))             # replaced whole
     assert again == made and lancedb.connect(str(out / "lance")).open_table(
         "papers").count_rows() == 1000
+    # published with the run (version manifests after the data they name), readable there
+    from ray_job.publish.upload import upload
+
+    sent = upload(out, f"file://{tmp_path}/published").uploaded
+    lance_files = [n for n in sent if n.startswith("lance/")]
+    assert lance_files and "/_versions/" in lance_files[-1]
+    published = lancedb.connect(str(tmp_path / "published" / "lance")).open_table("papers")
+    assert published.search(vector).limit(1).to_list()[0]["id"] == record["id"]
