@@ -72,7 +72,7 @@ def step(name: str, run: Path, sample: int, truncate_dim: int | None) -> dict:
     from ray_job.map.build import build_map
     from ray_job.rundir.rundir import RunDir
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if name == "map":
         info = build_map(run, force=True, sample=sample)
         extra = {"labels": info["labels"]["source"], "sample": info["sample"]}
@@ -80,9 +80,21 @@ def step(name: str, run: Path, sample: int, truncate_dim: int | None) -> dict:
         run_exports(RunDir.at(run), (name,), truncate_dim if name in ("int8", "binary") else None)
         extra = {}
     seconds = time.perf_counter() - started
-    return {"step": name, "seconds": round(seconds, 1), "bytes": written(run, name),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            **extra}
+    return {"step": name, "seconds": round(seconds, 1),
+            "cpu_s": round(time.process_time() - cpu, 1), "bytes": written(run, name),
+            "peak_rss_mib": peak_rss_mib(), **extra}
+
+
+def peak_rss_mib() -> int:
+    """This process's peak RSS: VmHWM (its own address space, so not the parent's it was
+    forked from, which ru_maxrss keeps across exec), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def written(run: Path, name: str) -> int:
@@ -95,7 +107,7 @@ def written(run: Path, name: str) -> int:
 
 
 def measure(rows: int, dim: int, sample: int, workdir: Path, truncate_dim: int | None,
-            children: bool = True, keep: bool = False) -> dict:
+            children: bool = True, keep: bool = False, steps: tuple = STEPS) -> dict:
     run = workdir / f"run-{rows}"
     t = time.perf_counter()
     write_run(run, rows, dim)
@@ -104,7 +116,7 @@ def measure(rows: int, dim: int, sample: int, workdir: Path, truncate_dim: int |
               "make_run_s": round(time.perf_counter() - t, 1),
               "h5_bytes": (run / "embeddings.h5").stat().st_size, "steps": []}
     try:
-        for name in STEPS:
+        for name in steps:
             if not children:
                 result["steps"].append(step(name, run, sample, truncate_dim))
                 continue
@@ -127,11 +139,12 @@ def format_table(result: dict) -> str:
     lines = [f"{result['cpu']}, {result['cores']} cores, load {result['load_avg_1m']:.1f}; "
              f"{result['rows']:,} rows x {result['dim']}, map sample {result['sample']:,}{cut}; "
              f"embeddings.h5 {result['h5_bytes'] / 2**20:,.0f} MiB", "",
-             "| step | wall s | peak RSS MiB | written MiB | bytes / row |",
-             "|---|---:|---:|---:|---:|"]
+             "| step | wall s | CPU s | peak RSS MiB | written MiB | bytes / row |",
+             "|---|---:|---:|---:|---:|---:|"]
     for s in result["steps"]:
-        lines.append(f"| {s['step']} | {s['seconds']} | {s['peak_rss_mib']:,} | "
-                     f"{s['bytes'] / 2**20:,.1f} | {s['bytes'] / result['rows']:.1f} |")
+        lines.append(f"| {s['step']} | {s['seconds']} | {s.get('cpu_s', '')} | "
+                     f"{s['peak_rss_mib']:,} | {s['bytes'] / 2**20:,.1f} | "
+                     f"{s['bytes'] / result['rows']:.1f} |")
     return "\n".join(lines)
 
 
@@ -142,6 +155,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sample", type=int, default=None, help="map sample (default: the "
                                                                  "map's own, 50,000)")
     parser.add_argument("--truncate-dim", type=int, default=None)
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
+                        help="which steps (default all; the Parquet export has the map's "
+                             "columns only after the map step)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--in-process", action="store_true",
                         help="every step in this process (a quick check; RSS is not per step)")
@@ -157,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="map-exports-", dir=args.workdir) as tmp:
         result = measure(args.rows, args.dim, args.sample or MAP_SAMPLE, Path(tmp),
-                         args.truncate_dim, not args.in_process, args.keep)
+                         args.truncate_dim, not args.in_process, args.keep,
+                         tuple(args.steps))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return result
 
