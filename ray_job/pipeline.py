@@ -18,6 +18,7 @@ from .encode.precision import pick_device, pick_precision
 from .encode.resources import ResourcePlan, plan_resources
 from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
+from .extras import check_run_extras
 from .finalize.exports import run_exports
 from .finalize.quantize import check_truncate_dim
 from .finalize.merge import MergeSpec, Storage, finalize
@@ -199,6 +200,7 @@ def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     """Inputs found and fingerprinted, model facts read, template checked, job record made."""
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
     check_truncate_dim(cfg.options.truncate_dim, info.dim)      # before any row is encoded
+    check_run_extras(cfg.options)
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)

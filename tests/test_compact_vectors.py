@@ -123,3 +123,18 @@ def test_lance_export_is_a_table_lancedb_searches(full_sample_run, tmp_path, sam
     assert lance_files and "/_versions/" in lance_files[-1]
     published = lancedb.connect(str(tmp_path / "published" / "lance")).open_table("papers")
     assert published.search(vector).limit(1).to_list()[0]["id"] == record["id"]
+
+
+def test_a_missing_extra_is_one_line_before_anything_runs(ray_embed, tmp_path, sample_path,
+                                                          monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "lancedb" else real(name, *a))
+    out = tmp_path / "o"
+    refused = ray_embed("run", "--input", str(sample_path), "--output", str(out),
+                        "--export", "lance", cwd=tmp_path)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip() == ("ray-embed: error: lance needs lancedb: "
+                                      "pip install 'ray_job[lance]'")

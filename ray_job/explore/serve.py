@@ -9,6 +9,7 @@ import webbrowser
 from pathlib import Path
 
 from ..errors import UserError
+from ..extras import check_extra
 from ..rundir.rundir import RunDir
 from .table import ROW_ID, explore_table
 
@@ -17,6 +18,7 @@ HOST = "127.0.0.1"
 
 def build_app(run_dir: RunDir):
     """The Embedding Atlas app (a FastAPI application) over the run's table."""
+    check_extra("explore")
     from embedding_atlas.data_source import DataSource
     from embedding_atlas.options import make_embedding_atlas_props
     from embedding_atlas.server import make_server

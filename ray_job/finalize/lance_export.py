@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ..config import JobConfig
 from ..errors import UserError
+from ..extras import require
 from ..rundir.layout import LANCE, LANCE_TABLE
 from ..rundir.rundir import RunDir
 from .row_records import row_records, text_field
@@ -74,8 +75,7 @@ def record_batches(h5_path: Path, run_dir: RunDir) -> Iterator[pa.RecordBatch]:
 
 def export_lance(h5_path: Path, run_dir: RunDir) -> str:
     """Write RUN/lance/papers.lance from `h5_path`; returns the folder's name in the run."""
-    import lancedb
-
+    lancedb = require("lancedb", "lance")
     with h5py.File(h5_path, "r") as h5:
         dim = h5["embeddings"].shape[1]
     name = f"{LANCE}/{LANCE_TABLE}.lance"

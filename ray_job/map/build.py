@@ -22,6 +22,7 @@ import pyarrow.ipc as ipc
 
 from ..config import JobConfig
 from ..errors import UserError
+from ..extras import check_extra
 from ..finalize.report import now_iso
 from ..read.inputs import ReadUnit
 from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
@@ -53,6 +54,7 @@ def current_info(run_dir: RunDir, h5: Path | None = None) -> dict | None:
 def build_map(run_dir: RunDir | str | Path, force: bool = False,
               sample: int = MAP_SAMPLE) -> dict:
     """Build RUN/map/ unless it is current; returns map.json's record plus `rebuilt`."""
+    check_extra("map")
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir.at(run_dir)
     if sample < MIN_ROWS:
         raise UserError(f"--sample must be at least {MIN_ROWS}; got {sample}")

@@ -22,6 +22,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..extras import require
 from ..search.ann import unit
 
 CHUNK_ROWS = 65536
@@ -88,8 +89,7 @@ def neighbours(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 
 def fit_umap(sample: np.ndarray, index) -> np.ndarray:
     """The sample's 2-D positions (float32), UMAP fitted on faiss's neighbour lists."""
-    import umap
-
+    umap = require("umap", "map")
     k = min(NEIGHBOURS, len(sample) - 1)
     distances, found = neighbours(index, sample, k)
     with warnings.catch_warnings():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
 from .labels import Labels, NOISE
 
 PLOT_POINTS = 200_000
@@ -20,12 +21,12 @@ DPI = 100
 
 def draw(path: Path, coords: np.ndarray, labels: Labels, plot_rows: np.ndarray,
          title: str, sub_title: str) -> None:
-    import matplotlib
-
+    matplotlib = require("matplotlib", "map")
     matplotlib.use("Agg")
     logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # no weight 900
-    import datamapplot
     import matplotlib.pyplot as plt
+
+    datamapplot = require("datamapplot", "map")
 
     names = np.array(labels.names + [NOISE_LABEL], dtype=object)
     codes = labels.codes[plot_rows]
