@@ -88,8 +88,11 @@ def encode_child(spec: dict) -> None:
     for _ in range(spec["passes"]):
         encoder.embed_token_lists(ids)
     ended = time.time()
-    Path(spec["result"]).write_text(json.dumps(
-        {"started": started, "ended": ended, "docs": len(ids) * spec["passes"]}))
+    result = Path(spec["result"])           # the parent waits for the name: written whole
+    tmp = result.with_name(result.name + ".tmp")
+    tmp.write_text(json.dumps({"started": started, "ended": ended,
+                               "docs": len(ids) * spec["passes"]}))
+    os.replace(tmp, result)
 
 
 def adapter_child(spec: dict) -> None:
