@@ -22,7 +22,7 @@ LAYERS = (
     ("publish",),
     ("search",),
     ("session",),                            # the driver's Ray session
-    ("throughput", "driver_memory", "pipeline", "bench", "cli", "__main__"),   # the driver
+    ("throughput", "driver_memory", "pipeline", "bench", "outcome", "cli", "__main__"),  # driver
 )
 
 

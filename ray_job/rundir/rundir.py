@@ -77,6 +77,11 @@ class RunDir:
     def write_report(self, report: dict) -> None:
         self.store.write_text(layout.REPORT, _json_text(report))
 
+    def write_log(self, name: str, text: str) -> str:
+        """A failure log (layout.driver_log) in the run directory; returns its URL."""
+        self.store.write_text(name, text)
+        return self.child_url(name)
+
     # ---- the frozen read plan and what the read stage saw -------------------------------------
 
     def load_plan(self) -> dict | None:
