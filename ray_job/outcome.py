@@ -31,7 +31,8 @@ from . import __version__
 from .errors import DataError, Stopped, UserError
 from .redact import redact_text
 from .rundir.layout import driver_log
-from .storage.files import StorageError, first_line, is_storage_failure, is_url
+from .storage.failures import StorageError, first_line, is_storage_failure
+from .storage.files import is_url
 
 EXIT_DATA, EXIT_REFUSED, EXIT_STORAGE, EXIT_UNEXPECTED = 1, 2, 3, 4
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import h5py
 
-from ..storage.files import StorageError
+from ..storage.failures import StorageError
 
 
 @contextlib.contextmanager

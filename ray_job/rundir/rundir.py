@@ -12,7 +12,6 @@ import collections
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -289,8 +288,8 @@ class RunDir:
             yield tmp
             if self.is_remote:
                 self.store.put(tmp, name)
-            else:
-                os.replace(tmp, self.store.local_path / name)
+            else:                       # a rename through the door, like every other write
+                self.store.files.move(str(tmp), self.store.path(name))
         finally:
             tmp.unlink(missing_ok=True)
 

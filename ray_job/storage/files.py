@@ -24,7 +24,6 @@ error handling: an injected fault travels the path of a real one.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import io
 import os
@@ -35,8 +34,9 @@ from urllib.parse import urlsplit
 
 from ..errors import UserError
 from ..redact import redact_text, redact_url
+from .failures import first_line, guarded, is_storage_failure, storage_error
 from .injection import active_injector
-from .timeouts import storage_options
+from .timeouts import bound_retries, storage_options
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
 # info() fields that change when a stored file is replaced, the first one present is used
@@ -56,10 +56,6 @@ def url_path(url: str) -> str:
     return urlsplit(url).path
 
 
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def files_for(location: str) -> tuple["Files", str]:
     """The files `location` (a local path or a URL) is on, and its path there; a URL whose
     backend is not installed, or of an unknown protocol, is a one-line UserError."""
@@ -69,55 +65,8 @@ def files_for(location: str) -> tuple["Files", str]:
         fs, path = url_to_fs(location, **storage_options(location))
     except (ImportError, ValueError) as exc:
         raise UserError(redact_text(f"cannot read {location}: {first_line(exc)}")) from None
+    bound_retries(fs)
     return Files(fs, active_injector()), path
-
-
-# errors that say something about the file, which callers act on: never a StorageError
-MEANINGFUL = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
-              PermissionError)
-# the backends whose own exception types mean "the storage failed" (not a bug of ours)
-BACKENDS = frozenset({"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google",
-                      "requests", "urllib3", "httpx", "huggingface_hub", "fsspec"})
-VERBS = {"stat": "look up", "list": "list", "read": "read", "open": "open", "write": "write",
-         "move": "move", "remove": "remove"}
-
-
-class StorageError(OSError):
-    """A storage operation failed: a full disk, an I/O error, a store that is unreachable or
-    timed out after its retries. `op`: the kind of operation; `filename`: where (a local path,
-    or a URL with its credentials masked); `errno`: the OS's code (ENOSPC, ...), or EIO /
-    ECONNREFUSED / ETIMEDOUT for a backend's error."""
-
-    def __init__(self, code: int, reason: str, where: str, op: str):
-        super().__init__(code, reason, where)
-        self.op = op
-
-    def __str__(self) -> str:
-        return f"cannot {VERBS.get(self.op, self.op)} {self.filename}: {self.strerror}"
-
-    def __reduce__(self):                       # crosses from Ray workers to the driver
-        return type(self), (self.errno, self.strerror, self.filename, self.op)
-
-
-def is_storage_failure(exc: BaseException) -> bool:
-    if isinstance(exc, MEANINGFUL):
-        return False
-    if isinstance(exc, OSError):
-        return True
-    return any(k.__module__.split(".")[0] in BACKENDS for k in type(exc).__mro__)
-
-
-def storage_error(exc: BaseException, op: str, where: str) -> StorageError:
-    if isinstance(exc, StorageError):
-        return exc
-    if isinstance(exc, OSError) and exc.errno:
-        code, reason = exc.errno, exc.strerror or os.strerror(exc.errno)
-    else:
-        name = type(exc).__name__
-        code = (errno.ETIMEDOUT if "Timeout" in name else
-                errno.ECONNREFUSED if "Connect" in name else errno.EIO)
-        reason = f"{name}: {first_line(exc)}"
-    return StorageError(code, redact_text(reason), where, op)
 
 
 def operation(kind: str, where_arg: int = 0):
@@ -227,8 +176,8 @@ class Files:
         in a store one ranged request per `buffer_bytes` read, never a whole-file download."""
         if self.local:
             return open(path, "rb")
-        return io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
-                                 buffer_size=buffer_bytes)
+        return guarded(io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
+                                         buffer_size=buffer_bytes), self.where(path))
 
     @operation("open")
     def open_ranged(self, path: str):
@@ -236,7 +185,7 @@ class Files:
         groups): the path itself locally, else a file fetching exactly the ranges asked for."""
         if self.local:
             return contextlib.nullcontext(path)
-        return self.fs.open(path, "rb", cache_type="none")
+        return guarded(self.fs.open(path, "rb", cache_type="none"), self.where(path))
 
     @operation("open")
     def open_random(self, path: str):
@@ -246,7 +195,8 @@ class Files:
 
         if self.local:
             return pa.memory_map(path, "r")
-        return pa.PythonFile(self.fs.open(path, "rb", cache_type="none"), mode="r")
+        return pa.PythonFile(guarded(self.fs.open(path, "rb", cache_type="none"),
+                                     self.where(path)), mode="r")
 
     @operation("read")
     def get(self, path: str, local: Path, size: int | None = None) -> None:
@@ -316,7 +266,7 @@ class Files:
         else:
             self.fs.makedirs(path, exist_ok=True)
 
-    @operation("move")
+    @operation("move", where_arg=1)
     def move(self, path: str, target: str) -> None:
         """Rename on this filesystem (a store's listing of the target's folder is refreshed)."""
         if self.local:

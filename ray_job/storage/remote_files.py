@@ -16,8 +16,8 @@ from typing import Callable, Iterator
 
 from ..errors import UserError
 from ..redact import redact_text
-from .files import (STREAM_BUFFER_BYTES, StorageError, files_for, first_line, is_url, stored_version,
-                    url_path)
+from .failures import StorageError, first_line
+from .files import STREAM_BUFFER_BYTES, files_for, is_url, stored_version, url_path
 
 
 @dataclass(frozen=True)

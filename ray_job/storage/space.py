@@ -6,7 +6,7 @@ import errno
 import shutil
 from pathlib import Path
 
-from .files import StorageError
+from .failures import StorageError
 
 MARGIN_BYTES = 16 * 2**20           # metadata, and what others write meanwhile
 

@@ -29,8 +29,7 @@ S3FS_ATTEMPTS = 2            # s3fs: tries of one call (each with its botocore a
 def _s3() -> dict:
     return {"config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S,
                               "read_timeout": READ_TIMEOUT_S,
-                              "retries": {"max_attempts": STORE_ATTEMPTS, "mode": "standard"}},
-            "retries": S3FS_ATTEMPTS}
+                              "retries": {"max_attempts": STORE_ATTEMPTS, "mode": "standard"}}}
 
 
 def _http() -> dict:
@@ -58,3 +57,10 @@ def storage_options(location: str) -> dict:
     if len(layers) == 1:
         return next(iter(found.values()), {})
     return found
+
+
+def bound_retries(fs) -> None:
+    """What cannot be given to a filesystem's constructor: s3fs's own tries of a call (a
+    class attribute, 5 by default)."""
+    if type(fs).__module__.split(".")[0] == "s3fs":
+        fs.retries = S3FS_ATTEMPTS
