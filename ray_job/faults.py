@@ -47,8 +47,9 @@ class StorageFault:
 
     Which matching calls: the first `after` pass; then each fires with `probability`
     (decided by a hash of `seed`, the path and how many times that path matched: the same
-    calls fire whatever the interleaving); at most `times` fire (None: no limit). Counted per
-    injection scope, or across every process of a run when the plan has a `state_dir`."""
+    calls fire whatever the interleaving); at most `times` fire (None: no limit). Counted
+    across every process of a run (in the plan's `state_dir`, which the driver's
+    `injected` makes when there is none); an `Injector` made without one counts alone."""
     op: str = "*"
     path: str = "*"
     fault: str = "error"

@@ -36,8 +36,8 @@ def is_secret_name(name: str) -> bool:
 
 
 def _mask_param(match: re.Match) -> str:
-    if not is_secret_name(match["name"]) or not match["value"]:
-        return match[0]
+    if not is_secret_name(match["name"]) or not match["value"] or match["value"].startswith(MASK):
+        return match[0]                 # masked already: what follows is not the secret
     return f"{match['lead']}{match['name']}={MASK}"
 
 

@@ -9,6 +9,7 @@ import pickle
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from ray_job.faults import (NO_STORAGE_FAULTS, STORAGE_ENV, StorageFault, Storag
 from ray_job.storage import timeouts
 from ray_job.storage.failures import StorageError
 from ray_job.storage.files import files_for
-from ray_job.storage.injection import Injector, active_plan, in_task, injected
+from ray_job.storage.injection import Injector, active_injector, active_plan, in_task, injected
 from ray_job.storage.store import Store
 
 
@@ -208,3 +209,17 @@ def test_a_store_that_refuses_connections_is_one_storage_error(monkeypatch):
         store.write_text("job.json", "{}")
     assert down.value.errno == errno.ECONNREFUSED
     assert "Could not connect to the endpoint URL" in str(down.value)
+
+
+def test_the_drivers_scope_counts_calls_across_all_its_tasks():
+    """`after` and `times` are the run's: each Ray task enters the plan it was sent, and the
+    counts live in the state folder the driver's scope made."""
+    with injected(plan(StorageFault(op="write", after=1, times=1))):
+        shipped = active_plan()
+        assert shipped.state_dir and Path(shipped.state_dir).is_dir()
+        outcomes = []
+        for _ in range(3):                          # three tasks, one write each
+            with in_task(shipped):
+                outcomes += fired(active_injector(), [("write", "write", "/r/shards/x")])
+    assert outcomes == [False, True, False]
+    assert not Path(shipped.state_dir).exists()     # removed with the scope

@@ -135,7 +135,10 @@ class Files:
     def is_file(self, path: str) -> bool:
         """Whether a file is there now (not from a cached listing)."""
         self.fs.invalidate_cache(path.rsplit("/", 1)[0])
-        return self.fs.isfile(path)
+        try:            # not fs.isfile, which answers False for a store that failed to answer
+            return self.fs.info(path)["type"] == "file"
+        except FileNotFoundError:
+            return False
 
     @operation("list")
     def sizes(self, pattern: str) -> dict[str, int]:

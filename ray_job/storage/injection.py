@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import errno
 import fnmatch
 import hashlib
 import os
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ from typing import Iterator
 
 from ..faults import FAULT_ERRNOS, NO_STORAGE_FAULTS, StorageFault, StorageFaults
 from ..redact import redacting
+from .scratch import private_dir
 
 _ACTIVE: contextvars.ContextVar["Injector | None"] = contextvars.ContextVar(
     "ray_embed_storage_faults", default=None)
@@ -40,16 +43,28 @@ _ACTIVE: contextvars.ContextVar["Injector | None"] = contextvars.ContextVar(
 @contextlib.contextmanager
 def injected(plan: StorageFaults, exactly: bool = False) -> Iterator[None]:
     """Storage faults of `plan` while the block runs. An empty plan leaves the one in force
-    alone, unless `exactly` (a Ray task's entry: this plan, or none)."""
+    alone, unless `exactly` (a Ray task's entry: this plan, or none). On the driver (not
+    `exactly`), a plan whose rules count calls and that has no `state_dir` gets a fresh one
+    for the block: its counts are then the run's, across every task and replica on this
+    machine (several machines need a `state_dir` they share)."""
     if not plan and not exactly:
         yield
         return
-    previous = _ACTIVE.get()
-    _ACTIVE.set(Injector(plan) if plan else None)
-    try:
-        yield
-    finally:
-        _ACTIVE.set(previous)       # not a token reset: a generator may end in another context
+    with contextlib.ExitStack() as stack:
+        if not exactly and plan.state_dir is None and any(map(_counts_calls, plan.rules)):
+            folder = stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="counts-", dir=private_dir("faults")))
+            plan = dataclasses.replace(plan, state_dir=folder)
+        previous = _ACTIVE.get()
+        _ACTIVE.set(Injector(plan) if plan else None)
+        try:
+            yield
+        finally:
+            _ACTIVE.set(previous)   # not a token reset: a generator may end in another context
+
+
+def _counts_calls(rule: StorageFault) -> bool:
+    return bool(rule.after) or rule.times is not None or rule.probability < 1.0
 
 
 @contextlib.contextmanager
