@@ -110,7 +110,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
             writer = H5Writer(h5, n, idcol, np.uint64, spec, run_dir.child_url(H5))
             ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized)
             dim = writer.finish(ran)
-        verify_h5(tmp, n, idcol, writer.digest.hexdigest(), CHUNK_ROWS)
+        verify_h5(tmp, n, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
                           rejects.by_reason(), text_cap)
 

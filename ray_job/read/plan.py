@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from ..errors import UserError
 from .inputs import InputFile, ReadUnit, SqlSpec, plan_units
 from .manifest import manifest_changes
+from .plan_size import bounded_block_bytes
 
 
 @dataclass(frozen=True)
@@ -56,4 +57,6 @@ def resolve_plan(old: ReadPlan | None, files: list[InputFile], manifest: list[di
         if old.limit == limit:
             return old
         block_bytes = old.block_bytes
+    else:
+        block_bytes = bounded_block_bytes(files, block_bytes)
     return ReadPlan(manifest, block_bytes, limit, plan_units(files, block_bytes, limit, sql))

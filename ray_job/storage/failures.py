@@ -29,24 +29,31 @@ VERBS = {"stat": "look up", "list": "list", "read": "read", "open": "open", "wri
          "move": "move", "remove": "remove"}
 
 
-class StorageError(OSError):
+class StorageError(Exception):
     """A storage operation failed: a full disk, an I/O error, a store that is unreachable or
     timed out after its retries. `op`: the kind of operation; `filename`: where (a local path,
     or a URL with its credentials masked); `errno`: the OS's code (ENOSPC, ...), or EIO /
-    ECONNREFUSED / ETIMEDOUT for a backend's error."""
+    ECONNREFUSED / ETIMEDOUT for a backend's error; `strerror`: why.
+
+    Not an OSError, on purpose: readers take an OSError met while decoding a file for damage
+    to that file (a gzip cut short, a Parquet row group that does not decode) and reject its
+    rows; a store that failed to answer must fail the run instead (it is resumable), never
+    turn rows into rejects."""
 
     def __init__(self, code: int, reason: str, where: str, op: str):
-        super().__init__(code, reason, where)
-        self.op = op
+        super().__init__(code, reason, where, op)
+        self.errno, self.strerror, self.filename, self.op = code, reason, where, op
 
     def __str__(self) -> str:
         return f"cannot {VERBS.get(self.op, self.op)} {self.filename}: {self.strerror}"
 
-    def __reduce__(self):                       # crosses from Ray workers to the driver
+    def __reduce__(self):   # from a Ray worker to the driver (Ray Data may append to args)
         return type(self), (self.errno, self.strerror, self.filename, self.op)
 
 
 def is_storage_failure(exc: BaseException) -> bool:
+    if isinstance(exc, StorageError):
+        return True
     if isinstance(exc, MEANINGFUL):
         return False
     if isinstance(exc, OSError):
@@ -71,16 +78,18 @@ def storage_error(exc: BaseException, op: str, where: str) -> StorageError:
 
 class Guarded:
     """A file object whose failing reads (and seeks) are StorageErrors naming the file; all
-    else is the file's own."""
+    else is the file's own. With an injector (tests), each read asks it first."""
 
-    def __init__(self, inner, where: str):
-        self._inner, self._where = inner, where
+    def __init__(self, inner, where: str, injector=None, path: str = ""):
+        self._inner, self._where, self._injector, self._path = inner, where, injector, path
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
     def _guard(self, name, *args):
         try:
+            if self._injector is not None and name != "seek":
+                self._injector.before("read", name, self._path)
             return getattr(self._inner, name)(*args)
         except Exception as exc:
             if not is_storage_failure(exc):
@@ -112,5 +121,5 @@ class Guarded:
         self._inner.close()
 
 
-def guarded(inner, where: str) -> Guarded:
-    return Guarded(inner, where)
+def guarded(inner, where: str, injector=None, path: str = "") -> Guarded:
+    return Guarded(inner, where, injector, path)

@@ -157,6 +157,7 @@ class Files:
         if directory and recursive:
             return list(self.fs.find(path, detail=True).values())
         if directory:
+            self.fs.invalidate_cache(path)
             return self.fs.ls(path, detail=True)
         return list(self.fs.glob(path, detail=True).values())
 
@@ -178,17 +179,17 @@ class Files:
         """A binary file for sequential reading (seek, read, readline): plain open() locally;
         in a store one ranged request per `buffer_bytes` read, never a whole-file download."""
         if self.local:
-            return open(path, "rb")
-        return guarded(io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
-                                         buffer_size=buffer_bytes), self.where(path))
+            return self._reading(open(path, "rb"), path) if self.injector else open(path, "rb")
+        return self._reading(io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
+                                               buffer_size=buffer_bytes), path)
 
     @operation("open")
     def open_ranged(self, path: str):
         """A context manager giving what pyarrow opens for ranged reads (Parquet footers, row
         groups): the path itself locally, else a file fetching exactly the ranges asked for."""
-        if self.local:
+        if self.local and not self.injector:
             return contextlib.nullcontext(path)
-        return guarded(self.fs.open(path, "rb", cache_type="none"), self.where(path))
+        return self._reading(self.fs.open(path, "rb", cache_type="none"), path)
 
     @operation("open")
     def open_random(self, path: str):
@@ -196,10 +197,16 @@ class Files:
         ranged reads in a store."""
         import pyarrow as pa
 
-        if self.local:
+        if self.local and not self.injector:
             return pa.memory_map(path, "r")
-        return pa.PythonFile(guarded(self.fs.open(path, "rb", cache_type="none"),
-                                     self.where(path)), mode="r")
+        return pa.PythonFile(self._reading(self.fs.open(path, "rb", cache_type="none"), path),
+                             mode="r")
+
+    def _reading(self, file, path: str):
+        """`file`, guarded: its failing reads are StorageErrors naming `path`; while a fault
+        plan is in force each read asks the injector first (kind "read"), so a fault can
+        strike half way through a file (local files are guarded only then)."""
+        return guarded(file, self.where(path), self.injector, path)
 
     @operation("read")
     def get(self, path: str, local: Path, size: int | None = None) -> None:
