@@ -223,3 +223,35 @@ def test_the_drivers_scope_counts_calls_across_all_its_tasks():
                 outcomes += fired(active_injector(), [("write", "write", "/r/shards/x")])
     assert outcomes == [False, True, False]
     assert not Path(shipped.state_dir).exists()     # removed with the scope
+
+
+@pytest.mark.parametrize("columns", [None, ["key"]])
+def test_a_shard_read_failing_at_any_read_is_a_storage_error_never_a_corrupt_shard(tmp_path,
+                                                                                  columns):
+    """Found by the property harness (test_properties_read, storage faults): pyarrow wraps
+    what a Python file raises in a late read ("Failed to read message body, error IOError:
+    ... Python exception"), and that OSError made a good shard a CorruptShard, to be moved
+    to shards/corrupt/ (before: the 6th read of a read of only `key`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ray_job.encode.encoder import embedding_array
+    from ray_job.rundir.rundir import RunDir
+
+    table = pa.table({"key": np.arange(8, dtype=np.int64), "id": [f"p{i}" for i in range(8)],
+                      "embedding": embedding_array(np.eye(8, 4, dtype=np.float32) + 1),
+                      "text_hash": np.arange(1, 9, dtype=np.uint64),
+                      "n_tokens": np.full(8, 3, np.int32), "n_computed": np.full(8, 3, np.int32)})
+    name = RunDir.at(tmp_path / "run").write_shard(table)
+    for after in range(50):                   # the n-th read of the file fails, for every n
+        with injected(plan(StorageFault(op="read", path="*/shards/part-*",
+                                        fault="unreachable", after=after))):
+            try:
+                read = RunDir.at(tmp_path / "run").read_shard(name, columns)
+            except StorageError as failed:
+                assert failed.errno == errno.ECONNREFUSED and name in str(failed)
+                continue
+        assert after > 2 and read.num_rows == 8          # every read done: the whole shard
+        break
+    else:
+        pytest.fail("the shard never read")

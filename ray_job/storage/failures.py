@@ -9,8 +9,10 @@ exception that a caller might take for damaged data.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+from typing import Iterator
 
 from ..redact import redact_text
 
@@ -82,6 +84,7 @@ class Guarded:
 
     def __init__(self, inner, where: str, injector=None, path: str = ""):
         self._inner, self._where, self._injector, self._path = inner, where, injector, path
+        self.failure: StorageError | None = None    # the last one raised (see `reraising`)
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -94,7 +97,8 @@ class Guarded:
         except Exception as exc:
             if not is_storage_failure(exc):
                 raise
-            raise storage_error(exc, "read", self._where) from exc
+            self.failure = storage_error(exc, "read", self._where)
+            raise self.failure from exc
 
     def read(self, *args):
         return self._guard("read", *args)
@@ -123,3 +127,17 @@ class Guarded:
 
 def guarded(inner, where: str, injector=None, path: str = "") -> Guarded:
     return Guarded(inner, where, injector, path)
+
+
+@contextlib.contextmanager
+def reraising(file: Guarded) -> Iterator[Guarded]:
+    """While the block reads `file` through a library that wraps what a Python file raises
+    (pyarrow: an ArrowIOError "Failed to read message body ... Python exception"), an error
+    leaving the block after `file` failed is that StorageError, never taken for damage (a
+    shard quarantined as corrupt because the store did not answer)."""
+    try:
+        yield file
+    except Exception as exc:
+        if file.failure is None or isinstance(exc, StorageError):
+            raise
+        raise file.failure from exc

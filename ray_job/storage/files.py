@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UserError
 from ..redact import redact_text, redact_url
-from .failures import first_line, guarded, is_storage_failure, storage_error
+from .failures import first_line, guarded, is_storage_failure, reraising, storage_error
 from .injection import active_injector
 from .timeouts import bound_retries, storage_options
 
@@ -199,8 +199,7 @@ class Files:
 
         if self.local and not self.injector:
             return pa.memory_map(path, "r")
-        return pa.PythonFile(self._reading(self.fs.open(path, "rb", cache_type="none"), path),
-                             mode="r")
+        return _random_source(self._reading(self.fs.open(path, "rb", cache_type="none"), path))
 
     def _reading(self, file, path: str):
         """`file`, guarded: its failing reads are StorageErrors naming `path`; while a fault
@@ -312,3 +311,12 @@ def _into_place(target: Path):
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _random_source(file):
+    """pyarrow's view of a guarded file: its failure, when it failed, is what leaves."""
+    import pyarrow as pa
+
+    with reraising(file), pa.PythonFile(file, mode="r") as source:
+        yield source
