@@ -6,10 +6,12 @@ reason, every vector is its own row's, and killed attempts resume to the same re
 A few examples by default; `-m slow` tries hundreds."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -26,25 +28,38 @@ COMMON = dict(deadline=None, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def check_corpus(files, block_bytes: int, shard_rows: int, kills: list[int], seed: int) -> None:
+@contextlib.contextmanager
+def simulated(files, block_bytes: int, seed: int):
+    """The corpus written to a temp folder, its plan and an empty run directory."""
     with tempfile.TemporaryDirectory() as tmp:
         inputs, out = Path(tmp) / "in", Path(tmp) / "out"
         inputs.mkdir()
         for f in files:
             f.write(inputs)
-        exp = expected(files, sim_run.SEP)
-        units = sim_run.plan(inputs, block_bytes)
-        run_dir, rng = RunDir.at(out), random.Random(seed)
+        yield SimpleNamespace(inputs=inputs, out=out, exp=expected(files, sim_run.SEP),
+                              units=sim_run.plan(inputs, block_bytes), run_dir=RunDir.at(out),
+                              rng=random.Random(seed))
+
+
+def resume_as_the_oracle_says(sim, shard_rows: int) -> bool:
+    """One clean attempt and finalize, checked against the oracle; False: nothing to
+    finalize (refused, tested elsewhere)."""
+    sim_run.attempt(sim.run_dir, sim.units, sim.rng, shard_rows)
+    if not sim.exp.kept:
+        return False
+    result = sim_run.finalize_units(sim.run_dir, sim.units)
+    check_output(sim.out, sim.exp)
+    assert result.reconciliation["rows_seen"] == sim.exp.rows
+    check_rejects(sim.out, sim.exp)
+    return True
+
+
+def check_corpus(files, block_bytes: int, shard_rows: int, kills: list[int], seed: int) -> None:
+    with simulated(files, block_bytes, seed) as sim:
         for stop_after in kills:                    # attempts killed part way
-            sim_run.attempt(run_dir, units, rng, shard_rows, stop_after)
-        sim_run.attempt(run_dir, units, rng, shard_rows)
-        if not exp.kept:
-            return                                  # nothing to finalize: refused, tested elsewhere
-        result = sim_run.finalize_units(run_dir, units)
-        check_output(out, exp)
-        assert result.reconciliation["rows_seen"] == exp.rows
-        check_rejects(out, exp)
-        check_readers(out, exp, inputs, units)
+            sim_run.attempt(sim.run_dir, sim.units, sim.rng, shard_rows, stop_after)
+        if resume_as_the_oracle_says(sim, shard_rows):
+            check_readers(sim.out, sim.exp, sim.inputs, sim.units)
 
 
 def check_output(out: Path, exp) -> None:
@@ -156,30 +171,18 @@ def check_faulted_corpus(files, block_bytes: int, shard_rows: int, rules: list,
     from ray_job.storage.failures import StorageError
     from ray_job.storage.injection import injected
 
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs, out = Path(tmp) / "in", Path(tmp) / "out"
-        inputs.mkdir()
-        for f in files:
-            f.write(inputs)
-        exp = expected(files, sim_run.SEP)
-        units = sim_run.plan(inputs, block_bytes)
-        run_dir, rng = RunDir.at(out), random.Random(seed)
+    with simulated(files, block_bytes, seed) as sim:
         with injected(StorageFaults(tuple(rules))):
             for _ in range(2):                      # a fault, then perhaps another
+                faulted = RunDir.at(sim.out)        # its files keep the plan: made in here
                 try:
-                    sim_run.attempt(run_dir, units, rng, shard_rows)
-                    if exp.kept:
-                        sim_run.finalize_units(run_dir, units)
+                    sim_run.attempt(faulted, sim.units, sim.rng, shard_rows)
+                    if sim.exp.kept:
+                        sim_run.finalize_units(faulted, sim.units)
                     break
                 except StorageError:
                     pass
-        sim_run.attempt(run_dir, units, rng, shard_rows)
-        if not exp.kept:
-            return
-        result = sim_run.finalize_units(run_dir, units)
-        check_output(out, exp)
-        assert result.reconciliation["rows_seen"] == exp.rows
-        check_rejects(out, exp)
+        resume_as_the_oracle_says(sim, shard_rows)
 
 
 def faulted_scenario():

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import uuid
