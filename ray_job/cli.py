@@ -9,7 +9,7 @@ import sys
 
 from .config import PRESETS, build_config
 from .config_checks import CHOICES
-from .errors import DataError, UserError
+from .errors import Stopped, UserError
 from .redact import redact_text, redact_url
 
 RUN_FLAGS = {
@@ -92,8 +92,16 @@ RUN_SWITCHES = {
 NOT_FOR_BENCH = ("output", "limit", "fresh", "index", "map")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors (which quote the values given) redacted."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, redact_text(f"{self.prog}: error: {message}\n"))
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ray-embed", description=__doc__)
+    parser = Parser(prog="ray-embed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="embed a corpus into OUT/embeddings.h5")
     run.add_argument("--config", metavar="job.yaml", help="YAML file with the same settings")
@@ -375,21 +383,35 @@ def quiet_libraries(verbose: bool) -> None:
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 
+def run_location(args: argparse.Namespace) -> str | None:
+    """The run directory a command works on (where its failure log goes), if it has one."""
+    if getattr(args, "directory", None):
+        return args.directory
+    if args.command == "run":
+        try:
+            return config_from_args(args).options.output
+        except Exception:  # noqa: BLE001 - a bad config has no run directory
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = make_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    quiet_libraries(bool(getattr(args, "verbose", False)))
+    """Every way a command ends is one line on stderr and an exit code (outcome.py): a
+    refusal, a failure (its traceback in a log file the line names), a stop by a signal."""
+    from .faults import faults_from_environment
+    from .outcome import report_failure
+    from .session.signals import stop_on_signals
+    from .storage.injection import injected
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = make_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
-    except UserError as exc:
-        print(f"ray-embed: error: {redact_text(str(exc))}", file=sys.stderr)
-        return 2
-    except DataError as exc:
-        print(f"ray-embed: failed: {redact_text(str(exc))}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ray-embed: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+        with stop_on_signals():
+            quiet_libraries(bool(getattr(args, "verbose", False)))
+            with injected(faults_from_environment().storage):
+                return COMMANDS[args.command](args)
+    except (Exception, KeyboardInterrupt, Stopped) as exc:
+        return report_failure(exc, run_location(args), argv)
 
 
 if __name__ == "__main__":

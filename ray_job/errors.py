@@ -11,3 +11,15 @@ class ConfigError(UserError):
 
 class DataError(Exception):
     """The data on disk failed a check (a corrupt shard, a failed verification): exit code 1."""
+
+
+class Stopped(BaseException):
+    """The driver was told to stop (SIGTERM, what `ray job stop` sends; SIGINT): it unwinds
+    like KeyboardInterrupt, through every `finally` (the lease released, Ray shut down), and
+    nothing that catches Exception stops it."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

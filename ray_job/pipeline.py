@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
@@ -37,7 +37,7 @@ from .search.index import build_index
 from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
-from .faults import faults_from_environment
+from .faults import Faults, faults_from_environment
 from .redact import redact_url
 from .rundir.cleanup import check_output
 from .rundir.job import JobRecord
@@ -48,6 +48,7 @@ from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
 from .session import ray_session
+from .storage.injection import active_plan
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
@@ -110,18 +111,20 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
     from ray.data import ActorPoolStrategy
 
     cfg, info = planned.cfg, planned.info
+    faults = injected_faults()
     ds = units_dataset(units, done_shards)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(planned.template),
                                    "id_field": cfg.spec.id_field, "run_url": run_dir.url,
-                                   "previous": previous_ref})
+                                   "previous": previous_ref, "faults": faults.storage})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"recipe": asdict(tokenizer_recipe(
                                        info.tokenizer_source, info.max_seq_length,
                                        replica.trust_remote_code, replica.revision)),
-                                   "run_url": run_dir.url, "threads": plan.task_cpus})
+                                   "run_url": run_dir.url, "threads": plan.task_cpus,
+                                   "faults": faults.storage})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -132,7 +135,13 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
-                               "faults": faults_from_environment(), "run_url": run_dir.url})
+                               "faults": faults, "run_url": run_dir.url})
+
+
+def injected_faults() -> Faults:
+    """What the tasks and replicas are told to fail at (tests only): the environment's
+    faults, with the storage faults in force on the driver (`storage.injection`)."""
+    return replace(faults_from_environment(), storage=active_plan())
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
@@ -276,7 +285,8 @@ def write_shards(ds, run_dir: RunDir, tally: ShardTally):
     (`write_shard_block`), and the driver adds the shard it names to `tally` as it comes.
     Returns the executed dataset (its stats)."""
     written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
-                             num_cpus=WRITE_CPUS, fn_kwargs={"run_url": run_dir.url})
+                             num_cpus=WRITE_CPUS, fn_kwargs={"run_url": run_dir.url,
+                                                             "faults": active_plan()})
     for batch in written.iter_batches(batch_size=None, batch_format="pyarrow"):
         for name, rows in zip(batch.column("shard").to_pylist(),
                               batch.column("rows").to_pylist()):

@@ -8,8 +8,9 @@ stays as written. Both are idempotent.
 """
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote
 
 MASK = "***"
@@ -35,8 +36,8 @@ def is_secret_name(name: str) -> bool:
 
 
 def _mask_param(match: re.Match) -> str:
-    if not is_secret_name(match["name"]) or not match["value"]:
-        return match[0]
+    if not is_secret_name(match["name"]) or not match["value"] or match["value"].startswith(MASK):
+        return match[0]                 # masked already: what follows is not the secret
     return f"{match['lead']}{match['name']}={MASK}"
 
 
@@ -63,3 +64,42 @@ def redact_config(config: dict[str, Any]) -> dict[str, Any]:
             elif isinstance(value, (list, tuple)):
                 out[part][name] = type(value)(redact_url(v) for v in value)
     return out
+
+
+def redact_exception(exc: BaseException) -> BaseException:
+    """`exc` (and the exceptions chained to it) with the credentials in their messages
+    masked, in place: what any formatting of it prints (a traceback in a Ray worker, on
+    the driver, in a log) holds no secret. Returns `exc`."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        try:
+            exc.args = tuple(redact_text(a) if isinstance(a, str) else a for a in exc.args)
+            for name in ("filename", "filename2", "strerror"):
+                value = getattr(exc, name, None)
+                if isinstance(value, str):
+                    setattr(exc, name, redact_text(value))
+        except (AttributeError, TypeError):      # an exception type with read-only fields
+            pass
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+class RedactedError(Exception):
+    """An exception whose text held a secret outside its arguments (an HTTP client's error
+    printing its request's URL), retold without it."""
+
+
+@contextlib.contextmanager
+def redacting() -> Iterator[None]:
+    """Exceptions leaving the block have their messages redacted (`redact_exception`): a
+    Ray task's entry, whose errors Ray formats and ships to the driver and its logs. One
+    whose text still holds a secret is replaced by a RedactedError telling it masked."""
+    try:
+        yield
+    except Exception as exc:
+        redact_exception(exc)
+        text = str(exc)
+        if redact_text(text) != text:
+            raise RedactedError(f"{type(exc).__name__}: {redact_text(text)}") from None
+        raise

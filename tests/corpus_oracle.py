@@ -123,6 +123,8 @@ def file_items(f: GenFile) -> list[tuple[int, dict | str]]:
 def _as_array(data: bytes) -> list[tuple[int, dict | str]]:
     try:
         value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:          # as load_array: the whole file, one bad_utf8 reject
+        return [(0, "bad_utf8")]
     except (ValueError, RecursionError):
         return [(0, "bad_json")]
     if not isinstance(value, list):

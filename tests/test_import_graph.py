@@ -25,7 +25,7 @@ LAYERS = (
     ("explore",),                            # the browser view (map, search, neighbours)
     ("estimate",),                           # `ray-embed plan`: measures the read and encode stages
     ("session",),                            # the driver's Ray session
-    ("throughput", "driver_memory", "pipeline", "bench", "cli", "__main__"),   # the driver
+    ("throughput", "driver_memory", "pipeline", "bench", "outcome", "cli", "__main__"),  # driver
 )
 
 

@@ -130,3 +130,50 @@ def test_a_client_without_the_token_gets_a_one_line_hint(ray_head, sample_path, 
     lines = [l for l in result.stderr.splitlines() if l.startswith("ray-embed:")]
     assert len(lines) == 1 and "RAY_AUTH_MODE=token" in lines[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+
+
+def ray_job(url: str, env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    verb, *rest = args
+    return subprocess.run([str(BIN / "ray"), "job", verb, "--address", url, *rest], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow            # one more job on the module's head: ~1-2 min
+@pytest.mark.timeout(600)
+def test_ray_job_stop_stops_the_driver_in_one_line_and_releases_the_lease(ray_head, sample_path,
+                                                                          tmp_path):
+    """`ray job stop` sends SIGTERM to the driver (and its children), then SIGKILL after
+    RAY_JOB_STOP_WAIT_TIME_S (3 s): within that the driver prints its one line, releases the
+    lease and ends with 143; no `*** SIGTERM received ... PC: @` dump in the job's log."""
+    url, env, _, _ = ray_head
+    out = tmp_path / "run"
+    job_id = f"stop-{secrets.token_hex(4)}"
+    command = ["submit", "--no-wait", "--submission-id", job_id, "--working-dir", str(ROOT),
+               "--", "python", "-m", "ray_job", "run", "--address", "auto", "--input",
+               str(sample_path), "--output", str(out), "--shard-rows", "16",
+               "--block-bytes", "16000", "--precision", "fp32"]
+    for _ in range(20):   # a new head answers HTTP before its job agent is ready: not submitted
+        submitted = ray_job(url, env, *command)
+        if "No available agent to submit job" not in submitted.stderr + submitted.stdout:
+            break
+        time.sleep(2)
+    assert submitted.returncode == 0, (submitted.stdout + submitted.stderr)[-3000:]
+    deadline = time.time() + 400
+    while not list((out / "shards").glob("part-*.arrow")) and time.time() < deadline:
+        status = ray_job(url, env, "status", job_id).stdout
+        assert "FAILED" not in status and "SUCCEEDED" not in status, status
+        time.sleep(1)
+    assert (out / "lease.json").exists(), "no shard before the deadline"
+    stopped = ray_job(url, env, "stop", job_id)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    deadline = time.time() + 60
+    while "STOPPED" not in ray_job(url, env, "status", job_id).stdout and time.time() < deadline:
+        time.sleep(1)
+    time.sleep(2)                                      # the job's log reaches the head
+    logs = ray_job(url, env, "logs", job_id).stdout
+    assert logs.strip().splitlines()[-1] == \
+        "ray-embed: stopped (SIGTERM); run the same command to resume", logs[-3000:]
+    for dump in ("Traceback", "PC: @", "received at time", "Segmentation"):
+        assert dump not in logs, logs[-3000:]
+    assert not (out / "lease.json").exists()          # released before the SIGKILL
+    assert not (out / "embeddings.h5").exists()

@@ -6,10 +6,12 @@ reason, every vector is its own row's, and killed attempts resume to the same re
 A few examples by default; `-m slow` tries hundreds."""
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -26,25 +28,38 @@ COMMON = dict(deadline=None, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def check_corpus(files, block_bytes: int, shard_rows: int, kills: list[int], seed: int) -> None:
+@contextlib.contextmanager
+def simulated(files, block_bytes: int, seed: int):
+    """The corpus written to a temp folder, its plan and an empty run directory."""
     with tempfile.TemporaryDirectory() as tmp:
         inputs, out = Path(tmp) / "in", Path(tmp) / "out"
         inputs.mkdir()
         for f in files:
             f.write(inputs)
-        exp = expected(files, sim_run.SEP)
-        units = sim_run.plan(inputs, block_bytes)
-        run_dir, rng = RunDir.at(out), random.Random(seed)
+        yield SimpleNamespace(inputs=inputs, out=out, exp=expected(files, sim_run.SEP),
+                              units=sim_run.plan(inputs, block_bytes), run_dir=RunDir.at(out),
+                              rng=random.Random(seed))
+
+
+def resume_as_the_oracle_says(sim, shard_rows: int) -> bool:
+    """One clean attempt and finalize, checked against the oracle; False: nothing to
+    finalize (refused, tested elsewhere)."""
+    sim_run.attempt(sim.run_dir, sim.units, sim.rng, shard_rows)
+    if not sim.exp.kept:
+        return False
+    result = sim_run.finalize_units(sim.run_dir, sim.units)
+    check_output(sim.out, sim.exp)
+    assert result.reconciliation["rows_seen"] == sim.exp.rows
+    check_rejects(sim.out, sim.exp)
+    return True
+
+
+def check_corpus(files, block_bytes: int, shard_rows: int, kills: list[int], seed: int) -> None:
+    with simulated(files, block_bytes, seed) as sim:
         for stop_after in kills:                    # attempts killed part way
-            sim_run.attempt(run_dir, units, rng, shard_rows, stop_after)
-        sim_run.attempt(run_dir, units, rng, shard_rows)
-        if not exp.kept:
-            return                                  # nothing to finalize: refused, tested elsewhere
-        result = sim_run.finalize_units(run_dir, units)
-        check_output(out, exp)
-        assert result.reconciliation["rows_seen"] == exp.rows
-        check_rejects(out, exp)
-        check_readers(out, exp, inputs, units)
+            sim_run.attempt(sim.run_dir, sim.units, sim.rng, shard_rows, stop_after)
+        if resume_as_the_oracle_says(sim, shard_rows):
+            check_readers(sim.out, sim.exp, sim.inputs, sim.units)
 
 
 def check_output(out: Path, exp) -> None:
@@ -129,3 +144,61 @@ def test_the_duckdb_export_holds_exactly_the_output_ids(tmp_path):
         ["p1", "1", " 1", "1 "]
     con.close()
     assert [r.id for r in expected(files, sim_run.SEP).kept] == ["p1", "1", " 1", "1 "]
+
+
+# storage faults (the injector at the door, ray_job/storage/injection.py) in generated attempts
+FAULT_PATHS = ["*", "*/shards/*", "*/rejects/*", "*/reads/*", "*/in/*", "*/embeddings.h5*"]
+
+
+def fault_rules():
+    from ray_job.faults import StorageFault
+
+    rule = st.builds(StorageFault, op=st.sampled_from(["*", "stat", "list", "read", "open",
+                                                        "write", "move", "remove"]),
+                     path=st.sampled_from(FAULT_PATHS),
+                     fault=st.sampled_from(["error", "enospc", "unreachable"]),
+                     after=st.integers(0, 12), times=st.sampled_from([None, 1, 2]))
+    # no `probability`: its draws hash the path, and a temp dir's name differs every run
+    return st.lists(rule, min_size=1, max_size=2)
+
+
+def check_faulted_corpus(files, block_bytes: int, shard_rows: int, rules: list,
+                         seed: int) -> None:
+    """Attempts under a schedule of storage faults end done or in one StorageError (never
+    another exception, a reject or a lost row); one clean attempt and finalize then give the
+    oracle's output."""
+    from ray_job.faults import StorageFaults
+    from ray_job.storage.failures import StorageError
+    from ray_job.storage.injection import injected
+
+    with simulated(files, block_bytes, seed) as sim:
+        with injected(StorageFaults(tuple(rules))):
+            for _ in range(2):                      # a fault, then perhaps another
+                faulted = RunDir.at(sim.out)        # its files keep the plan: made in here
+                try:
+                    sim_run.attempt(faulted, sim.units, sim.rng, shard_rows)
+                    if sim.exp.kept:
+                        sim_run.finalize_units(faulted, sim.units)
+                    break
+                except StorageError:
+                    pass
+        resume_as_the_oracle_says(sim, shard_rows)
+
+
+def faulted_scenario():
+    return st.tuples(corpora(), st.sampled_from([64, 200, 1000, 1 << 20]), st.integers(1, 7),
+                     fault_rules(), st.integers(0, 2**31))
+
+
+@settings(max_examples=8, derandomize=True, **COMMON)
+@given(faulted_scenario())
+def test_generated_storage_faults_end_in_a_storage_error_and_resume_as_the_oracle_says(case):
+    check_faulted_corpus(*case)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@settings(max_examples=400, **COMMON)
+@given(faulted_scenario())
+def test_generated_storage_faults_end_in_a_storage_error_and_resume_as_the_oracle_says_many(case):
+    check_faulted_corpus(*case)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import torch
 
 from ..faults import NO_FAULTS, Faults
+from ..storage.injection import in_task
 from ..rundir.rejects import reject_record
 from ..rundir.replica import ReplicaSpec
 from ..rundir.rundir import RunDir
@@ -152,6 +153,10 @@ class Encoder:
             return self.model.embed(ids, mask)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        with in_task(self.faults.storage):
+            return self._encode(batch)
+
+    def _encode(self, batch: pa.Table) -> pa.Table:
         self._maybe_die()
         input_ids = batch.column("input_ids").combine_chunks()
         failed: dict[int, str] | None = {} if self.run_url else None

@@ -21,6 +21,9 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from ..faults import NO_STORAGE_FAULTS, StorageFaults
+from ..storage.injection import in_task
+
 TOKEN_TYPE = pa.list_(pa.int32())
 HEALTH_PROBE = "a"   # a text every working tokenizer can take
 
@@ -225,11 +228,19 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
 
 
 def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
-                   threads: int | None = None) -> pa.Table:
+                   threads: int | None = None,
+                   faults: StorageFaults = NO_STORAGE_FAULTS) -> pa.Table:
     """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
     `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
     to the rejects of the run directory at `run_url` (without one, they are an error: a row is
-    never dropped silently). `threads`: the CPUs the task holds."""
+    never dropped silently). `threads`: the CPUs the task holds; `faults`: the driver's
+    storage fault plan (tests only)."""
+    with in_task(faults):
+        return _tokenize_batch(batch, recipe, run_url, threads)
+
+
+def _tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None,
+                    threads: int | None) -> pa.Table:
     cap_rust_threads(threads)
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))

@@ -4,6 +4,7 @@ what ran them. Then a read-back check of the file."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,6 +13,7 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..rundir.layout import H5
+from ..storage.space import require_space
 from .ids import ID_WIDTH_LIMIT, IdDigest, as_text, fixed_width, holding_nul
 
 VECTOR_CHUNK_BYTES = 1 << 20
@@ -101,8 +103,11 @@ def url_values(template: str, ids: pa.Array) -> pa.Array:
 class H5Writer:
     """embeddings.h5 with `n` rows written in increasing order, chunk by chunk."""
 
-    def __init__(self, path, n: int, ids: IdColumn, text_hash_type, spec):
-        self.h5 = h5py.File(path, "w")
+    def __init__(self, h5: h5py.File, n: int, ids: IdColumn, text_hash_type, spec,
+                 where: str = H5):
+        """`h5`: a new file (h5file.new_h5), which its opener closes; `where`: how a message
+        names it."""
+        self.h5, self.where = h5, where
         self.n, self.idcol, self.spec = n, ids, spec
         self.ids = self.h5.create_dataset("ids", (n,), dtype=ids.dtype())
         self.hashes = self.h5.create_dataset("text_hashes", (n,), dtype=text_hash_type)
@@ -127,6 +132,10 @@ class H5Writer:
     def write_vectors(self, start: int, matrix: np.ndarray) -> None:
         if self.vectors is None:
             dim = matrix.shape[1]
+            if self.spec.storage.compression is None:
+                require_space(Path(self.h5.filename).parent,
+                              self.n * dim * np.dtype(self.spec.storage.dtype).itemsize,
+                              self.where)
             self.vectors = self.h5.create_dataset(
                 "embeddings", (self.n, dim), dtype=self.spec.storage.dtype,
                 chunks=(min(self.n, max(1, VECTOR_CHUNK_BYTES // (4 * dim))), dim),
@@ -138,12 +147,7 @@ class H5Writer:
         attrs = {**self.spec.attrs, **ran_attrs(ran, self.spec.attrs), "count": self.n, "dim": dim}
         for name, value in attrs.items():
             self.h5.attrs[name] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-        self.h5.close()
         return dim
-
-    def close(self) -> None:
-        if self.h5:
-            self.h5.close()
 
 
 def check_storable(ids: pa.Array) -> None:

@@ -25,6 +25,7 @@ from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 from ..rundir.shards import CorruptShard
 from .dedupe import Duplicates, IdBuckets, find_duplicates
+from .h5file import new_h5
 from .h5out import H5Writer, IdColumn, RanWith, VerificationError, check_rows, verify_h5
 from .index import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
 from .reconcile import UnitCounter, reconcile_counts
@@ -105,12 +106,10 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     n = ordered.rows - dups.count
     idcol = IdColumn(scan.id_width)
     with run_dir.result_writer(H5) as tmp:
-        writer = H5Writer(tmp, n, idcol, np.uint64, spec)
-        try:
+        with new_h5(tmp, run_dir.child_url(H5)) as h5:
+            writer = H5Writer(h5, n, idcol, np.uint64, spec, run_dir.child_url(H5))
             ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized)
             dim = writer.finish(ran)
-        finally:
-            writer.close()
         verify_h5(tmp, n, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
                           rejects.by_reason(), text_cap)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..storage.failures import StorageError
 
 ATTEMPTS = 5
 
@@ -44,7 +45,7 @@ def transient(exc: BaseException) -> bool:
         return status >= 500 or status == 429
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         return False
-    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError, StorageError))
 
 
 def with_retries(action: Callable[[], object], what: str,

@@ -14,6 +14,7 @@ from .decompress import DAMAGED, open_decompressed
 from .inputs import ReadUnit
 from .json_array import BOM, load_array, loads_json
 from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
+from ..storage.failures import StorageError
 from ..storage.files import STREAM_BUFFER_BYTES
 from ..storage.remote_files import local_copy, open_stream, random_access_source
 from .text import RejectRow
@@ -139,6 +140,8 @@ def _row_group_rows(pf, rg: int, columns, lo: int, hi: int, skip: int, path: str
             raise ValueError(f"{table.num_rows} rows decoded, the metadata says "
                              f"{pf.metadata.row_group(rg).num_rows}")
         records = table.slice(skip, hi - lo).to_pylist()
+    except StorageError:     # the storage failed to answer: the run fails (and resumes)
+        raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid, ...
         why = (str(exc).splitlines() or [type(exc).__name__])[0]
         reject = RejectRow("damaged_row_group", f"row group {rg} of {path} cannot be read: {why}")

@@ -13,8 +13,10 @@ from .inputs import ReadUnit
 from .keys import make_key
 from .resume import resume_fields, unit_done_keys
 from .readers import read_unit
+from ..faults import NO_STORAGE_FAULTS, StorageFaults
 from ..redact import redact_text, redact_url
 from ..rundir.rejects import reject_record
+from ..storage.injection import in_task
 from ..rundir.reuse import reuse_table
 from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
@@ -165,13 +167,19 @@ DONE_SHARDS = "done_shards"         # column of the units dataset: shards holdin
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None) -> Iterator[pa.Table]:
+                  previous=None, faults: StorageFaults = NO_STORAGE_FAULTS) -> Iterator[pa.Table]:
     """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
     bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
     not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
     list) and its counts written to the run directory at `run_url` once it is read whole (its
     reads record last). A unit's done keys come from the shards named in its DONE_SHARDS
-    column (read/resume.py)."""
+    column (read/resume.py). `faults`: the driver's storage fault plan (tests only)."""
+    with in_task(faults):
+        yield from _units_to_rows(batch, template, id_field, run_url, previous)
+
+
+def _units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
+                   previous) -> Iterator[pa.Table]:
     import ray
 
     from ..rundir.rundir import RunDir

@@ -40,6 +40,7 @@ LEASE = "lease.json"              # the driver working on this run (one at a tim
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
 READS = "reads"                   # unit-*.json: rows the read stage saw per unit (reconciliation)
 READS_GLOB = "unit-*.json"
+LOGS = "logs"                     # driver-<UTC time>-<pid>.log: the full traceback of a failure
 
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, INT8, BINARY, DUCKDB, JOB, CARD, REPORT)
@@ -120,3 +121,8 @@ def unit_reads(unit_name: str) -> str:
 
 def unit_reuse_counts(unit_name: str) -> str:
     return f"unit-{unit_name}.json"
+
+
+def driver_log(stamp: str, pid: int) -> str:
+    """The log of one failed command (`stamp`: its UTC time, e.g. 20261201T221500Z)."""
+    return f"{LOGS}/driver-{stamp}-{pid}.log"

@@ -78,6 +78,11 @@ class RunDir:
     def write_report(self, report: dict) -> None:
         self.store.write_text(layout.REPORT, _json_text(report))
 
+    def write_log(self, name: str, text: str) -> str:
+        """A failure log (layout.driver_log) in the run directory; returns its URL."""
+        self.store.write_text(name, text)
+        return self.child_url(name)
+
     # ---- the frozen read plan and what the read stage saw -------------------------------------
 
     def load_plan(self) -> dict | None:
@@ -293,8 +298,8 @@ class RunDir:
             yield tmp
             if self.is_remote:
                 self.store.put(tmp, name)
-            else:
-                os.replace(tmp, self.store.local_path / name)
+            else:                       # a rename through the door, like every other write
+                self.store.files.move(str(tmp), self.store.path(name))
         finally:
             tmp.unlink(missing_ok=True)
 

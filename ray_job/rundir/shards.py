@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from ..errors import DataError
+from ..storage.failures import StorageError
 
 CHECKSUM_KEY = "content_sha1"
 RAN_WITH = ("device", "precision")      # per-batch columns from the encoder -> metadata
@@ -82,6 +83,8 @@ def decode_shard(source, name: str, columns: list[str] | None = None) -> pa.Tabl
             fields = [reader.schema.get_field_index(c) for c in columns]
             reader = ipc.open_file(source, options=ipc.IpcReadOptions(included_fields=fields))
         table = reader.read_all()
+    except StorageError:                # the store failed to answer: not a damaged file
+        raise
     except (pa.ArrowInvalid, OSError) as exc:
         raise CorruptShard(name, str(exc).splitlines()[0] if str(exc) else "unreadable") from None
     expected = rows_in_name(name)

@@ -2,7 +2,14 @@
 Ray's own chatter quiet unless --verbose, turn an authentication refusal into one line, and
 cap the driver's malloc arenas before Ray's threads start.
 
-`ray_session(cfg)` is what the pipeline uses; `auth`, `malloc` and `stderr_filter` are its parts.
+A task's failure reaches the driver as the task's own exception (a StorageError naming the
+file, a UserError...), not Ray's wrapper of it: Ray Data raises the original exception
+(`raise_original_map_exception`), and `ray_session` takes it out of Ray's RayTaskError (which
+stays chained to it, with the worker's traceback, for the failure log). Ray's handlers for
+SIGTERM, which ray.init installs, are replaced again by the driver's (signals.py).
+
+`ray_session(cfg)` is what the pipeline uses; `auth`, `malloc`, `signals` and `stderr_filter`
+are its parts.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import logging
 from ..config import JobConfig
 from .auth import auth_hint
 from .malloc import bound_malloc_arenas
+from .signals import install_stop_handlers, stopping_handlers_installed
 from .stderr_filter import drop_benign_lines
 
 
@@ -23,9 +31,11 @@ def ray_session(cfg: JobConfig):
 
     started, verbose = False, cfg.options.verbose
     if not verbose:
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        # a failed task: Ray Data logs its traceback at ERROR; the driver says it in one line
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if not ray.is_initialized():
+        ours = stopping_handlers_installed()
         bound_malloc_arenas()       # before Ray's threads start: the driver's RSS stays flat
         # "local" always starts a new embedded Ray, never attaching to another one by accident
         try:
@@ -37,8 +47,11 @@ def ray_session(cfg: JobConfig):
             if hint is None:
                 raise
             raise hint from None
+        if ours:
+            install_stop_handlers()     # ray.init put its own in place (and Ray's C++ dump)
         started = True
     ctx = DataContext.get_current()
+    ctx.raise_original_map_exception = True
     ctx.enable_progress_bars = verbose
     ctx.print_on_execution_start = verbose
     if not verbose:
@@ -46,6 +59,21 @@ def ray_session(cfg: JobConfig):
     with drop_benign_lines(enabled=not verbose):
         try:
             yield ray
+        except ray.exceptions.RayTaskError as exc:
+            cause = task_cause(exc)
+            if cause is exc:
+                raise
+            raise cause from exc
         finally:
             if started:
                 ray.shutdown()
+
+
+def task_cause(exc: BaseException) -> BaseException:
+    """The exception a Ray task raised, out of Ray's wrappers of it (itself if none)."""
+    import ray
+
+    while isinstance(exc, ray.exceptions.RayTaskError) and isinstance(
+            getattr(exc, "cause", None), BaseException):
+        exc = exc.cause
+    return exc

@@ -9,12 +9,22 @@ what `files_for` returns; nothing else needs to change.
 Local paths get plain os calls (a temp file renamed into place, O_EXCL, memory maps); URLs get
 fsspec, whose protocol dispatch picks the backend, with credentials and endpoints from each
 backend's usual places (AWS_* variables and ~/.aws for s3://, HF_TOKEN and HF_ENDPOINT for
-hf://, FSSPEC_<PROTOCOL>_<OPTION> variables for any storage option). A `Files` is made where it
-is used: Ray tasks are sent URLs, never one of these.
+hf://, FSSPEC_<PROTOCOL>_<OPTION> variables for any storage option), and the timeouts and
+retry counts of `timeouts.py`. A `Files` is made where it is used: Ray tasks are sent URLs,
+never one of these.
+
+Every method is one kind of operation (stat, list, read, open, write, move, remove). A
+failure of the storage itself (a full disk, an I/O error, a store unreachable or timing out
+after its retries), raised by the OS or by a backend, leaves the door as one `StorageError`
+naming the operation and the file (credentials masked); "not found", "exists" and "denied"
+keep their own types, which callers act on. While a fault plan is in force
+(`injection.injected`, tests only), the door asks its injector first, inside the same
+error handling: an injected fault travels the path of a real one.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -23,7 +33,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from ..redact import redact_text
+from ..redact import redact_text, redact_url
+from .failures import first_line, guarded, is_storage_failure, reraising, storage_error
+from .injection import active_injector
+from .timeouts import bound_retries, storage_options
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
 # info() fields that change when a stored file is replaced, the first one present is used
@@ -43,20 +56,40 @@ def url_path(url: str) -> str:
     return urlsplit(url).path
 
 
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def files_for(location: str) -> tuple["Files", str]:
     """The files `location` (a local path or a URL) is on, and its path there; a URL whose
     backend is not installed, or of an unknown protocol, is a one-line UserError."""
     from fsspec.core import url_to_fs
 
     try:
-        fs, path = url_to_fs(location)
+        fs, path = url_to_fs(location, **storage_options(location))
     except (ImportError, ValueError) as exc:
         raise UserError(redact_text(f"cannot read {location}: {first_line(exc)}")) from None
-    return Files(fs), path
+    bound_retries(fs)
+    return Files(fs, active_injector()), path
+
+
+def operation(kind: str, where_arg: int = 0):
+    """A Files method of this kind of operation: the injector asked first (while a plan is
+    in force), a failure of the storage raised as a StorageError naming the file (the
+    method's `where_arg`-th argument: a path, or a list of paths)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            where = args[where_arg]
+            paths = [str(p) for p in where] if isinstance(where, (list, tuple)) else [str(where)]
+            try:
+                if self.injector is not None:
+                    for path in paths:
+                        self.injector.before(kind, method.__name__, path)
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not is_storage_failure(exc):
+                    raise
+                raise storage_error(exc, kind, self.where(paths[0])) from exc
+        call.kind = kind
+        return call
+    return wrap
 
 
 def stored_version(info: dict) -> str:
@@ -69,11 +102,12 @@ class Files:
     writes appear complete or not at all: locally a temp file is renamed into place, and an
     object store's PUT is all-or-nothing already."""
 
-    def __init__(self, fs):
+    def __init__(self, fs, injector=None):
         from fsspec.implementations.local import LocalFileSystem
 
         self.fs = fs
         self.local = isinstance(fs, LocalFileSystem)
+        self.injector = injector            # injection.Injector: tests only
 
     # ---- what is there --------------------------------------------------------------------
 
@@ -81,9 +115,15 @@ class Files:
         """The URL of a path a listing gave."""
         return self.fs.unstrip_protocol(path)
 
+    def where(self, path: str) -> str:
+        """How messages name a path: itself locally, else its URL without credentials."""
+        return path if self.local else redact_url(self.url(path))
+
+    @operation("stat")
     def info(self, path: str) -> dict:
         return self.fs.info(path)
 
+    @operation("stat")
     def version(self, path: str) -> str:
         """What changes when the file is replaced: its mtime (ns) locally, else the store's
         version field."""
@@ -91,11 +131,16 @@ class Files:
             return str(os.stat(path).st_mtime_ns)
         return stored_version(self.fs.info(path))
 
+    @operation("stat")
     def is_file(self, path: str) -> bool:
         """Whether a file is there now (not from a cached listing)."""
         self.fs.invalidate_cache(path.rsplit("/", 1)[0])
-        return self.fs.isfile(path)
+        try:            # not fs.isfile, which answers False for a store that failed to answer
+            return self.fs.info(path)["type"] == "file"
+        except FileNotFoundError:
+            return False
 
+    @operation("list")
     def sizes(self, pattern: str) -> dict[str, int]:
         """path -> size of the files matching a glob pattern now (not a cached listing)."""
         self.fs.invalidate_cache(pattern.rsplit("/", 1)[0])
@@ -105,6 +150,7 @@ class Files:
             return {}
         return {p: int(info["size"]) for p, info in found.items() if info["type"] == "file"}
 
+    @operation("list")
     def listing(self, path: str, directory: bool, recursive: bool = False) -> list[dict]:
         """Entries (name, size, type) of a directory (at any depth when `recursive`), or the
         matches of a glob pattern when `path` is not a directory."""
@@ -118,39 +164,51 @@ class Files:
 
     # ---- reading ----------------------------------------------------------------------------
 
+    @operation("read")
     def read(self, path: str) -> bytes:
         return self.fs.cat_file(path)
 
+    @operation("read")
     def read_many(self, paths: list[str]) -> dict[str, bytes]:
         """path -> bytes, fetched concurrently from an object store (one round of requests)."""
         if self.local or len(paths) == 1:
-            return {p: self.read(p) for p in paths}
+            return {p: self.fs.cat_file(p) for p in paths}
         return self.fs.cat(paths)
 
+    @operation("open")
     def open_stream(self, path: str, buffer_bytes: int = STREAM_BUFFER_BYTES):
         """A binary file for sequential reading (seek, read, readline): plain open() locally;
         in a store one ranged request per `buffer_bytes` read, never a whole-file download."""
         if self.local:
-            return open(path, "rb")
-        return io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
-                                 buffer_size=buffer_bytes)
+            return self._reading(open(path, "rb"), path) if self.injector else open(path, "rb")
+        return self._reading(io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
+                                               buffer_size=buffer_bytes), path)
 
+    @operation("open")
     def open_ranged(self, path: str):
         """A context manager giving what pyarrow opens for ranged reads (Parquet footers, row
         groups): the path itself locally, else a file fetching exactly the ranges asked for."""
-        if self.local:
+        if self.local and not self.injector:
             return contextlib.nullcontext(path)
-        return self.fs.open(path, "rb", cache_type="none")
+        return self._reading(self.fs.open(path, "rb", cache_type="none"), path)
 
+    @operation("open")
     def open_random(self, path: str):
         """A pyarrow random-access source, as a context manager: a memory map locally,
         ranged reads in a store."""
         import pyarrow as pa
 
-        if self.local:
+        if self.local and not self.injector:
             return pa.memory_map(path, "r")
-        return pa.PythonFile(self.fs.open(path, "rb", cache_type="none"), mode="r")
+        return _random_source(self._reading(self.fs.open(path, "rb", cache_type="none"), path))
 
+    def _reading(self, file, path: str):
+        """`file`, guarded: its failing reads are StorageErrors naming `path`; while a fault
+        plan is in force each read asks the injector first (kind "read"), so a fault can
+        strike half way through a file (local files are guarded only then)."""
+        return guarded(file, self.where(path), self.injector, path)
+
+    @operation("read")
     def get(self, path: str, local: Path, size: int | None = None) -> None:
         """Copy a file out to local disk, to a temp name renamed into place (a reader never
         sees a part); `size`: what the copy must hold (else OSError, nothing left)."""
@@ -167,6 +225,7 @@ class Files:
 
     # ---- writing ----------------------------------------------------------------------------
 
+    @operation("write")
     def write(self, path: str, data) -> None:
         """A whole file; `data`: bytes or any buffer (a pyarrow Buffer is written without a
         copy locally)."""
@@ -176,6 +235,7 @@ class Files:
         else:
             self.fs.pipe_file(path, bytes(data))
 
+    @operation("write")
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Write `path` only if it does not exist yet (atomically); False if it did."""
         if self.local:
@@ -200,6 +260,7 @@ class Files:
             self.fs.pipe_file(path, data)
         return True
 
+    @operation("write", where_arg=1)
     def put(self, local: Path, path: str) -> None:
         """Copy a local file in, complete or not at all."""
         if self.local:
@@ -208,12 +269,14 @@ class Files:
         else:
             self.fs.put_file(str(local), path)
 
+    @operation("write")
     def makedirs(self, path: str) -> None:
         if self.local:
             Path(path).mkdir(parents=True, exist_ok=True)
         else:
             self.fs.makedirs(path, exist_ok=True)
 
+    @operation("move", where_arg=1)
     def move(self, path: str, target: str) -> None:
         """Rename on this filesystem (a store's listing of the target's folder is refreshed)."""
         if self.local:
@@ -223,6 +286,7 @@ class Files:
             self.fs.mv(path, target)
             self.fs.invalidate_cache(target.rsplit("/", 1)[0])
 
+    @operation("remove")
     def remove(self, path: str) -> None:
         """Remove a file; one that is not there is no error."""
         try:
@@ -230,6 +294,7 @@ class Files:
         except FileNotFoundError:
             pass
 
+    @operation("remove")
     def remove_tree(self, path: str) -> None:
         try:
             self.fs.rm(path, recursive=True)
@@ -247,3 +312,12 @@ def _into_place(target: Path):
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _random_source(file):
+    """pyarrow's view of a guarded file: its failure, when it failed, is what leaves."""
+    import pyarrow as pa
+
+    with reraising(file), pa.PythonFile(file, mode="r") as source:
+        yield source

@@ -16,7 +16,8 @@ from typing import Callable, Iterator
 
 from ..errors import UserError
 from ..redact import redact_text
-from .files import STREAM_BUFFER_BYTES, files_for, first_line, is_url, stored_version, url_path
+from .failures import StorageError, first_line
+from .files import STREAM_BUFFER_BYTES, files_for, is_url, stored_version, url_path
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def user_errors(url: str) -> Iterator[None]:
         raise UserError(_says(f"input not found: {url}")) from None
     except PermissionError as exc:
         raise UserError(_says(f"access denied to {url}: {first_line(exc)}")) from None
+    except StorageError as exc:
+        raise UserError(_says(f"cannot read {url}: {exc.strerror}")) from None
     except Exception as exc:
         raise UserError(_says(f"cannot read {url}: {first_line(exc)}")) from None
 
