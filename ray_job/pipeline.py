@@ -26,7 +26,8 @@ from .read.estimate import estimate_total_rows
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, resolve_plan
-from .read.previous import incremental_counts, load_previous, previous_h5
+from .read.previous import (Previous, check_compatible, incremental_counts, open_previous,
+                            previous_h5, verify_pin)
 from .read.resume import units_to_read
 from .search.index import build_index
 from .read.sources import units_dataset, units_to_rows
@@ -41,6 +42,7 @@ from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
 from .session import ray_session
+from .session.task_errors import task_errors
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
@@ -91,15 +93,16 @@ def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
 
 
 def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: RunDir,
-                  plan: ResourcePlan, done_shards, previous_ref=None):
+                  plan: ResourcePlan, done_shards, previous_ref=None, manifest=None):
     """The Ray Dataset of one run; `replica`: what every replica gets (the record's slice,
     with the device and precision asked of it and the Hub commit every tokenizer and replica
     loads); `done_shards`: per unit, the shards holding its rows done earlier
-    (read/resume.py)."""
+    (read/resume.py); `manifest`: the frozen plan's, which each read task checks its file
+    against."""
     from ray.data import ActorPoolStrategy
 
     cfg, info = planned.cfg, planned.info
-    ds = units_dataset(units, done_shards)
+    ds = units_dataset(units, done_shards, manifest)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(planned.template),
@@ -162,16 +165,19 @@ def run(cfg: JobConfig) -> dict:
 class PlannedJob:
     """A job checked on the driver, before anything in its run directory is touched: its
     inputs found and fingerprinted (`manifest`), the model's facts and identity read, the
-    template checked. All its record lacks is the device and precision (`record`)."""
+    template checked, the --previous run read and pinned (`previous`). All its record lacks
+    is the device and precision (`record`)."""
     cfg: JobConfig
     files: list
     manifest: list[dict]
     info: ModelInfo
     template: TextTemplate
     identity: dict
+    previous: Previous | None = None
 
     def record(self, device: str, precision: str) -> JobRecord:
-        return JobRecord.new(self.cfg, self.info, self.identity, device, precision)
+        return JobRecord.new(self.cfg, self.info, self.identity, device, precision,
+                             self.previous.pin if self.previous else None)
 
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
@@ -179,8 +185,9 @@ def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
+    previous = open_previous(cfg.options.previous) if cfg.options.previous else None
     return PlannedJob(cfg, files, build_manifest(files), info, template,
-                      model_identity(cfg.spec, info.source))
+                      model_identity(cfg.spec, info.source), previous)
 
 
 def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
@@ -212,12 +219,14 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
     record = planned.record(device, precision)
-    previous = load_previous(options.previous, record.compat_attrs()) if options.previous else None
+    previous = planned.previous
+    if previous:
+        check_compatible(previous, record.compat_attrs(), options.previous)
     run_dir.start(record, options.fresh)
     block_bytes = options.block_bytes or auto_block_bytes(planned.files, plan.replicas * 4)
     read_plan = resolve_plan(old_plan, planned.files, planned.manifest, block_bytes,
                              options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
-    if read_plan is not old_plan:
+    if old_plan is None or read_plan.limit != old_plan.limit:
         run_dir.write_plan(read_plan.to_dict())
     units = read_plan.units
     todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
@@ -229,13 +238,13 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     if todo:
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(todo, planned, record.replica(), run_dir, plan, done_shards,
-                           previous_ref)
+                           previous_ref, read_plan.manifest)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
-                memory:
+                memory, task_errors():
             ds = write_shards(ds, run_dir, tally)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary()}
@@ -281,6 +290,8 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     stats = stats or RunStats(started=time.monotonic())
     previous_at = previous or options.previous
     previous = previous_h5(previous_at) if previous_at else None
+    if previous and job.previous_pin:     # a record from before pins: rows checked as copied
+        verify_pin(previous, job.previous_pin, run_dir.url)
     plan = frozen_plan(run_dir)
     merge = MergeSpec(job.h5_attributes(), options.resolved_url_template, job.model.normalized,
                       str(previous) if previous else None,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import h5py
 
-from ..read.inputs import ReadUnit
+from ..read.plan import ReadPlan
 from ..rundir.job import JobRecord, now_iso
 from ..rundir.layout import H5, INDEX_ANN, INDEX_INFO, INDEX_TITLES
 from ..rundir.rundir import RunDir
@@ -55,8 +55,8 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
         local = Path(tmp)
         plan = run_dir.load_plan()
-        units = [ReadUnit(**u) for u in plan["units"]] if plan else None
-        info = _make_files(h5, run_dir.load_job(), local, units)
+        info = _make_files(h5, run_dir.load_job(), local,
+                           ReadPlan.from_dict(plan) if plan else None)
         info.update(fingerprint=fingerprint or h5_fingerprint(h5),
                     h5_stat=_local_stat(run_dir, h5), built=now_iso(),
                     build_s=round(time.monotonic() - started, 2))
@@ -68,13 +68,13 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False) -> dict:
     return {**info, "rebuilt": True}
 
 
-def _make_files(h5: Path, job: JobRecord, local: Path, units=None) -> dict:
+def _make_files(h5: Path, job: JobRecord, local: Path, plan: ReadPlan | None = None) -> dict:
     """ann.faiss and (where the inputs have them) titles.arrow in `local`; their facts."""
     with h5py.File(h5, "r") as f:
         rows, dim = f["embeddings"].shape
     spec = ann.choose_spec(rows)
     ann.save(ann.build(h5, spec), local / "ann.faiss")
-    has_titles = write_titles(h5, job, local / "titles.arrow", units)
+    has_titles = write_titles(h5, job, local / "titles.arrow", plan)
     return {"rows": int(rows), "dim": int(dim), **asdict(spec), "metric": "cosine",
             "library": f"faiss-cpu {_faiss_version()}", "titles": has_titles}
 

@@ -5,7 +5,9 @@ The h5 holds ids in key order, and key order is input order, so its ids are a su
 the input records' ids read in order: one pass over the inputs, matching the next id, finds
 each row's record (rejected rows and later duplicates are simply passed over; a rejected
 record with the same id as a later embedded one lends its title, which is the same paper).
-Written in batches of BATCH_ROWS; a lookup maps only the batch it needs.
+Written in batches of BATCH_ROWS; a lookup maps only the batch it needs. The inputs are read
+as the run's frozen plan recorded them (each file checked against its manifest entry): inputs
+that were moved or changed since give an index without titles, and one line that says why.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ import h5py
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ..errors import UserError
-from ..read.inputs import MAX_BLOCK_BYTES, ReadUnit, SqlSpec, plan_units, resolve_inputs
+from ..errors import DataError, InputChanged, UserError
+from ..read.inputs import MAX_BLOCK_BYTES, SqlSpec, plan_units, resolve_inputs
+from ..read.plan import ReadPlan
 from ..read.readers import read_unit
 from ..read.text import RejectRow, record_id
+from ..redact import redact_text
 from ..rundir.job import JobRecord
 
 TITLE_FIELD = "title"
@@ -28,39 +32,49 @@ BATCH_ROWS = 65536
 SCHEMA = pa.schema([("title", pa.string())])
 
 
-def input_records(job: JobRecord, units: list[ReadUnit] | None = None) -> Iterator[dict]:
+def input_records(job: JobRecord, plan: ReadPlan | None = None) -> Iterator[dict]:
     """Every readable record of the run's inputs, in key order: the run's frozen read units
-    when given, else the inputs planned again."""
-    if units is None:
+    when given (each file checked against the plan's manifest), else the inputs planned
+    again."""
+    if plan is None:
         spec = job.spec
         units = plan_units(resolve_inputs(spec.inputs), MAX_BLOCK_BYTES, job.options.limit,
                            SqlSpec(spec.id_field, spec.table, spec.query))
+        plan = ReadPlan([], MAX_BLOCK_BYTES, job.options.limit, units)
     fields = (job.spec.id_field, TITLE_FIELD)
-    for unit in units:
-        for _position, item in read_unit(unit, fields):
+    for unit in plan.units:
+        expected = plan.manifest[unit.file_index] if plan.manifest else None
+        for _position, item in read_unit(unit, fields, expected):
             if isinstance(item, dict):
                 yield item
 
 
 def write_titles(h5_path: Path, job: JobRecord, target: Path,
-                 units: list[ReadUnit] | None = None) -> bool:
+                 plan: ReadPlan | None = None) -> bool:
     """Write the titles file from the inputs of the run `job`; False (and nothing written)
-    when they cannot be read again or hold no titles."""
+    when they cannot be read again (moved, changed, unreadable) or hold no titles."""
     try:
-        return _write(h5_path, job, target, units)
-    except UserError as exc:
-        print(f"ray-embed: titles left out of the index ({exc})", file=sys.stderr)
-        target.unlink(missing_ok=True)
-        return False
+        return _write(h5_path, job, target, plan)
+    except InputChanged as exc:
+        why = f"the run's input {exc.path} {exc.change} since the run" if exc.path else exc
+        return _left_out(target, why)
+    except (UserError, DataError, OSError) as exc:
+        return _left_out(target, redact_text(str(exc).strip().splitlines()[0]))
 
 
-def _write(h5_path: Path, job: JobRecord, target: Path, units: list[ReadUnit] | None) -> bool:
+def _left_out(target: Path, why) -> bool:
+    print(f"ray-embed: titles left out of the index ({why})", file=sys.stderr)
+    target.unlink(missing_ok=True)
+    return False
+
+
+def _write(h5_path: Path, job: JobRecord, target: Path, plan: ReadPlan | None) -> bool:
     wanted = _h5_ids(h5_path)
     next_id = next(wanted, None)
     rows = found = 0
     batch: list[str | None] = []
     with ipc.new_file(str(target), SCHEMA) as writer:
-        for record in input_records(job, units):
+        for record in input_records(job, plan):
             if next_id is None:
                 break
             if _record_id(record, job.spec.id_field) != next_id:
@@ -74,10 +88,8 @@ def _write(h5_path: Path, job: JobRecord, target: Path, units: list[ReadUnit] | 
                 writer.write_table(pa.table({"title": batch}, schema=SCHEMA))
                 batch = []
     if next_id is not None or not found:
-        why = "no titles in the input" if next_id is None else f"{next_id!r} not found again"
-        print(f"ray-embed: titles left out of the index ({why})", file=sys.stderr)
-        target.unlink(missing_ok=True)
-        return False
+        return _left_out(target, "no titles in the input" if next_id is None
+                         else f"{next_id!r} not found again")
     return True
 
 

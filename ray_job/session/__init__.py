@@ -23,8 +23,10 @@ def ray_session(cfg: JobConfig):
 
     started, verbose = False, cfg.options.verbose
     if not verbose:
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+        # Ray Data logs a failed task's whole traceback at ERROR, then raises it to the
+        # driver, which says it in one line (task_errors) or raises it as it is
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if not ray.is_initialized():
         bound_malloc_arenas()       # before Ray's threads start: the driver's RSS stays flat
         # "local" always starts a new embedded Ray, never attaching to another one by accident
