@@ -180,8 +180,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from .publish.upload import upload
+    from .rundir.rundir import RunDir
 
-    result = upload(args.directory, args.destination)
+    with RunDir.at(args.directory).held() as run_dir:     # no driver re-finalizes meanwhile
+        result = upload(run_dir, args.destination)
     print(f"uploaded {len(result.uploaded)} file(s) to {redact_url(result.destination)}"
           + (f"; {len(result.unchanged)} unchanged" if result.unchanged else ""))
     return 0
@@ -202,9 +204,13 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from .rundir.rundir import RunDir
     from .search.index import build_index, format_build
 
-    print(format_build(build_index(args.directory, force=args.force)))
+    run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line, nothing created
+    with run_dir.held() as held:
+        print(format_build(build_index(held, force=args.force)))
     return 0
 
 
@@ -233,13 +239,13 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     run_dir = RunDir.at(args.directory)
     run_dir.load_job()                    # not a run directory: one line, nothing created
-    with run_dir.lease():
-        report = finalize_run(run_dir)
-    print_summary(report)
-    if args.index:
-        from .search.index import build_index, format_build
+    with run_dir.held() as held:
+        report = finalize_run(held)
+        print_summary(report)
+        if args.index:
+            from .search.index import build_index, format_build
 
-        print(format_build(build_index(run_dir)))
+            print(format_build(build_index(held)))
     return 0
 
 

@@ -107,13 +107,14 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(planned.template),
                                    "id_field": cfg.spec.id_field, "run_url": run_dir.url,
-                                   "previous": previous_ref})
+                                   "previous": previous_ref, "fence": run_dir.fence})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"recipe": asdict(tokenizer_recipe(
                                        info.tokenizer_source, info.max_seq_length,
                                        replica.trust_remote_code, replica.revision)),
-                                   "run_url": run_dir.url, "threads": plan.task_cpus})
+                                   "run_url": run_dir.url, "threads": plan.task_cpus,
+                                   "fence": run_dir.fence})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -124,7 +125,8 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
-                               "faults": faults_from_environment(), "run_url": run_dir.url})
+                               "faults": faults_from_environment(), "run_url": run_dir.url,
+                               "fence": run_dir.fence})
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
@@ -147,17 +149,17 @@ class RunStats:
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json). Everything
     that can be checked is checked before the run directory is touched; its lease is then held
-    until the report is written."""
+    until the report is written and the result published, and every write checks it is still
+    held (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
-    run_dir = RunDir.at(cfg.options.output)
-    planned = plan_job(cfg, run_dir)
-    with run_dir.lease():
+    planned = plan_job(cfg, RunDir.at(cfg.options.output))
+    with RunDir.at(cfg.options.output).held() as run_dir:
         report = encode_and_finalize(planned, run_dir, stats)
-    if cfg.options.upload:
-        published = upload(run_dir.url, cfg.options.upload)
-        report["upload"] = {"destination": redact_url(cfg.options.upload),
-                            "uploaded": published.uploaded,
-                            "unchanged": published.unchanged}
+        if cfg.options.upload:
+            published = upload(run_dir, cfg.options.upload)
+            report["upload"] = {"destination": redact_url(cfg.options.upload),
+                                "uploaded": published.uploaded,
+                                "unchanged": published.unchanged}
     return report
 
 
@@ -245,19 +247,22 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
         memory = DriverMemory()
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
                 memory, task_errors():
-            ds = write_shards(ds, run_dir, tally)
+            ds = write_shards(ds, run_dir, tally, record.config_hash)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary()}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 
 
-def write_shards(ds, run_dir: RunDir, tally: ShardTally):
+def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None):
     """Run the dataset to its end: each encoded block is written as one shard by a Ray task
-    (`write_shard_block`), and the driver adds the shard it names to `tally` as it comes.
-    Returns the executed dataset (its stats)."""
+    (`write_shard_block`, under the driver's lease and stamped with `config_hash`), and the
+    driver adds the shard it names to `tally` as it comes. Returns the executed dataset (its
+    stats)."""
     written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
-                             num_cpus=WRITE_CPUS, fn_kwargs={"run_url": run_dir.url})
+                             num_cpus=WRITE_CPUS,
+                             fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
+                                        "config_hash": config_hash})
     for batch in written.iter_batches(batch_size=None, batch_format="pyarrow"):
         for name, rows in zip(batch.column("shard").to_pylist(),
                               batch.column("rows").to_pylist()):

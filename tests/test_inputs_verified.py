@@ -177,3 +177,21 @@ def test_a_file_rewritten_during_a_run_fails_the_run_in_one_line(local_ray, tmp_
     monkeypatch.setattr(pipeline, "plan_job", real_plan)
     with pytest.raises(UserError, match=r"inputs of .* changed since it started"):
         pipeline.run(cfg)
+
+
+def test_an_object_replaced_in_the_store_is_named_by_its_etag(s3, tmp_path, sample_records):
+    """In S3 the version is the ETag: an object PUT again (same size) before or while its unit
+    is read fails the unit (s3fs's ranged reads are also conditional on the ETag seen at open,
+    If-Match; the check after the read names the file either way)."""
+    data = "".join(json.dumps(r) + "\n" for r in papers(sample_records, 60)).encode()
+    s3.put_object(Bucket=s3.bucket, Key="in/papers.jsonl", Body=data)
+    url = f"s3://{s3.bucket}/in/papers.jsonl"
+    units, manifest = planned(url, 4096)
+    assert manifest[0]["version"]                                    # the ETag
+    reading = read_unit(units[0], expected=manifest[0])
+    next(reading)
+    s3.put_object(Bucket=s3.bucket, Key="in/papers.jsonl", Body=data[::-1])
+    with pytest.raises(InputChanged, match=r"papers.jsonl changed while the run read it \(version\)"):
+        list(reading)
+    with pytest.raises(InputChanged, match=r"\(version\)"):
+        next(read_unit(units[1], expected=manifest[0]))

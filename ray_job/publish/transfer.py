@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
+from ..errors import LeaseLost, UserError
 
 ATTEMPTS = 5
+
+
+def no_check() -> None:
+    """A target's `before_commit` when no run's lease fences it."""
 
 
 @dataclass
@@ -54,6 +58,8 @@ def with_retries(action: Callable[[], object], what: str,
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return action()
+        except LeaseLost:                    # the run's fence: stop, as it says
+            raise
         except Exception as exc:
             if not transient(exc):
                 raise UserError(f"upload of {what} refused: {one_line(exc)}") from None

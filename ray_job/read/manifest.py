@@ -63,7 +63,9 @@ def check_identity(path: str, expected: dict) -> None:
     one its manifest entry `expected` describes. Cheap enough for every read unit: the size and
     version (mtime locally, the store's ETag or version) from one stat / HEAD; the head and
     tail fingerprint too only where the store gives no version (size alone would pass a
-    same-size rewrite)."""
+    same-size rewrite). In S3 each ranged read of the unit is conditional on the ETag seen
+    when the file was opened as well (s3fs sends If-Match): an object replaced mid-read fails
+    that read, and the check then names the file."""
     shown = redact_url(path)
     found = identity_of(path)
     if found is None:

@@ -168,14 +168,15 @@ EXPECTED = "expected"               # ... and the unit's file as the manifest re
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None) -> Iterator[pa.Table]:
+                  previous=None, fence=None) -> Iterator[pa.Table]:
     """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
     bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
     not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
     list) and its counts written to the run directory at `run_url` once it is read whole (its
     reads record last). A unit's done keys come from the shards named in its DONE_SHARDS
     column (read/resume.py); its file is checked against its EXPECTED manifest entry while
-    it is read (a change fails the task: InputChanged)."""
+    it is read (a change fails the task: InputChanged). Its files are written under the
+    driver's lease (`fence`, rundir/fence.py: LeaseLost once another driver took it)."""
     import ray
 
     from ..rundir.rundir import RunDir
@@ -183,7 +184,7 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
     if isinstance(previous, ray.ObjectRef):
         previous = ray.get(previous)
     tpl = TextTemplate(**template)
-    run_dir = RunDir(run_url)
+    run_dir = RunDir(run_url, fence)
     for unit_dict in batch.to_pylist():
         shards = unit_dict.pop(DONE_SHARDS, None) or []
         expected = unit_dict.pop(EXPECTED, None)

@@ -1,15 +1,18 @@
 """RunDir: the one door to a run directory (job.json, shards/, rejects/, reuse/, results), on
 local disk or in object storage (s3://, gs://, ...).
 
-It is plain data (its URL), so Ray workers build their own from the URL and write shards,
-rejects and reuse lists through it; the driver reads shards from where they are (memory
-mapped locally, ranged reads from an object store) and gets a local file only where h5py
-needs one (`local_result`, a private cache). Names and patterns come from `layout`.
+It is plain data (its URL, and the fence of the lease its driver holds), so Ray workers build
+their own from those and write shards, rejects and reuse lists through it; the driver reads
+shards from where they are (memory mapped locally, ranged reads from an object store) and gets
+a local file only where h5py needs one (`local_result`, a private cache). Names and patterns
+come from `layout`. A RunDir made by `held()` is fenced: each of its commits first checks that
+the lease is still its driver's (fence.py); one made by `at()` reads, and writes unfenced.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +32,7 @@ from . import layout
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
+from .fence import Fence, FencedStore
 from .job import JobRecord
 from .lease import Lease
 from ..storage.store import Store
@@ -37,6 +41,7 @@ from ..storage.store import Store
 @dataclass(frozen=True)
 class RunDir:
     url: str
+    fence: Fence | None = None        # set while a driver holds the lease (`held`)
 
     @classmethod
     def at(cls, location: str | Path) -> "RunDir":
@@ -44,7 +49,7 @@ class RunDir:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.url)
+        return FencedStore(self.url, self.fence) if self.fence else Store(self.url)
 
     @property
     def is_remote(self) -> bool:
@@ -120,9 +125,10 @@ class RunDir:
     def _shards(self) -> Store:
         return self.store.sub(layout.SHARDS)
 
-    def write_shard(self, table: pa.Table) -> str | None:
-        """Write one encoded block as a complete shard; returns its name (None if empty)."""
-        encoded = encode_shard(table)
+    def write_shard(self, table: pa.Table, config_hash: str | None = None) -> str | None:
+        """Write one encoded block as a complete shard, stamped with the run's `config_hash`
+        (finalize sets aside a shard of other settings); returns its name (None if empty)."""
+        encoded = encode_shard(table, config_hash)
         if encoded is None:
             return None
         name, data = encoded
@@ -283,8 +289,9 @@ class RunDir:
         try:
             yield tmp
             if self.is_remote:
-                self.store.put(tmp, name)
+                self.store.put(tmp, name)          # fenced like every write of the store
             else:
+                self.check_fence()
                 os.replace(tmp, self.store.local_path / name)
         finally:
             tmp.unlink(missing_ok=True)
@@ -334,7 +341,20 @@ class RunDir:
 
     def lease(self) -> Lease:
         """Context manager: this driver alone works on the run until the block ends."""
-        return Lease(self.store, layout.LEASE, self.url)
+        return Lease(Store(self.url), layout.LEASE, self.url)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator["RunDir"]:
+        """Hold the run's lease while the block runs; yields this run directory fenced by it
+        (every commit checks the lease is still this driver's: LeaseLost otherwise)."""
+        with self.lease() as lease:
+            yield dataclasses.replace(self, fence=Fence(self.url, layout.LEASE,
+                                                        lease.record.owner))
+
+    def check_fence(self) -> None:
+        """LeaseLost when this run directory is fenced by a lease its driver lost."""
+        if self.fence:
+            self.fence.check()
 
     def start(self, record: JobRecord, fresh: bool) -> None:
         """Write the run's record, once, before any shard (`fresh`: the earlier run discarded

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .fence import Fence
 from .rundir import RunDir
 
 SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64())])
 
 
-def write_shard_block(block: pa.Table, run_url: str) -> pa.Table:
+def write_shard_block(block: pa.Table, run_url: str, fence: Fence | None = None,
+                      config_hash: str | None = None) -> pa.Table:
     """Ray map_batches function (one block per call): the block becomes one complete shard
     file in the run directory at `run_url` (a local directory or an object-store prefix that
-    every node can reach). Returns one row naming the shard and its rows (none for an empty
-    block): the driver reads these as they come, so it hears of every shard without a listing
-    and without an actor of its own."""
+    every node can reach), written only while the driver holds the lease `fence` names and
+    stamped with the run's `config_hash`. Returns one row naming the shard and its rows (none
+    for an empty block): the driver reads these as they come, so it hears of every shard
+    without a listing and without an actor of its own."""
     table = _as_table(block)
-    name = RunDir(run_url).write_shard(table)
+    name = RunDir(run_url, fence).write_shard(table, config_hash)
     return pa.table({"shard": [name] if name else [], "rows": [table.num_rows] if name else []},
                     schema=SHARD_WRITTEN)
 
