@@ -221,3 +221,40 @@ def test_a_late_shard_of_a_stopped_driver_is_harmless_or_set_aside(tmp_path):
         finalize(run_dir, spec)
     assert (tmp_path / "shards" / "corrupt" / late).exists()
     assert finalize(run_dir, spec).count == 4
+
+
+def _paused_in_the_window(run_dir: RunDir, monkeypatch):
+    """Make the next commit of a result land just after another driver took the lease over:
+    the check passes, then (as if this driver were stopped there) the takeover, then the
+    rename or PUT."""
+    from ray_job.rundir import fence
+
+    real_check = fence.Fence.check
+
+    def check_then_pause(self):
+        real_check(self)
+        monkeypatch.setattr(fence.Fence, "check", real_check)
+        take_over(RunDir.at(run_dir.url))
+
+    monkeypatch.setattr(fence.Fence, "check", check_then_pause)
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_result_that_lands_in_the_window_is_named_in_the_one_line(where, tmp_path, s3,
+                                                                     monkeypatch):
+    """The documented window (fence.py): a result renamed between the check and a takeover
+    lands, but the driver checks again right after and its one line names the file and says
+    to finalize again; report.json, the file that makes a run finished, is not written."""
+    url = str(tmp_path / "run") if where == "local" else f"s3://{s3.bucket}/runs/window-{where}"
+    with RunDir.at(url).held() as held:
+        _paused_in_the_window(held, monkeypatch)
+        with pytest.raises(LeaseLost) as err:
+            _result(held, "embeddings.h5")
+        message = str(err.value)
+        assert "\n" not in message and "host elsewhere" in message
+        assert "its embeddings.h5 was written as the lease changed hands" in message
+        assert f"ray-embed finalize {url}" in message
+        with pytest.raises(LeaseLost):
+            held.write_report({"rows": 1})
+    assert RunDir.at(url).store.read_bytes("embeddings.h5") == b"new"
+    assert not RunDir.at(url).store.exists("report.json")

@@ -19,14 +19,22 @@ The window that remains: the check and the commit are two operations (POSIX has 
 conditional rename, and S3's conditional PUT conditions only the object written, not
 lease.json), so a driver stopped exactly between them (microseconds locally, one PUT's
 latency in a store) and resumed after a takeover lands that one commit, then fails its next
-check. What keeps that harmless: shard names come from their keys, so a late shard of the same
-block is the same file with the same rows, and a late shard of another block only repeats keys
-that finalize counts once (one row per key; the vectors of one paper under the same settings,
-as a resume requires); a shard of a run with other settings (a `--fresh` by the new driver) is
-told by the config hash it records and quarantined at finalize, its rows recomputed
-(shards.py); per-unit rejects and reads records of the same unit and settings are the same
-content; and the one rename that makes a result valid is finalize's report.json, written last
-under a fresh check.
+check. What keeps that harmless:
+- shards: names come from their keys, so a late shard of the same block is the same file with
+  the same rows, and a late shard of another block only repeats keys that finalize counts once
+  (one row per key; the vectors of one paper under the same settings, as a resume requires);
+  a shard of a run with other settings (a `--fresh` by the new driver) is told by the config
+  hash it records and quarantined at finalize, its rows recomputed (shards.py, h5out.py);
+- per-unit rejects, reads records and reuse lists of the same unit and settings are the same
+  content (a --fresh run with other settings rewrites them as it reads each unit again);
+- results (embeddings.h5, exports, index files): a reader trusts a run only once report.json
+  is there, and report.json is written last under a fresh check; a result renamed in the
+  window is checked again right after (`RunDir.result_writer`), so the stale driver's one line
+  then names the file that may have replaced the new holder's and says to finalize again once
+  that driver is done (under the same settings it holds the same rows anyway);
+- the lease's own heartbeat (lease.py) reads lease.json, then rewrites it: one paused between
+  the two hands the lease back to the stale driver, and then the other driver fails its next
+  check and stops; at any time one driver passes the checks.
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LeaseLost
+from ..redact import redact_url
 from ..storage.store import Store
 
 
@@ -52,7 +61,7 @@ class Fence:
         holder = self._holder()
         if holder is not None and holder.get("owner") == self.token:
             return
-        raise LeaseLost(f"{self.run_url}: this driver lost the lease of the run to "
+        raise LeaseLost(f"{redact_url(self.run_url)}: this driver lost the lease of the run to "
                         f"{_describe(holder)}; it stopped before writing again (the run is "
                         f"that driver's now)")
 

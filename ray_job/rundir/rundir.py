@@ -27,7 +27,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ..errors import UserError
+from ..errors import LeaseLost, UserError
+from ..redact import redact_url
 from . import layout
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
@@ -293,12 +294,24 @@ class RunDir:
             else:
                 self.check_fence()
                 os.replace(tmp, self.store.local_path / name)
+            self._still_held_after(name)
         finally:
             tmp.unlink(missing_ok=True)
 
     def put_result(self, local: Path, name: str) -> None:
         """Store a copy of a local file under `name`, complete or not at all."""
         self.store.put(Path(local), name)
+        self._still_held_after(name)
+
+    def _still_held_after(self, name: str) -> None:
+        """A result committed in the instant the lease changed hands (between the check and
+        the rename, fence.py) may have replaced the new holder's: say so in the one line."""
+        try:
+            self.check_fence()
+        except LeaseLost as lost:
+            raise LeaseLost(f"{lost}; its {name} was written as the lease changed hands and may "
+                            f"have replaced that driver's: run `ray-embed finalize "
+                            f"{redact_url(self.url)}` once it has finished") from None
 
     def read_result_text(self, name: str) -> str:
         return self.store.read_text(name)
