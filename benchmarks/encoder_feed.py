@@ -82,7 +82,7 @@ def before(enc: Encoder, input_ids) -> np.ndarray:
     order = length_order(lengths)
     out = np.zeros((len(lengths), enc.model.info.dim), dtype=np.float32)
     for part in token_budget_batches(lengths[order], enc.max_batch_tokens,
-                                     enc.cfg.options.max_batch_rows):
+                                     enc.max_batch_rows):
         rows = order[part]
         ids, mask = pad_rows_loop(values, offsets, rows, enc.pad_id)
         with torch.inference_mode(), autocast(enc.torch_device.type, enc.precision):
@@ -135,7 +135,7 @@ def main(argv=None) -> list[dict]:
     results = []
     order = length_order(lengths)
     parts = token_budget_batches(lengths[order], first.max_batch_tokens,
-                                 first.cfg.options.max_batch_rows)
+                                 first.max_batch_rows)
     rng = np.random.default_rng(0)
     near_250 = rng.choice(np.flatnonzero(lengths >= 200), size=256)   # 256 rows x ~250 tokens
     results.append(pad_benchmark(values, offsets, near_250, "256 rows", args.pad_number))

@@ -83,9 +83,9 @@ def ours_inprocess(texts):
     return emb, real / int(computed.sum()), enc.precision
 
 
-def pipeline_run(corpus: Path, out: Path) -> tuple[dict, float]:
+def pipeline_run(corpus: Path, out: Path, extra: list[str] = ()) -> tuple[dict, float]:
     cmd = [sys.executable, "-m", "ray_job", "run", "--input", str(corpus), "--output", str(out),
-           "--fresh"]
+           "--fresh", *extra]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -106,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--run-arg", action="append", default=[], metavar="ARG",
+                        help="a flag for the `ray-embed run` commands (repeatable), e.g. "
+                             "--run-arg=--threads --run-arg=1")
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
@@ -132,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.scales:
             corpus = scaled_corpus(records, scale, Path(tmp) / f"corpus-{scale}x.jsonl")
-            report, wall = pipeline_run(corpus, Path(tmp) / f"out-{scale}x")
+            report, wall = pipeline_run(corpus, Path(tmp) / f"out-{scale}x", args.run_arg)
             reports[scale] = (report, wall)
             rows[f"pipeline-{scale}x (whole command)"] = {
                 "s": wall / scale, "cos": None, "padding": report["padding_efficiency"]}

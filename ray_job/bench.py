@@ -5,10 +5,8 @@ import tempfile
 from pathlib import Path
 
 from .config import JobConfig
+from .encode.gpus import gpu_facts
 
-# Dense fp16/bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets.
-GPU_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "A10G": 125.0, "A10": 125.0,
-                   "L40S": 362.0, "L4": 121.0, "V100": 125.0, "T4": 65.0}
 
 
 def flops_per_token(param_bytes: int, bytes_per_param: int = 4, embedding_params: int = 0) -> float:
@@ -17,10 +15,8 @@ def flops_per_token(param_bytes: int, bytes_per_param: int = 4, embedding_params
 
 
 def gpu_peak_tflops(name: str) -> float | None:
-    for key, peak in GPU_PEAK_TFLOPS.items():
-        if key in name:
-            return peak
-    return None
+    facts = gpu_facts(name)
+    return facts.peak_tflops if facts else None
 
 
 def mfu(tokens_per_s: float, flops_token: float, peak_tflops: float, gpus: int) -> float:

@@ -1,4 +1,4 @@
-"""ray-embed: run | bench | status | search | similar | index | upload | finalize
+"""ray-embed: run | bench | plan | status | search | similar | index | upload | finalize
 (python -m ray_job is the same)."""
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gpu-docs-per-s", type=float, default=None, metavar="N",
                        help="on a CPU-only cluster: an assumed docs/s of one GPU replica, to say "
                             "how many CPU cores it needs (measured instead on CUDA)")
+    add_plan_parser(sub)
     upload = sub.add_parser("upload", help="publish a finished run to the Hugging Face Hub or "
                                            "an fsspec URL")
     upload.add_argument("directory", metavar="DIR")
@@ -139,6 +140,44 @@ def add_run_flags(parser: argparse.ArgumentParser, left_out: tuple[str, ...]) ->
         if key not in left_out:
             parser.add_argument(flag, dest=key, action="store_const", const=True, default=None,
                                 help=help_text)
+
+
+PLAN_KEYS = ("inputs", "model", "adapter", "preset", "backend", "pooling", "text", "table",
+             "query", "id_field", "max_seq_length", "max_batch_tokens", "precision",
+             "on_missing_field", "trust_remote_code")
+
+
+def add_plan_parser(sub) -> None:
+    plan = sub.add_parser("plan", help="before the spend: corpus, tokens, projected wall time, "
+                                       "GPU-hours, cost and CPUs per GPU")
+    plan.add_argument("--config", metavar="job.yaml")
+    every_key = [key for key, _ in RUN_FLAGS.values()] + [key for key, _ in RUN_SWITCHES.values()]
+    add_run_flags(plan, tuple(k for k in every_key if k not in PLAN_KEYS))
+    plan.add_argument("--gpus", type=int, required=True, help="GPUs of the run (0: this CPU)")
+    plan.add_argument("--gpu-type", default="H100", help="H200, H100, A100, L40S, L4, ...")
+    plan.add_argument("--price-per-gpu-hour", type=float, default=None, metavar="P")
+    plan.add_argument("--cpus-per-gpu", type=float, default=None, metavar="N",
+                      help="CPUs a node has per GPU (the data path may then limit the rate)")
+    plan.add_argument("--docs", type=int, default=None, help="corpus rows, when known")
+    plan.add_argument("--sample-docs", type=int, default=1000,
+                      help="rows read and tokenized to measure tokens per doc (default 1000)")
+    plan.add_argument("--gpu-results", default=None, metavar="JSON",
+                      help="the GPU check's results (default benchmarks/results/gpu_check.json)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .estimate.plan import format_plan, make_plan
+
+    cfg = build_config(args.config, {k: getattr(args, k, None) for k in PLAN_KEYS})
+    plan = make_plan(cfg, args.gpus, args.gpu_type, args.price_per_gpu_hour, args.cpus_per_gpu,
+                     args.sample_docs, args.docs,
+                     Path(args.gpu_results) if args.gpu_results else None)
+    print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
+    return 0
 
 
 def add_hit_options(parser: argparse.ArgumentParser) -> None:
@@ -262,7 +301,8 @@ def print_summary(report: dict) -> None:
               f"{report['padding_efficiency']:.3f} on {report['device']} ({report['precision']})")
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "status": cmd_status, "search": cmd_search,
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_status,
+            "search": cmd_search,
             "similar": cmd_similar, "index": cmd_index, "upload": cmd_upload,
             "finalize": cmd_finalize}
 

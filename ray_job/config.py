@@ -71,13 +71,14 @@ class RunOptions:
     url_template: str | None = None
     limit: int | None = None
     previous: str | None = None           # an earlier run dir or embeddings.h5 to reuse from
-    max_batch_tokens: int = 16384
+    max_batch_tokens: int | None = None   # None = from the model and the node
+                                          # (encode/defaults.py; 16384 on CPUs)
     max_batch_rows: int = 256
     shard_rows: int = 512                 # rows per encoder call; a shard file holds the output
                                           # of one actor task: >= this, whole read units
     device: str = "auto"
     replicas: int | None = None           # None = sized from the cluster's resources
-    gpus_per_replica: float = 1.0
+    gpus_per_replica: float | None = None  # None = from the model (encode/defaults.py)
     cpus_per_replica: float = 1.0
     threads_per_replica: int | None = None
     block_bytes: int | None = None        # size of one read unit; None = from input size

@@ -22,6 +22,8 @@ CHOICES = {"precision": PRECISIONS, "device": DEVICES,
 POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
             "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
             "gpus_per_replica", "cpus_per_replica", "demo_docs")
+# a read unit holds a few records at least (read/plan_size.py says why)
+MIN_BLOCK_BYTES_OPTION = 4 * 1024
 TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 
 
@@ -77,6 +79,9 @@ def validate(spec, options) -> None:
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")
+    if options.block_bytes is not None and options.block_bytes < MIN_BLOCK_BYTES_OPTION:
+        raise ConfigError(f"block_bytes must be at least {MIN_BLOCK_BYTES_OPTION:,} (4 KiB; a "
+                          f"read unit of a few records); got {options.block_bytes:,}")
     if spec.adapter and spec.backend == "sentence-transformers":
         raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
                           "to transformers)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import time
@@ -13,8 +14,10 @@ from .encode.encoder import Encoder
 from .encode.model_facts import describe
 from .encode.model_identity import model_identity
 from .encode.models import ModelInfo, resolve_model_source
-from .encode.precision import pick_device, pick_precision
+from .encode.precision import cpu_has_native_bf16, pick_device, pick_precision
+from .encode.defaults import Defaults
 from .encode.resources import ResourcePlan, plan_resources
+from .encode.sizing import job_defaults, node_of, with_defaults
 from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
 from .finalize.exports import run_exports
@@ -34,6 +37,7 @@ from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
 from .redact import redact_url
+from .rundir.cleanup import check_output
 from .rundir.job import JobRecord
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress
@@ -85,10 +89,14 @@ def cluster_device(cfg: JobConfig, cluster: dict) -> str:
     return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
 
 
-def replica_request(cfg: JobConfig, cluster: dict) -> tuple[str, str]:
+def replica_request(cfg: JobConfig, cluster: dict,
+                    defaults: Defaults | None = None) -> tuple[str, str]:
     """The device and precision the driver asks of every replica: resolved, never `auto`
-    (each replica then settles what it runs on its node: `precision.replica_choice`)."""
+    (each replica then settles what it runs on its node: `precision.replica_choice`); on
+    CUDA `auto` is the defaults' precision (fp16, or fp16 weights for a model too large)."""
     device = cluster_device(cfg, cluster)
+    if cfg.spec.precision == "auto" and device == "cuda" and defaults is not None:
+        return device, defaults.precision
     return device, pick_precision(cfg.spec.precision, device)
 
 
@@ -152,8 +160,10 @@ def run(cfg: JobConfig) -> dict:
     until the report is written and the result published, and every write checks it is still
     held (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
-    planned = plan_job(cfg, RunDir.at(cfg.options.output))
-    with RunDir.at(cfg.options.output).held() as run_dir:
+    run_dir = RunDir.at(cfg.options.output)
+    check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
+    planned = plan_job(cfg, run_dir)
+    with run_dir.held() as run_dir:
         report = encode_and_finalize(planned, run_dir, stats)
         if cfg.options.upload:
             published = upload(run_dir, cfg.options.upload)
@@ -213,9 +223,14 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
                stats: RunStats) -> None:
     """Resolve the device and precision on this cluster, write the run's record (once, before
     any shard), then stream every row not yet in a shard through the cluster."""
-    cfg, options = planned.cfg, planned.cfg.options
+    cfg = planned.cfg
     cluster = ray.cluster_resources()
-    device, precision = replica_request(cfg, cluster)
+    defaults = job_defaults(planned.info, node_of(cluster, cluster_device(cfg, cluster),
+                                                  cpu_has_native_bf16()), cfg.options.shard_rows)
+    cfg = with_defaults(cfg, defaults)            # what the user left unset, chosen
+    planned = dataclasses.replace(planned, cfg=cfg)   # the record holds what was chosen
+    options = cfg.options
+    device, precision = replica_request(cfg, cluster, defaults)
     stats.device = device
     plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
                           options.cpus_per_replica, options.threads_per_replica)
@@ -249,9 +264,18 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
                 memory, task_errors():
             ds = write_shards(ds, run_dir, tally, record.config_hash)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
-                          "driver_rss_mib": memory.summary()}
+                          "driver_rss_mib": memory.summary(),
+                          "defaults": defaults_record(defaults, options)}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
+
+
+def defaults_record(defaults: Defaults, options) -> dict:
+    """What the run chose (report.json): the token budget and GPUs per replica it ran with,
+    and the rule's reasons."""
+    return {"max_batch_tokens": options.max_batch_tokens,
+            "gpus_per_replica": options.gpus_per_replica,
+            "tokenize_cpus_per_gpu": defaults.tokenize_cpus_per_gpu, "why": list(defaults.why)}
 
 
 def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None):

@@ -76,3 +76,20 @@ def test_worker_startup_measures_a_tokenize_task_that_imports_neither_torch_nor_
     recipe = result["cases"]["recipe"]
     assert recipe["imported"] == [] and 0 < recipe["rss_added_mib"] < 100
     assert "| recipe |" in worker_startup.format_table(result)
+
+
+def test_cpu_shares_counts_the_runs_own_process_tree_by_kind():
+    """cpu_shares.py's pure parts (the script itself runs a whole command: run it by hand)."""
+    sys.path.insert(0, str(BENCH))
+    import cpu_shares
+
+    procs = {10: (1, 100, "python -m ray_job run --input x"), 11: (10, 50, "raylet --x"),
+             12: (11, 900, "ray::MapWorker(MapBatches(Encoder))"), 13: (1, 999, "raylet --y"),
+             14: (11, 30, "ray::IDLE"), 15: (12, 5, "ray::_StatsActor")}
+    members = cpu_shares.tree(procs, 10)
+    assert members == {10, 11, 12, 14, 15}                  # another user's raylet left out
+    got = cpu_shares.shares({pid: (cpu_shares.kind_of(procs[pid][2]), procs[pid][1])
+                             for pid in members})
+    hz = cpu_shares.HZ
+    assert list(got)[0] == "replica" and got["replica"]["cpu_s"] == round(900 / hz, 2)
+    assert {"driver", "raylet", "idle workers", "Ray Data helper actors"} <= set(got)

@@ -144,6 +144,32 @@ def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
     assert enc.max_batch_tokens < 4096
 
 
+def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tmp_path):
+    """Four micro-batches of 16 rows where 4 fit: the first is split (4 OOMs), the budget falls
+    to the 4 rows x width that went through, and the other three are cut to that before they
+    are tried (they were cut once, up front, and each ran into the OOM again)."""
+    cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096, max_batch_rows=16)
+    texts = ["sparse attention in transformers"] * 64
+    clean = Encoder(replica(cfg, bert))(batch(bert, texts))
+    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    real, ooms = enc.model.embed, []
+
+    def embed(ids, mask):
+        if ids.shape[0] > 4:
+            ooms.append(ids.shape[0])
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(ids, mask)
+
+    enc.model.embed = embed
+    out = enc(batch(bert, texts))
+    width = int(out.column("n_tokens").to_numpy()[0])
+    assert out.num_rows == 64 and not (tmp_path / "rejects").exists()
+    assert ooms == [16, 16, 8, 8] and enc.max_batch_tokens == 4 * width
+    np.testing.assert_allclose(
+        np.stack(out.column("embedding").to_numpy(zero_copy_only=False)),
+        np.stack(clean.column("embedding").to_numpy(zero_copy_only=False)), atol=1e-5)
+
+
 def test_a_model_that_fails_on_every_row_fails_the_batch(bert, tmp_path):
     enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), run_url=str(tmp_path))
 

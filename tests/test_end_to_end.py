@@ -71,6 +71,8 @@ def test_report_and_job_files(full_sample_run, local_ray):
     assert (report["rows_read"], report["rows_embedded"], report["rows_rejected"]) == (1000, 1000, 0)
     assert report["docs_per_s"] > 0 and report["tokens_per_s"] > 0
     assert report["padding_efficiency"] >= 0.9
+    chosen = report["pipeline"]["defaults"]          # what was left unset, chosen (CPU: as before)
+    assert (chosen["max_batch_tokens"], chosen["gpus_per_replica"]) == (16384, 1.0)
     job = json.loads((out / "job.json").read_text())
     assert job["config"]["spec"]["precision"] == "auto" and job["precision"] == AUTO
     assert len(job["config_hash"]) == 16

@@ -39,3 +39,31 @@ def test_bf16_keeps_min_cosine_against_fp32_on_the_real_sample(sample_records, p
     print(f"{precision}: min cosine against fp32 over {ROWS} sample abstracts = {worst:.6f}")
     assert worst >= 0.999
     assert not np.array_equal(got, want)             # it did run in another precision
+
+
+@pytest.mark.parametrize("precision, held", [("fp32", torch.float32),
+                                             ("bf16-weights", torch.bfloat16)])
+def test_the_weights_are_held_in_the_precisions_dtype_whatever_the_loader_returns(
+        tmp_path, monkeypatch, precision, held):
+    """transformers 5 loads a checkpoint in its stored dtype (an fp16 file gives fp16 weights,
+    where 4.x gave fp32): the replica casts them to what its precision says, so a shard that
+    says fp32 was computed in fp32."""
+    from tiny_models import tiny_bert
+
+    from ray_job.encode import models
+
+    original = models.BACKENDS["transformers"]
+
+    def stored_in_fp16(*args, **kwargs):
+        loaded = original(*args, **kwargs)
+        loaded.module.half()
+        return loaded
+
+    monkeypatch.setitem(models.BACKENDS, "transformers", stored_in_fp16)
+    folder = str(tiny_bert(tmp_path / "bert"))
+    spec = JobConfig.of(model=folder, pooling="cls").spec
+    loaded = models.load_model(spec, "cpu", folder, dtype=held)
+    assert {p.dtype for p in loaded.module.parameters()} == {held}
+    cfg = JobConfig.of(model=folder, pooling="cls")
+    encoder = Encoder(ReplicaSpec.of(cfg.spec, cfg.options, folder, None, "cpu", precision))
+    assert {p.dtype for p in encoder.model.module.parameters()} == {held}

@@ -21,6 +21,7 @@ LAYERS = (
     ("finalize",),
     ("publish",),
     ("search",),
+    ("estimate",),                           # `ray-embed plan`: measures the read and encode stages
     ("session",),                            # the driver's Ray session
     ("throughput", "driver_memory", "pipeline", "bench", "cli", "__main__"),   # the driver
 )

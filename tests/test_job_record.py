@@ -99,7 +99,7 @@ def test_status_and_the_card_show_the_record(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(RELEASE / "finished", run)
     same, other = tmp_path / "same.yaml", tmp_path / "other.yaml"
-    same.write_text("precision: fp32\nblock_bytes: 1000\n")   # run options do not count
+    same.write_text("precision: fp32\nblock_bytes: 8000\n")   # run options do not count
     other.write_text("precision: fp32\ntext: '{abstract}'\n")
     status = run_status(run, str(same))
     assert status["config_matches"] is True and status["rows_done"] == 18

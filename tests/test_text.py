@@ -46,7 +46,7 @@ def test_missing_policy_empty_fills_blank_fields_but_rejects_rows_with_no_text()
 
 
 def test_record_id_accepts_strings_and_integers_and_rejects_missing_ones():
-    assert record_id({"id": " 0704.0001 "}, "id") == "0704.0001"
+    assert record_id({"id": " 0704.0001 "}, "id") == " 0704.0001 "     # exact: never stripped
     assert record_id({"corpusid": 12345}, "corpusid") == "12345"
     for bad in ({}, {"id": None}, {"id": ""}):
         with pytest.raises(RejectRow) as err:

@@ -21,19 +21,19 @@ def tiny_bert(path: Path) -> Path:
     return path
 
 
-def tiny_adapter(base: Path, path: Path) -> Path:
-    """A bottleneck adapter saved by `adapters`, weights randomised: forgetting it or leaving it
-    inactive changes the output."""
+def tiny_adapter(base: Path, path: Path, name: str = "tiny_proximity", std: float = 0.5) -> Path:
+    """A bottleneck adapter saved by `adapters`, weights randomised (N(0, std)): forgetting it
+    or leaving it inactive changes the output. (The GPU check makes SPECTER2's with it.)"""
     from adapters import AutoAdapterModel
 
     model = AutoAdapterModel.from_pretrained(str(base))
-    model.add_adapter("tiny_proximity", config="seq_bn")
+    model.add_adapter(name, config="seq_bn")
     torch.manual_seed(1)
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "adapters" in name:
-                param.normal_(0, 0.5)
-    model.save_adapter(str(path), "tiny_proximity")
+        for param_name, param in model.named_parameters():
+            if "adapters" in param_name:
+                param.normal_(0, std)
+    model.save_adapter(str(path), name)
     return path
 
 

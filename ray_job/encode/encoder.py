@@ -24,6 +24,7 @@ from .isolate import forward_isolating
 from .lean_imports import skip_unused_extras
 from .models import load_model
 from .precision import autocast, replica_choice, weights_dtype
+from .sizing import replica_budget
 
 # what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
 RAN_COLUMNS = ("device", "precision")
@@ -46,6 +47,14 @@ def failed_rows_rejects(table: pa.Table, failed: dict[int, str]) -> list[dict]:
     keys, ids = table.column("key").to_pylist(), table.column("id").to_pylist()
     return [reject_record("model_error", why, keys[row], "encode", ids[row])
             for row, why in sorted(failed.items())]
+
+
+def lowered_budget(budget: int, fitted_tokens: int, longest_row: int) -> int:
+    """The token budget after an out-of-memory: at most half of it, at most the largest part
+    of the failed micro-batch that then fit (its rows x width), never under the longest row
+    (a row alone always gets its own micro-batch)."""
+    lowered = budget // 2 if fitted_tokens <= 0 else min(budget // 2, fitted_tokens)
+    return max(longest_row, lowered)
 
 
 class Encoder:
@@ -73,12 +82,13 @@ class Encoder:
                                 dtype=weights_dtype(self.precision))   # `*-weights`: half
         self.torch_device = torch.device(device)
         self.pad_id = self.model.info.pad_token_id
+        self.max_batch_tokens = (replica.max_batch_tokens      # None: chosen; lowered after an OOM
+                                 or replica_budget(self.model.info, self.torch_device))
         self.feeder = feeder_for(self.torch_device, self.pad_id,
-                                 max(replica.max_batch_tokens, self.model.info.max_seq_length))
+                                 max(self.max_batch_tokens, self.model.info.max_seq_length))
         self.calls = 0
         self.max_batch_rows = replica.max_batch_rows
-        self.max_batch_tokens = replica.max_batch_tokens   # lowered after an OOM
-        self.run_url, self.fence = run_url, fence
+        self.run_url, self.fence = run_url, fence   # where rows the model fails on are rejected
 
     def embed_token_lists(self, input_ids: pa.ListArray,
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -102,10 +112,12 @@ class Encoder:
         def forward(rows: np.ndarray) -> np.ndarray:       # one micro-batch, synchronously
             return self._embed(*self.feeder.stage(values, offsets, rows)).float().cpu().numpy()
 
+        sorted_lengths = lengths[order]
         with torch.inference_mode():
             by_length = torch.zeros((n, dim), dtype=torch.float32, device=self.torch_device)
-            for part in token_budget_batches(lengths[order], self.max_batch_tokens,
-                                             self.max_batch_rows):
+            parts = self._micro_batches(sorted_lengths, 0)
+            while parts:
+                part = parts.pop(0)
                 rows = order[part]
                 try:
                     by_length[part] = self._embed(*self.feeder.stage(values, offsets, rows))
@@ -117,15 +129,22 @@ class Encoder:
                 outcome = forward_isolating(forward, rows)
                 isolated.append(outcome)
                 failed.update(outcome.failed)
-                if outcome.out_of_memory:              # the rest of the run in smaller batches
-                    self.max_batch_tokens = max(int(lengths.max(initial=1)),
-                                                self.max_batch_tokens // 2)
+                if outcome.out_of_memory:    # the rest of this call, and the run, in what fits
+                    self.max_batch_tokens = lowered_budget(
+                        self.max_batch_tokens, outcome.fitted_rows * int(lengths[rows[0]]),
+                        int(lengths.max(initial=1)))
+                    parts = self._micro_batches(sorted_lengths, part.stop)
             out = np.empty((n, dim), dtype=np.float32)
             out[order] = by_length.cpu().numpy()             # the one host sync of the call
         for outcome in isolated:
             for row, vector in outcome.embeddings.items():
                 out[row], computed[row] = vector, lengths[row]
         return out, computed
+
+    def _micro_batches(self, sorted_lengths: np.ndarray, start: int) -> list[slice]:
+        """The micro-batches of the rows from `start` on (sorted order), at today's budget."""
+        return [slice(start + p.start, start + p.stop) for p in token_budget_batches(
+            sorted_lengths[start:], self.max_batch_tokens, self.max_batch_rows)]
 
     def _embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The forward pass of one padded micro-batch on the device (queued, not waited for)."""

@@ -20,6 +20,7 @@ class Outcome:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)   # row -> vector
     failed: dict[int, str] = field(default_factory=dict)              # row -> why
     out_of_memory: bool = False
+    fitted_rows: int = 0              # the most rows that went through in one forward pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -48,6 +49,7 @@ def _split(forward: Forward, rows: np.ndarray, outcome: Outcome) -> BaseExceptio
         left = _split(forward, rows[:half], outcome)
         right = _split(forward, rows[half:], outcome)
         return left or right or exc
+    outcome.fitted_rows = max(outcome.fitted_rows, len(rows))
     for row, vector in zip(rows, vectors):
         outcome.embeddings[int(row)] = vector
     return None

@@ -52,6 +52,10 @@ def resolve_model_source(name: str | None) -> str:
     return name
 
 
+def held_dtypes(module: torch.nn.Module) -> set[torch.dtype]:
+    return {p.dtype for p in module.parameters() if p.is_floating_point()}
+
+
 def param_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
@@ -199,7 +203,9 @@ def load_model(cfg, device: str = "cpu", source: str | None = None,
         loaded = loader(name, source, load_on, cfg, revision)
     except (OSError, ValueError) as exc:
         raise model_error(name, exc) from None
-    if load_on != device or dtype != torch.float32:
+    if load_on != device or held_dtypes(loaded.module) != {dtype}:
+        # transformers 5 loads a checkpoint in its stored dtype (an fp16 file: fp16 weights
+        # under a precision that says fp32): the weights are cast to what the precision says
         loaded.module.to(dtype=dtype).to(device)
     if compile:
         loaded.embed = torch.compile(loaded.embed, dynamic=True)

@@ -124,6 +124,10 @@ PRESPLIT_GUARDS = ("RobertaTokenizerFast", "GPT2TokenizerFast", "BartTokenizerFa
                    "DebertaTokenizerFast", "LongformerTokenizerFast", "LEDTokenizerFast",
                    "MvpTokenizerFast", "BlenderbotTokenizerFast", "CodeGenTokenizerFast",
                    "BloomTokenizerFast", "CohereTokenizerFast", "WhisperTokenizerFast")
+# where a fast tokenizer encodes a batch: transformers 4 `_batch_encode_plus`; transformers 5
+# `_encode_plus` (its fast base is `TokenizersBackend`, still exported as
+# PreTrainedTokenizerFast, and has no `_batch_encode_plus`)
+BATCH_METHODS = ("_batch_encode_plus", "_encode_plus")
 
 
 def _encodes_batches_as_the_base_class(tokenizer) -> bool:
@@ -139,10 +143,11 @@ def _encodes_batches_as_the_base_class(tokenizer) -> bool:
     if any(getattr(cls, name, None) is not getattr(base, name, None)
            for name, base in same.items()):
         return False
-    guards = {getattr(getattr(transformers, name, None), "_batch_encode_plus", None)
+    method = next(m for m in BATCH_METHODS if hasattr(PreTrainedTokenizerFast, m))
+    guards = {getattr(getattr(transformers, name, None), method, None)
               for name in PRESPLIT_GUARDS} - {None}
-    batch = cls._batch_encode_plus
-    return batch is PreTrainedTokenizerFast._batch_encode_plus or batch in guards
+    batch = getattr(cls, method)
+    return batch is getattr(PreTrainedTokenizerFast, method) or batch in guards
 
 
 def _truncating_copy(tokenizer, max_length: int):

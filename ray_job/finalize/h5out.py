@@ -3,7 +3,6 @@ kept rows, checked (finite, unit norm for normalised models) before they are wri
 what ran them. Then a read-back check of the file."""
 from __future__ import annotations
 
-import hashlib
 import json
 
 import h5py
@@ -14,7 +13,7 @@ import pyarrow.compute as pc
 from ..errors import DataError
 from ..rundir.layout import H5
 from ..rundir.shards import CONFIG_HASH_KEY, CorruptShard
-from .ids import ID_WIDTH_LIMIT, as_text, fixed_width
+from .ids import ID_WIDTH_LIMIT, IdDigest, as_text, fixed_width, holding_nul
 
 VECTOR_CHUNK_BYTES = 1 << 20
 
@@ -96,11 +95,6 @@ class IdColumn:
             return fixed_width(ids, self.width + extra)
         return np.array(as_text(ids).to_pylist(), dtype=object)
 
-    def digest_bytes(self, values: np.ndarray) -> bytes:
-        if self.fixed:
-            return values.tobytes()
-        return b"\0".join(v.encode() if isinstance(v, str) else v for v in values)
-
 
 def url_values(template: str, ids: pa.Array) -> pa.Array:
     """template.format(id=...) for every id; a template whose only field is {id} is filled
@@ -126,13 +120,13 @@ class H5Writer:
             self.url_extra = extra
             self.urls = self.h5.create_dataset("urls", (n,), dtype=ids.dtype(extra))
         self.vectors = None
-        self.digest = hashlib.sha1()
+        self.digest = IdDigest()
 
     def write_rows(self, start: int, ids: pa.Array, text_hashes: np.ndarray) -> None:
         stop = start + len(text_hashes)
-        values = self.idcol.values(ids)
-        self.ids[start:stop] = values
-        self.digest.update(self.idcol.digest_bytes(values))
+        check_storable(ids)
+        self.ids[start:stop] = self.idcol.values(ids)
+        self.digest.add_arrow(ids)
         self.hashes[start:stop] = text_hashes
         if self.urls is not None:
             self.urls[start:stop] = self.idcol.values(url_values(self.spec.url_template, ids),
@@ -160,16 +154,27 @@ class H5Writer:
             self.h5.close()
 
 
-def verify_h5(path, expected: int, ids: IdColumn, digest: str, chunk_rows: int) -> None:
-    """Read the file back: row counts, and the ids are exactly those written (their
-    uniqueness was proven by the duplicate pass), chunk by chunk. The vectors were checked
-    (finite, unit norm) as they were written; reading them back would read the file twice."""
+def check_storable(ids: pa.Array) -> None:
+    """An id with a NUL cannot be stored as the same bytes (the read stage rejects such ids
+    as bad_id; a shard written by an older ray-embed may still hold one)."""
+    at = holding_nul(ids)
+    if at is not None:
+        raise VerificationError(f"id {ids[at].as_py()!r} holds a NUL character, which "
+                                f"{H5} cannot store exactly (a shard written by an older "
+                                f"ray-embed); re-run with --fresh")
+
+
+def verify_h5(path, expected: int, digest: str, chunk_rows: int) -> None:
+    """Read the file back: row counts, and the ids are exactly the bytes written, chunk by
+    chunk; their uniqueness was proven by the duplicate pass with the same exact comparison
+    (Arrow string equality), so the stored ids are unique. The vectors were checked (finite,
+    unit norm) as they were written; reading them back would read the file twice."""
     with h5py.File(path, "r") as h5:
         dset = h5["ids"]
         if len(dset) != expected or h5["embeddings"].shape[0] != expected:
             raise VerificationError(f"{H5}: {len(dset)} ids, expected {expected}")
-        found = hashlib.sha1()
+        found = IdDigest()
         for start in range(0, expected, chunk_rows):
-            found.update(ids.digest_bytes(dset[start:start + chunk_rows]))
+            found.add_stored(dset[start:start + chunk_rows])
         if found.hexdigest() != digest:
-            raise VerificationError(f"{H5}: the ids read back differ from those written")
+            raise VerificationError(f"{H5}: the ids read back differ from those deduplicated")

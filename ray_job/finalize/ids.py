@@ -12,6 +12,8 @@ rows, below the vectors of any model (>= 384 x 2 B per row). Nothing is rejected
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,3 +73,47 @@ def as_text(ids) -> pa.Array:
     """The ids as an Arrow string array (for a variable-length h5 dataset or messages)."""
     arr = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
     return pc.cast(arr, pa.string())
+
+
+def holding_nul(ids) -> int | None:
+    """The index of the first id with a NUL byte (which no h5 string type stores: a fixed
+    width pads with NULs, a variable-length string ends at one), or None."""
+    offsets, data = _offsets_and_data(ids)
+    at = np.flatnonzero(data[offsets[0]:offsets[-1]] == 0)
+    if not len(at):
+        return None
+    return int(np.searchsorted(offsets, offsets[0] + at[0], "right") - 1)
+
+
+class IdDigest:
+    """sha1 of a column of ids as exact bytes (each id's length and its bytes, in two
+    streams, so how the column is chunked does not matter): what the duplicate pass compared
+    (Arrow strings) and what h5py reads back (NUL padding stripped) digest alike only when
+    every stored id is the very id that was deduplicated."""
+
+    def __init__(self):
+        self.lengths, self.data = hashlib.sha1(), hashlib.sha1()
+
+    def add_arrow(self, ids) -> None:
+        offsets, data = _offsets_and_data(ids)
+        self._add(np.diff(offsets), data[offsets[0]:offsets[-1]])
+
+    def add_stored(self, values: np.ndarray) -> None:
+        """A slice of an h5 `ids` dataset as h5py returns it (`S{w}` or bytes objects)."""
+        if values.dtype.kind == "S":
+            width = values.dtype.itemsize
+            matrix = values.view(np.uint8).reshape(-1, width)
+            nonzero = matrix != 0
+            lengths = np.where(nonzero.any(axis=1), width - np.argmax(nonzero[:, ::-1], axis=1), 0)
+            self._add(lengths, matrix[np.arange(width) < lengths[:, None]])
+            return
+        items = [v.encode() if isinstance(v, str) else bytes(v) for v in values]
+        self._add(np.array([len(v) for v in items], np.int64),
+                  np.frombuffer(b"".join(items), np.uint8))
+
+    def _add(self, lengths: np.ndarray, data: np.ndarray) -> None:
+        self.lengths.update(np.ascontiguousarray(lengths, dtype="<i8").tobytes())
+        self.data.update(np.ascontiguousarray(data).tobytes())
+
+    def hexdigest(self) -> str:
+        return self.lengths.hexdigest() + self.data.hexdigest()

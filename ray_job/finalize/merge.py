@@ -112,7 +112,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
             dim = writer.finish(ran)
         finally:
             writer.close()
-        verify_h5(tmp, n, idcol, writer.digest.hexdigest(), CHUNK_ROWS)
+        verify_h5(tmp, n, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
                           rejects.by_reason(), text_cap)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from ..rundir.layout import CARD, REPORT
+from ..rundir.layout import CARD, CARD_HEAD, REPORT
 from ..rundir.polling import Poller
 from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
@@ -48,10 +48,7 @@ def dataset_card(run_dir: RunDir) -> str:
     what finalize wrote (rows, dim, the precision that ran)."""
     facts = run_dir.load_job().facts()
     report = run_dir.load_report()
-    return f"""---
-tags: [embeddings, ray-embed]
----
-# Paper embeddings: {facts['model']}
+    return CARD_HEAD + f"""# Paper embeddings: {facts['model']}
 
 | | |
 |---|---|

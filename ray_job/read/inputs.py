@@ -25,6 +25,7 @@ from ..storage.remote_files import (is_glob, list_url, local_copy, open_stream,
                                     random_access_source, user_errors)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+ARRAY_SUFFIXES = (".json",)          # the only type that may hold one JSON array of records
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 SQL_ROWS_PER_UNIT = 20_000
@@ -61,11 +62,18 @@ class ReadUnit:
         return f"{self.file_index:05d}-{self.start:013d}"
 
 
-def detect_format(path: str | Path) -> tuple[str, str | None]:
+def core_suffix(path: str | Path) -> tuple[str, str | None]:
+    """The file's type suffix (lower case, "" if none) and its compression, from its name:
+    `papers.JSONL.gz` -> (".jsonl", "gzip")."""
     name = url_path(str(path)) if is_url(str(path)) else str(path)
     suffixes = [s.lower() for s in PurePath(name).suffixes]
     compression = COMPRESSIONS.get(suffixes[-1]) if suffixes else None
     core = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    return core, compression
+
+
+def detect_format(path: str | Path) -> tuple[str, str | None]:
+    core, compression = core_suffix(path)
     if core in JSONL_SUFFIXES:
         return "jsonl", compression
     if core in PARQUET_SUFFIXES and compression is None:
@@ -181,8 +189,8 @@ def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list
     base = ReadUnit(f.index, f.path, f.format, f.compression, 0, None)
     if f.format == "parquet":
         return _parquet_units(base, limit)
-    if is_json_array(f.path, f.compression):
-        return _json_array_units(base, limit)
+    if core_suffix(f.path)[0] in ARRAY_SUFFIXES and is_json_array(f.path, f.compression):
+        return _json_array_units(base, limit)     # a .jsonl / .ndjson is lines, whatever it holds
     if f.compression:
         return [replace(base, max_rows=limit)], (_count_lines_upto(f, limit) if limit else 0)
     end = f.size

@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..redact import redact_url
 from .inputs import InputFile, ReadUnit, SqlSpec, plan_units
 from .manifest import manifest_changes
+from .plan_size import bounded_block_bytes
 
 
 @dataclass(frozen=True)
@@ -68,4 +69,6 @@ def resolve_plan(old: ReadPlan | None, files: list[InputFile], manifest: list[di
         if old.limit == limit:
             return old.reading(files)
         block_bytes = old.block_bytes
+    else:
+        block_bytes = bounded_block_bytes(files, block_bytes)
     return ReadPlan(manifest, block_bytes, limit, plan_units(files, block_bytes, limit, sql))

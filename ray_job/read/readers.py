@@ -8,12 +8,11 @@ JSONL and Parquet are read where they are (ranged requests), a DuckDB file from 
 """
 from __future__ import annotations
 
-import json
 from typing import Iterator, Union
 
 from .decompress import DAMAGED, open_decompressed
 from .inputs import ReadUnit
-from .json_array import BOM, load_array
+from .json_array import BOM, load_array, loads_json
 from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
 from .manifest import check_identity
 from ..storage.files import STREAM_BUFFER_BYTES
@@ -58,10 +57,7 @@ def parse_json_line(raw: bytes) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RejectRow("bad_utf8", str(exc)) from None
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RejectRow("bad_json", str(exc)) from None
+    record = loads_json(text)
     if not isinstance(record, dict):
         raise RejectRow("not_an_object", f"a JSON {type(record).__name__}, not an object")
     return record
@@ -131,24 +127,44 @@ def _read_parquet(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iter
     import pyarrow.parquet as pq
 
     with random_access_source(unit.path) as source:
-        yield from _parquet_rows(pq.ParquetFile(source), unit, fields)
+        # pages written with checksums are verified: damage there is found, not decoded
+        pf = pq.ParquetFile(source, page_checksum_verification=True)
+        yield from _parquet_rows(pf, unit, fields)
 
 
 def _parquet_rows(pf, unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:
     """Rows [start, end) of the file, decoding only the row groups they are in (units are cut
-    at row-group boundaries) and only the columns in `fields`."""
+    at row-group boundaries) and only the columns in `fields`. A row group that cannot be
+    decoded is a `damaged_row_group` reject for each of its rows (as many as the file's
+    metadata says it holds, each with its own key); the other groups are read."""
     columns = None if fields is None else [c for c in pf.schema_arrow.names if c in fields]
     position = 0
     for rg in range(pf.num_row_groups):
         n = pf.metadata.row_group(rg).num_rows
         lo, hi = max(unit.start, position), min(unit.end, position + n)
         if lo < hi:
-            table = pf.read_row_group(rg, columns=columns).slice(lo - position, hi - lo)
-            for offset, record in enumerate(table.to_pylist()):
-                yield lo + offset, record
+            yield from _row_group_rows(pf, rg, columns, lo, hi, lo - position, unit.path)
         position += n
         if position >= unit.end:
             return
+
+
+def _row_group_rows(pf, rg: int, columns, lo: int, hi: int, skip: int, path: str) -> Iterator[Item]:
+    """Rows lo .. hi - 1 of the file, in row group `rg` (from its row `skip` on)."""
+    try:
+        table = pf.read_row_group(rg, columns=columns)
+        if table.num_rows != pf.metadata.row_group(rg).num_rows:
+            raise ValueError(f"{table.num_rows} rows decoded, the metadata says "
+                             f"{pf.metadata.row_group(rg).num_rows}")
+        records = table.slice(skip, hi - lo).to_pylist()
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, ArrowInvalid, ...
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        reject = RejectRow("damaged_row_group", f"row group {rg} of {path} cannot be read: {why}")
+        for position in range(lo, hi):
+            yield position, reject
+        return
+    for offset, record in enumerate(records):
+        yield lo + offset, record
 
 
 def _read_duckdb(unit: ReadUnit) -> Iterator[Item]:

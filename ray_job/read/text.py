@@ -98,12 +98,21 @@ class TextTemplate:
 
 
 def record_id(record: Mapping[str, Any], id_field: str) -> str:
+    """The row's id, exactly: a string as it is (never stripped or normalised), an integer
+    as its decimal digits (JSON 1 and "1" are then the same id: the second is a
+    duplicate_id). Empty or all-whitespace: missing_id; any other type (float, bool, list,
+    object, ...): bad_type_id; a NUL or a lone surrogate, which embeddings.h5 cannot store
+    as the same bytes: bad_id."""
     value = record.get(id_field)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise RejectRow("missing_id", f"field {id_field!r} is missing, null or empty")
-    if isinstance(value, (dict, list, float, bool, bytes, bytearray)):
-        raise RejectRow("bad_type_id", f"field {id_field!r} is {type(value).__name__}")
-    row_id = str(value).strip()
+        raise RejectRow("missing_id", f"field {id_field!r} is missing, null, empty or blank")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RejectRow("bad_type_id", f"field {id_field!r} is {type(value).__name__}, not a "
+                                       f"string or an integer")
+    row_id = value if isinstance(value, str) else str(value)
+    if "\x00" in row_id:
+        raise RejectRow("bad_id", f"field {id_field!r} holds a NUL character (U+0000), which "
+                                  f"embeddings.h5 cannot store exactly", printable(row_id))
     return utf8_checked(row_id, "bad_id", f"field {id_field!r}", printable(row_id))
 
 

@@ -1,6 +1,8 @@
 """What lives in a run directory: every name and pattern, declared once (RunDir uses them)."""
 from __future__ import annotations
 
+import re
+
 JOB = "job.json"                  # resolved config, model facts, versions, config hash
 REPORT = "report.json"            # counts, timings (written last: a reader that sees it sees the rest)
 H5 = "embeddings.h5"              # the result
@@ -8,6 +10,8 @@ DUCKDB = "embeddings.duckdb"      # export
 PARQUET = "parquet"               # export folder: part-*.parquet
 PARQUET_GLOB = "part-*.parquet"
 CARD = "README.md"                # dataset card, made when publishing
+# how every dataset card of ours begins (a README.md that does not is a user's)
+CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n---\n"
 SHARDS = "shards"                 # part-*.arrow, each complete or absent
 SHARD_GLOB = "part-*.arrow"
 SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed
@@ -32,9 +36,35 @@ READS_GLOB = "unit-*.json"
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
 RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
-# what a fresh start removes
-WORK_FOLDERS = (SHARDS, REJECTS, REUSE, READS, PARQUET, INDEX)
-WORK_FILES = (H5, DUCKDB, REPORT, JOB, CARD, PLAN)
+# What a fresh start removes: in each of these folders ("" = the run directory itself) only
+# the names ray-embed writes there (full-match regexes), and the temp files its writers leave
+# (`.NAME.<hex>.tmp`, NAME one of those); the card (CARD) only when it begins with CARD_HEAD.
+# Anything else (a user's README.md, parquet/2025.parquet, index/notes.txt) stays.
+UNIT_NAME = r"\d{5,}-\d{13,}"                              # ReadUnit.name (zero-padded, may grow)
+_SHARD_NAME = r"part-[0-9a-f]{16}-\d+-[0-9a-f]{8}\.arrow"   # shards.shard_name
+OWNED = {
+    "": tuple(map(re.escape, (JOB, REPORT, PLAN, H5, DUCKDB))),
+    SHARDS: (_SHARD_NAME,),
+    f"{SHARDS}/{CORRUPT}": (_SHARD_NAME,),
+    REJECTS: (rf"unit-{UNIT_NAME}\.jsonl", r"[a-z]+-\d{19}\.jsonl", re.escape(DUPLICATES)),
+    REUSE: (rf"unit-{UNIT_NAME}\.arrow", rf"unit-{UNIT_NAME}\.json"),
+    READS: (rf"unit-{UNIT_NAME}\.json",),
+    PARQUET: (r"part-\d{5,}\.parquet",),
+    INDEX: tuple(re.escape(n.split("/", 1)[1]) for n in (INDEX_ANN, INDEX_TITLES, INDEX_INFO)),
+}
+# made before a run has its job.json (the lease, the demo corpus): a folder holding only
+# these (and no job.json) is still ray-embed's
+EARLY = {"": (re.escape(LEASE),), DEMO: (r"arxiv-demo-\d+\.jsonl",)}
+TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]+\.tmp")
+
+
+def owned(folder: str, name: str, table: dict[str, tuple[str, ...]] = OWNED) -> bool:
+    """Whether `name` in `folder` of a run directory is one ray-embed writes there (per
+    `table`), or the temp file of one."""
+    patterns = table.get(folder, ())
+    temp = TEMP_FILE.fullmatch(name)
+    candidate = temp.group("name") if temp else name
+    return any(re.fullmatch(p, candidate) for p in patterns)
 
 
 def unit_rejects(unit_name: str) -> str:

@@ -22,5 +22,9 @@ def rejects_text(records: list[dict]) -> str:
 
 
 def parse_rejects(text: str) -> Iterator[dict]:
-    for line in text.splitlines():
-        yield json.loads(line)
+    """The records of a rejects file. Split at newlines only: the JSON of a record holds no
+    newline, but it may hold U+2028, U+0085 or \x1c raw (ensure_ascii=False), which
+    str.splitlines would also split at."""
+    for line in text.split("\n"):
+        if line:
+            yield json.loads(line)

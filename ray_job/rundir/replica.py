@@ -25,7 +25,7 @@ class ReplicaSpec:
     device: str                   # resolved on the driver, never "auto"; each replica then
     precision: str                # settles it for its node (precision.replica_choice)
     # batching
-    max_batch_tokens: int
+    max_batch_tokens: int | None  # None: chosen by the replica for its model and device
     max_batch_rows: int
     compile: bool
 

@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..errors import LeaseLost, UserError
 from ..redact import redact_url
 from . import layout
+from .cleanup import clear_run
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
@@ -98,12 +99,12 @@ class RunDir:
         """unit name -> what the read stage counted in it (rows seen, ...)."""
         reads = self.store.sub(layout.READS)
         return {layout.unit_of(name): json.loads(data)
-                for name, data in reads.read_many(reads.names(layout.READS_GLOB))}
+                for name, data in reads.read_many(self._declared(layout.READS, layout.READS_GLOB))}
 
     def unit_reject_counts(self) -> dict[str, int]:
         """unit name -> rows the read stage rejected in it (from its rejects file)."""
         counts = {}
-        for name in self._rejects.names(layout.UNIT_REJECTS_GLOB):
+        for name in self._declared(layout.REJECTS, layout.UNIT_REJECTS_GLOB):
             counts[layout.unit_of(name)] = self._rejects.read_text(name).count("\n")
         return counts
 
@@ -111,14 +112,20 @@ class RunDir:
         """Forget the row rejects of these keys (an attempt failed them, a later one embedded
         them: the row is in the output, not rejected)."""
         wanted = set(keys.tolist())
-        for name in self._rejects.names(layout.ROW_REJECTS_GLOB):
+        for name in self._declared(layout.REJECTS, layout.ROW_REJECTS_GLOB):
             if layout.key_of_row_rejects(name) in wanted:
                 self._rejects.remove(name)
 
     def row_reject_keys(self) -> np.ndarray:
         """Keys of the rows rejected one by one after the read stage (e.g. by the tokenizer)."""
-        keys = [layout.key_of_row_rejects(n) for n in self._rejects.names(layout.ROW_REJECTS_GLOB)]
+        names = self._declared(layout.REJECTS, layout.ROW_REJECTS_GLOB)
+        keys = [layout.key_of_row_rejects(n) for n in names]
         return np.array(sorted(keys), dtype=np.int64)
+
+    def _declared(self, folder: str, pattern: str) -> list[str]:
+        """The files in `folder` matching `pattern` that are ray-embed's (layout.OWNED): a
+        user's file there is never read, moved, published or removed as one of them."""
+        return [n for n in self.store.sub(folder).names(pattern) if layout.owned(folder, n)]
 
     # ---- shards -----------------------------------------------------------------------------
 
@@ -137,7 +144,7 @@ class RunDir:
         return name
 
     def shard_names(self) -> list[str]:
-        return self._shards.names(layout.SHARD_GLOB)
+        return self._declared(layout.SHARDS, layout.SHARD_GLOB)
 
     def rows_done(self) -> int:
         return sum(rows_in_name(name) for name in self.shard_names())
@@ -160,13 +167,14 @@ class RunDir:
                                   f"the job to recompute its rows")
 
     def corrupt_count(self) -> int:
-        return len(self._shards.sub(layout.CORRUPT).names(layout.SHARD_GLOB))
+        return len(self._declared(f"{layout.SHARDS}/{layout.CORRUPT}", layout.SHARD_GLOB))
 
     def shard_keys(self, on_quarantine=None) -> Iterator[tuple[str, np.ndarray]]:
         """(name, keys) of every readable shard, one at a time (a resume folds them without
         holding them all). A shard that does not parse is quarantined (and
         `on_quarantine(error)` called); temp files left by a killed writer are removed."""
-        self._shards.remove_matching(layout.SHARD_TEMP_GLOB)
+        for name in self._declared(layout.SHARDS, layout.SHARD_TEMP_GLOB):
+            self._shards.remove(name)
         for name in self.shard_names():
             try:
                 keys = self.read_shard(name, ["key"]).column("key").to_numpy()
@@ -226,13 +234,14 @@ class RunDir:
                 self._rejects.remove(layout.DUPLICATES)
 
     def iter_rejects(self) -> Iterator[dict]:
-        for name in self._rejects.names(layout.REJECTS_GLOB):
+        for name in self._declared(layout.REJECTS, layout.REJECTS_GLOB):
             yield from parse_rejects(self._rejects.read_text(name))
 
     def reject_tally(self) -> dict[str, collections.Counter]:
         """Rejects file name -> its records by reason; every file read once."""
+        names = self._declared(layout.REJECTS, layout.REJECTS_GLOB)
         return {name: collections.Counter(r["reason"] for r in parse_rejects(data.decode()))
-                for name, data in self._rejects.read_many(self._rejects.names(layout.REJECTS_GLOB))}
+                for name, data in self._rejects.read_many(names)}
 
     def reject_counts(self) -> dict[str, int]:
         counts = collections.Counter(r["reason"] for r in self.iter_rejects())
@@ -250,7 +259,7 @@ class RunDir:
         self._reuse.write_text(layout.unit_reuse_counts(unit_name), json.dumps(counts))
 
     def reuse_names(self) -> list[str]:
-        return self._reuse.names(layout.REUSE_ROWS_GLOB)
+        return self._declared(layout.REUSE, layout.REUSE_ROWS_GLOB)
 
     def read_reuse(self, name: str) -> pa.Table:
         with self._reuse.open_random(name) as source:
@@ -258,7 +267,7 @@ class RunDir:
 
     def reuse_counts(self) -> dict[str, int]:
         totals = dict.fromkeys(COUNT_NAMES, 0)
-        for name in self._reuse.names(layout.REUSE_COUNTS_GLOB):
+        for name in self._declared(layout.REUSE, layout.REUSE_COUNTS_GLOB):
             for k, v in json.loads(self._reuse.read_text(name)).items():
                 totals[k] += v
         return totals
@@ -322,7 +331,7 @@ class RunDir:
     def result_names(self, folder: str) -> list[str]:
         """The result files in a folder of results (e.g. parquet/), as names in the run."""
         pattern = layout.RESULT_FOLDERS[folder]
-        names = sorted(self.store.sub(folder).names(pattern),
+        names = sorted(self._declared(folder, pattern),
                        key=lambda n: f"{folder}/{n}" == layout.INDEX_INFO)   # index.json last
         return [f"{folder}/{n}" for n in names]
 
@@ -377,10 +386,8 @@ class RunDir:
         self.write_job(record)
 
     def clear(self) -> None:
-        for name in layout.WORK_FOLDERS:
-            self.store.sub(name).remove_tree()
-        for name in layout.WORK_FILES:
-            self.store.remove(name)
+        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory."""
+        clear_run(self.store)
 
 
 def _json_text(data: dict) -> str:

@@ -17,8 +17,11 @@ ID_CHUNK = 1 << 20
 
 
 def row_of(h5_path: Path, paper_id: str) -> int | None:
-    """The row of `paper_id` in embeddings.h5 (ids are unique), scanning ids in chunks."""
-    wanted = paper_id.encode()
+    """The row of `paper_id` in embeddings.h5 (ids are unique and stored exactly, with no
+    NUL: numpy would compare `p1` and `p1\\0` equal), scanning ids in chunks."""
+    if "\x00" in paper_id:
+        return None
+    wanted = paper_id.encode("utf-8", "surrogatepass")
     with h5py.File(h5_path, "r") as h5:
         ids = h5["ids"]
         for start in range(0, ids.shape[0], ID_CHUNK):

@@ -23,7 +23,7 @@ from ..errors import DataError, InputChanged, UserError
 from ..read.inputs import MAX_BLOCK_BYTES, SqlSpec, plan_units, resolve_inputs
 from ..read.plan import ReadPlan
 from ..read.readers import read_unit
-from ..read.text import RejectRow, record_id
+from ..read.text import RejectRow, record_id, utf8_checked
 from ..redact import redact_text
 from ..rundir.job import JobRecord
 
@@ -108,8 +108,15 @@ def _record_id(record: dict, id_field: str) -> str | None:
 
 
 def _title(record: dict) -> str | None:
+    """The record's cleaned title; None for none, or one UTF-8 cannot encode (a lone
+    surrogate: the record was rejected for it, but another of its id may be embedded)."""
     value = record.get(TITLE_FIELD)
-    return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return utf8_checked(" ".join(value.split()), "bad_text", "title")
+    except RejectRow:
+        return None
 
 
 def read_titles(path: Path | None, rows: list[int]) -> list[str | None]:

@@ -121,6 +121,7 @@ class Files:
         if directory and recursive:
             return list(self.fs.find(path, detail=True).values())
         if directory:
+            self.fs.invalidate_cache(path)
             return self.fs.ls(path, detail=True)
         return list(self.fs.glob(path, detail=True).values())
 

@@ -57,6 +57,19 @@ class Store:
         """Sorted names of the files directly in this directory that match `pattern`."""
         return sorted(self.sizes(pattern))
 
+    def is_file(self) -> bool:
+        """Whether this location is a file (an object), not a folder (a prefix)."""
+        return self.files.is_file(self.root)
+
+    def entries(self) -> list[tuple[str, bool]]:
+        """(name, is a folder) of what is directly here, now; none when nothing is here."""
+        try:
+            found = self.files.listing(self.root, directory=True)
+        except FileNotFoundError:
+            return []
+        return [(info["name"].rstrip("/").rsplit("/", 1)[-1], info["type"] == "directory")
+                for info in found if info["name"].rstrip("/") != self.root]
+
     def sizes(self, pattern: str = "*") -> dict[str, int]:
         """Name -> size of the files directly in this directory that match `pattern`."""
         return {p.rsplit("/", 1)[-1]: size for p, size in self.files.sizes(self.path(pattern)).items()}
