@@ -386,7 +386,9 @@ class RunDir:
         self.write_job(record)
 
     def clear(self) -> None:
-        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory."""
+        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory
+        (and, fenced, only under the lease: its check comes before the folder's)."""
+        self.check_fence()
         clear_run(self.store)
 
 
