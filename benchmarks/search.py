@@ -1,5 +1,7 @@
 """Search at full size: build time, index size, recall@10 and query latency of ray_job's index
-against the exact scan, on clustered synthetic vectors written to an embeddings.h5.
+against the exact scan, on clustered synthetic vectors written to an embeddings.h5; then the
+same for the compact indexes (int8 and binary codes, all dims and the first half, candidates
+rescored exactly: `ray-embed index --vectors ... [--truncate-dim D]`), with their size.
 
     .venv/bin/python benchmarks/search.py --rows 2700000 --dims 384 768
 
@@ -26,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ray_job.search import ann  # noqa: E402
+from ray_job.search import ann, compact  # noqa: E402
 from ray_job.search.search import nearest, top_k  # noqa: E402
 from ray_job.search.index import LoadedIndex  # noqa: E402
 
@@ -66,7 +68,8 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
 
 
-def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp: Path) -> dict:
+def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp: Path,
+            with_compact: bool = True) -> dict:
     clusters = Clusters(dim)
     h5 = tmp / f"embeddings-{dim}.h5"
     t = time.perf_counter()
@@ -95,22 +98,55 @@ def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp
               "index_bytes": index_path.stat().st_size, "by_nprobe": []}
     for nprobe in (nprobes if spec.nlist else [0]):
         loaded = LoadedIndex(ann.load(index_path, ann.AnnSpec(spec.factory, spec.nlist, nprobe)))
-        raw = ann.candidates(loaded.index, queries, k)
-        latencies, found = [], []
-        for q in queries:
-            t = time.perf_counter()
-            got, _ = nearest(h5, loaded, q, k)
-            latencies.append((time.perf_counter() - t) * 1000)
-            found.append(got)
-        result["by_nprobe"].append({
-            "nprobe": nprobe, "recall_at_k_index_only": round(recall(raw, truth), 4),
-            "recall_at_k": round(recall(found, truth), 4),
-            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2)})
+        result["by_nprobe"].append({"nprobe": nprobe,
+                                    **searched(h5, loaded, queries, truth, k)})
         print(json.dumps({"dim": dim, **result["by_nprobe"][-1]}), flush=True)
+    if with_compact:
+        result["compact"] = [measure_compact(h5, queries, truth, k, vectors, cut, tmp)
+                             for vectors, cut in compact_kinds(dim)]
     h5.unlink()
     index_path.unlink()
     return result
+
+
+def searched(h5: Path, loaded: LoadedIndex, queries: np.ndarray, truth: np.ndarray,
+             k: int) -> dict:
+    """Recall@k of the index's candidates alone and as `search` returns them (rescored), and
+    the latency of one query at a time through search's code path."""
+    raw = loaded.candidates(queries, k)
+    latencies, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        got, _ = nearest(h5, loaded, q, k)
+        latencies.append((time.perf_counter() - t) * 1000)
+        found.append(got)
+    return {"recall_at_k_index_only": round(recall(raw, truth), 4),
+            "recall_at_k": round(recall(found, truth), 4),
+            "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2),
+            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 2)}
+
+
+def compact_kinds(dim: int) -> list[tuple[str, int | None]]:
+    return [("int8", None), ("binary", None), ("int8", dim // 2), ("binary", dim // 2)]
+
+
+def measure_compact(h5: Path, queries: np.ndarray, truth: np.ndarray, k: int, vectors: str,
+                    truncate_dim: int | None, tmp: Path) -> dict:
+    """Size, build time, recall@k (index alone, and rescored as search does) and latency."""
+    t = time.perf_counter()
+    index, facts = compact.build(h5, vectors, truncate_dim)
+    build_s = time.perf_counter() - t
+    path = tmp / f"compact-{vectors}-{truncate_dim}.faiss"
+    compact.save(index, vectors, path)
+    info = {"vectors": vectors, "truncate_dim": truncate_dim or 0,
+            "rescore": compact.RESCORE[vectors]}
+    loaded = LoadedIndex(compact.load(path, vectors), info=info)
+    row = {**info, "build_s": round(build_s, 1), "index_bytes": path.stat().st_size,
+           "code_bytes_per_row": int(index.code_size),
+           **searched(h5, loaded, queries, truth, k)}
+    path.unlink()
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,11 +158,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--workdir", help="where the h5 and index go (default: a temp dir)")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--no-compact", action="store_true", help="float32 index only")
     args = parser.parse_args(argv)
     results = {"cpus": os.cpu_count(), "runs": []}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for dim in args.dims:
-            run = measure(args.rows, dim, args.queries, args.k, args.nprobe, Path(tmp))
+            run = measure(args.rows, dim, args.queries, args.k, args.nprobe, Path(tmp),
+                          not args.no_compact)
             results["runs"].append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "by_nprobe"}), flush=True)
     if args.out:

@@ -1,4 +1,5 @@
-"""ray-embed: run | bench | plan | status | search | similar | index | upload | finalize
+"""ray-embed: run | bench | plan | status | search | similar | index | map | explore | upload |
+finalize
 (python -m ray_job is the same)."""
 from __future__ import annotations
 
@@ -44,7 +45,12 @@ RUN_FLAGS = {
     "--dtype": ("storage_dtype", {"help": "embeddings.h5 storage dtype (default float32)"}),
     "--compression": ("compression", {"help": "embeddings.h5 compression (default none)"}),
     "--export": ("exports", {"action": "append",
-                             "help": "also write OUT/parquet/ or OUT/embeddings.duckdb"}),
+                             "help": "also write OUT/parquet/, OUT/embeddings.duckdb, "
+                                     "OUT/embeddings-int8.h5, OUT/embeddings-binary.h5 or "
+                                     "OUT/lance/ (a LanceDB table); repeatable"}),
+    "--truncate-dim": ("truncate_dim", {"type": int, "metavar": "D",
+                                        "help": "the int8 / binary exports keep the first D "
+                                                "dims (Matryoshka models)"}),
     "--upload": ("upload", {"metavar": "DEST",
                             "help": "publish the result when the run is done: "
                                     "hf://datasets/OWNER/NAME[/path] (Hugging Face Hub) or an "
@@ -81,8 +87,9 @@ RUN_SWITCHES = {
     "--verbose": ("verbose", "show Ray's own logs and progress bars"),
     "--strict": ("strict", "fail (exit code 1) when any row is rejected"),
     "--index": ("index", "after finalizing, build the nearest-neighbour index (ray-embed index)"),
+    "--map": ("map", "after finalizing, lay the papers out in 2-D (ray-embed map)"),
 }
-NOT_FOR_BENCH = ("output", "limit", "fresh", "index")
+NOT_FOR_BENCH = ("output", "limit", "fresh", "index", "map")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -120,6 +127,12 @@ def make_parser() -> argparse.ArgumentParser:
                                          "(nothing to do when it is current)")
     index.add_argument("directory", metavar="DIR")
     index.add_argument("--force", action="store_true", help="rebuild even when current")
+    index.add_argument("--vectors", choices=["float32", "int8", "binary"], default="float32",
+                       help="index the float32 vectors (default) or their compact int8 / "
+                            "binary codes (candidates rescored exactly against float32)")
+    index.add_argument("--truncate-dim", type=int, metavar="D",
+                       help="with --vectors int8/binary: codes of the first D dims only")
+    add_map_commands(sub)
     status = sub.add_parser("status", help="progress of a run directory")
     status.add_argument("directory", metavar="DIR")
     status.add_argument("--config", metavar="job.yaml",
@@ -127,6 +140,7 @@ def make_parser() -> argparse.ArgumentParser:
     fin = sub.add_parser("finalize", help="merge the shards of a run directory again")
     fin.add_argument("directory", metavar="DIR")
     fin.add_argument("--index", action="store_true", help="also build the index (ray-embed index)")
+    fin.add_argument("--map", action="store_true", help="also build the map (ray-embed map)")
     return parser
 
 
@@ -178,6 +192,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
                      Path(args.gpu_results) if args.gpu_results else None)
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return 0
+
+
+def add_map_commands(sub) -> None:
+    from .map.build import MAP_SAMPLE
+
+    mapping = sub.add_parser("map", help="lay the run's papers out in 2-D (UMAP) in DIR/map/, "
+                                         "with a picture (nothing to do when it is current)")
+    mapping.add_argument("directory", metavar="DIR")
+    mapping.add_argument("--force", action="store_true", help="rebuild even when current")
+    mapping.add_argument("--sample", type=int, default=MAP_SAMPLE, metavar="N",
+                         help=f"rows UMAP is fitted on; the others are placed near them "
+                              f"(default {MAP_SAMPLE:,})")
+    explore = sub.add_parser("explore", help="open the run in Embedding Atlas (map, text "
+                                             "search, neighbours, filters) on 127.0.0.1")
+    explore.add_argument("directory", metavar="DIR_OR_URL")
+    explore.add_argument("--port", type=int, default=5055, help="default 5055")
+    explore.add_argument("--no-browser", action="store_true",
+                         help="do not open a web browser, only serve")
 
 
 def add_hit_options(parser: argparse.ArgumentParser) -> None:
@@ -246,10 +278,35 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .rundir.rundir import RunDir
     from .search.index import build_index, format_build
 
+    if args.truncate_dim is not None and args.vectors == "float32":
+        raise UserError("--truncate-dim goes with --vectors int8 or binary")
     run_dir = RunDir.at(args.directory)
     run_dir.load_job()                    # not a run directory: one line, nothing created
     with run_dir.held() as held:
-        print(format_build(build_index(held, force=args.force)))
+        print(format_build(build_index(held, force=args.force, vectors=args.vectors,
+                                       truncate_dim=args.truncate_dim)))
+    return 0
+
+
+def cmd_map(args: argparse.Namespace) -> int:
+    from .finalize.exports import refresh_parquet
+    from .map.build import build_map, format_build
+    from .rundir.rundir import RunDir
+
+    run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line, nothing created
+    with run_dir.held() as held:
+        info = build_map(held, force=args.force, sample=args.sample)
+        print(format_build(info))
+        if info["rebuilt"] and refresh_parquet(held):
+            print("the Parquet export now carries the map's columns (map_x, map_y, map_label)")
+    return 0
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore.serve import explore
+
+    explore(args.directory, port=args.port, open_browser=not args.no_browser)
     return 0
 
 
@@ -281,6 +338,12 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     with run_dir.held() as held:
         report = finalize_run(held)
         print_summary(report)
+        if args.map and not report.get("map"):
+            from .finalize.exports import refresh_parquet
+            from .map.build import build_map, format_build
+
+            print(format_build(build_map(held)))
+            refresh_parquet(held)
         if args.index:
             from .search.index import build_index, format_build
 
@@ -304,7 +367,7 @@ def print_summary(report: dict) -> None:
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_status,
             "search": cmd_search,
             "similar": cmd_similar, "index": cmd_index, "upload": cmd_upload,
-            "finalize": cmd_finalize}
+            "finalize": cmd_finalize, "map": cmd_map, "explore": cmd_explore}
 
 
 def quiet_libraries(verbose: bool) -> None:

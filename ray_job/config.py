@@ -89,7 +89,9 @@ class RunOptions:
     verbose: bool = False
     storage_dtype: str = "float32"        # embeddings.h5 dtype: float32 | float16
     compression: str | None = None        # embeddings.h5 compression: gzip | lzf
-    exports: tuple[str, ...] = ()         # also write: parquet, duckdb
+    exports: tuple[str, ...] = ()         # also write: parquet, duckdb, int8, binary, lance
+    truncate_dim: int | None = None       # the int8 / binary exports keep the first D dims
+    map: bool = False                     # lay the papers out in 2-D after finalizing (map/)
     upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
     strict: bool = False                  # any reject makes the run fail (exit code 1)

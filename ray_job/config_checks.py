@@ -18,10 +18,11 @@ CHOICES = {"precision": PRECISIONS, "device": DEVICES,
            "backend": ("auto", "sentence-transformers", "transformers"),
            "on_missing_field": ("reject", "empty"), "pooling": ("cls", "mean"),
            "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf"),
-           "exports": ("parquet", "duckdb")}
+           "exports": ("parquet", "duckdb", "int8", "binary", "lance")}
+COMPACT_EXPORTS = ("int8", "binary")          # the exports --truncate-dim applies to
 POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
             "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
-            "gpus_per_replica", "cpus_per_replica", "demo_docs")
+            "gpus_per_replica", "cpus_per_replica", "demo_docs", "truncate_dim")
 # a read unit holds a few records at least (read/plan_size.py says why)
 MIN_BLOCK_BYTES_OPTION = 4 * 1024
 TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
@@ -76,6 +77,9 @@ def validate(spec, options) -> None:
         for value in values[name] if isinstance(values[name], tuple) else (values[name],):
             if value is not None:
                 check_choice(name, value, choices)
+    if options.truncate_dim and not set(options.exports) & set(COMPACT_EXPORTS):
+        raise ConfigError("truncate_dim applies to the int8 and binary exports: add one of "
+                          "them (--export int8 / --export binary)")
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")

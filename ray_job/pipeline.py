@@ -20,7 +20,9 @@ from .encode.resources import ResourcePlan, plan_resources
 from .encode.sizing import job_defaults, node_of, with_defaults
 from .encode.tokenize import tokenize_batch, tokenizer_recipe
 from .errors import UserError
+from .extras import check_run_extras
 from .finalize.exports import run_exports
+from .finalize.quantize import check_truncate_dim
 from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report
 from .publish.upload import ShardPublisher, upload
@@ -28,11 +30,12 @@ from .read.demo import write_demo_corpus
 from .read.estimate import estimate_total_rows
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
-from .read.plan import ReadPlan, check_resume, resolve_plan
+from .read.plan import ReadPlan, check_resume, frozen_plan, resolve_plan
 from .read.previous import (Previous, check_compatible, incremental_counts, open_previous,
                             previous_h5, verify_pin)
 from .read.resume import units_to_read
 from .search.index import build_index
+from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .faults import faults_from_environment
@@ -194,6 +197,8 @@ class PlannedJob:
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
+    check_truncate_dim(cfg.options.truncate_dim, info.dim)      # before any row is encoded
+    check_run_extras(cfg.options)
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
@@ -212,11 +217,6 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -
     with ray_session(cfg) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats)
     return finalize_run(run_dir, stats, cfg.options.previous)
-
-
-def frozen_plan(run_dir: RunDir) -> ReadPlan | None:
-    found = run_dir.load_plan()
-    return ReadPlan.from_dict(found) if found else None
 
 
 def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
@@ -309,6 +309,15 @@ def pipeline_rates(ds, tally: ShardTally, wall_started: float, cluster: dict) ->
             "operators": operators}
 
 
+def run_map(run_dir: RunDir) -> dict:
+    """`--map`: the map, or why there is none (a run too small for one still finishes)."""
+    try:
+        return map_summary(build_map(run_dir))
+    except UserError as exc:
+        print(f"ray-embed: no map: {exc}", file=sys.stderr)
+        return {"skipped": str(exc)}
+
+
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
                  previous: str | None = None) -> dict:
     """Merge the shards of `run_dir` into embeddings.h5, run the exports and write
@@ -342,7 +351,9 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
-    report["exports"] = run_exports(run_dir, options.exports)
+    if options.map:
+        report["map"] = run_map(run_dir)                      # before the Parquet export
+    report["exports"] = run_exports(run_dir, options.exports, options.truncate_dim)
     run_dir.write_report(report)
     if options.index:
         build_index(run_dir)

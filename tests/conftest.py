@@ -122,6 +122,45 @@ def finished_run(local_ray, sample_path, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def full_sample_run(local_ray, sample_path, tmp_path_factory):
+    """The whole real sample (1000 papers), default settings, arXiv urls: (run dir, report).
+    Read it; a test that writes into a run works on a copy (`copy_run`)."""
+    from ray_job.config import JobConfig
+    from ray_job.pipeline import run
+
+    out = tmp_path_factory.mktemp("full")
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(out), url_template="arxiv",
+                       shard_rows=128)
+    return out, run(cfg)
+
+
+def copy_run(run_dir: Path, target: Path) -> Path:
+    """A copy of a finished run (shards and results) to change freely."""
+    import shutil
+
+    target.mkdir(parents=True)
+    for path in Path(run_dir).iterdir():
+        if path.name == "lease.json":
+            continue
+        (shutil.copytree if path.is_dir() else shutil.copy2)(path, target / path.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def mapped_sample_run(full_sample_run, tmp_path_factory):
+    """A copy of the whole-sample run with its map, UMAP fitted on 300 of the 1000 rows (so
+    700 are placed), and a Parquet export made after it."""
+    from ray_job.finalize.exports import export_parquet
+    from ray_job.map.build import build_map
+    from ray_job.rundir.rundir import RunDir
+
+    out = copy_run(full_sample_run[0], tmp_path_factory.mktemp("mapped") / "run")
+    info = build_map(out, sample=300)
+    export_parquet(out / "embeddings.h5", RunDir.at(out))
+    return out, info
+
+
 @pytest.fixture
 def ray_embed(local_ray, capsys, monkeypatch):
     """The command line in this process, on the session's Ray (no Ray start per call)."""

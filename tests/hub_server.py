@@ -933,7 +933,8 @@ def point_client_at(server: HubServer, monkeypatch, xet: bool = False) -> None:
     `huggingface_hub.constants` is imported, so setting the environment is not enough
     in-process: the constants, the URL template that `file_download` copied at import, and
     the endpoint of the module-level `HfApi` behind `huggingface_hub.upload_file` & co. are
-    patched too (monkeypatch restores everything)."""
+    patched too, and so are `datasets`' own copies when it is imported already
+    (monkeypatch restores everything)."""
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     if xet:
         monkeypatch.delenv("HF_HUB_DISABLE_XET", raising=False)
@@ -947,6 +948,11 @@ def point_client_at(server: HubServer, monkeypatch, xet: bool = False) -> None:
     monkeypatch.setattr(file_download, "HUGGINGFACE_CO_URL_TEMPLATE", template)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", not xet)
     monkeypatch.setattr(hf_api.api, "endpoint", server.url)
+    datasets_config = sys.modules.get("datasets.config")   # `datasets` reads it at import too
+    if datasets_config is not None:
+        monkeypatch.setattr(datasets_config, "HF_ENDPOINT", server.url)
+        monkeypatch.setattr(datasets_config, "HUB_DATASETS_URL",
+                            server.url + "/datasets/{repo_id}/resolve/{revision}/{path}")
 
 
 def fake_xet_cas(server: HubServer, monkeypatch) -> None:

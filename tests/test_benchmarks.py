@@ -93,3 +93,18 @@ def test_cpu_shares_counts_the_runs_own_process_tree_by_kind():
     hz = cpu_shares.HZ
     assert list(got)[0] == "replica" and got["replica"]["cpu_s"] == round(900 / hz, 2)
     assert {"driver", "raylet", "idle workers", "Ray Data helper actors"} <= set(got)
+
+
+def test_map_exports_benchmark_makes_a_run_and_measures_every_step(tmp_path):
+    """Its run-making and measuring code at 1,200 rows, in this process (the script runs
+    each step in a child of its own for the peak memory: that is the 2.7M-row command)."""
+    sys.path.insert(0, str(BENCH))
+    import map_exports
+
+    result = map_exports.measure(1200, 32, 200, tmp_path, truncate_dim=16, children=False)
+    steps = {s["step"]: s for s in result["steps"]}
+    assert list(steps) == ["map", "int8", "binary", "lance", "parquet"]
+    assert steps["map"]["labels"] == "categories" and steps["map"]["sample"] == 200
+    assert all(s["seconds"] >= 0 and s["bytes"] > 0 for s in steps.values())
+    assert steps["binary"]["bytes"] < steps["int8"]["bytes"] < steps["parquet"]["bytes"]
+    assert "| map |" in map_exports.format_table(result) and not list(tmp_path.iterdir())

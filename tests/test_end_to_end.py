@@ -33,14 +33,6 @@ def min_cosine(a, b):
 AUTO = pick_precision("auto", "cpu")
 
 
-@pytest.fixture(scope="module")
-def full_sample_run(local_ray, sample_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("full")
-    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(out), url_template="arxiv",
-                       shard_rows=128)
-    return out, run(cfg)
-
-
 def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sample_records,
                                                           reference_model):
     out, report = full_sample_run

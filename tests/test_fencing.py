@@ -61,6 +61,7 @@ COMMITS = {
     "worker shard": lambda r: write_shard_block(shard_table([9]), r.url, r.fence),
     "embeddings.h5": lambda r: _result(r, "embeddings.h5"),
     "export": lambda r: _result(r, "parquet/part-00000.parquet"),
+    "folder export": lambda r: _folder_result(r, "lance/papers.lance"),
     "put": lambda r: r.put_result(_local_file(r), "index/index.json"),
     "quarantine": lambda r: r.quarantine("part-0000000000000001-1-00000000.arrow", "bad"),
     "fresh": lambda r: r.clear(),
@@ -83,6 +84,12 @@ def _reuse():
 def _result(run_dir, name):
     with run_dir.result_writer(name) as tmp:
         tmp.write_bytes(b"new")
+
+
+def _folder_result(run_dir, name):
+    with run_dir.result_folder_writer(name) as folder:
+        folder.mkdir()
+        (folder / "data.lance").write_bytes(b"new")
 
 
 def _local_file(run_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ray_job"
 LAYERS = (
-    ("errors", "redact", "faults"),          # plain rules: they import only each other
+    ("errors", "redact", "faults", "extras"),   # plain rules: they import only each other
     ("storage",),                            # files and object stores; imports no stage
     ("config", "config_checks", "template_syntax", "sql_query"),   # the validated job config
     ("rundir",),                             # the run's state: job.json (JobRecord), shards, ...
@@ -21,6 +21,8 @@ LAYERS = (
     ("finalize",),
     ("publish",),
     ("search",),
+    ("map",),                                # the 2-D map of a finished run
+    ("explore",),                            # the browser view (map, search, neighbours)
     ("estimate",),                           # `ray-embed plan`: measures the read and encode stages
     ("session",),                            # the driver's Ray session
     ("throughput", "driver_memory", "pipeline", "bench", "cli", "__main__"),   # the driver

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import hub_server as hub_server_module
+import numpy as np
 import pytest
 from hub_server import HubServer, fake_xet_cas, point_client_at
 
@@ -161,3 +162,22 @@ def test_upload_every_commits_shards_to_the_hub_during_the_run(local_ray, sample
     shard_commits = [c for c in hub_server.commits("team/live")
                      if any(p.startswith("shards/") for p in c.written)]
     assert len(shard_commits) >= 1
+
+
+def test_the_hub_and_datasets_read_a_published_run(finished_run, hub_server, tmp_path):
+    """The card declares the Parquet files (configs:), so `datasets.load_dataset` through the
+    Hub API sees id + embedding rows, and nothing else in the repo is taken for data."""
+    import datasets
+    import h5py
+
+    upload(finished_run, "hf://datasets/team/viewer")
+    card = hub_server.files("team/viewer")["README.md"].decode()
+    assert 'configs:\n- config_name: default\n  data_files:\n  - split: train\n    path: ' \
+           '"parquet/part-*.parquet"\n' in card
+    papers = datasets.load_dataset("team/viewer", split="train", cache_dir=str(tmp_path))
+    with h5py.File(finished_run / "embeddings.h5") as h5:
+        ids = [i.decode() for i in h5["ids"][:]]
+        vectors = h5["embeddings"][:]
+    assert papers.num_rows == 20 and papers.column_names == ["id", "embedding"]
+    assert papers["id"] == ids
+    assert np.array_equal(np.array(papers["embedding"], dtype=np.float32), vectors)

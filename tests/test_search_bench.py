@@ -22,3 +22,11 @@ def test_search_benchmark_runs_tiny(tmp_path, monkeypatch):
     assert all(0 <= r["recall_at_k"] <= 1 and r["latency_ms_p50"] > 0 for r in run["by_nprobe"])
     low, high = (r["recall_at_k"] for r in run["by_nprobe"])
     assert high >= low and high > 0.5         # more lists probed, more found (tiny: not the goal)
+    # the compact indexes: int8 and binary codes, all dims and half, rescored exactly
+    kinds = [(c["vectors"], c["truncate_dim"]) for c in run["compact"]]
+    assert kinds == [("int8", 0), ("binary", 0), ("int8", 16), ("binary", 16)]
+    sizes = {kind: c["code_bytes_per_row"] for kind, c in zip(kinds, run["compact"])}
+    assert sizes[("int8", 0)] == 32 and sizes[("binary", 0)] == 4 and sizes[("int8", 16)] == 16
+    for c in run["compact"]:
+        assert c["recall_at_k"] >= c["recall_at_k_index_only"] and c["latency_ms_p50"] > 0
+    assert run["compact"][0]["recall_at_k"] > 0.9             # int8, rescored

@@ -1,4 +1,6 @@
-"""Exports of a finished embeddings.h5, read in chunks: Parquet files and a DuckDB table."""
+"""Exports of a finished embeddings.h5, read in chunks: Parquet files (with the map's x, y
+and label when the run has a current map), a DuckDB table, the compact int8 / binary
+vectors (quantize.py) and a LanceDB table (lance_export.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..rundir.layout import DUCKDB, H5, PARQUET
+from ..rundir.map_state import current_info, read_coords
 from ..rundir.rundir import RunDir
 
 CHUNK_ROWS = 50_000
@@ -32,12 +35,29 @@ def h5_chunks(h5_path: Path) -> Iterator[pa.Table]:
             yield pa.table(columns)
 
 
+def with_map(chunks: Iterator[pa.Table], coords: pa.Table | None) -> Iterator[pa.Table]:
+    """Each chunk with the map's columns (map_x, map_y, map_label) of its rows added."""
+    start = 0
+    for table in chunks:
+        if coords is not None:
+            part = coords.slice(start, table.num_rows)
+            for name in ("x", "y", "label"):
+                table = table.append_column(f"map_{name}", part.column(name))
+        start += table.num_rows
+        yield table
+
+
+def current_coords(run_dir: RunDir, h5_path: Path) -> pa.Table | None:
+    return read_coords(run_dir) if current_info(run_dir, h5_path) else None
+
+
 def export_parquet(h5_path: Path, run_dir: RunDir) -> list[str]:
-    """id, url (when the run has urls), embedding as fixed-size list; files of ~256 MB."""
+    """id, url (when the run has urls), embedding as fixed-size list, and the map's columns
+    when the run has a current map; files of ~256 MB."""
     for old in run_dir.result_names(PARQUET):
         run_dir.remove_result(old)
     names: list[str] = []
-    chunks = h5_chunks(h5_path)
+    chunks = with_map(h5_chunks(h5_path), current_coords(run_dir, h5_path))
     table = next(chunks, None)
     while table is not None:
         names.append(f"{PARQUET}/part-{len(names):05d}.parquet")
@@ -76,8 +96,13 @@ def export_duckdb(h5_path: Path, run_dir: RunDir) -> str:
     return DUCKDB
 
 
-def run_exports(run_dir: RunDir, names: tuple[str, ...]) -> dict[str, list[str]]:
-    """The exports asked for, from the run's embeddings.h5; names of the files made."""
+def run_exports(run_dir: RunDir, names: tuple[str, ...],
+                truncate_dim: int | None = None) -> dict[str, list[str]]:
+    """The exports asked for, from the run's embeddings.h5; names of the files made.
+    `truncate_dim`: the int8 / binary exports keep that many dims."""
+    from .lance_export import export_lance
+    from .quantize import export_compact
+
     done: dict[str, list[str]] = {}
     if not names:
         return done
@@ -86,4 +111,17 @@ def run_exports(run_dir: RunDir, names: tuple[str, ...]) -> dict[str, list[str]]
         done["parquet"] = [run_dir.child_url(n) for n in export_parquet(h5_path, run_dir)]
     if "duckdb" in names:
         done["duckdb"] = [run_dir.child_url(export_duckdb(h5_path, run_dir))]
+    for precision in ("int8", "binary"):
+        if precision in names:
+            made = export_compact(h5_path, run_dir, precision, truncate_dim)
+            done[precision] = [run_dir.child_url(made)]
+    if "lance" in names:
+        done["lance"] = [run_dir.child_url(export_lance(h5_path, run_dir))]
     return done
+
+
+def refresh_parquet(run_dir: RunDir) -> list[str]:
+    """Write the Parquet export again when the run has one (the map it carries changed)."""
+    if not run_dir.result_names(PARQUET):
+        return []
+    return export_parquet(run_dir.local_result(H5), run_dir)

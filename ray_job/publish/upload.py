@@ -17,7 +17,8 @@ from ..rundir.layout import CARD, CARD_HEAD, REPORT
 from ..rundir.polling import Poller
 from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
-from .hub import HubTarget
+from .hub import HubTarget, parse_hub_url
+from .hub_data import card_sections, configs_yaml, ensure_parquet
 from .transfer import UploadResult, no_check
 
 TARGETS = {"hf": HubTarget}          # protocol -> target; every other protocol: fsspec
@@ -33,22 +34,27 @@ def open_target(destination: str, before_commit: Callable[[], None] | None = Non
     return TARGETS.get(protocol, FsspecTarget)(destination, before_commit or no_check)
 
 
-def files_to_publish(run_dir: RunDir) -> dict[str, Path]:
-    """name -> local file of everything to publish; the dataset card is made first."""
+def files_to_publish(run_dir: RunDir, hub_prefix: str | None = None) -> dict[str, Path]:
+    """name -> local file of everything to publish; the dataset card is made first.
+    `hub_prefix`: the path in a Hub repo it goes to (None: not to the Hub)."""
     if not run_dir.has_result(REPORT):      # written last: the run is finished
         raise UserError(f"{run_dir.url} is not finished (no {REPORT} yet): run or finalize "
                         f"it first")
+    if hub_prefix is not None:
+        ensure_parquet(run_dir)
     with run_dir.result_writer(CARD) as card:
-        card.write_text(dataset_card(run_dir))
+        card.write_text(dataset_card(run_dir, hub_prefix or ""))
     return run_dir.publishable()
 
 
-def dataset_card(run_dir: RunDir) -> str:
+def dataset_card(run_dir: RunDir, prefix: str = "") -> str:
     """The card of a finished run: the run's record says what the embeddings are, its report
-    what finalize wrote (rows, dim, the precision that ran)."""
+    what finalize wrote (rows, dim, the precision that ran); `configs:` declares its Parquet
+    files (under `prefix` in the repo) for the Hub's viewer and `datasets.load_dataset`."""
     facts = run_dir.load_job().facts()
     report = run_dir.load_report()
-    return CARD_HEAD + f"""# Paper embeddings: {facts['model']}
+    return CARD_HEAD + f"""{configs_yaml(run_dir, prefix)}---
+# Paper embeddings: {facts['model']}
 
 | | |
 |---|---|
@@ -70,13 +76,16 @@ with h5py.File("embeddings.h5") as h5:
     ids = h5["ids"].asstr("utf-8")[:]   # (N,) paper ids
     emb = h5["embeddings"]              # (N, {report['dim']}), rows in the order of ids
 ```
-"""
+
+{card_sections(run_dir, prefix)}"""
 
 
 def upload(directory: RunDir | str | Path, destination: str) -> UploadResult:
     """Publish the finished run in `directory` (a fenced RunDir publishes only under its lease)."""
     run_dir = directory if isinstance(directory, RunDir) else RunDir.at(directory)
-    return open_target(destination, run_dir.check_fence).publish(files_to_publish(run_dir))
+    target = open_target(destination, run_dir.check_fence)
+    hub_prefix = parse_hub_url(destination)[1] if isinstance(target, HubTarget) else None
+    return target.publish(files_to_publish(run_dir, hub_prefix))
 
 
 class ShardPublisher(Poller):

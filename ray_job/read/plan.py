@@ -40,6 +40,12 @@ class ReadPlan:
                    [ReadUnit(**u) for u in data["units"]])
 
 
+def frozen_plan(run_dir) -> ReadPlan | None:
+    """The plan the run directory `run_dir` (a RunDir) froze; None before it has one."""
+    found = run_dir.load_plan()
+    return ReadPlan.from_dict(found) if found else None
+
+
 def check_resume(old: ReadPlan | None, manifest: list[dict], limit: int | None, where: str) -> None:
     """Refuse (one line, nothing changed) a resume whose inputs changed or whose --limit
     would drop rows the run already holds."""

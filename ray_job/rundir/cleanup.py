@@ -81,17 +81,21 @@ def foreign_names(store: Store) -> list[str]:
 
 def clear_run(store: Store) -> None:
     """Remove what ray-embed made in the run directory `store` (checked first): the names
-    `layout.OWNED` declares and its own dataset card; then the declared folders left empty."""
+    `layout.OWNED` declares, the trees `layout.OWNED_TREES` names, and its own dataset card;
+    then the declared folders left empty."""
     check_clearable(store)
     for folder in layout.OWNED:
         sub = store.sub(folder) if folder else store
         for name in sub.names():
             if layout.owned(folder, name):
                 sub.remove(name)
+    for tree in layout.OWNED_TREES:
+        store.sub(tree).remove_tree()
     if store.exists(layout.CARD) and _is_our_card(store):
         store.remove(layout.CARD)
     if store.is_local:
-        for folder in sorted((f for f in layout.OWNED if f), key=len, reverse=True):
+        owned = [f for f in layout.OWNED if f] + [t.rsplit("/", 1)[0] for t in layout.OWNED_TREES]
+        for folder in sorted(owned, key=len, reverse=True):
             _remove_if_empty(store.local_path / folder)
 
 

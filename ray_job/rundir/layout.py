@@ -7,11 +7,15 @@ JOB = "job.json"                  # resolved config, model facts, versions, conf
 REPORT = "report.json"            # counts, timings (written last: a reader that sees it sees the rest)
 H5 = "embeddings.h5"              # the result
 DUCKDB = "embeddings.duckdb"      # export
+INT8 = "embeddings-int8.h5"       # export: int8 vectors (finalize/quantize.py)
+BINARY = "embeddings-binary.h5"   # export: one bit per dimension, packed (finalize/quantize.py)
+LANCE = "lance"                   # export folder: a LanceDB database (finalize/lance_export.py)
+LANCE_TABLE = "papers"            # ... holding one table: lance/papers.lance/
 PARQUET = "parquet"               # export folder: part-*.parquet
 PARQUET_GLOB = "part-*.parquet"
 CARD = "README.md"                # dataset card, made when publishing
 # how every dataset card of ours begins (a README.md that does not is a user's)
-CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n---\n"
+CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n"   # how the dataset card begins (its front matter)
 SHARDS = "shards"                 # part-*.arrow, each complete or absent
 SHARD_GLOB = "part-*.arrow"
 SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed
@@ -27,6 +31,10 @@ INDEX = "index"                   # nearest-neighbour index (ray-embed index)
 INDEX_ANN = f"{INDEX}/ann.faiss"
 INDEX_TITLES = f"{INDEX}/titles.arrow"
 INDEX_INFO = f"{INDEX}/index.json"  # written last: the index is current when it is there
+MAP = "map"                       # the 2-D map of the papers (ray-embed map)
+MAP_COORDS = f"{MAP}/coords.arrow"  # x, y (and the label) of every row of embeddings.h5
+MAP_PICTURE = f"{MAP}/map.png"    # the picture (datamapplot)
+MAP_INFO = f"{MAP}/map.json"      # written last: the map is current when it is there
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -34,8 +42,10 @@ READS = "reads"                   # unit-*.json: rows the read stage saw per uni
 READS_GLOB = "unit-*.json"
 
 # what `ray-embed upload` publishes, in this order (report.json last)
-RESULT_FILES = (H5, DUCKDB, JOB, CARD, REPORT)
-RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
+RESULT_FILES = (H5, INT8, BINARY, DUCKDB, JOB, CARD, REPORT)
+TREE = "**"                       # a result folder published with every file below it
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", LANCE: TREE}
+LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO)   # a folder's record of what it holds goes last
 # What a fresh start removes: in each of these folders ("" = the run directory itself) only
 # the names ray-embed writes there (full-match regexes), and the temp files its writers leave
 # (`.NAME.<hex>.tmp`, NAME one of those); the card (CARD) only when it begins with CARD_HEAD.
@@ -43,7 +53,7 @@ RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*"}
 UNIT_NAME = r"\d{5,}-\d{13,}"                              # ReadUnit.name (zero-padded, may grow)
 _SHARD_NAME = r"part-[0-9a-f]{16}-\d+-[0-9a-f]{8}\.arrow"   # shards.shard_name
 OWNED = {
-    "": tuple(map(re.escape, (JOB, REPORT, PLAN, H5, DUCKDB))),
+    "": tuple(map(re.escape, (JOB, REPORT, PLAN, H5, INT8, BINARY, DUCKDB))),
     SHARDS: (_SHARD_NAME,),
     f"{SHARDS}/{CORRUPT}": (_SHARD_NAME,),
     REJECTS: (rf"unit-{UNIT_NAME}\.jsonl", r"[a-z]+-\d{19}\.jsonl", re.escape(DUPLICATES)),
@@ -51,11 +61,20 @@ OWNED = {
     READS: (rf"unit-{UNIT_NAME}\.json",),
     PARQUET: (r"part-\d{5,}\.parquet",),
     INDEX: tuple(re.escape(n.split("/", 1)[1]) for n in (INDEX_ANN, INDEX_TITLES, INDEX_INFO)),
+    MAP: tuple(re.escape(n.split("/", 1)[1]) for n in (MAP_COORDS, MAP_PICTURE, MAP_INFO)),
 }
+# folders ray-embed writes whole, every file below them its own (a Lance table's files)
+OWNED_TREES = (f"{LANCE}/{LANCE_TABLE}.lance",)
 # made before a run has its job.json (the lease, the demo corpus): a folder holding only
 # these (and no job.json) is still ray-embed's
 EARLY = {"": (re.escape(LEASE),), DEMO: (r"arxiv-demo-\d+\.jsonl",)}
 TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[0-9a-f]+\.tmp")
+
+
+def in_owned_tree(folder: str, name: str) -> bool:
+    """Whether `name` (a path below `folder`) lies in a tree ray-embed writes whole."""
+    path = f"{folder}/{name}"
+    return any(path.startswith(f"{tree}/") for tree in OWNED_TREES)
 
 
 def owned(folder: str, name: str, table: dict[str, tuple[str, ...]] = OWNED) -> bool:

@@ -307,6 +307,31 @@ class RunDir:
         finally:
             tmp.unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def result_folder_writer(self, name: str) -> Iterator[Path]:
+        """Yields a fresh local path (not yet there) to build the folder `name` in; when the
+        block ends without an error the old folder is removed and the new one put in its
+        place (locally a rename; in an object store its files one by one, a Lance table's
+        version manifests last, so no reader takes a half-copied folder for a table)."""
+        base = (self.store.local_path / name).parent if not self.is_remote else self.cache_dir
+        work = base / f".{Path(name).name}.{uuid.uuid4().hex[:12]}.tmp"
+        work.mkdir(parents=True)
+        try:
+            yield work / Path(name).name
+            built = work / Path(name).name
+            target = self.store.sub(name)
+            target.remove_tree()                   # fenced, as each put below
+            if not self.is_remote:
+                self.check_fence()
+                os.replace(built, target.local_path)
+            else:
+                files = [p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()]
+                for rel in sorted(files, key=lambda n: _publish_order(f"{name}/{n}")):
+                    target.put(built / rel, rel)
+            self._still_held_after(name)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def put_result(self, local: Path, name: str) -> None:
         """Store a copy of a local file under `name`, complete or not at all."""
         self.store.put(Path(local), name)
@@ -331,8 +356,10 @@ class RunDir:
     def result_names(self, folder: str) -> list[str]:
         """The result files in a folder of results (e.g. parquet/), as names in the run."""
         pattern = layout.RESULT_FOLDERS[folder]
-        names = sorted(self._declared(folder, pattern),
-                       key=lambda n: f"{folder}/{n}" == layout.INDEX_INFO)   # index.json last
+        store = self.store.sub(folder)
+        found = ([n for n in store.files_below() if layout.in_owned_tree(folder, n)]
+                 if pattern == layout.TREE else self._declared(folder, pattern))
+        names = sorted(found, key=lambda n: _publish_order(f"{folder}/{n}"))
         return [f"{folder}/{n}" for n in names]
 
     def publishable(self) -> dict[str, Path]:
@@ -390,6 +417,12 @@ class RunDir:
         (and, fenced, only under the lease: its check comes before the folder's)."""
         self.check_fence()
         clear_run(self.store)
+
+
+def _publish_order(name: str) -> tuple[bool, bool, str]:
+    """A folder's record (index.json, map.json) and a Lance table's version manifests go
+    after the files they name, so a reader of a half-published copy never trusts it."""
+    return name in layout.LAST_IN_FOLDER, "/_versions/" in name, name
 
 
 def _json_text(data: dict) -> str:

@@ -16,6 +16,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..finalize.vectors import unit
+
 CHUNK_ROWS = 65536
 FLAT_BELOW = 50_000
 TRAIN_PER_LIST = 40
@@ -36,12 +38,6 @@ def choose_spec(rows: int, nprobe: int = DEFAULT_NPROBE) -> AnnSpec:
         return AnnSpec("Flat", 0, 0)
     nlist = 2 ** round(math.log2(2 * math.sqrt(rows)))
     return AnnSpec(f"IVF{nlist}_HNSW32,SQ8", nlist, nprobe)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def h5_chunks(h5_path: Path, rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:

@@ -75,7 +75,7 @@ def nearest(h5_path: Path, index: LoadedIndex | None, query: np.ndarray, k: int,
     if index is None:
         rows, scores = (a[0] for a in top_k(h5_path, query[None], k + extra))
     else:
-        rows = ann.candidates(index.index, query[None], CANDIDATES_PER_HIT * k + extra)[0]
+        rows = index.candidates(query[None], index.rescore(CANDIDATES_PER_HIT) * k + extra)[0]
         rows = np.unique(rows[rows >= 0])
         scores = exact_scores(h5_path, query, rows)
     keep = rows != exclude if exclude is not None else np.ones(len(rows), bool)

@@ -118,10 +118,11 @@ class Files:
     def listing(self, path: str, directory: bool, recursive: bool = False) -> list[dict]:
         """Entries (name, size, type) of a directory (at any depth when `recursive`), or the
         matches of a glob pattern when `path` is not a directory."""
+        if directory:
+            self.fs.invalidate_cache(path)
         if directory and recursive:
             return list(self.fs.find(path, detail=True).values())
         if directory:
-            self.fs.invalidate_cache(path)
             return self.fs.ls(path, detail=True)
         return list(self.fs.glob(path, detail=True).values())
 

@@ -74,6 +74,15 @@ class Store:
         """Name -> size of the files directly in this directory that match `pattern`."""
         return {p.rsplit("/", 1)[-1]: size for p, size in self.files.sizes(self.path(pattern)).items()}
 
+    def files_below(self) -> list[str]:
+        """Sorted paths (relative to this directory) of every file anywhere below it."""
+        try:
+            found = self.files.listing(self.root, directory=True, recursive=True)
+        except FileNotFoundError:
+            return []
+        start = len(self.root) + 1
+        return sorted(info["name"][start:] for info in found if info["type"] == "file")
+
     def exists(self, name: str) -> bool:
         return self.files.is_file(self.path(name))
 

@@ -41,3 +41,17 @@ def stat_key(path: Path) -> str:
     """Changes whenever the file is replaced or rewritten (inode, size, modification time)."""
     st = os.stat(path)
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def local_stat(h5: Path, remote: bool) -> str | None:
+    """A remote run's local copy is fetched anew each time: its status says nothing."""
+    return None if remote else stat_key(h5)
+
+
+def made_from(record: dict, h5: Path, remote: bool) -> bool:
+    """Whether `record` (a map.json, ...) was made from exactly `h5`'s vectors: the local file
+    not replaced since (its status), or the same fingerprint (reads the file)."""
+    stat = local_stat(h5, remote)
+    if stat is not None and record.get("h5_stat") == stat:
+        return True
+    return record.get("fingerprint") == h5_fingerprint(h5)
