@@ -47,3 +47,26 @@ def test_the_index_of_a_run_whose_inputs_changed_has_no_titles(tmp_path, capsys)
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "titles left out of the index" in line and "changed" in line
     assert not (root / "index" / "titles.arrow").exists()
+
+
+def test_every_reader_of_the_inputs_checks_them_against_the_plan(tmp_path):
+    """Titles, map labels, explore and the Lance export read the inputs again through
+    row_records: with the frozen plan, a file changed since the run (same size, another
+    title) is one line naming it, never a wrong title."""
+    import pytest
+
+    from ray_job.finalize.row_records import RowsNotFound, row_records
+    from ray_job.read.plan import frozen_plan
+
+    root, _ = synthetic_run(tmp_path / "run", rows=300, dim=8)
+    run_dir = RunDir.at(with_plan(root))
+    job = run_dir.load_job()
+    titles = [r["title"] for r in row_records(root / "embeddings.h5", job, ("title",),
+                                              frozen_plan(run_dir))]
+    assert len(titles) == 300
+    path = root / "papers.jsonl"
+    stamp = path.stat().st_mtime_ns
+    path.write_bytes(path.read_bytes().replace(b"Paper  1", b"Paper  X"))
+    os.utime(path, ns=(stamp, stamp + 1_000_000_000))
+    with pytest.raises(RowsNotFound, match=r"the run's input .*papers\.jsonl changed"):
+        list(row_records(root / "embeddings.h5", job, ("title",), frozen_plan(run_dir)))
