@@ -159,6 +159,21 @@ def old_load_previous(path: Path):
     return Previous(str(path), hashes[order], t_hashes[order], order.astype(np.int64), len(ids))
 
 
+def bench_pin(path: Path, previous) -> None:
+    """The pin of a --previous: its content fingerprint alone (part of load_previous above),
+    and finalize's check of it (verify_pin: the fingerprint taken again from the file)."""
+    import h5py
+
+    from ray_job.read.previous import content_fingerprint, lookup_hashes, verify_pin
+
+    with h5py.File(path, "r") as h5:
+        hashes, t_hashes = lookup_hashes(h5)
+        _, fp_s = timed(content_fingerprint, h5, hashes, t_hashes)
+    _, verify_s = timed(verify_pin, path, previous.pin, "bench")
+    print(f"  pin: content fingerprint {fp_s:.2f} s (in load_previous)   verify_pin at "
+          f"finalize {verify_s:.2f} s")
+
+
 def timed(fn, *a):
     t = time.perf_counter()
     result = fn(*a)
@@ -194,6 +209,7 @@ def bench_previous(args) -> None:
         print(f"  load_previous  before {old_s:.2f} s   after {new_s:.2f} s   "
               f"with stored id_hashes {fast_s:.2f} s   (lookup {new.id_hash.nbytes * 3 / 2**20:.0f} "
               f"MiB, 24 B/row)")
+        bench_pin(cached, fast)
         # rows of a unit: half reused, a quarter changed, a quarter new
         m = min(args.classify_rows, n)
         pick = rng.choice(n, m, replace=False)

@@ -259,8 +259,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_upload(args: argparse.Namespace) -> int:
     from .publish.upload import upload
+    from .rundir.rundir import RunDir
 
-    result = upload(args.directory, args.destination)
+    with RunDir.at(args.directory).held() as run_dir:     # no driver re-finalizes meanwhile
+        result = upload(run_dir, args.destination)
     print(f"uploaded {len(result.uploaded)} file(s) to {redact_url(result.destination)}"
           + (f"; {len(result.unchanged)} unchanged" if result.unchanged else ""))
     return 0
@@ -281,12 +283,16 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from .rundir.rundir import RunDir
     from .search.index import build_index, format_build
 
     if args.truncate_dim is not None and args.vectors == "float32":
         raise UserError("--truncate-dim goes with --vectors int8 or binary")
-    print(format_build(build_index(args.directory, force=args.force, vectors=args.vectors,
-                                   truncate_dim=args.truncate_dim)))
+    run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line, nothing created
+    with run_dir.held() as held:
+        print(format_build(build_index(held, force=args.force, vectors=args.vectors,
+                                       truncate_dim=args.truncate_dim)))
     return 0
 
 
@@ -296,10 +302,12 @@ def cmd_map(args: argparse.Namespace) -> int:
     from .rundir.rundir import RunDir
 
     run_dir = RunDir.at(args.directory)
-    info = build_map(run_dir, force=args.force, sample=args.sample)
-    print(format_build(info))
-    if info["rebuilt"] and refresh_parquet(run_dir):
-        print("the Parquet export now carries the map's columns (map_x, map_y, map_label)")
+    run_dir.load_job()                    # not a run directory: one line, nothing created
+    with run_dir.held() as held:
+        info = build_map(held, force=args.force, sample=args.sample)
+        print(format_build(info))
+        if info["rebuilt"] and refresh_parquet(held):
+            print("the Parquet export now carries the map's columns (map_x, map_y, map_label)")
     return 0
 
 
@@ -335,19 +343,19 @@ def cmd_finalize(args: argparse.Namespace) -> int:
 
     run_dir = RunDir.at(args.directory)
     run_dir.load_job()                    # not a run directory: one line, nothing created
-    with run_dir.lease():
-        report = finalize_run(run_dir)
-    print_summary(report)
-    if args.map and not report.get("map"):
-        from .finalize.exports import refresh_parquet
-        from .map.build import build_map, format_build
+    with run_dir.held() as held:
+        report = finalize_run(held)
+        print_summary(report)
+        if args.map and not report.get("map"):
+            from .finalize.exports import refresh_parquet
+            from .map.build import build_map, format_build
 
-        print(format_build(build_map(run_dir)))
-        refresh_parquet(run_dir)
-    if args.index:
-        from .search.index import build_index, format_build
+            print(format_build(build_map(held)))
+            refresh_parquet(held)
+        if args.index:
+            from .search.index import build_index, format_build
 
-        print(format_build(build_index(run_dir)))
+            print(format_build(build_index(held)))
     return 0
 
 

@@ -23,3 +23,22 @@ class Stopped(BaseException):
 
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+class InputChanged(DataError):
+    """An input file is no longer what the run's frozen plan recorded (its size, version or
+    fingerprint changed while the run read it): the run stops, naming it. `path` (redacted)
+    and `change` ("disappeared", "changed (size, version)") say what, where known."""
+
+    def __init__(self, message: str, path: str = "", change: str = ""):
+        super().__init__(message)
+        self.path, self.change = path, change
+
+
+class LeaseLost(DataError):
+    """Another driver took over the run's lease: this one stops before it writes again."""
+
+
+# raised inside Ray tasks: the driver finds them in a task's failure and raises them again
+# as themselves (session/task_errors.py)
+TASK_ERRORS = (InputChanged, LeaseLost)

@@ -30,8 +30,9 @@ from .read.demo import write_demo_corpus
 from .read.estimate import estimate_total_rows
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
-from .read.plan import ReadPlan, check_resume, resolve_plan
-from .read.previous import incremental_counts, load_previous, previous_h5
+from .read.plan import ReadPlan, check_resume, frozen_plan, resolve_plan
+from .read.previous import (Previous, check_compatible, incremental_counts, open_previous,
+                            previous_h5, verify_pin)
 from .read.resume import units_to_read
 from .search.index import build_index
 from .map.build import build_map, map_summary
@@ -48,6 +49,7 @@ from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
 from .session import ray_session
+from .session.task_errors import task_errors
 from .storage.injection import active_plan
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
@@ -103,28 +105,30 @@ def replica_request(cfg: JobConfig, cluster: dict,
 
 
 def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: RunDir,
-                  plan: ResourcePlan, done_shards, previous_ref=None):
+                  plan: ResourcePlan, done_shards, previous_ref=None, manifest=None):
     """The Ray Dataset of one run; `replica`: what every replica gets (the record's slice,
     with the device and precision asked of it and the Hub commit every tokenizer and replica
     loads); `done_shards`: per unit, the shards holding its rows done earlier
-    (read/resume.py)."""
+    (read/resume.py); `manifest`: the frozen plan's, which each read task checks its file
+    against."""
     from ray.data import ActorPoolStrategy
 
     cfg, info = planned.cfg, planned.info
     faults = injected_faults()
-    ds = units_dataset(units, done_shards)
+    ds = units_dataset(units, done_shards, manifest)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"template": asdict(planned.template),
                                    "id_field": cfg.spec.id_field, "run_url": run_dir.url,
-                                   "previous": previous_ref, "faults": faults.storage})
+                                   "previous": previous_ref, "fence": run_dir.fence,
+                                   "faults": faults.storage})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
                         fn_kwargs={"recipe": asdict(tokenizer_recipe(
                                        info.tokenizer_source, info.max_seq_length,
                                        replica.trust_remote_code, replica.revision)),
                                    "run_url": run_dir.url, "threads": plan.task_cpus,
-                                   "faults": faults.storage})
+                                   "fence": run_dir.fence, "faults": faults.storage})
     return ds.map_batches(
         Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -135,7 +139,8 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
         memory=replica_memory_bytes(info),
         fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
-                               "faults": faults, "run_url": run_dir.url})
+                               "faults": faults, "run_url": run_dir.url,
+                               "fence": run_dir.fence})
 
 
 def injected_faults() -> Faults:
@@ -164,18 +169,19 @@ class RunStats:
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json). Everything
     that can be checked is checked before the run directory is touched; its lease is then held
-    until the report is written."""
+    until the report is written and the result published, and every write checks it is still
+    held (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
     check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
     planned = plan_job(cfg, run_dir)
-    with run_dir.lease():
+    with run_dir.held() as run_dir:
         report = encode_and_finalize(planned, run_dir, stats)
-    if cfg.options.upload:
-        published = upload(run_dir.url, cfg.options.upload)
-        report["upload"] = {"destination": redact_url(cfg.options.upload),
-                            "uploaded": published.uploaded,
-                            "unchanged": published.unchanged}
+        if cfg.options.upload:
+            published = upload(run_dir, cfg.options.upload)
+            report["upload"] = {"destination": redact_url(cfg.options.upload),
+                                "uploaded": published.uploaded,
+                                "unchanged": published.unchanged}
     return report
 
 
@@ -183,16 +189,19 @@ def run(cfg: JobConfig) -> dict:
 class PlannedJob:
     """A job checked on the driver, before anything in its run directory is touched: its
     inputs found and fingerprinted (`manifest`), the model's facts and identity read, the
-    template checked. All its record lacks is the device and precision (`record`)."""
+    template checked, the --previous run read and pinned (`previous`). All its record lacks
+    is the device and precision (`record`)."""
     cfg: JobConfig
     files: list
     manifest: list[dict]
     info: ModelInfo
     template: TextTemplate
     identity: dict
+    previous: Previous | None = None
 
     def record(self, device: str, precision: str) -> JobRecord:
-        return JobRecord.new(self.cfg, self.info, self.identity, device, precision)
+        return JobRecord.new(self.cfg, self.info, self.identity, device, precision,
+                             self.previous.pin if self.previous else None)
 
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
@@ -202,8 +211,9 @@ def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
     files = resolve_inputs(cfg.spec.inputs)
+    previous = open_previous(cfg.options.previous) if cfg.options.previous else None
     return PlannedJob(cfg, files, build_manifest(files), info, template,
-                      model_identity(cfg.spec, info.source))
+                      model_identity(cfg.spec, info.source), previous)
 
 
 def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
@@ -216,11 +226,6 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -
     with ray_session(cfg) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats)
     return finalize_run(run_dir, stats, cfg.options.previous)
-
-
-def frozen_plan(run_dir: RunDir) -> ReadPlan | None:
-    found = run_dir.load_plan()
-    return ReadPlan.from_dict(found) if found else None
 
 
 def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
@@ -240,12 +245,14 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
     record = planned.record(device, precision)
-    previous = load_previous(options.previous, record.compat_attrs()) if options.previous else None
+    previous = planned.previous
+    if previous:
+        check_compatible(previous, record.compat_attrs(), options.previous)
     run_dir.start(record, options.fresh)
     block_bytes = options.block_bytes or auto_block_bytes(planned.files, plan.replicas * 4)
     read_plan = resolve_plan(old_plan, planned.files, planned.manifest, block_bytes,
                              options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
-    if read_plan is not old_plan:
+    if old_plan is None or read_plan.limit != old_plan.limit:
         run_dir.write_plan(read_plan.to_dict())
     units = read_plan.units
     todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
@@ -257,14 +264,14 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     if todo:
         previous_ref = ray.put(previous) if previous else None
         ds = build_dataset(todo, planned, record.replica(), run_dir, plan, done_shards,
-                           previous_ref)
+                           previous_ref, read_plan.manifest)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
-                memory:
-            ds = write_shards(ds, run_dir, tally)
+                memory, task_errors():
+            ds = write_shards(ds, run_dir, tally, record.config_hash)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary(),
                           "defaults": defaults_record(defaults, options)}
@@ -280,13 +287,15 @@ def defaults_record(defaults: Defaults, options) -> dict:
             "tokenize_cpus_per_gpu": defaults.tokenize_cpus_per_gpu, "why": list(defaults.why)}
 
 
-def write_shards(ds, run_dir: RunDir, tally: ShardTally):
+def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None):
     """Run the dataset to its end: each encoded block is written as one shard by a Ray task
-    (`write_shard_block`), and the driver adds the shard it names to `tally` as it comes.
-    Returns the executed dataset (its stats)."""
+    (`write_shard_block`, under the driver's lease and stamped with `config_hash`), and the
+    driver adds the shard it names to `tally` as it comes. Returns the executed dataset (its
+    stats)."""
     written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
-                             num_cpus=WRITE_CPUS, fn_kwargs={"run_url": run_dir.url,
-                                                             "faults": active_plan()})
+                             num_cpus=WRITE_CPUS,
+                             fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
+                                        "config_hash": config_hash, "faults": active_plan()})
     for batch in written.iter_batches(batch_size=None, batch_format="pyarrow"):
         for name, rows in zip(batch.column("shard").to_pylist(),
                               batch.column("rows").to_pylist()):
@@ -328,6 +337,8 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     stats = stats or RunStats(started=time.monotonic())
     previous_at = previous or options.previous
     previous = previous_h5(previous_at) if previous_at else None
+    if previous and job.previous_pin:     # a record from before pins: rows checked as copied
+        verify_pin(previous, job.previous_pin, run_dir.url)
     plan = frozen_plan(run_dir)
     merge = MergeSpec(job.h5_attributes(), options.resolved_url_template, job.model.normalized,
                       str(previous) if previous else None,

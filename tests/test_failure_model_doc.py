@@ -1,7 +1,6 @@
 """The failure-model page (docs/FAILURE_MODEL.md) names tests that exist: every
-`tests/FILE.py::TEST` it cites is a test function of that file, except on a row marked PENDING
-(a test on a branch not merged yet), which must go once its test file is here. The README
-links the page and documents every exit code ray_job/outcome.py returns."""
+`tests/FILE.py::TEST` it cites is a test function of that file. The README links the page and
+documents every exit code ray_job/outcome.py returns."""
 from __future__ import annotations
 
 import re
@@ -25,13 +24,9 @@ def rows() -> list[str]:
 def test_every_test_the_failure_model_cites_exists():
     cited = missing = 0
     for row in rows():
-        pending = "PENDING" in row
         for file, name in CITED.findall(row):
             cited += 1
-            path = ROOT / file
-            if pending:
-                assert not path.is_file(), f"{file} is here now: drop the PENDING mark of {name}"
-            elif not defines(path, name):
+            if not defines(ROOT / file, name):
                 missing += 1
                 print(f"not found: {file}::{name}")
     assert cited > 50 and missing == 0

@@ -105,18 +105,29 @@ def random_run(tmp_path, seed: int, reuse: bool):
             run_dir.write_shard(shard(keys[again], [ids[i] for i in again], rng, offset=100.0))
     previous = None
     if reuse:
+        # an old embeddings.h5 holding, at rows in another order, the id and text of every
+        # row a reuse list names (finalize checks that each reused row is that paper's)
         previous = tmp_path / "previous.h5"
-        old = rng.standard_normal((50, DIM)).astype(np.float32)
+        parts = np.array_split(np.flatnonzero(reused), 3)
+        parts[2] = np.r_[parts[2], rng.choice(encoded, 2)]            # also in shards: dup keys
+        listed = np.concatenate(parts)
+        n_old = len(listed) + 20
+        at = rng.permutation(n_old)[:len(listed)]                     # each one's row there
+        old_ids = [f"gone{i}" for i in range(n_old)]
+        old_hashes = np.arange(n_old, dtype=np.uint64)
+        for j, i in enumerate(listed):
+            old_ids[at[j]], old_hashes[at[j]] = ids[i], np.uint64(keys[i] * 31 + 7)
         with h5py.File(previous, "w") as h5:
-            h5["embeddings"] = old
-        picked = np.flatnonzero(reused)
-        for u, part in enumerate(np.array_split(picked, 3)):
-            if u == 2:                                                 # also in shards: dup keys
-                part = np.r_[part, rng.choice(encoded, 2)]
+            h5["ids"] = np.array([i.encode() for i in old_ids])
+            h5["text_hashes"] = old_hashes
+            h5["embeddings"] = rng.standard_normal((n_old, DIM)).astype(np.float32)
+        start = 0
+        for u, part in enumerate(parts):
             run_dir.write_reuse(f"r{u}", reuse_table({
                 "key": keys[part], "id": [ids[i] for i in part],
                 "text_hash": (keys[part] * 31 + 7).astype(np.uint64),
-                "previous_row": rng.integers(0, 50, len(part))}), {"reused": len(part)})
+                "previous_row": at[start:start + len(part)]}), {"reused": len(part)})
+            start += len(part)
     units = [ReadUnit(f, f"/in{f}.jsonl", "jsonl", None, 0, None) for f in range(3)]
     return run_dir, (str(previous) if previous else None), units
 

@@ -54,6 +54,7 @@ def test_previous_compares_the_model_identity_not_the_name(tmp_path):
     with h5py.File(path, "w") as h5:
         h5["ids"] = np.array([b"a"])
         h5["text_hashes"] = np.array([1], np.uint64)
+        h5["embeddings"] = np.ones((1, 4), np.float32)
         h5.attrs.update(attrs)
     assert load_previous(str(path), attrs).count == 1
     new = {**attrs, "model_identity": json.dumps({"weights": "sha256:new"})}

@@ -66,11 +66,11 @@ class Encoder:
     (never `auto`), which the replica settles once for its node (`replica_choice`) and keeps
     as `self.device` / `self.precision`. `faults` is test-only fault injection
     (`ray_job.faults`); `run_url`: the run directory where rows the model fails on are
-    rejected.
+    rejected, under the driver's lease (`fence`, rundir/fence.py).
     """
 
     def __init__(self, replica: ReplicaSpec, threads: int | None = None,
-                 faults: Faults = NO_FAULTS, run_url: str | None = None):
+                 faults: Faults = NO_FAULTS, run_url: str | None = None, fence=None):
         skip_unused_extras()               # ~1 s less of every replica's start
         self.device, self.precision = replica_choice(replica.device, replica.precision,
                                                      torch.cuda.is_available())
@@ -89,7 +89,7 @@ class Encoder:
                                  max(self.max_batch_tokens, self.model.info.max_seq_length))
         self.calls = 0
         self.max_batch_rows = replica.max_batch_rows
-        self.run_url = run_url             # where rows the model fails on are rejected
+        self.run_url, self.fence = run_url, fence   # where rows the model fails on are rejected
 
     def embed_token_lists(self, input_ids: pa.ListArray,
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +173,8 @@ class Encoder:
         if failed and len(failed) == batch.num_rows > 1:     # not a poison row: a broken replica
             raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
         if failed:
-            RunDir(self.run_url).write_row_rejects("encode", failed_rows_rejects(table, failed))
+            RunDir(self.run_url, self.fence).write_row_rejects(
+                "encode", failed_rows_rejects(table, failed))
             keep = np.ones(batch.num_rows, dtype=bool)
             keep[list(failed)] = False
             table = table.filter(pa.array(keep))

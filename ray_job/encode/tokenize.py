@@ -228,19 +228,19 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
 
 
 def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
-                   threads: int | None = None,
+                   threads: int | None = None, fence=None,
                    faults: StorageFaults = NO_STORAGE_FAULTS) -> pa.Table:
     """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
     `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
     to the rejects of the run directory at `run_url` (without one, they are an error: a row is
-    never dropped silently). `threads`: the CPUs the task holds; `faults`: the driver's
-    storage fault plan (tests only)."""
+    never dropped silently), under the driver's lease (`fence`, rundir/fence.py). `threads`:
+    the CPUs the task holds; `faults`: the driver's storage fault plan (tests only)."""
     with in_task(faults):
-        return _tokenize_batch(batch, recipe, run_url, threads)
+        return _tokenize_batch(batch, recipe, run_url, threads, fence)
 
 
 def _tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None,
-                    threads: int | None) -> pa.Table:
+                    threads: int | None, fence) -> pa.Table:
     cap_rust_threads(threads)
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
@@ -251,7 +251,7 @@ def _tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None,
     if rejects:
         from ..rundir.rundir import RunDir
 
-        RunDir(run_url).write_row_rejects("tokenize", rejects)
+        RunDir(run_url, fence).write_row_rejects("tokenize", rejects)
     return out
 
 

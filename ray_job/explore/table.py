@@ -21,7 +21,7 @@ from ..finalize.row_records import row_records, text_field
 from ..map import layout2d
 from ..map.build import build_map, format_build
 from ..rundir.map_state import read_coords
-from ..read.inputs import ReadUnit
+from ..read.plan import frozen_plan
 from ..rundir.layout import H5
 from ..rundir.rundir import RunDir
 
@@ -47,8 +47,7 @@ def titles(run_dir: RunDir, h5: Path, rows: int) -> list[str | None]:
         from ..search.titles import read_titles
 
         return read_titles(index.titles, list(range(rows)))
-    plan = run_dir.load_plan()
-    units = [ReadUnit(**u) for u in plan["units"]] if plan else None
+    units = frozen_plan(run_dir)     # each file checked against its manifest entry
     found: list[str | None] = []
     try:
         job = run_dir.load_job()

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from ..errors import DataError
 from ..rundir.layout import H5
 from ..storage.space import require_space
+from ..rundir.shards import CONFIG_HASH_KEY, CorruptShard
 from .ids import ID_WIDTH_LIMIT, IdDigest, as_text, fixed_width, holding_nul
 
 VECTOR_CHUNK_BYTES = 1 << 20
@@ -24,13 +25,20 @@ class VerificationError(DataError):
 
 
 class RanWith:
-    """What ran the merged shards: one precision (else the merge is refused), the devices."""
+    """What ran the merged shards: one precision (else the merge is refused), the devices.
+    A shard stamped with another config hash than the run's (`config_hash`: a late write of
+    a driver that lost the lease to a `--fresh` run, see rundir/fence.py) is corrupt here."""
 
-    def __init__(self):
+    def __init__(self, config_hash: str | None = None):
+        self.config_hash = config_hash
         self.precisions: dict[str, str] = {}     # precision -> first shard that used it
         self.devices: set[str] = set()
 
     def add(self, meta: dict, source_name: str) -> None:
+        stamp = meta.get(CONFIG_HASH_KEY)
+        if stamp and self.config_hash and stamp != self.config_hash:
+            raise CorruptShard(source_name, f"written by a run with other settings (config "
+                                            f"hash {stamp}, this run's {self.config_hash})")
         if meta.get("precision"):
             self.precisions.setdefault(meta["precision"], source_name)
         if meta.get("device"):

@@ -39,10 +39,9 @@ def lance_schema(dim: int) -> pa.Schema:
 def row_titles(h5_path: Path, run_dir: RunDir) -> Iterator[str | None]:
     """Each row's title, in row order; None from the first row not found again on (with a
     one-line note: the inputs changed or are gone)."""
-    from ..read.inputs import ReadUnit
+    from ..read.plan import frozen_plan
 
-    plan = run_dir.load_plan()
-    units = [ReadUnit(**u) for u in plan["units"]] if plan else None
+    units = frozen_plan(run_dir)     # each file checked against its manifest entry
     try:
         job = run_dir.load_job()
         for record in row_records(h5_path, job, (TITLE_FIELD,), units):

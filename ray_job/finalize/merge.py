@@ -108,7 +108,8 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     with run_dir.result_writer(H5) as tmp:
         with new_h5(tmp, run_dir.child_url(H5)) as h5:
             writer = H5Writer(h5, n, idcol, np.uint64, spec, run_dir.child_url(H5))
-            ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized)
+            ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized,
+                              spec.attrs.get("config_hash"))
             dim = writer.finish(ran)
         verify_h5(tmp, n, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
@@ -116,9 +117,9 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
 
 
 def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: list,
-                scan: Scan, normalized: bool) -> dict:
+                scan: Scan, normalized: bool, config_hash: str | None = None) -> dict:
     """Pass 3: the kept rows, in order, chunk by chunk; returns what ran them."""
-    ran, opened = RanWith(), np.zeros(len(sources), bool)
+    ran, opened = RanWith(config_hash), np.zeros(len(sources), bool)
     out = 0
     for start, batch in ordered.chunks():
         keep = ~dups.dropped_in(start, batch.num_rows)

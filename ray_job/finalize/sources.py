@@ -48,8 +48,13 @@ class ReuseSource:
             "n_tokens", zeros).append_column("n_computed", zeros)
 
     def vectors(self, rows: np.ndarray, first: bool) -> tuple[np.ndarray, dict]:
-        previous = self.run_dir.read_reuse(self.name).column("previous_row").to_numpy()
-        return previous_embeddings(self.previous_h5, previous[rows]), {}
+        """The old file's vectors of `rows`, each row checked to hold the id and text the
+        reuse list says (never another paper's vector, whatever happened to the old file)."""
+        table = self.run_dir.read_reuse(self.name)
+        previous = table.column("previous_row").to_numpy()[rows]
+        ids = table.column("id").take(pa.array(rows)).to_pylist()
+        t_hash = table.column("text_hash").to_numpy()[rows]
+        return previous_embeddings(self.previous_h5, previous, ids, t_hash), {}
 
 
 def row_sources(run_dir: RunDir, previous_h5: str | None) -> list:

@@ -23,7 +23,7 @@ import pyarrow.ipc as ipc
 from ..errors import UserError
 from ..extras import check_extra
 from ..rundir.job import now_iso
-from ..read.inputs import ReadUnit
+from ..read.plan import frozen_plan
 from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
 from ..rundir.map_state import current_info
 from ..rundir.rundir import RunDir
@@ -67,8 +67,7 @@ def make_files(run_dir: RunDir, h5: Path, local: Path, sample: int) -> dict:
                         f"{_rows(h5)}")
     layout = layout2d.lay_out(h5, sample)
     plot_rows = layout2d.sample_rows(len(layout.coords), picture.PLOT_POINTS)
-    plan = run_dir.load_plan()
-    units = [ReadUnit(**u) for u in plan["units"]] if plan else None
+    units = frozen_plan(run_dir)     # each file checked against its manifest entry
     labels = row_labels(h5, job, units, layout.coords,
                         plot_rows)
     write_coords(local / "coords.arrow", layout.coords, labels)

@@ -11,16 +11,18 @@ import json
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from ..storage.files import files_for
-from .transfer import UploadResult, sha256_of, with_retries
+from .transfer import UploadResult, no_check, sha256_of, with_retries
 
 MANIFEST = "MANIFEST.json"
 
 
 class FsspecTarget:
-    def __init__(self, destination: str):
-        self.destination = destination
+    def __init__(self, destination: str, before_commit: Callable[[], None] = no_check):
+        """`before_commit`: called before each file is moved into place (the run's fence)."""
+        self.destination, self.before_commit = destination, before_commit
         self.files, root = files_for(destination)
         self.root = root.rstrip("/")
 
@@ -67,4 +69,9 @@ class FsspecTarget:
         tmp = f"{parent}/.partial-{uuid.uuid4().hex[:12]}-{base}"
         with_retries(lambda: self.files.makedirs(parent), target)
         with_retries(lambda: self.files.put(local, tmp), target)
+        try:
+            self.before_commit()
+        except Exception:
+            self.files.remove(tmp)
+            raise
         with_retries(lambda: self.files.move(tmp, target), target)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
-from .transfer import UploadResult, git_blob_sha1, sha256_of, with_retries
+from .transfer import UploadResult, git_blob_sha1, no_check, sha256_of, with_retries
 
 HUB_URL = re.compile(r"^hf://datasets/(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<path>.*))?$")
 
@@ -29,10 +30,11 @@ def parse_hub_url(destination: str) -> tuple[str, str]:
 
 
 class HubTarget:
-    def __init__(self, destination: str):
+    def __init__(self, destination: str, before_commit: Callable[[], None] = no_check):
+        """`before_commit`: called before each commit (the run's fence)."""
         from huggingface_hub import HfApi
 
-        self.destination = destination
+        self.destination, self.before_commit = destination, before_commit
         self.repo_id, self.prefix = parse_hub_url(destination)
         self.api = HfApi()
         self.checksums: dict[tuple, str] = {}
@@ -56,6 +58,7 @@ class HubTarget:
 
         missing = self._changed(files)
         if missing:
+            self.before_commit()
             operations = [CommitOperationAdd(self._in_repo(name), str(files[name]))
                           for name in missing]
             self.api.create_commit(self.repo_id, operations, commit_message=message,

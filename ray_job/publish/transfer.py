@@ -7,10 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
+from ..errors import LeaseLost, UserError
 from ..storage.failures import StorageError
 
 ATTEMPTS = 5
+
+
+def no_check() -> None:
+    """A target's `before_commit` when no run's lease fences it."""
 
 
 @dataclass
@@ -55,6 +59,8 @@ def with_retries(action: Callable[[], object], what: str,
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return action()
+        except LeaseLost:                    # the run's fence: stop, as it says
+            raise
         except Exception as exc:
             if not transient(exc):
                 raise UserError(f"upload of {what} refused: {one_line(exc)}") from None

@@ -2,12 +2,15 @@
 
 DEST picks its target by protocol: hf://datasets/OWNER/NAME[/path] goes to the Hugging Face
 Hub (hub.py), anything else to fsspec (fsspec_target.py: s3://, gs://, file://, ...).
-Both upload only what changed and never leave a partial file visible.
+Both upload only what changed and never leave a partial file visible. A run directory held
+by its driver (`RunDir.held`, fenced) publishes only while the lease is still that driver's:
+the target checks it before each commit (a file moved into place, the Hub commit, the manifest).
 """
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from ..rundir.layout import CARD, CARD_HEAD, REPORT
@@ -16,17 +19,19 @@ from ..rundir.rundir import RunDir
 from .fsspec_target import FsspecTarget
 from .hub import HubTarget, parse_hub_url
 from .hub_data import card_sections, configs_yaml, ensure_parquet
-from .transfer import UploadResult
+from .transfer import UploadResult, no_check
 
 TARGETS = {"hf": HubTarget}          # protocol -> target; every other protocol: fsspec
 
 
-def open_target(destination: str):
+def open_target(destination: str, before_commit: Callable[[], None] | None = None):
+    """The target of `destination`; `before_commit` (the run's fence check) is called before
+    each commit there."""
     protocol = destination.split("://", 1)[0] if "://" in destination else ""
     if not protocol:
         raise UserError(f"upload destination {destination!r} needs a protocol: "
                         f"hf://datasets/OWNER/NAME, s3://bucket/path, file:///path, ...")
-    return TARGETS.get(protocol, FsspecTarget)(destination)
+    return TARGETS.get(protocol, FsspecTarget)(destination, before_commit or no_check)
 
 
 def files_to_publish(run_dir: RunDir, hub_prefix: str | None = None) -> dict[str, Path]:
@@ -75,10 +80,12 @@ with h5py.File("embeddings.h5") as h5:
 {card_sections(run_dir, prefix)}"""
 
 
-def upload(directory: str | Path, destination: str) -> UploadResult:
-    target = open_target(destination)
+def upload(directory: RunDir | str | Path, destination: str) -> UploadResult:
+    """Publish the finished run in `directory` (a fenced RunDir publishes only under its lease)."""
+    run_dir = directory if isinstance(directory, RunDir) else RunDir.at(directory)
+    target = open_target(destination, run_dir.check_fence)
     hub_prefix = parse_hub_url(destination)[1] if isinstance(target, HubTarget) else None
-    return target.publish(files_to_publish(RunDir.at(directory), hub_prefix))
+    return target.publish(files_to_publish(run_dir, hub_prefix))
 
 
 class ShardPublisher(Poller):
@@ -90,7 +97,7 @@ class ShardPublisher(Poller):
     def __init__(self, run_dir: RunDir, tally, destination: str, every: int,
                  interval: float = 2.0):
         self.run_dir, self.tally, self.every, self.interval = run_dir, tally, every, interval
-        self.target = open_target(destination)
+        self.target = open_target(destination, run_dir.check_fence)
         self.sent = 0                     # shards of the tally already published
 
     def tick(self, final: bool = False) -> None:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 
 from ..errors import UserError
+from ..redact import redact_url
 from .hub_repo import SPLIT, is_repo_root, split_files
 from .decompress import DAMAGED, open_decompressed
 from .json_array import is_json_array, load_array
 from .lines import iter_lines, stream_chunks
 from .text import RejectRow
 from ..storage.files import is_url, url_path
-from ..storage.remote_files import is_glob, list_url, local_copy, open_stream, random_access_source
+from ..storage.remote_files import (is_glob, list_url, local_copy, open_stream,
+                                    random_access_source, user_errors)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 ARRAY_SUFFIXES = (".json",)          # the only type that may hold one JSON array of records
@@ -171,10 +173,11 @@ def plan_units(files: list[InputFile], block_bytes: int, limit: int | None,
     for f in files:
         if remaining is not None and remaining <= 0:
             break
-        if f.format == "duckdb":
-            file_units, rows = _duckdb_units(f, sql, remaining, cache_dir)
-        else:
-            file_units, rows = _file_units(f, block_bytes, remaining)
+        with user_errors(f.path):          # a store's error: one line, without secrets
+            if f.format == "duckdb":
+                file_units, rows = _duckdb_units(f, sql, remaining, cache_dir)
+            else:
+                file_units, rows = _file_units(f, block_bytes, remaining)
         units.extend(file_units)
         if remaining is not None:
             remaining -= rows
@@ -240,7 +243,7 @@ def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], i
         with random_access_source(base.path) as source:
             meta = pq.ParquetFile(source).metadata
     except Exception as exc:  # not a parquet file at all
-        raise UserError(f"cannot read Parquet file {base.path}: {exc}") from None
+        raise UserError(f"cannot read Parquet file {redact_url(base.path)}: {exc}") from None
     n_rows = meta.num_rows if limit is None else min(meta.num_rows, limit)
     bounds = row_group_units([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
                              PARQUET_ROWS_PER_UNIT)

@@ -4,11 +4,19 @@ keeps its old embedding; only new and changed papers are encoded.
 The read stage sorts each row into reused / changed / new; reused rows are listed in the run's
 reuse lists (RunDir.write_reuse: key, id, text hash, row in the old file) and the finalizer
 copies their vectors from the old embeddings.h5.
+
+What a run reuses is pinned to the old file's content: `open_previous` (on the driver, before
+anything is written) takes its fingerprint (`content_fingerprint`: which paper is at which row,
+the attributes, the vectors' shape and a sample of them), which the run's record keeps; finalize
+refuses an old file whose fingerprint changed since (`verify_pin`), and checks every reused row's
+id and text hash against the old file as it copies the vector (`previous_embeddings`). A
+re-run of the same command classifies the rows again against what the old run holds then.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from operator import methodcaller
 from pathlib import Path
@@ -16,14 +24,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import UserError
-from ..storage.files import is_url
+from ..errors import DataError, UserError
+from ..redact import redact_url
+from ..storage.files import first_line, is_url
 
 # Optional dataset of embeddings.h5: id_hashes(ids), row for row (uint64). Used when present so
 # a 10M-row --previous is not hashed again; computed from `ids` when absent (older files).
 ID_HASHES = "id_hashes"
 ID_HASH_SAMPLE = 64       # rows of a stored id_hashes dataset checked against their ids
 ID_HASH_CHUNK = 1 << 16
+PIN_SAMPLE_ROWS = 16      # vectors of the old file hashed into its pin (rows spread evenly)
 # what `Previous.classify_many` returns per row
 NEW, CHANGED, REUSED = 0, 1, 2
 STATUS_NAMES = ("new", "changed", "reused")
@@ -64,6 +74,8 @@ class Previous:
     row: np.ndarray
     count: int
     fingerprint: str = ""        # of the lookup's content (reads records name it, resume.py)
+    attrs: dict = field(default_factory=dict)   # the old file's attributes (plain values)
+    pin: dict | None = None      # {"location", "fingerprint"}: kept in the run's record
 
     def classify(self, row_id: str, t_hash: int) -> tuple[str, int]:
         """One row (the tests' oracle for `classify_many`)."""
@@ -115,23 +127,101 @@ def previous_h5(path: str) -> Path:
 def load_previous(path: str, expected: dict) -> Previous:
     """The lookup over the old run at `path`, whose embeddings.h5 must hold the attributes
     `expected` (JobRecord.compat_attrs: the same model, template, precision, ...)."""
+    previous = open_previous(path)
+    check_compatible(previous, expected, path)
+    return previous
+
+
+def open_previous(path: str) -> Previous:
+    """The lookup over the old run at `path` and its pin; an old file that is not a readable
+    embeddings.h5 (not HDF5, cut short, datasets missing or of other lengths) is one line."""
     h5_path = previous_h5(path)
-    with h5py.File(h5_path, "r") as h5:
-        if "text_hashes" not in h5:
-            raise UserError(f"--previous {path}: made without text hashes; cannot reuse it")
-        attrs = {k: h5.attrs.get(k) for k in expected}
-        differ = [f"{k}: {_plain(attrs[k])!r} -> {expected[k]!r}" for k in expected
-                  if _plain(attrs[k]) != expected[k]]
-        if differ:
-            raise UserError(f"--previous {path} was made with other settings "
-                            f"({'; '.join(differ)}); its embeddings cannot be reused")
-        hashes = stored_id_hashes(h5)
-        if hashes is None:
-            hashes = id_hashes(h5["ids"][:])
-        t_hashes = h5["text_hashes"][:].astype(np.uint64)
+    with readable_previous(path), h5py.File(h5_path, "r") as h5:
+        check_layout(h5, path)
+        hashes, t_hashes = lookup_hashes(h5)
+        attrs = {name: _plain(value) for name, value in h5.attrs.items()}
+        pin = {"location": redact_url(path),
+               "fingerprint": content_fingerprint(h5, hashes, t_hashes)}
     order = np.argsort(hashes, kind="stable")
     return Previous(str(h5_path), hashes[order], t_hashes[order], order.astype(np.int64),
-                    len(hashes), lookup_fingerprint(hashes, t_hashes))
+                    len(hashes), lookup_fingerprint(hashes, t_hashes), attrs, pin)
+
+
+def check_compatible(previous: Previous, expected: dict, path: str) -> None:
+    """Refuse (one line) an old run made with other settings than `expected`."""
+    differ = [f"{k}: {previous.attrs.get(k)!r} -> {expected[k]!r}" for k in expected
+              if previous.attrs.get(k) != expected[k]]
+    if differ:
+        raise UserError(f"--previous {redact_url(path)} was made with other settings "
+                        f"({'; '.join(differ)}); its embeddings cannot be reused")
+
+
+@contextlib.contextmanager
+def readable_previous(path: str):
+    """Errors reading the old embeddings.h5 as one line naming `path`."""
+    try:
+        yield
+    except (UserError, DataError):
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"--previous {redact_url(path)}: not a readable embeddings.h5 "
+                        f"({first_line(exc)})") from None
+
+
+def check_layout(h5, path: str) -> None:
+    """The datasets a reuse needs, each with one row per paper."""
+    if "text_hashes" not in h5:
+        raise UserError(f"--previous {redact_url(path)}: made without text hashes; cannot "
+                        f"reuse it")
+    for name in ("ids", "embeddings"):
+        if name not in h5:
+            raise UserError(f"--previous {redact_url(path)}: not a readable embeddings.h5 "
+                            f"(no {name} dataset)")
+    rows = {name: h5[name].shape[0] if h5[name].shape else None
+            for name in ("ids", "text_hashes", "embeddings")}
+    if len(set(rows.values())) != 1 or len(h5["embeddings"].shape) != 2:
+        shapes = ", ".join(f"{name} {h5[name].shape}" for name in rows)
+        raise UserError(f"--previous {redact_url(path)}: not a readable embeddings.h5 "
+                        f"(datasets of different lengths: {shapes})")
+
+
+def lookup_hashes(h5) -> tuple[np.ndarray, np.ndarray]:
+    """Each old row's id hash and text hash, in file order."""
+    hashes = stored_id_hashes(h5)
+    if hashes is None:
+        hashes = id_hashes(h5["ids"][:])
+    return hashes, h5["text_hashes"][:].astype(np.uint64)
+
+
+def content_fingerprint(h5, id_hash: np.ndarray, t_hash: np.ndarray) -> str:
+    """What a run reuses from an old embeddings.h5, as one digest: which paper (id hash) with
+    which text (text hash) is at each row, the attributes (model, precision, count, ...), the
+    vectors' shape and dtype, and PIN_SAMPLE_ROWS of the vectors themselves. Reads what
+    `lookup_hashes` read and a few chunks: ~16 B per row, not the vectors."""
+    digest = hashlib.sha256(lookup_fingerprint(id_hash, t_hash).encode())
+    for name in sorted(h5.attrs):
+        digest.update(f"{name}={_plain(h5.attrs[name])!r}\n".encode())
+    vectors = h5["embeddings"]
+    digest.update(f"{vectors.shape} {vectors.dtype}\n".encode())
+    n = vectors.shape[0]
+    sample = np.unique(np.linspace(0, n - 1, min(n, PIN_SAMPLE_ROWS)).astype(np.int64))
+    if len(sample):
+        digest.update(np.ascontiguousarray(vectors[sample]).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def verify_pin(h5_path: Path, pin: dict, where: str) -> None:
+    """Refuse (one line, nothing written) to finalize the run at `where` from an old file
+    whose content is no longer the one its rows were classified against (`pin`)."""
+    location = pin["location"]
+    with readable_previous(location), h5py.File(h5_path, "r") as h5:
+        check_layout(h5, location)
+        now = content_fingerprint(h5, *lookup_hashes(h5))
+    if now != pin["fingerprint"]:
+        raise UserError(f"--previous {location} changed since {where} started (its "
+                        f"embeddings.h5 is not the one this run's rows were matched against); "
+                        f"run the same `ray-embed run` command again to reuse from what it "
+                        f"holds now")
 
 
 def lookup_fingerprint(id_hash: np.ndarray, t_hash: np.ndarray) -> str:
@@ -162,12 +252,31 @@ def _plain(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def previous_embeddings(h5_path: str, rows: np.ndarray) -> np.ndarray:
-    """Rows of the old file's embeddings, in the order asked (h5py wants increasing indices)."""
+def previous_embeddings(h5_path: str, rows: np.ndarray, ids=None,
+                        t_hash: np.ndarray | None = None) -> np.ndarray:
+    """Rows of the old file's embeddings, in the order asked (h5py wants increasing indices).
+    With `ids` and `t_hash` (what the reuse list says each row holds), each row is checked to
+    hold that very id and text in the old file first: a DataError names the first that does
+    not (the file changed since the rows were classified)."""
     unique, inverse = np.unique(rows, return_inverse=True)
     with h5py.File(h5_path, "r") as h5:
+        if ids is not None:
+            check_rows(h5, unique, inverse, ids, t_hash, h5_path)
         picked = h5["embeddings"][unique]
     return picked[inverse]
+
+
+def check_rows(h5, unique: np.ndarray, inverse: np.ndarray, ids, t_hash: np.ndarray,
+               where) -> None:
+    old_id = id_hashes(h5["ids"][unique])[inverse] if len(unique) else np.empty(0, np.uint64)
+    old_text = h5["text_hashes"][unique].astype(np.uint64)[inverse]
+    wrong = (old_id != id_hashes(ids)) | (old_text != np.asarray(t_hash, dtype=np.uint64))
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        raise DataError(f"--previous {where}: its row {int(unique[inverse[i]])} is not the row "
+                        f"reused for id {ids[i]!r} (the file changed since this run's rows "
+                        f"were matched against it); run the same `ray-embed run` command "
+                        f"again to reuse from what it holds now")
 
 
 def incremental_counts(counts: dict[str, int], previous: Path) -> dict[str, int]:

@@ -15,6 +15,7 @@ from .inputs import ReadUnit
 from .json_array import BOM, load_array, loads_json
 from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
 from ..storage.failures import StorageError
+from .manifest import check_identity
 from ..storage.files import STREAM_BUFFER_BYTES
 from ..storage.remote_files import local_copy, open_stream, random_access_source
 from .text import RejectRow
@@ -23,9 +24,26 @@ Item = tuple[int, Union[dict, RejectRow]]
 LINE_SLACK_BYTES = 64 * 1024   # read past a range's end for its last line in the same request
 
 
-def read_unit(unit: ReadUnit, fields: tuple[str, ...] | None = None) -> Iterator[Item]:
+def read_unit(unit: ReadUnit, fields: tuple[str, ...] | None = None,
+              expected: dict | None = None) -> Iterator[Item]:
     """The unit's records; `fields`: the record fields the job uses (a columnar reader reads
-    only those; a record may hold more)."""
+    only those; a record may hold more). `expected`: the file's manifest entry: its identity
+    is checked before the first record and after the last (and when reading fails, which a
+    change explains), so a file that changed since the plan, or while the unit was read,
+    ends in InputChanged naming it rather than in rows silently lost or mixed."""
+    if expected is None:
+        yield from _records(unit, fields)
+        return
+    check_identity(unit.path, expected)
+    try:
+        yield from _records(unit, fields)
+    except Exception:
+        check_identity(unit.path, expected)
+        raise
+    check_identity(unit.path, expected)
+
+
+def _records(unit: ReadUnit, fields: tuple[str, ...] | None) -> Iterator[Item]:
     if unit.format == "parquet":
         yield from _read_parquet(unit, fields)
         return

@@ -19,6 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..redact import redact_url
 from .inputs import ReadUnit
 from .keys import unit_key_bounds
 
@@ -41,8 +42,10 @@ def units_to_read(run_dir, units: list[ReadUnit], previous: str | None,
 
 def unit_fingerprint(unit: ReadUnit) -> str:
     """What a unit reads (file, range, row cap, query): a reads record is this unit's only if
-    it names the same fingerprint (a larger --limit re-cuts a unit under the same name)."""
-    text = json.dumps(asdict(unit), sort_keys=True, default=str)
+    it names the same fingerprint (a larger --limit re-cuts a unit under the same name). The
+    file is named by its redacted URL, as in the manifest: a re-signed URL is the same unit."""
+    text = json.dumps({**asdict(unit), "path": redact_url(unit.path)}, sort_keys=True,
+                      default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 

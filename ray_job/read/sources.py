@@ -51,17 +51,19 @@ def rows_from_unit(unit: ReadUnit, template: TextTemplate, id_field: str,
 
 def stream_unit_rows(out: UnitRows, unit: ReadUnit, template: TextTemplate, id_field: str,
                      done_keys: Collection[int] | None = None, previous: Previous | None = None,
-                     chunk_chars: int = CHUNK_TEXT_CHARS) -> Iterator[pa.Table]:
+                     chunk_chars: int = CHUNK_TEXT_CHARS,
+                     expected: dict | None = None) -> Iterator[pa.Table]:
     """The unit's rows to encode, in tables of about `chunk_chars` characters of text, as they
     are read: a whole compressed file is one unit, and its rows are never all in memory.
     Rejects, counts and reused rows gather in `out` (complete once the generator ends). With
-    `previous`, each chunk's rows are classified in one pass (`_classify`) before it goes."""
+    `previous`, each chunk's rows are classified in one pass (`_classify`) before it goes.
+    `expected`: the file's manifest entry, checked while the unit is read (readers.read_unit)."""
     done_keys = _key_set(done_keys)
     cols: dict[str, list] = {"key": [], "id": [], "text": [], "text_hash": []}
     done_rows: list[bool] = []           # per row gathered: already in a shard
     chars = 0
     fields = tuple(f for f in template.fields if f != SEP_FIELD) + (id_field,)
-    for position, item in read_unit(unit, fields):
+    for position, item in read_unit(unit, fields, expected):
         out.seen += 1
         key = make_key(unit.file_index, position)
         if isinstance(item, RejectRow):
@@ -164,22 +166,27 @@ def _reject(reject: RejectRow, key: int, unit: ReadUnit, position: int,
 
 
 DONE_SHARDS = "done_shards"         # column of the units dataset: shards holding done keys
+EXPECTED = "expected"               # ... and the unit's file as the manifest recorded it
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None, faults: StorageFaults = NO_STORAGE_FAULTS) -> Iterator[pa.Table]:
+                  previous=None, fence=None,
+                  faults: StorageFaults = NO_STORAGE_FAULTS) -> Iterator[pa.Table]:
     """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
     bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
     not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
     list) and its counts written to the run directory at `run_url` once it is read whole (its
     reads record last). A unit's done keys come from the shards named in its DONE_SHARDS
-    column (read/resume.py). `faults`: the driver's storage fault plan (tests only)."""
+    column (read/resume.py); its file is checked against its EXPECTED manifest entry while
+    it is read (a change fails the task: InputChanged). Its files are written under the
+    driver's lease (`fence`, rundir/fence.py: LeaseLost once another driver took it).
+    `faults`: the driver's storage fault plan (tests only)."""
     with in_task(faults):
-        yield from _units_to_rows(batch, template, id_field, run_url, previous)
+        yield from _units_to_rows(batch, template, id_field, run_url, previous, fence)
 
 
 def _units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                   previous) -> Iterator[pa.Table]:
+                   previous, fence) -> Iterator[pa.Table]:
     import ray
 
     from ..rundir.rundir import RunDir
@@ -187,14 +194,16 @@ def _units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
     if isinstance(previous, ray.ObjectRef):
         previous = ray.get(previous)
     tpl = TextTemplate(**template)
-    run_dir = RunDir(run_url)
+    run_dir = RunDir(run_url, fence)
     for unit_dict in batch.to_pylist():
         shards = unit_dict.pop(DONE_SHARDS, None) or []
+        expected = unit_dict.pop(EXPECTED, None)
         unit = ReadUnit(**unit_dict)
         done = unit_done_keys(unit, (run_dir.read_shard(name, ["key"]).column("key").to_numpy()
                                      for name in shards))
         rows = UnitRows(ROW_SCHEMA.empty_table(), [])
-        yield from stream_unit_rows(rows, unit, tpl, id_field, done, previous)
+        yield from stream_unit_rows(rows, unit, tpl, id_field, done, previous,
+                                    expected=expected)
         run_dir.write_unit_rejects(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
@@ -204,11 +213,14 @@ def _units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
                             previous.fingerprint if previous is not None else None)})
 
 
-def units_dataset(units: list[ReadUnit], done_shards: list[list[str]] | None = None):
+def units_dataset(units: list[ReadUnit], done_shards: list[list[str]] | None = None,
+                  manifest: list[dict] | None = None):
     """A Ray Dataset with one block per read unit; `done_shards`: per unit, the shards that
-    hold its keys done by an earlier attempt."""
+    hold its keys done by an earlier attempt; `manifest`: the plan's, by file index (each
+    unit's task checks its file against its entry)."""
     import ray
 
-    items = [{**asdict(u), DONE_SHARDS: list(done_shards[i]) if done_shards else []}
+    items = [{**asdict(u), DONE_SHARDS: list(done_shards[i]) if done_shards else [],
+              EXPECTED: manifest[u.file_index] if manifest else None}
              for i, u in enumerate(units)]
     return ray.data.from_items(items, override_num_blocks=max(1, len(items)))

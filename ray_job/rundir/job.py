@@ -93,16 +93,20 @@ class JobRecord:
     precision: str | None
     versions: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
+    # --previous: what its rows were matched against ({"location", "fingerprint"}, see
+    # read/previous.py); finalize refuses an old file that no longer has this fingerprint
+    previous_pin: Mapping[str, str] | None = None
 
     @classmethod
     def new(cls, cfg: JobConfig, model: ModelInfo, identity: Mapping[str, str], device: str,
-            precision: str) -> "JobRecord":
+            precision: str, previous_pin: Mapping[str, str] | None = None) -> "JobRecord":
         """The record of a run about to encode (its config validated, device and precision
         resolved): credentials redacted, this machine's package versions, the time now."""
         redacted = redact_config(cfg.to_dict())
         return cls(_dataclass_of(OutputSpec, redacted["spec"]),
                    _dataclass_of(RunOptions, redacted["options"]), cfg.config_hash(), model,
-                   dict(identity), device, precision, package_versions(), now_iso())
+                   dict(identity), device, precision, package_versions(), now_iso(),
+                   dict(previous_pin) if previous_pin else None)
 
     # ---- job.json ---------------------------------------------------------------------------
 
@@ -113,7 +117,8 @@ class JobRecord:
                 "config_hash": self.config_hash,
                 "model": {**self.model.to_dict(), "identity": dict(self.identity)},
                 "device": self.device, "precision": self.precision,
-                "versions": dict(self.versions), "created": self.created}
+                "versions": dict(self.versions), "created": self.created,
+                "previous_pin": dict(self.previous_pin) if self.previous_pin else None}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -133,7 +138,8 @@ class JobRecord:
             return cls(_dataclass_of(OutputSpec, data["config"]["spec"]),
                        _dataclass_of(RunOptions, data["config"]["options"]),
                        data["config_hash"], _dataclass_of(ModelInfo, model), identity,
-                       *resolved, data.get("versions", {}), data.get("created", ""))
+                       *resolved, data.get("versions", {}), data.get("created", ""),
+                       data.get("previous_pin"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}/job.json is not a job record this ray-embed reads "
                             f"({type(exc).__name__}: {exc})") from None

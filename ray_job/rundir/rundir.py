@@ -1,15 +1,18 @@
 """RunDir: the one door to a run directory (job.json, shards/, rejects/, reuse/, results), on
 local disk or in object storage (s3://, gs://, ...).
 
-It is plain data (its URL), so Ray workers build their own from the URL and write shards,
-rejects and reuse lists through it; the driver reads shards from where they are (memory
-mapped locally, ranged reads from an object store) and gets a local file only where h5py
-needs one (`local_result`, a private cache). Names and patterns come from `layout`.
+It is plain data (its URL, and the fence of the lease its driver holds), so Ray workers build
+their own from those and write shards, rejects and reuse lists through it; the driver reads
+shards from where they are (memory mapped locally, ranged reads from an object store) and gets
+a local file only where h5py needs one (`local_result`, a private cache). Names and patterns
+come from `layout`. A RunDir made by `held()` is fenced: each of its commits first checks that
+the lease is still its driver's (fence.py); one made by `at()` reads, and writes unfenced.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,12 +27,14 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ..errors import UserError
+from ..errors import LeaseLost, UserError
+from ..redact import redact_url
 from . import layout
 from .cleanup import clear_run
 from .rejects import parse_rejects, reject_line, rejects_text
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
 from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
+from .fence import Fence, FencedStore
 from .job import JobRecord
 from .lease import Lease
 from ..storage.store import Store
@@ -38,6 +43,7 @@ from ..storage.store import Store
 @dataclass(frozen=True)
 class RunDir:
     url: str
+    fence: Fence | None = None        # set while a driver holds the lease (`held`)
 
     @classmethod
     def at(cls, location: str | Path) -> "RunDir":
@@ -45,7 +51,7 @@ class RunDir:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.url)
+        return FencedStore(self.url, self.fence) if self.fence else Store(self.url)
 
     @property
     def is_remote(self) -> bool:
@@ -132,9 +138,10 @@ class RunDir:
     def _shards(self) -> Store:
         return self.store.sub(layout.SHARDS)
 
-    def write_shard(self, table: pa.Table) -> str | None:
-        """Write one encoded block as a complete shard; returns its name (None if empty)."""
-        encoded = encode_shard(table)
+    def write_shard(self, table: pa.Table, config_hash: str | None = None) -> str | None:
+        """Write one encoded block as a complete shard, stamped with the run's `config_hash`
+        (finalize sets aside a shard of other settings); returns its name (None if empty)."""
+        encoded = encode_shard(table, config_hash)
         if encoded is None:
             return None
         name, data = encoded
@@ -297,9 +304,11 @@ class RunDir:
         try:
             yield tmp
             if self.is_remote:
-                self.store.put(tmp, name)
+                self.store.put(tmp, name)          # fenced like every write of the store
             else:                       # a rename through the door, like every other write
+                self.check_fence()
                 self.store.files.move(str(tmp), self.store.path(name))
+            self._still_held_after(name)
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -316,19 +325,32 @@ class RunDir:
             yield work / Path(name).name
             built = work / Path(name).name
             target = self.store.sub(name)
-            target.remove_tree()
+            target.remove_tree()                   # fenced, as each put below
             if not self.is_remote:
+                self.check_fence()
                 os.replace(built, target.local_path)
-                return
-            files = [p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()]
-            for rel in sorted(files, key=lambda n: _publish_order(f"{name}/{n}")):
-                target.put(built / rel, rel)
+            else:
+                files = [p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()]
+                for rel in sorted(files, key=lambda n: _publish_order(f"{name}/{n}")):
+                    target.put(built / rel, rel)
+            self._still_held_after(name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
     def put_result(self, local: Path, name: str) -> None:
         """Store a copy of a local file under `name`, complete or not at all."""
         self.store.put(Path(local), name)
+        self._still_held_after(name)
+
+    def _still_held_after(self, name: str) -> None:
+        """A result committed in the instant the lease changed hands (between the check and
+        the rename, fence.py) may have replaced the new holder's: say so in the one line."""
+        try:
+            self.check_fence()
+        except LeaseLost as lost:
+            raise LeaseLost(f"{lost}; its {name} was written as the lease changed hands and may "
+                            f"have replaced that driver's: run `ray-embed finalize "
+                            f"{redact_url(self.url)}` once it has finished") from None
 
     def read_result_text(self, name: str) -> str:
         return self.store.read_text(name)
@@ -373,7 +395,20 @@ class RunDir:
 
     def lease(self) -> Lease:
         """Context manager: this driver alone works on the run until the block ends."""
-        return Lease(self.store, layout.LEASE, self.url)
+        return Lease(Store(self.url), layout.LEASE, self.url)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator["RunDir"]:
+        """Hold the run's lease while the block runs; yields this run directory fenced by it
+        (every commit checks the lease is still this driver's: LeaseLost otherwise)."""
+        with self.lease() as lease:
+            yield dataclasses.replace(self, fence=Fence(self.url, layout.LEASE,
+                                                        lease.record.owner))
+
+    def check_fence(self) -> None:
+        """LeaseLost when this run directory is fenced by a lease its driver lost."""
+        if self.fence:
+            self.fence.check()
 
     def start(self, record: JobRecord, fresh: bool) -> None:
         """Write the run's record, once, before any shard (`fresh`: the earlier run discarded
@@ -383,7 +418,9 @@ class RunDir:
         self.write_job(record)
 
     def clear(self) -> None:
-        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory."""
+        """Discard the run (`--fresh`): only what ray-embed made, only in a run directory
+        (and, fenced, only under the lease: its check comes before the folder's)."""
+        self.check_fence()
         clear_run(self.store)
 
 

@@ -19,6 +19,7 @@ from ..storage.failures import StorageError
 
 CHECKSUM_KEY = "content_sha1"
 RAN_WITH = ("device", "precision")      # per-batch columns from the encoder -> metadata
+CONFIG_HASH_KEY = "config_hash"         # of the run that wrote the shard (sink.py)
 SHARD_RE = re.compile(r"^part-(?P<key>[0-9a-f]{16})-(?P<rows>\d+)-(?P<digest>[0-9a-f]{8})\.arrow$")
 
 
@@ -59,11 +60,14 @@ def ran_with(table: pa.Table) -> dict[str, str]:
     return found
 
 
-def encode_shard(table: pa.Table) -> tuple[str, pa.Buffer] | None:
-    """The shard file for `table`: (name, bytes); None for an empty table."""
+def encode_shard(table: pa.Table, config_hash: str | None = None) -> tuple[str, pa.Buffer] | None:
+    """The shard file for `table`: (name, bytes); None for an empty table. `config_hash`: of
+    the run writing it, kept in its metadata."""
     if table.num_rows == 0:
         return None
     meta = ran_with(table)
+    if config_hash:
+        meta[CONFIG_HASH_KEY] = config_hash
     table = table.drop_columns([c for c in RAN_WITH if c in table.column_names])
     name = shard_name(table.column("key").to_numpy())
     table = table.combine_chunks().replace_schema_metadata(
@@ -106,8 +110,11 @@ def verified_embeddings(table: pa.Table, name: str) -> np.ndarray:
 
 
 def shard_ran_with(table: pa.Table) -> dict[str, str]:
+    """What ran the shard (device, precision) and the config hash of the run that wrote it
+    (shards of release 0.1.0 have none)."""
     meta = table.schema.metadata or {}
-    return {k: meta[k.encode()].decode() for k in RAN_WITH if k.encode() in meta}
+    return {k: meta[k.encode()].decode() for k in RAN_WITH + (CONFIG_HASH_KEY,)
+            if k.encode() in meta}
 
 
 def embedding_matrix(table: pa.Table) -> np.ndarray:

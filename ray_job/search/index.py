@@ -20,7 +20,7 @@ from pathlib import Path
 
 import h5py
 
-from ..read.inputs import ReadUnit
+from ..read.plan import ReadPlan
 from ..rundir.job import JobRecord, now_iso
 from ..rundir.layout import H5, INDEX_ANN, INDEX_INFO, INDEX_TITLES
 from ..rundir.rundir import RunDir
@@ -59,8 +59,8 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False, vectors: str 
     with tempfile.TemporaryDirectory(prefix="ray-embed-index-") as tmp:
         local = Path(tmp)
         plan = run_dir.load_plan()
-        units = [ReadUnit(**u) for u in plan["units"]] if plan else None
-        info = _make_files(h5, run_dir.load_job(), local, units, kind)
+        info = _make_files(h5, run_dir.load_job(), local,
+                           ReadPlan.from_dict(plan) if plan else None, kind)
         info.update(fingerprint=fingerprint or h5_fingerprint(h5),
                     h5_stat=_local_stat(run_dir, h5), built=now_iso(),
                     build_s=round(time.monotonic() - started, 2))
@@ -77,7 +77,7 @@ def _kind(info: dict) -> dict:
     return {"vectors": info.get("vectors", "float32"), "truncate_dim": info.get("truncate_dim", 0)}
 
 
-def _make_files(h5: Path, job: JobRecord, local: Path, units=None,
+def _make_files(h5: Path, job: JobRecord, local: Path, plan: ReadPlan | None = None,
                 kind: dict | None = None) -> dict:
     """ann.faiss and (where the inputs have them) titles.arrow in `local`; their facts."""
     kind = kind or {"vectors": "float32", "truncate_dim": 0}
@@ -90,7 +90,7 @@ def _make_files(h5: Path, job: JobRecord, local: Path, units=None,
         index, facts = compact.build(h5, kind["vectors"], kind["truncate_dim"] or None)
         compact.save(index, kind["vectors"], local / "ann.faiss")
         spec = {"nlist": 0, "nprobe": 0, **facts, "rescore": compact.RESCORE[kind["vectors"]]}
-    has_titles = write_titles(h5, job, local / "titles.arrow", units)
+    has_titles = write_titles(h5, job, local / "titles.arrow", plan)
     return {"rows": int(rows), "dim": int(dim), **spec, **kind, "metric": "cosine",
             "library": f"faiss-cpu {_faiss_version()}", "titles": has_titles}
 

@@ -1,6 +1,8 @@
 """Titles of a run's papers, for search results: `index/titles.arrow`, one row per row of
-embeddings.h5, read again from the run's inputs (finalize/row_records.py). Written in batches
-of BATCH_ROWS; a lookup maps only the batch it needs.
+embeddings.h5, read again from the run's inputs (finalize/row_records.py), each file checked
+against the run's manifest first: inputs moved or changed since the run give an index without
+titles and one line that says why. Written in batches of BATCH_ROWS; a lookup maps only the
+batch it needs.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pyarrow.ipc as ipc
 from ..errors import UserError
 from ..finalize.row_records import row_records, text_field
 from ..read.inputs import ReadUnit
+from ..read.plan import ReadPlan
 from ..rundir.job import JobRecord
 
 TITLE_FIELD = "title"
@@ -21,7 +24,7 @@ SCHEMA = pa.schema([("title", pa.string())])
 
 
 def write_titles(h5_path: Path, job: JobRecord, target: Path,
-                 units: list[ReadUnit] | None = None) -> bool:
+                 units: ReadPlan | list[ReadUnit] | None = None) -> bool:
     """Write the titles file from the inputs of the run `job`; False (and nothing written)
     when they cannot be read again or hold no titles."""
     try:
@@ -36,7 +39,8 @@ def write_titles(h5_path: Path, job: JobRecord, target: Path,
     return bool(found)
 
 
-def _write(h5_path: Path, job: JobRecord, target: Path, units: list[ReadUnit] | None) -> int:
+def _write(h5_path: Path, job: JobRecord, target: Path,
+           units: ReadPlan | list[ReadUnit] | None) -> int:
     """Titles found (rows without one show none)."""
     found = 0
     batch: list[str | None] = []

@@ -32,7 +32,8 @@ def ray_session(cfg: JobConfig):
     started, verbose = False, cfg.options.verbose
     if not verbose:
         logging.getLogger("ray").setLevel(logging.ERROR)
-        # a failed task: Ray Data logs its traceback at ERROR; the driver says it in one line
+        # Ray Data logs a failed task's whole traceback at ERROR, then raises it to the
+        # driver, which says it in one line (task_errors) or raises it as it is
         logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     if not ray.is_initialized():
         ours = stopping_handlers_installed()

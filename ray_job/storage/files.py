@@ -132,6 +132,17 @@ class Files:
         return stored_version(self.fs.info(path))
 
     @operation("stat")
+    def identity(self, path: str) -> tuple[int, str]:
+        """(size, version) of the file now, not from a cached listing: one stat locally, one
+        HEAD in a store; FileNotFoundError when it is gone."""
+        if self.local:
+            st = os.stat(path)
+            return st.st_size, str(st.st_mtime_ns)
+        self.fs.invalidate_cache(path)
+        info = self.fs.info(path)
+        return int(info["size"]), stored_version(info)
+
+    @operation("stat")
     def is_file(self, path: str) -> bool:
         """Whether a file is there now (not from a cached listing)."""
         self.fs.invalidate_cache(path.rsplit("/", 1)[0])

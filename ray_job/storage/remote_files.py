@@ -96,6 +96,17 @@ def version_of(path: str) -> str:
         return files.version(inner)
 
 
+def identity_of(path: str) -> tuple[int, str] | None:
+    """(size, version) of the file at `path` now, None when it is gone (read tasks compare it
+    with the manifest: read/manifest.py)."""
+    files, inner = files_for(path)
+    with user_errors(path):
+        try:
+            return files.identity(inner)
+        except FileNotFoundError:
+            return None
+
+
 # ---- opening (read tasks and driver) ----------------------------------------------------
 
 def open_stream(path: str, buffer_bytes: int = STREAM_BUFFER_BYTES):
