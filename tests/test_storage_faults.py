@@ -129,7 +129,8 @@ def test_every_object_store_call_has_a_connect_and_read_timeout_and_bounded_retr
     config = fs.config_kwargs
     assert config["connect_timeout"] == timeouts.CONNECT_TIMEOUT_S
     assert config["read_timeout"] == timeouts.READ_TIMEOUT_S
-    assert config["retries"] == {"max_attempts": timeouts.STORE_ATTEMPTS, "mode": "standard"}
+    assert config["retries"] == {"total_max_attempts": timeouts.STORE_ATTEMPTS,
+                                 "mode": "standard"}     # the first try included
     assert fs.retries == timeouts.S3FS_ATTEMPTS
     # the longest a stalled store can hold one call: every try times out, every backoff maxed
     backoff = sum(min(2 ** i, 20) for i in range(timeouts.STORE_ATTEMPTS - 1))

@@ -29,7 +29,10 @@ S3FS_ATTEMPTS = 2            # s3fs: tries of one call (each with its botocore a
 def _s3() -> dict:
     return {"config_kwargs": {"connect_timeout": CONNECT_TIMEOUT_S,
                               "read_timeout": READ_TIMEOUT_S,
-                              "retries": {"max_attempts": STORE_ATTEMPTS, "mode": "standard"}}}
+                              # total_max_attempts: botocore's max_attempts counts retries
+                              # (5 is 6 tries; it rewrites the dict in place to say so)
+                              "retries": {"total_max_attempts": STORE_ATTEMPTS,
+                                          "mode": "standard"}}}
 
 
 def _http() -> dict:
