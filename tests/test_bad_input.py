@@ -55,6 +55,8 @@ def test_every_bad_row_is_rejected_with_a_reason_and_the_run_goes_on(ray_embed, 
                                               sample_records[0]["id"]}
 
 
+# slow: ~10 s; the reject reasons stay in the default suite
+@pytest.mark.slow
 def test_title_only_papers_can_be_embedded_by_setting(ray_embed, messy_dir, tmp_path):
     result = ray_embed("run", "--input", str(messy_dir / "a.jsonl"), "--output", "o",
                        "--on-missing-field", "empty", cwd=tmp_path)

@@ -130,6 +130,9 @@ def wait_until(ready, proc: subprocess.Popen, seconds: float = 240) -> bool:
     return ready()
 
 
+# slow: a cluster, a replica and the driver killed (~50 s); kills at generated points in the
+# default suite: test_properties_run
+@pytest.mark.slow
 def test_a_replica_then_the_driver_killed(local_ray, dirty_input, clean_run, tmp_path):
     """One driver (one process start, one local Ray) takes both strikes: its only replica is
     killed and the run goes on writing shards without it (a new replica), then the driver

@@ -102,6 +102,9 @@ def test_a_file_added_to_a_folder_input_is_refused_then_embedded_incrementally(
     assert report["reconciliation"]["rows_seen"] == 6
 
 
+# slow: ~20 s; resumes with other flags are generated operations of test_properties_run
+# (default)
+@pytest.mark.slow
 def test_a_resume_with_other_flags_keeps_the_frozen_plan_and_counts_rejects_once(
         local_ray, sample_path, tmp_path):
     """Measured on the old code: 20 bad rows were counted as 38 after a resume with another

@@ -64,6 +64,9 @@ def assert_one_line_failure(result, names: str) -> str:
     return line
 
 
+# slow: five CLI runs (~45 s); a real full disk in the default suite:
+# test_hdf5_meeting_a_full_disk_is_one_line_not_a_segmentation_fault
+@pytest.mark.slow
 def test_a_full_disk_at_each_write_is_one_line_and_the_rerun_completes_the_same(
         ray_embed, corpus, sample_records, reference_model, tmp_path, monkeypatch):
     """Before: a Ray task traceback (rejects, shards), a raw OSError traceback (the report),

@@ -23,6 +23,9 @@ def read(out):
         return h5["ids"][:].tolist(), h5["embeddings"][:], h5["text_hashes"][:]
 
 
+# slow: two runs through S3 (~25 s); --previous in the default suite: test_pinned_previous,
+# test_properties_run
+@pytest.mark.slow
 def test_second_snapshot_reencodes_only_new_and_changed_papers(local_ray, s3, sample_records,
                                                                tmp_path):
     """Both weekly runs live in object storage (the loopback S3 server): week 2 reads week 1's

@@ -115,6 +115,8 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, hub, sample_path, 
     assert leaks == []
 
 
+# slow: a second head start (~12 s); `ray job submit` itself stays in the default suite
+@pytest.mark.slow
 def test_a_client_without_the_token_gets_a_one_line_hint(ray_head, sample_path, tmp_path):
     """The trap: a head with token authentication (what a machine with ~/.ray/auth_token
     starts), a client without RAY_AUTH_MODE=token and the token: one line saying what to set."""

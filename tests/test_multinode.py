@@ -35,6 +35,8 @@ def check_output(h5_file, records, reference_model):
     assert cos.min() >= 0.999
 
 
+# slow: a 3-node cluster (~50 s); a cluster run in the default suite: test_job_submit
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_one_replica_per_gpu_across_nodes_writing_to_s3(sample_path, sample_records,
                                                         reference_model, s3):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from ray_job.config import JobConfig
 from ray_job.read.inputs import SqlSpec, resolve_inputs
 from ray_job.read.manifest import build_manifest
@@ -54,6 +56,9 @@ def test_the_manifest_and_plan_hold_redacted_urls_and_a_re_signed_url_is_the_sam
     assert len(rows) == 30
 
 
+# slow: a whole run and its resume (~15 s); re-signed identity in the default suite: the
+# manifest test above
+@pytest.mark.slow
 def test_a_re_signed_url_resumes_the_run_and_no_file_holds_a_signature(local_ray, tmp_path,
                                                                       sample_records):
     from ray_job.pipeline import run

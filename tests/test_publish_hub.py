@@ -149,6 +149,8 @@ def test_hub_in_and_out_and_the_token_is_never_written(sample_path, tmp_path):
         subprocess.run(["rm", "-rf", str(ray_tmp)])
 
 
+# slow: ~10 s; --upload-every in the default suite: test_publish (fsspec)
+@pytest.mark.slow
 def test_upload_every_commits_shards_to_the_hub_during_the_run(local_ray, sample_path, tmp_path,
                                                                hub_server):
     run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=60,

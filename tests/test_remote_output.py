@@ -78,6 +78,8 @@ def test_a_run_in_s3_writes_shards_there_and_resumes_on_a_new_driver(
     np.testing.assert_allclose(emb2, emb, atol=1e-5)
 
 
+# slow: ~20 s; a run in S3 resuming on a new driver stays in the default suite
+@pytest.mark.slow
 def test_a_corrupt_shard_in_s3_is_moved_aside_and_recomputed_and_the_url_is_searchable(
         local_ray, s3, sample_path, sample_records, tmp_path):
     url = f"s3://{s3.bucket}/runs/b"

@@ -50,6 +50,9 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
+# slow: a real driver, its own Ray, killed and resumed (~60 s); the exit codes and the one line
+# of a stop: test_failure_log (default)
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [
     (signal.SIGTERM, 143),
     pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),   # the same path, another signal
