@@ -18,17 +18,26 @@ def test_finalize_memory_benchmark_runs_and_prints_its_numbers():
     assert "finalize 3,000 x 16:" in out.stdout and "peak RSS" in out.stdout
 
 
-def test_datapath_and_scale_measure_in_process_at_a_tiny_size(local_ray, tmp_path):
+def test_datapath_measures_in_process_at_a_tiny_size(local_ray, tmp_path):
     """Their measuring code, on the session's Ray (the scripts as commands: the slow tests
     below): a change to the pipeline's API or report breaks this, not just the scripts."""
     sys.path.insert(0, str(BENCH))
     import datapath
-    import scale
 
     result = datapath.measure(300, tmp_path)
     assert result["pipeline"]["rows_embedded"] == 300 and result["tokenizer"]["docs"] == 300
     assert result["data_path_over_tokenizer_per_cpu_s"] > 0
     assert "| tokenizer alone" in datapath.format_table(result)
+
+
+# slow: a whole run in a child process (~20 s); the pipeline's report it reads is in the default
+# suite's end-to-end tests
+@pytest.mark.slow
+def test_scale_measures_a_child_run_at_a_tiny_size(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    import datapath
+    import scale
+
     corpus = datapath.write_corpus(200, tmp_path / "scale.jsonl")
     size = scale.child(corpus, tmp_path / "tiny-bert", tmp_path / "scale-out", 16)
     assert size["rows_embedded"] == 200 and size["whole_docs_per_s"] > 0
@@ -95,6 +104,9 @@ def test_cpu_shares_counts_the_runs_own_process_tree_by_kind():
     assert {"driver", "raylet", "idle workers", "Ray Data helper actors"} <= set(got)
 
 
+# slow: the five steps at 1,200 rows (~25 s); the map and every export in the default suite:
+# test_map, test_compact_vectors, test_exports
+@pytest.mark.slow
 def test_map_exports_benchmark_makes_a_run_and_measures_every_step(tmp_path):
     """Its run-making and measuring code at 1,200 rows, in this process (the script runs
     each step in a child of its own for the peak memory: that is the 2.7M-row command)."""

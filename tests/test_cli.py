@@ -55,6 +55,8 @@ def test_finalize_alone_rebuilds_the_hdf5_and_the_index_follows_the_vectors(
     assert [h["rank"] for h in hits] == [1, 2] and all(h["title"] for h in hits)
 
 
+# slow: a whole bench run (~12 s); its numbers' arithmetic in the default suite: test_throughput
+@pytest.mark.slow
 def test_bench_shows_start_up_apart_from_the_steady_rate_and_sizes_cores(
         local_ray, tmp_path, monkeypatch, capsys):
     from tiny_models import tiny_bert

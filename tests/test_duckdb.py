@@ -22,6 +22,9 @@ def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch
     assert [pos for u in limited for pos, _ in read_unit(u)] == [1000 + 7 * i for i in range(10)]
 
 
+# slow: ~14 s; a DuckDB run end to end in the default suite:
+# test_duckdb_keys::test_a_run_embeds_300_and_rejects_1
+@pytest.mark.slow
 def test_duckdb_table_embeds_like_the_jsonl_file(local_ray, papers_db, sample_path, tmp_path):
     run(JobConfig.of(inputs=(str(papers_db),), table="papers_with_abstracts", id_field="corpusid",
                   output=str(tmp_path / "db"), limit=50, precision="fp32"))

@@ -82,6 +82,9 @@ def test_reconciliation_proves_every_unit_and_names_the_one_that_lost_a_row():
 
 # ---- end to end ------------------------------------------------------------------------------
 
+# slow: two whole runs (~15 s); a changed input set in the default suite:
+# test_the_manifest_names_a_file_that_appeared_changed_or_disappeared, test_inputs_verified
+@pytest.mark.slow
 def test_a_file_added_to_a_folder_input_is_refused_then_embedded_incrementally(
         local_ray, sample_records, tmp_path):
     """Measured on the old code: the second run silently lost a0..a2 and rejected b0..b2 as
