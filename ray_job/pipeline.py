@@ -49,7 +49,7 @@ from .rundir.replica import ReplicaSpec
 from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
-from .session import ray_session, starting_ray
+from .session import plan_beside_ray, ray_session, starting_ray
 from .session.start import RayStart
 from .session.task_errors import task_errors
 from .storage.injection import active_plan
@@ -174,15 +174,15 @@ class RunStats:
 
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json). Everything
-    that can be checked is checked before the run directory is touched (an embedded Ray
-    starts meanwhile, in the background: session/start.py); its lease is then held until the
+    that can be checked is checked before the run directory is touched (in a background
+    thread, while an embedded Ray starts: session/start.py); its lease is then held until the
     report is written and the result published, and every write checks it is still held
     (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
     check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
     with starting_ray(cfg) as starting:       # Ray starts while the model is described
-        planned = plan_job(cfg, run_dir)
+        planned = plan_beside_ray(starting, plan_job, cfg, run_dir)
         with run_dir.held() as run_dir:
             report = encode_and_finalize(planned, run_dir, stats, starting)
             if cfg.options.upload:

@@ -1,6 +1,6 @@
 """The driver's start (issue 21): it imports neither torch nor transformers before it describes
-the model, starts an embedded Ray in a background thread meanwhile (session/start.py), and
-hears of each shard as it is written. Real Ray, in child processes where a test needs a Ray
+the model, describes it in a background thread while the main thread starts an embedded Ray
+(session/start.py), and hears of each shard as it is written. Real Ray, in child processes where a test needs a Ray
 of its own (the suite's session Ray is already up in this one)."""
 from __future__ import annotations
 
@@ -55,49 +55,86 @@ def test_a_users_own_library_verbosity_is_kept():
     assert out.stdout.split() == ["info"]
 
 
-def test_ray_started_in_the_background_lives_until_closed_and_shuts_down():
-    """The thread that started Ray stays alive: Ray's processes die with the thread that
-    started them (a thread that returned right after ray.init left a dead GCS: the driver
-    exited 1 on its next call)."""
+def test_the_plan_runs_beside_ray_starting_in_the_main_thread_and_a_stray_ray_is_shut_down():
     out = child("""
-        import time, ray
-        from ray_job.session.start import RayStart
-        starting = RayStart(None, False).begin()
-        starting.adopt()
-        time.sleep(2)
+        import threading, ray
+        from ray_job.config import JobConfig
+        from ray_job.session import plan_beside_ray, ray_session, starting_ray
 
-        @ray.remote
-        def square(x):
-            return x * x
+        def plan(x):
+            return x, threading.current_thread() is threading.main_thread()
 
-        assert ray.get(square.remote(7), timeout=60) == 49
-        ray.shutdown()
-        starting.close()
-        assert not starting.thread.is_alive()
-
-        never_adopted = RayStart(None, False).begin()    # a run refused before its session
-        never_adopted.close()
-        assert not ray.is_initialized() and not never_adopted.thread.is_alive()
+        cfg = JobConfig.of()
+        with starting_ray(cfg) as starting:
+            assert plan_beside_ray(starting, plan, 7) == (7, False)
+            assert ray.is_initialized()                  # started here, in the main thread
+            with ray_session(cfg, starting):             # adopted: shut down by the session
+                assert ray.get(ray.put(3)) == 3
+            assert not ray.is_initialized()
+        with starting_ray(cfg) as starting:              # refused before its session:
+            plan_beside_ray(starting, plan, 1)
+        assert not ray.is_initialized()                  # shut down on the way out
         print("ok")
     """)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
 
 
-def test_ray_inits_error_is_raised_in_the_main_thread_by_adopt():
+def test_the_plans_refusal_comes_first_and_ray_failing_to_start_is_raised_after_the_plan():
     out = child("""
+        import time
+        from ray_job.errors import UserError
         from ray_job.session.start import RayStart
-        starting = RayStart(None, False)
-        starting.args = {**starting.args, "no_such_argument": 1}
-        starting.begin()
+
+        def refuse():
+            time.sleep(0.5)
+            raise UserError("no such model")
+
+        def fail():
+            raise RuntimeError("ray did not start")
+
         try:
-            starting.adopt()
+            RayStart(fail).beside(refuse)
+        except UserError as exc:
+            print("first:", exc)
+        done = []
+        try:
+            RayStart(fail).beside(lambda: done.append(time.sleep(0.5)))
         except RuntimeError as exc:
-            print("raised", type(exc).__name__, exc)
-        starting.close()
+            print("then:", exc, "after the plan:", done == [None])
     """, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "raised RuntimeError Unknown keyword argument(s): no_such_argument" in out.stdout
+    assert "first: no such model" in out.stdout
+    assert "then: ray did not start after the plan: True" in out.stdout
+
+
+def test_a_signal_after_ray_is_up_but_before_the_plan_ends_is_the_drivers_not_rays():
+    """Ray's C++ handler (13 lines of `*** SIGTERM received ... PC: @`) is replaced right after
+    `ray.init`, in the main thread, while the planning still runs."""
+    out = child("""
+        import os, signal, time, ray
+        from ray_job.config import JobConfig
+        from ray_job.errors import Stopped
+        from ray_job.session import plan_beside_ray, starting_ray
+        from ray_job.session.signals import stop_on_signals
+
+        def plan():
+            while not ray.is_initialized():
+                time.sleep(0.05)
+            time.sleep(1)                                # Ray up, the handlers put back
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+
+        with stop_on_signals():
+            try:
+                with starting_ray(JobConfig.of()) as starting:
+                    plan_beside_ray(starting, plan)
+            except Stopped as exc:
+                print("stopped", exc, "ray up after:", ray.is_initialized())
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "stopped SIGTERM ray up after: False" in out.stdout
+    assert "SIGTERM received" not in out.stderr and "PC: @" not in out.stderr
 
 
 class Written:
@@ -152,14 +189,15 @@ def short_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_a_signal_while_ray_starts_in_the_background_stops_cleanly(sample_path, tmp_path,
-                                                                   short_tmp):
-    """SIGTERM while the main thread describes the model and Ray's processes are starting in
-    the background: the one line, exit 143, and the Ray it was starting shut down (none of
-    its processes left behind)."""
+def test_a_signal_right_after_ray_started_stops_cleanly(sample_path, tmp_path, short_tmp):
+    """SIGTERM once the driver's Ray is up, before any shard (the model described beside
+    Ray's start): the one line, exit 143, and that Ray shut down (none of its processes left
+    behind). (A signal inside `ray.init` itself, before it returns, still meets Ray's own
+    handler, as it always did: the driver's are put back the moment it returns.)"""
     import signal
     import time
 
+    from conftest import shard_files
     from test_signals import alive, descendants
 
     out = tmp_path / "o"
@@ -170,11 +208,14 @@ def test_a_signal_while_ray_starts_in_the_background_stops_cleanly(sample_path, 
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
-    while not descendants(proc.pid) and time.time() < deadline and proc.poll() is None:
+    driver_logs = Path(short_tmp, "ray", "session_latest", "logs")
+    while not list(driver_logs.glob("python-core-driver-*")) and time.time() < deadline \
+            and proc.poll() is None:
         time.sleep(0.05)
+    time.sleep(1.5)                                           # ray.init has returned
     started = descendants(proc.pid)
     assert started and proc.poll() is None, f"Ray never started: {proc.communicate()}"
-    assert not (out / "job.json").exists()                    # still planning
+    assert not shard_files(out / "shards")                     # before any shard
     os.kill(proc.pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr[-3000:]

@@ -8,14 +8,16 @@ file, a UserError...), not Ray's wrapper of it: Ray Data raises the original exc
 stays chained to it, with the worker's traceback, for the failure log). Ray's handlers for
 SIGTERM, which ray.init installs, are replaced again by the driver's (signals.py).
 
-`ray_session(cfg)` is what the pipeline uses (with `starting_ray(cfg)`: Ray begun while the
-driver plans, start.py); `auth`, `malloc`, `signals`, `start` and `stderr_filter` are its
-parts.
+`ray_session(cfg)` is what the pipeline uses (with `starting_ray(cfg)` and `plan_beside_ray`:
+Ray started while the driver plans, start.py); `auth`, `malloc`, `signals`, `start` and
+`stderr_filter` are its parts.
 """
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
+from typing import Callable, TypeVar
 
 from ..config import JobConfig
 from .auth import auth_hint
@@ -24,32 +26,24 @@ from .signals import install_stop_handlers, stopping_handlers_installed
 from .start import RayStart, init_args, quiet_data_context, quiet_ray_logs
 from .stderr_filter import drop_benign_lines
 
+T = TypeVar("T")
+
 
 @contextlib.contextmanager
 def ray_session(cfg: JobConfig, starting: RayStart | None = None):
     """Connect to the configured Ray address, or start an embedded local Ray; quiet unless
-    verbose. `starting`: the run's Ray, begun while the driver planned (`start.RayStart`):
-    this session adopts it (waits for it, owns it from then on)."""
+    verbose. `starting`: the run's Ray, started while the driver planned (`start.RayStart`):
+    this session adopts it (owns it from then on)."""
     import ray
 
     started, verbose = False, cfg.options.verbose
-    quiet_ray_logs(verbose)
-    if starting is not None or not ray.is_initialized():
-        ours = stopping_handlers_installed()
-        try:
-            if starting is not None:
-                starting.adopt()
-            else:
-                bound_malloc_arenas()   # before Ray's threads start: the driver's RSS stays flat
-                ray.init(**init_args(cfg.options.address, verbose))
-        except Exception as exc:
-            hint = auth_hint(exc, cfg.options.address)
-            if hint is None:
-                raise
-            raise hint from None
-        if ours:
-            install_stop_handlers()     # ray.init put its own in place (and Ray's C++ dump)
+    if starting is not None and starting.started:
+        starting.adopt()
         started = True
+    elif not ray.is_initialized():
+        start_ray(cfg)
+        started = True
+    quiet_ray_logs(verbose)
     quiet_data_context(verbose)
     with drop_benign_lines(enabled=not verbose):
         try:
@@ -64,20 +58,46 @@ def ray_session(cfg: JobConfig, starting: RayStart | None = None):
                 ray.shutdown()
 
 
+def start_ray(cfg: JobConfig) -> None:
+    """`ray.init` for a run, in the main thread: Ray's logs quietened first, the malloc arenas
+    capped before its threads start, an authentication refusal turned into one line, and the
+    driver's stop handlers put back in place of the ones `ray.init` installs."""
+    import ray
+
+    quiet_ray_logs(cfg.options.verbose)
+    ours = stopping_handlers_installed()
+    bound_malloc_arenas()               # before Ray's threads start: the driver's RSS stays flat
+    try:
+        ray.init(**init_args(cfg.options.address, cfg.options.verbose))
+    except Exception as exc:
+        hint = auth_hint(exc, cfg.options.address)
+        if hint is None:
+            raise
+        raise hint from None
+    if ours:
+        install_stop_handlers()         # ray.init put its own in place (and Ray's C++ dump)
+
+
 @contextlib.contextmanager
 def starting_ray(cfg: JobConfig):
-    """A `RayStart` begun now where this process will start Ray itself (None where a Ray is
-    initialized already); shut down on the way out unless `ray_session` adopted it."""
+    """A `RayStart` where this process will start Ray itself (None where a Ray is initialized
+    already, or not on the main thread: `ray.init` must run there); what it started and
+    `ray_session` did not adopt is shut down on the way out."""
     ray = sys.modules.get("ray")            # not imported: not initialized (and no import here)
-    if ray is not None and ray.is_initialized():
+    if (ray is not None and ray.is_initialized()) or \
+            threading.current_thread() is not threading.main_thread():
         yield None
         return
-    bound_malloc_arenas()               # before Ray's threads start: the driver's RSS stays flat
-    starting = RayStart(cfg.options.address, cfg.options.verbose).begin()
+    starting = RayStart(lambda: start_ray(cfg))
     try:
         yield starting
     finally:
         starting.close()
+
+
+def plan_beside_ray(starting: RayStart | None, plan: Callable[..., T], *args) -> T:
+    """`plan(*args)`, while `starting` starts Ray (in this thread, or right here without one)."""
+    return plan(*args) if starting is None else starting.beside(plan, *args)
 
 
 def task_cause(exc: BaseException) -> BaseException:

@@ -3,19 +3,24 @@
 Before a run's first row moves, its driver describes the model (transformers' and torch's
 imports: ~4 s of one core) and starts an embedded Ray (its processes: ~4 s, mostly waiting
 for them). One after the other, that was ~8 s of a 2-core machine's start with a core idle.
-`RayStart` begins `ray.init` in a background thread as soon as the command is checked, while
-the main thread describes the model and plans the read.
+`RayStart.beside(plan)` runs the planning in a background thread while the main thread starts
+Ray. Ray is started by the main thread on purpose: its processes die with the thread that
+started them (Linux's parent-death signal follows the thread), and the driver's SIGTERM /
+SIGINT handlers, which `ray.init` replaces by Ray's own (and its C++ dump), can only be put
+back from the main thread, right after it (signals.py).
 
 Only where this process starts Ray itself: a Ray already initialized in the process (tests,
-notebooks) is used as it is. `adopt()` hands the started Ray to `ray_session`, which owns it
-from then on (shuts it down, installs the signal handlers); a run refused before that shuts
-it down on the way out (`close`). Errors of `ray.init` are raised by `adopt()`, in the main
-thread, as if it had been called there.
+notebooks) is used as it is, and the planning runs in the main thread. `ray_session` adopts a
+started Ray (owns it from then on: shuts it down after the encode); a run refused before that
+shuts it down on the way out (`close`).
 """
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 def init_args(address: str | None, verbose: bool) -> dict:
@@ -26,16 +31,14 @@ def init_args(address: str | None, verbose: bool) -> dict:
             "logging_level": logging.INFO if verbose else logging.ERROR}
 
 
-def quiet_ray_logs(verbose: bool, data: bool = True) -> None:
-    """Ray's own logging: errors only, unless --verbose; `data`: Ray Data's too (imported
-    here: it sets up its loggers when first imported), not even errors: a failed task's whole
-    traceback is logged at ERROR before the driver says it in one line (task_errors)."""
-    if verbose:
-        return
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    if data:
-        import ray.data  # noqa: F401 - its loggers exist from here on
+def quiet_ray_logs(verbose: bool) -> None:
+    """Ray's own logging: errors only, unless --verbose; Ray Data's (imported here: it sets up
+    its loggers when first imported) not even errors: a failed task's whole traceback is
+    logged at ERROR before the driver says it in one line (task_errors)."""
+    import ray.data  # noqa: F401 - its loggers exist from here on
 
+    if not verbose:
+        logging.getLogger("ray").setLevel(logging.ERROR)
         logging.getLogger("ray.data").setLevel(logging.CRITICAL)
 
 
@@ -53,54 +56,46 @@ def quiet_data_context(verbose: bool) -> None:
 
 
 class RayStart:
-    """`ray.init(**init_args)` in a background thread, which then stays alive
-    until `close()`: Ray's own processes die with the thread that started them (Linux's
-    parent-death signal follows the thread, not the process), so it lives as long as the
-    session."""
+    """A run's embedded Ray, started by `beside` while the planning runs in a thread."""
 
-    def __init__(self, address: str | None, verbose: bool):
-        self.args, self.verbose = init_args(address, verbose), verbose
-        self.error: BaseException | None = None
-        self.adopted = False
-        self.ready, self.finished = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._run, name="ray-start", daemon=True)
+    def __init__(self, start_ray: Callable[[], None]):
+        self.start_ray = start_ray           # ray.init and what follows it, in this thread
+        self.started = self.adopted = False
 
-    def begin(self) -> "RayStart":
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
+    def beside(self, plan: Callable[..., T], *args) -> T:
+        """`plan(*args)` in a background thread while this (main) thread starts Ray; its
+        result, or its error (first: a refusal of the job says more than Ray's failure to
+        start, which is raised when the planning went well)."""
+        outcome: dict = {}
+        thread = threading.Thread(target=_capture, args=(outcome, plan, args),
+                                  name="ray-embed-plan", daemon=True)
+        thread.start()
         try:
-            self._start()
-        finally:
-            self.ready.set()
-        self.finished.wait()
-
-    def _start(self) -> None:
-        try:
-            import ray
-
-            quiet_ray_logs(self.verbose, data=False)
-            ray.init(**self.args)
-            quiet_ray_logs(self.verbose)        # Ray Data's import: after Ray's processes start
-        except BaseException as exc:  # noqa: BLE001 - raised again by adopt(), in the main thread
-            self.error = exc
+            self.start_ray()
+            self.started = True
+        except Exception as exc:  # noqa: BLE001 - raised below, once the planning has ended
+            outcome.setdefault("start_error", exc)
+        thread.join()
+        for key in ("error", "start_error"):
+            if key in outcome:
+                raise outcome[key]
+        return outcome["value"]
 
     def adopt(self) -> None:
-        """Wait for Ray; raise what `ray.init` raised. The caller owns the session after
-        (shuts it down before `close`)."""
-        self.ready.wait()
+        """`ray_session` owns the started Ray from here on."""
         self.adopted = True
-        if self.error is not None:
-            raise self.error
 
     def close(self) -> None:
-        """The end: a run that ended before adopting its Ray shuts it down here; then the
-        thread ends."""
-        self.ready.wait()
-        if not self.adopted and self.error is None:
+        """The end of the run: a Ray started but never adopted is shut down."""
+        if not self.adopted:
             import ray
 
-            ray.shutdown()
-        self.finished.set()
-        self.thread.join()
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+def _capture(outcome: dict, plan: Callable, args: tuple) -> None:
+    try:
+        outcome["value"] = plan(*args)
+    except BaseException as exc:  # noqa: BLE001 - raised again by beside(), in the main thread
+        outcome["error"] = exc
