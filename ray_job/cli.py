@@ -4,8 +4,8 @@ finalize
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import sys
 
 from .config import PRESETS, build_config
