@@ -22,6 +22,10 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
+# How long a stopped driver waits for its planning thread to end (it may be writing the demo
+# corpus: its temp file is removed when the write ends, never if the process exits under it)
+STOP_WAIT_S = 10.0
+
 
 def init_args(address: str | None, verbose: bool) -> dict:
     """`ray.init`'s arguments for a run ("local" always starts a new embedded Ray, never
@@ -67,15 +71,19 @@ class RayStart:
         result, or its error (first: a refusal of the job says more than Ray's failure to
         start, which is raised when the planning went well)."""
         outcome: dict = {}
-        thread = threading.Thread(target=_capture, args=(outcome, plan, args),
-                                  name="ray-embed-plan", daemon=True)
-        thread.start()
+        done = threading.Event()        # not Thread.join: a join cut short by a signal can
+        threading.Thread(target=_capture, args=(outcome, done, plan, args),   # say "ended"
+                         name="ray-embed-plan", daemon=True).start()
         try:
-            self.start_ray()
-            self.started = True
-        except Exception as exc:  # noqa: BLE001 - raised below, once the planning has ended
-            outcome.setdefault("start_error", exc)
-        thread.join()
+            try:
+                self.start_ray()
+                self.started = True
+            except Exception as exc:  # noqa: BLE001 - raised below, once the planning ended
+                outcome.setdefault("start_error", exc)
+            done.wait()
+        except BaseException:     # a stop (SIGTERM / SIGINT): let the planning tidy up first
+            done.wait(STOP_WAIT_S)
+            raise
         for key in ("error", "start_error"):
             if key in outcome:
                 raise outcome[key]
@@ -94,8 +102,10 @@ class RayStart:
                 ray.shutdown()
 
 
-def _capture(outcome: dict, plan: Callable, args: tuple) -> None:
+def _capture(outcome: dict, done: threading.Event, plan: Callable, args: tuple) -> None:
     try:
         outcome["value"] = plan(*args)
     except BaseException as exc:  # noqa: BLE001 - raised again by beside(), in the main thread
         outcome["error"] = exc
+    finally:
+        done.set()
