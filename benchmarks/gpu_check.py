@@ -9,7 +9,8 @@ lengths, with the models of `gpucheck/models.py`, and measures in order of impor
   environment   GPU, versions, the fp16 / bf16 matmul ceiling measured here
   cpu_vs_gpu    MiniLM fp32: the replica on the GPU against the same code on the CPU
   speed:MODEL   docs/s, tokens/s, MFU, peak memory, min cosine vs fp32 for fp32, fp16 autocast,
-                fp16 weights, bf16 autocast, bf16 weights (MiniLM, BERT-base, RoBERTa-large)
+                fp16 weights, bf16 autocast, bf16 weights (MiniLM, BERT-base, RoBERTa-large,
+                a Qwen3-Embedding-0.6B-shaped decoder)
   st_fp16       sentence-transformers' fp16 `encode` on the same texts (the baseline)
   adapter       BERT-base + a seq_bn adapter (SPECTER2) under the carried transformers 4 stack
   token_budget  fp16 at 4k-262k tokens per micro-batch
@@ -44,6 +45,7 @@ PLAN = (
     ("environment", "environment", 10), ("prepare", "prepare", 45),
     ("cpu_vs_gpu", "cpu_vs_gpu", 20), ("speed:minilm", "speed", 20),
     ("speed:bert-base", "speed", 25), ("speed:roberta-large", "speed", 35),
+    ("speed:qwen3-0.6b", "speed", 40),
     ("st_fp16", "st_fp16", 25), ("adapter", "adapter", 75), ("token_budget", "token_budgets", 45),
     ("feeder", "feeder", 15), ("attention", "attention", 25), ("processes", "processes", 60),
     ("data_path", "data_path", 20), ("oom_backoff", "oom_backoff", 15),

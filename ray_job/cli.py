@@ -29,9 +29,25 @@ RUN_FLAGS = {
     "--adapter": ("adapter", {"metavar": "NAME_OR_PATH",
                               "help": "load this `adapters` adapter on the model and activate it"}),
     "--preset": ("preset", {"help": "specter2 = allenai/specter2_base + the allenai/specter2 "
-                                    "adapter, CLS pooling, title[SEP]abstract, 512 tokens"}),
+                                    "adapter, CLS pooling, title[SEP]abstract, 512 tokens; e5, "
+                                    "bge, nomic, embeddinggemma = the family's model with the "
+                                    "prompts and template its card asks for"}),
     "--backend": ("backend", {}),
-    "--pooling": ("pooling", {"help": "plain transformers model with this pooling"}),
+    "--pooling": ("pooling", {"help": "a plain transformers model with this pooling (refused on "
+                                      "a sentence-transformers model, which pools with its own "
+                                      "modules, unless --backend transformers)"}),
+    "--prompt": ("prompt", {"metavar": "TEXT",
+                            "help": "put TEXT before every document ('' for none; default: the "
+                                    "model's document prompt)"}),
+    "--prompt-name": ("prompt_name", {"metavar": "NAME",
+                                      "help": "the model's prompt of this name before every "
+                                              "document"}),
+    "--query-prompt": ("query_prompt", {"metavar": "TEXT",
+                                        "help": "put TEXT before a search query ('' for none; "
+                                                "default: the model's query prompt)"}),
+    "--query-prompt-name": ("query_prompt_name", {"metavar": "NAME",
+                                                  "help": "the model's prompt of this name "
+                                                          "before a search query"}),
     "--text": ("text", {"metavar": "TEMPLATE",
                         "help": "text template over record fields; {sep} = the tokenizer's "
                                 "separator (default: '{title}{sep}{abstract}')"}),
@@ -50,8 +66,8 @@ RUN_FLAGS = {
                                      "OUT/embeddings-int8.h5, OUT/embeddings-binary.h5 or "
                                      "OUT/lance/ (a LanceDB table); repeatable"}),
     "--truncate-dim": ("truncate_dim", {"type": int, "metavar": "D",
-                                        "help": "the int8 / binary exports keep the first D "
-                                                "dims (Matryoshka models)"}),
+                                        "help": "vectors of the first D dims (Matryoshka "
+                                                "models; default: the model's own truncate_dim)"}),
     "--upload": ("upload", {"metavar": "DEST",
                             "help": "publish the result when the run is done: "
                                     "hf://datasets/OWNER/NAME[/path] (Hugging Face Hub) or an "
@@ -126,6 +142,11 @@ def make_parser() -> argparse.ArgumentParser:
                                            "index when it is current, else an exact scan)")
     search.add_argument("directory", metavar="DIR")
     search.add_argument("query")
+    search.add_argument("--query-prompt", metavar="TEXT", default=None,
+                        help="put TEXT before the query ('' for none; default: the run's query "
+                             "prompt, job.json's model.query_prompt)")
+    search.add_argument("--query-prompt-name", metavar="NAME", default=None,
+                        help="the model's prompt of this name before the query")
     add_hit_options(search)
     similar = sub.add_parser("similar", help="papers nearest to a paper of the run (itself "
                                              "left out)")
@@ -165,9 +186,10 @@ def add_run_flags(parser: argparse.ArgumentParser, left_out: tuple[str, ...]) ->
                                 help=help_text)
 
 
-PLAN_KEYS = ("inputs", "model", "adapter", "preset", "backend", "pooling", "text", "table",
-             "query", "id_field", "max_seq_length", "max_batch_tokens", "precision",
-             "on_missing_field", "trust_remote_code")
+PLAN_KEYS = ("inputs", "model", "adapter", "preset", "backend", "pooling", "prompt",
+             "prompt_name", "truncate_dim", "text", "table", "query", "id_field",
+             "max_seq_length", "max_batch_tokens", "precision", "on_missing_field",
+             "trust_remote_code")
 
 
 def add_plan_parser(sub) -> None:
@@ -272,7 +294,11 @@ def cmd_upload(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from .search.search import search
 
-    print_hits(search(args.directory, [args.query], positive_k(args.k))[0], args.json)
+    if args.query_prompt is not None and args.query_prompt_name is not None:
+        raise UserError("--query-prompt and --query-prompt-name both say which prompt to use: "
+                        "give one")
+    print_hits(search(args.directory, [args.query], positive_k(args.k), args.query_prompt,
+                      args.query_prompt_name)[0], args.json)
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config_checks import check_types, validate
+from .config_checks import PROMPT_PAIRS, check_types, validate
 from .errors import ConfigError
 from .redact import redact_url
 
@@ -34,6 +34,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "backend": "transformers", "pooling": "cls", "normalize": False,
                  "text": "{title}{sep}{abstract}", "max_seq_length": 512,
                  "on_missing_field": "empty"},
+    # the prompts these families' cards ask for, which their sentence-transformers configs do
+    # not carry (a model's own prompts are applied without a preset: encode/prompts.py)
+    "e5": {"model": "intfloat/e5-base-v2", "prompt": "passage: ", "query_prompt": "query: "},
+    "bge": {"model": "BAAI/bge-base-en-v1.5",
+            "query_prompt": "Represent this sentence for searching relevant passages: "},
+    "nomic": {"model": "nomic-ai/nomic-embed-text-v1.5", "prompt": "search_document: ",
+              "query_prompt": "search_query: "},
+    # EmbeddingGemma's card: a document with a title is "title: {title} | text: {content}",
+    # with no prompt before it (its "document" prompt is that format for a document without one)
+    "embeddinggemma": {"model": "google/embeddinggemma-300m", "prompt": "",
+                       "text": "title: {title} | text: {abstract}"},
 }
 
 
@@ -44,8 +55,14 @@ class OutputSpec:
     model: str | None = None              # None = the bundled all-MiniLM-L6-v2
     adapter: str | None = None            # an `adapters` adapter (Hub name or folder), active
     backend: str = "auto"
-    pooling: str | None = None            # transformers backend only: cls | mean
+    pooling: str | None = None            # transformers backend only: cls | mean | lasttoken
     normalize: bool | None = None         # None = what the model says (ST) / False
+    prompt: str | None = None             # before every document ('' = none); None = the
+    prompt_name: str | None = None        # ... model's (encode/prompts.py), or its prompt so named
+    query_prompt: str | None = None       # before a query (search), likewise; not hashed:
+    query_prompt_name: str | None = None  # ... it leaves the stored vectors as they are
+    truncate_dim: int | None = None       # vectors of the first D dims (Matryoshka); None = the
+                                          # model's own truncate_dim, else its whole dimension
     text: str = "{title}{sep}{abstract}"
     id_field: str = "id"
     table: str | None = None              # DuckDB input: read this table ...
@@ -58,8 +75,15 @@ class OutputSpec:
 
     def config_hash(self) -> str:
         """Of the inputs as job.json records them (credentials redacted): a pre-signed URL
-        with a new signature is the same input, and resumes."""
+        with a new signature is the same input, and resumes. The settings added after the
+        first release count only when set (a run made before them resumes); the query side's
+        prompt never (it changes no stored vector)."""
         data = {**dataclasses.asdict(self), "inputs": [redact_url(i) for i in self.inputs]}
+        for name in HASHED_WHEN_SET:
+            if data[name] is None:
+                del data[name]
+        for name in NOT_HASHED:
+            del data[name]
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -90,7 +114,6 @@ class RunOptions:
     storage_dtype: str = "float32"        # embeddings.h5 dtype: float32 | float16
     compression: str | None = None        # embeddings.h5 compression: gzip | lzf
     exports: tuple[str, ...] = ()         # also write: parquet, duckdb, int8, binary, lance
-    truncate_dim: int | None = None       # the int8 / binary exports keep the first D dims
     map: bool = False                     # lay the papers out in 2-D after finalizing (map/)
     upload: str | None = None             # publish the result here (hf://datasets/..., s3://...)
     upload_every: int | None = None       # ... and every N new shards while running
@@ -102,6 +125,9 @@ class RunOptions:
         return URL_PRESETS.get(self.url_template, self.url_template)
 
 
+# OutputSpec fields of later releases than the first: hashed when set (`config_hash`)
+HASHED_WHEN_SET = ("prompt", "prompt_name", "truncate_dim")
+NOT_HASHED = ("query_prompt", "query_prompt_name")
 SPEC_FIELDS = tuple(f.name for f in fields(OutputSpec))
 OPTION_FIELDS = tuple(f.name for f in fields(RunOptions))
 TUPLE_FIELDS = ("inputs", "exports")
@@ -191,7 +217,12 @@ def apply_preset(data: dict[str, Any]) -> dict[str, Any]:
         return data
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r} (known: {', '.join(sorted(PRESETS))})")
-    return {**PRESETS[name], **data}
+    preset = dict(PRESETS[name])
+    for pair in PROMPT_PAIRS:        # the user's prompt, by text or by name, replaces the preset's
+        if any(data.get(key) is not None for key in pair):
+            for key in pair:
+                preset.pop(key, None)
+    return {**preset, **data}
 
 
 def build_config(yaml_path: str | None, overrides: Mapping[str, Any],

@@ -16,10 +16,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # setting -> the values it may take (for `exports`, each of its values)
 CHOICES = {"precision": PRECISIONS, "device": DEVICES,
            "backend": ("auto", "sentence-transformers", "transformers"),
-           "on_missing_field": ("reject", "empty"), "pooling": ("cls", "mean"),
+           "on_missing_field": ("reject", "empty"), "pooling": ("cls", "mean", "lasttoken"),
            "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf"),
            "exports": ("parquet", "duckdb", "int8", "binary", "lance")}
-COMPACT_EXPORTS = ("int8", "binary")          # the exports --truncate-dim applies to
+# a prompt is given by its text or by the model's name for it, not both
+PROMPT_PAIRS = (("prompt", "prompt_name"), ("query_prompt", "query_prompt_name"))
 POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
             "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
             "gpus_per_replica", "cpus_per_replica", "demo_docs", "truncate_dim")
@@ -77,9 +78,9 @@ def validate(spec, options) -> None:
         for value in values[name] if isinstance(values[name], tuple) else (values[name],):
             if value is not None:
                 check_choice(name, value, choices)
-    if options.truncate_dim and not set(options.exports) & set(COMPACT_EXPORTS):
-        raise ConfigError("truncate_dim applies to the int8 and binary exports: add one of "
-                          "them (--export int8 / --export binary)")
+    for text, name in PROMPT_PAIRS:
+        if values[text] is not None and values[name] is not None:
+            raise ConfigError(f"{text} and {name} both say which prompt to use: give one")
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")

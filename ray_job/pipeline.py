@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
 from .encode.replica_actor import EncoderReplica
-from .encode.model_facts import describe
+from .encode.model_facts import describe, model_folder, unused_prompts_note
 from .encode.model_identity import model_identity
 from .encode.model_info import ModelInfo
 from .encode.model_source import resolve_model_source
@@ -19,11 +19,10 @@ from .encode.precision import cpu_has_native_bf16, may_have_mps, pick_device, pi
 from .encode.defaults import Defaults
 from .encode.resources import ResourcePlan, plan_resources
 from .encode.sizing import job_defaults, node_of, with_defaults
-from .encode.tokenize import tokenize_batch, tokenizer_recipe
+from .encode.tokenize import model_recipe, tokenize_batch
 from .errors import UserError
 from .extras import check_run_extras
 from .finalize.exports import run_exports
-from .finalize.quantize import check_truncate_dim
 from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report
 from .publish.upload import ShardPublisher, upload
@@ -76,8 +75,15 @@ def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
 
 
 def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
-    """The model's tokenizer, length limit and dim, from its files: the driver never loads it."""
-    return describe(cfg.spec, source)
+    """The model's tokenizer, length limit, dim and prompts, from its files: the driver never
+    loads it. A model whose prompts none is applied on its own says so (one line)."""
+    folder = model_folder(cfg.spec, source)
+    info = describe(cfg.spec, source, folder)
+    note = None if cfg.spec.prompt is not None or cfg.spec.prompt_name is not None else \
+        unused_prompts_note(folder, info)
+    if note:
+        print(f"ray-embed: note: {note}", file=sys.stderr)
+    return info
 
 
 def make_template(cfg: JobConfig, info: ModelInfo) -> TextTemplate:
@@ -130,9 +136,8 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
                                    "faults": faults.storage})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
                         num_cpus=plan.task_cpus,
-                        fn_kwargs={"recipe": asdict(tokenizer_recipe(
-                                       info.tokenizer_source, info.max_seq_length,
-                                       replica.trust_remote_code, replica.revision)),
+                        fn_kwargs={"recipe": asdict(model_recipe(
+                                       info, replica.trust_remote_code, replica.revision)),
                                    "run_url": run_dir.url, "threads": plan.task_cpus,
                                    "fence": run_dir.fence, "faults": faults.storage})
     return ds.map_batches(
@@ -214,7 +219,6 @@ class PlannedJob:
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
     info = describe_model(cfg, resolve_model_source(cfg.spec.model))
-    check_truncate_dim(cfg.options.truncate_dim, info.dim)      # before any row is encoded
     check_run_extras(cfg.options)
     template = make_template(cfg, info)
     cfg = with_resolved_inputs(cfg, run_dir)
@@ -229,7 +233,7 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats,
     cfg = planned.cfg
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
     if not cfg.options.fresh and run_dir.has_job():     # refused before the session opens
-        run_dir.load_job().check_carried_on_by(cfg, planned.identity, run_dir.url)
+        run_dir.load_job().check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
         stats.resumed = bool(run_dir.shard_names())
     with ray_session(cfg, starting) as ray:
@@ -375,7 +379,7 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     report["output"] = run_dir.child_url(H5)
     if options.map:
         report["map"] = run_map(run_dir)                      # before the Parquet export
-    report["exports"] = run_exports(run_dir, options.exports, options.truncate_dim)
+    report["exports"] = run_exports(run_dir, options.exports, job.export_truncate_dim)
     run_dir.write_report(report)
     if options.index:
         build_index(run_dir)

@@ -89,10 +89,8 @@ def test_truncate_dim_is_checked_before_anything_runs(ray_embed, tmp_path, sampl
                         "--export", "int8", "--truncate-dim", "999", cwd=tmp_path)
     assert refused.returncode == 2 and not out.exists()
     assert refused.stderr.strip() == ("ray-embed: error: truncate_dim must be between 1 and "
-                                      "the vectors' dim 384; got 999")
-    alone = ray_embed("run", "--input", str(sample_path), "--output", str(out),
-                      "--truncate-dim", "128", cwd=tmp_path)
-    assert alone.returncode == 2 and "truncate_dim applies to the int8 and binary" in alone.stderr
+                                      "the model's dimension 384 "
+                                      "(sentence-transformers/all-MiniLM-L6-v2); got 999")
 
 
 def test_lance_export_is_a_table_lancedb_searches(full_sample_run, tmp_path, sample_records):

@@ -13,7 +13,7 @@ from ray_job.config import JobConfig
 from ray_job.encode.model_identity import local_weights_digest, model_identity
 from ray_job.errors import UserError
 from ray_job.read.previous import load_previous
-from ray_job.rundir.job import COMPAT_ATTRS, check_same_model, pinned_revision
+from ray_job.rundir.job import COMPAT_ATTRS, COMPAT_DEFAULTS, check_same_model, pinned_revision
 from tiny_models import tiny_adapter, tiny_bert
 
 
@@ -49,8 +49,9 @@ def test_previous_compares_the_model_identity_not_the_name(tmp_path):
     path = tmp_path / "embeddings.h5"
     attrs = {"model": "./my-model", "model_identity": json.dumps({"weights": "sha256:old"}),
              "adapter": "", "backend": "transformers", "pooling": "cls", "normalized": False,
-             "precision": "fp32", "text_template": "{title}", "max_seq_length": 128}
-    assert set(attrs) == set(COMPAT_ATTRS)
+             "precision": "fp32", "text_template": "{title}", "max_seq_length": 128,
+             "dim": 4}
+    assert set(attrs) | set(COMPAT_DEFAULTS) == set(COMPAT_ATTRS)   # no prompt: reads as none
     with h5py.File(path, "w") as h5:
         h5["ids"] = np.array([b"a"])
         h5["text_hashes"] = np.array([1], np.uint64)

@@ -97,7 +97,7 @@ def set_json(path, **values):
 
 
 @pytest.mark.parametrize("edit, why", [
-    (lambda f: set_json(f / "config_sentence_transformers.json", truncate_dim=8), "truncate_dim"),
+    (lambda f: set_json(f / "config.json", model_type="xlnet"), "architecture"),
     (lambda f: set_json(f / "sentence_bert_config.json", model_args={"attn_implementation": "eager"}),
      "Transformer settings"),
     (lambda f: set_json(f / "2_Dense" / "config.json",

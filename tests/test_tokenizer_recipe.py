@@ -100,4 +100,4 @@ def test_a_tokenizer_with_its_own_batch_encoding_is_loaded_by_the_task(monkeypat
     recipe = tokenizer_recipe(source, 16, revision="abc123")
     assert recipe.rust is None
     assert texts_encoder(recipe)(["hello"]) == farewell(["goodbye"])["input_ids"]
-    assert loaded == [(source, False, "abc123")] * 2          # the driver, then the task
+    assert loaded == [(source, False, "abc123", False)] * 2   # the driver, then the task

@@ -10,6 +10,10 @@
 * `roberta-large`: RoBERTa-large (24 x 1024, 128 tokens, mean pooling + Normalize), the shape
   of `all-roberta-large-v1`, random weights, with a byte-level BPE tokenizer trained here on the
   sample's texts (the real one is not in any package).
+* `qwen3-0.6b`: a decoder of Qwen3-Embedding-0.6B's shape (28 x 1024, 16 query heads of 128 and
+  8 key-value heads, SwiGLU 3072, its 151,669-word embedding table), random weights, saved as
+  Qwen publishes it: last-token pooling + Normalize, left padding, an <|endoftext|> the
+  tokenizer appends, the query instruction; a byte-level BPE trained on the sample.
 
 `--dry-run` builds the same kinds at a tiny size (`TINY`): same code, same lengths.
 """
@@ -40,6 +44,9 @@ class ModelSpec:
     intermediate: int
     max_len: int
     adapter: bool = False
+    kv_heads: int = 0          # a decoder's key-value heads (0: as many as `heads`)
+    head_dim: int = 0          # a decoder's head width (0: hidden / heads)
+    vocab: int = 0             # a decoder's embedding table (0: its tokenizer's)
 
 
 FULL = {
@@ -51,11 +58,18 @@ FULL = {
                                    "(SPECTER2), random", "bert", 12, 768, 12, 3072, 512, True),
     "roberta-large": ModelSpec("roberta-large", "RoBERTa-large (all-roberta-large-v1's "
                                "shape), random", "roberta", 24, 1024, 16, 4096, 128),
+    "qwen3-0.6b": ModelSpec("qwen3-0.6b", "Qwen3-Embedding-0.6B's shape (decoder, last "
+                            "token), random", "qwen3", 28, 1024, 16, 3072, 512, kv_heads=8,
+                            head_dim=128, vocab=151669),
 }
 # dry runs: every model tiny and random, MiniLM too (fp16 is emulated on CPUs: the real
 # MiniLM's fp16 measurements alone took minutes); the real weights' fp16 round trip has a
 # test of its own (tests/test_gpu_check.py)
-TINY = {k: replace(s, layers=2, hidden=32, heads=2, intermediate=37) for k, s in FULL.items()}
+TINY = {k: replace(s, layers=2, hidden=32, heads=2, intermediate=37,
+                   **({"kv_heads": 1, "head_dim": 16, "vocab": 0} if s.arch == "qwen3" else {}))
+        for k, s in FULL.items()}
+QWEN3_QUERY = ("Instruct: Given a web search query, retrieve relevant passages that answer the "
+               "query\nQuery:")
 
 
 def job_settings(spec: ModelSpec, folder: Path, adapter: Path | None = None) -> dict:
@@ -135,6 +149,40 @@ def roberta_folder(spec: ModelSpec, texts: list[str], scratch: Path, device: str
     return out
 
 
+def qwen3_folder(spec: ModelSpec, texts: list[str], scratch: Path, device: str) -> Path:
+    """A sentence-transformers folder like Qwen3-Embedding's: the decoder at its root,
+    last-token pooling, Normalize, its prompts; left padding, <|endoftext|> appended."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    out = scratch / spec.key
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe.train_from_iterator(texts, vocab_size=ROBERTA_VOCAB, show_progress=False,
+                            special_tokens=specials)
+    eot = bpe.token_to_id("<|endoftext|>")
+    bpe.post_processor = TemplateProcessing(single="$A <|endoftext|>",
+                                            pair="$A <|endoftext|> $B <|endoftext|>",
+                                            special_tokens=[("<|endoftext|>", eot)])
+    out.mkdir(parents=True, exist_ok=True)
+    bpe.save(str(out / "tokenizer.json"))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(out / "tokenizer.json"),
+                                        eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        padding_side="left", model_max_length=spec.max_len)
+    tokenizer.save_pretrained(out)
+    config = Qwen3Config(vocab_size=spec.vocab or len(tokenizer), hidden_size=spec.hidden,
+                         num_hidden_layers=spec.layers, num_attention_heads=spec.heads,
+                         num_key_value_heads=spec.kv_heads, head_dim=spec.head_dim,
+                         intermediate_size=spec.intermediate, max_position_embeddings=32768,
+                         tie_word_embeddings=True, architectures=["Qwen3ForCausalLM"])
+    save_random(Qwen3Model, config, out, device, seed=4)
+    write_st_modules(out, spec.hidden, spec.max_len, pooling="lasttoken")
+    (out / "config_sentence_transformers.json").write_text(json.dumps(
+        {"prompts": {"query": QWEN3_QUERY, "document": ""}, "default_prompt_name": None}))
+    return out
+
+
 def bpe_tokenizer(folder: Path, texts: list[str], max_len: int):
     """RoBERTa's byte-level BPE, trained on `texts`, with RoBERTa's <s> ... </s> framing. Built
     from a tokenizer.json: transformers 5 ignores `vocab_file` / `merges_file` (two tokens a
@@ -164,7 +212,7 @@ def save_random(model_class, config, out: Path, device: str, seed: int) -> None:
     del model
 
 
-def write_st_modules(folder: Path, hidden: int, max_len: int) -> None:
+def write_st_modules(folder: Path, hidden: int, max_len: int, pooling: str = "mean") -> None:
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling",
                 "type": "sentence_transformers.models.Pooling"},
@@ -175,7 +223,7 @@ def write_st_modules(folder: Path, hidden: int, max_len: int) -> None:
         json.dumps({"max_seq_length": max_len, "do_lower_case": False}))
     (folder / "1_Pooling").mkdir(exist_ok=True)
     (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": hidden, "pooling_mode_mean_tokens": True}))
+        {"embedding_dimension": hidden, "pooling_mode": pooling}))
 
 
 def add_adapter(base: Path, out: Path) -> Path:

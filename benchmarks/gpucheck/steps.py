@@ -29,7 +29,9 @@ from .record import Results, Skip
 from .timing import Peaks, matmul_tflops, min_cosine, time_encoder
 
 PRECISIONS = ("fp32", "fp16", "fp16-weights", "bf16", "bf16-weights")
-SPEED_MODELS = ("minilm", "bert-base", "roberta-large")
+SPEED_MODELS = ("minilm", "bert-base", "roberta-large", "qwen3-0.6b")
+# what `{sep}` becomes for each architecture (encode/model_info.separator)
+SEPARATORS = {"roberta": "</s>", "qwen3": "\n"}
 DATASHEET_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
 
@@ -135,9 +137,12 @@ def prepare(check: Check) -> None:
     check.folders["roberta-large"] = models.roberta_folder(check.specs["roberta-large"],
                                                            corpus.render_texts(records, "</s>"),
                                                            check.scratch, build_on)
+    check.folders["qwen3-0.6b"] = models.qwen3_folder(check.specs["qwen3-0.6b"],
+                                                      corpus.render_texts(records, "\n"),
+                                                      check.scratch, build_on)
     for key in SPEED_MODELS:
         spec, folder = check.specs[key], check.folders[key]
-        sep = "</s>" if spec.arch == "roberta" else "[SEP]"
+        sep = SEPARATORS.get(spec.arch, "[SEP]")
         check.texts[key] = plain if sep == "[SEP]" else corpus.render_texts(records, sep)
         check.ids[key] = corpus.tokenize(str(folder), spec.max_len, check.texts[key])
         check.shapes[key] = shape_of_folder(folder, params=0)
@@ -217,7 +222,7 @@ def measure_option(check: Check, key: str, variant: str, step: str = "option",
 
 
 TOKEN_BUDGETS = {"minilm": (4096, 16384, 65536, 262144), "bert-base": (16384, 65536, 262144),
-                 "roberta-large": (16384, 65536)}
+                 "roberta-large": (16384, 65536), "qwen3-0.6b": (16384, 65536)}
 
 
 def token_budgets(check: Check) -> None:

@@ -9,6 +9,7 @@ from ..rundir.job import ModelInfo
 
 BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 DEFAULT_MAX_LENGTH = 512
+NO_SEPARATOR = "\n"
 # bytes of one weight as a replica holds it: the backends load weights in fp32 (autocast
 # lowers the precision of the computation, not of the weights)
 LOADED_BYTES_PER_PARAM = 4
@@ -63,13 +64,20 @@ def pooling_name(mode) -> str:
     return mode if isinstance(mode, str) else "+".join(mode)
 
 
+def separator(tokenizer) -> str:
+    """What `{sep}` becomes: the tokenizer's separator token (BERT's [SEP], RoBERTa's </s>),
+    else a line break. A decoder (Qwen3, Gemma) has no separator: its end-of-sequence token
+    between title and abstract would tell the model the text ends there."""
+    return tokenizer.sep_token or NO_SEPARATOR
+
+
 def model_info(name: str, source: str, backend: str, tokenizer, tokenizer_source: str,
                max_len: int, dim: int, pooling: str, normalized: bool,
-               param_bytes: int) -> ModelInfo:
+               param_bytes: int, **calling) -> ModelInfo:
+    """`calling`: how the model's authors call it (prompts, lowercase: ModelInfo's fields)."""
     return ModelInfo(
         name=name, source=source, backend=backend, tokenizer_source=tokenizer_source,
-        max_seq_length=int(max_len),
-        sep_token=tokenizer.sep_token or tokenizer.eos_token or " ",
+        max_seq_length=int(max_len), sep_token=separator(tokenizer),
         pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         dim=int(dim), pooling=pooling, normalized=bool(normalized), param_bytes=int(param_bytes),
-    )
+        **calling)

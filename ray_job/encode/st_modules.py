@@ -1,6 +1,16 @@
 """The forward pass of a plain sentence-transformers model (`st_format.NativePlan`):
-sentence-transformers' operations, in its order. Imported by the replica only (torch)."""
+sentence-transformers' operations, in its order. Imported by the replica only (torch).
+
+Precision: the transformer runs in the replica's precision (under its autocast, in half
+weights for the `*-weights` precisions); everything after it (Pooling, Dense, Normalize) runs
+in float32 on float32 inputs, outside autocast (`heads_in_fp32`). Under autocast a Dense layer
+returns half floats and a Normalize of those is off unit length by up to 1e-2 (EmbeddingGemma's
+Dense -> Normalize stack); a decoder's last hidden state is half too. The heads are a few
+matrix-vector products per row: nothing to save there.
+"""
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -60,22 +70,44 @@ POOLERS = {"cls": _cls, "max": _max, "mean": _mean, "mean_sqrt_len_tokens": _mea
            "weightedmean": _weighted_mean, "lasttoken": _last_token}
 
 
-class NativeSentenceModel(torch.nn.Module):
-    """Transformer -> Pooling -> Dense* -> Normalize?, as one module."""
+def heads_in_fp32(tokens: torch.Tensor):
+    """The context the modules after the transformer run in: autocast off (float32)."""
+    return torch.autocast(tokens.device.type, enabled=False) if tokens.device.type in (
+        "cpu", "cuda", "mps") else contextlib.nullcontext()
 
-    def __init__(self, encoder: torch.nn.Module, plan: NativePlan, denses: list[torch.nn.Module]):
+
+def pooling_mask(attention_mask: torch.Tensor, skip: int) -> torch.Tensor:
+    """The mask Pooling reads: the first `skip` positions (a prompt the model's Pooling leaves
+    out, `include_prompt: false`) left out, as sentence-transformers does for right-padded
+    rows."""
+    if not skip:
+        return attention_mask
+    mask = attention_mask.clone()
+    mask[:, :skip] = 0
+    return mask
+
+
+class NativeSentenceModel(torch.nn.Module):
+    """Transformer -> Pooling -> Dense* -> Normalize?, as one module. `encoder` is the body
+    (what half weights halve); `prompt_skip`: leading tokens the Pooling leaves out."""
+
+    def __init__(self, encoder: torch.nn.Module, plan: NativePlan, denses: list[torch.nn.Module],
+                 prompt_skip: int = 0):
         super().__init__()
         self.encoder = encoder
         self.plan = plan
         self.denses = torch.nn.ModuleList(denses)
+        self.prompt_skip = prompt_skip
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               return_dict=True).last_hidden_state
-        emb = st_pool(tokens, attention_mask, self.plan.pooling_modes)
-        for dense in self.denses:
-            emb = dense(emb)
-        return torch.nn.functional.normalize(emb, p=2, dim=1) if self.plan.normalize else emb
+        with heads_in_fp32(tokens):
+            emb = st_pool(tokens.float(), pooling_mask(attention_mask, self.prompt_skip),
+                          self.plan.pooling_modes)
+            for dense in self.denses:
+                emb = dense(emb)
+            return torch.nn.functional.normalize(emb, p=2, dim=1) if self.plan.normalize else emb
 
 
 class DenseLayer(torch.nn.Module):

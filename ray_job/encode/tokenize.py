@@ -49,25 +49,48 @@ class TokenizerRecipe:
     revision: str | None = None
     rust: str | None = None
     split_special_tokens: bool = False
+    # how the model's authors call it: `prompt` goes before every text and counts toward
+    # `max_length` (sentence-transformers truncates prompt + text as one); `lowercase`: the
+    # Transformer module's do_lower_case
+    prompt: str = ""
+    lowercase: bool = False
 
 
 def tokenizer_recipe(source: str, max_length: int, trust_remote_code: bool = False,
-                     revision: str | None = None) -> TokenizerRecipe:
+                     revision: str | None = None, prompt: str = "",
+                     lowercase: bool = False) -> TokenizerRecipe:
     """The recipe of `source`'s tokenizer truncating at `max_length` (on the driver)."""
-    tokenizer = load_tokenizer(source, trust_remote_code, revision)
+    tokenizer = load_tokenizer(source, trust_remote_code, revision, lowercase)
     backend = rust_backend(tokenizer, max_length)
     return TokenizerRecipe(source, max_length, trust_remote_code, revision,
                            None if backend is None else backend.to_str(),
-                           False if backend is None else bool(backend.encode_special_tokens))
+                           False if backend is None else bool(backend.encode_special_tokens),
+                           prompt, lowercase)
+
+
+def model_recipe(info, trust_remote_code: bool = False,
+                 revision: str | None = None) -> TokenizerRecipe:
+    """The recipe of the model side `info` (a ModelInfo) describes: its tokenizer, max length,
+    prompt and lowercasing, as the tokenize stage and `search` use it."""
+    return tokenizer_recipe(info.tokenizer_source, info.max_seq_length, trust_remote_code,
+                            revision, info.prompt, info.lowercase)
 
 
 def texts_encoder(recipe: TokenizerRecipe) -> Encode:
-    """texts -> token ids with the recipe's tokenizer (built once per worker process)."""
+    """texts -> token ids with the recipe's tokenizer (built once per worker process), the
+    recipe's prompt before each text."""
     if recipe.rust is not None:
-        return functools.partial(encode_with_rust,
-                                 rust_tokenizer(recipe.rust, recipe.split_special_tokens))
-    tokenizer = load_tokenizer(recipe.source, recipe.trust_remote_code, recipe.revision)
-    return functools.partial(encode_texts, tokenizer, max_length=recipe.max_length)
+        encode = functools.partial(encode_with_rust,
+                                   rust_tokenizer(recipe.rust, recipe.split_special_tokens))
+    else:
+        tokenizer = load_tokenizer(recipe.source, recipe.trust_remote_code, recipe.revision,
+                                   recipe.lowercase)
+        encode = functools.partial(encode_texts, tokenizer, max_length=recipe.max_length)
+    return functools.partial(encode_prompted, encode, recipe.prompt) if recipe.prompt else encode
+
+
+def encode_prompted(encode: Encode, prompt: str, texts: list[str]) -> list[list[int]]:
+    return encode([prompt + text for text in texts])
 
 
 @functools.lru_cache(maxsize=4)
@@ -80,12 +103,35 @@ def rust_tokenizer(serialized: str, split_special_tokens: bool):
 
 
 @functools.lru_cache(maxsize=4)
-def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str | None = None):
+def load_tokenizer(source: str, trust_remote_code: bool = False, revision: str | None = None,
+                   lowercase: bool = False):
     """One tokenizer per worker process and source (Ray reuses worker processes)."""
+    return st_tokenizer(source, trust_remote_code, lowercase, revision)
+
+
+def st_tokenizer(source: str, trust_remote_code: bool = False, lowercase: bool = False,
+                 revision: str | None = None):
+    """The tokenizer as sentence-transformers' Transformer module sets it up: with
+    `do_lower_case`, a Lowercase normalizer in front of a fast tokenizer's own (a slow one is
+    told `do_lower_case`)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
-                                         revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                              revision=revision)
+    if not lowercase:
+        return tokenizer
+    if getattr(tokenizer, "is_fast", False):
+        from tokenizers import normalizers
+
+        backend = tokenizer.backend_tokenizer
+        current = backend.normalizer
+        parts = (list(current) if isinstance(current, normalizers.Sequence)
+                 else [] if current is None else [current])
+        if not any(isinstance(part, normalizers.Lowercase) for part in parts):
+            backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), *parts])
+    else:
+        tokenizer.do_lower_case = True
+    return tokenizer
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:

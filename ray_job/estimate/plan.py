@@ -22,7 +22,7 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
     from ..encode.model_facts import describe
     from ..encode.models import resolve_model_source
     from ..encode.sizing import model_size
-    from ..encode.tokenize import texts_encoder, tokenizer_recipe
+    from ..encode.tokenize import model_recipe, texts_encoder
 
     if gpus < 0 or sample_docs < 1 or (docs is not None and docs < 1):
         raise UserError("--gpus must be 0 or more, --sample-docs and --docs at least 1")
@@ -32,8 +32,7 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
     if not cfg.spec.inputs:
         raise UserError("plan needs --input (the corpus to plan for)")
     info = describe(cfg.spec, resolve_model_source(cfg.spec.model))
-    encode = texts_encoder(tokenizer_recipe(info.tokenizer_source, info.max_seq_length,
-                                            cfg.spec.trust_remote_code))
+    encode = texts_encoder(model_recipe(info, cfg.spec.trust_remote_code))
     corpus = sample_corpus(cfg, info, encode, sample_docs, docs)
     size = model_size(info, corpus.tokens_per_doc)
     if size is None:

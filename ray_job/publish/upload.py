@@ -61,6 +61,8 @@ def dataset_card(run_dir: RunDir, prefix: str = "") -> str:
 | model | `{facts['model']}` |
 | adapter | `{facts['adapter']}` |
 | text template | `{facts['text template']}` |
+| document prompt | {markdown_cell(facts['document prompt'])} |
+| query prompt | {markdown_cell(facts['query prompt'])} |
 | pooling | {facts['pooling']} |
 | normalized | {facts['normalized']} |
 | dim | {report['dim']} |
@@ -78,6 +80,11 @@ with h5py.File("embeddings.h5") as h5:
 ```
 
 {card_sections(run_dir, prefix)}"""
+
+
+def markdown_cell(text: str) -> str:
+    """`text` in one table cell: code, its line breaks and bars escaped."""
+    return "`" + text.replace("\n", "\\n").replace("|", "\\|").replace("`", "'") + "`"
 
 
 def upload(directory: RunDir | str | Path, destination: str) -> UploadResult:

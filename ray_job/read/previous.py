@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import DataError, UserError
 from ..redact import redact_url
+from ..rundir.job import COMPAT_DEFAULTS
 from ..storage.files import first_line, is_url
 
 # Optional dataset of embeddings.h5: id_hashes(ids), row for row (uint64). Used when present so
@@ -148,9 +149,10 @@ def open_previous(path: str) -> Previous:
 
 
 def check_compatible(previous: Previous, expected: dict, path: str) -> None:
-    """Refuse (one line) an old run made with other settings than `expected`."""
-    differ = [f"{k}: {previous.attrs.get(k)!r} -> {expected[k]!r}" for k in expected
-              if previous.attrs.get(k) != expected[k]]
+    """Refuse (one line) an old run made with other settings than `expected` (an attribute a
+    file made before it has not got reads as its default: `prompt`, none)."""
+    old = {k: previous.attrs.get(k, COMPAT_DEFAULTS.get(k)) for k in expected}
+    differ = [f"{k}: {old[k]!r} -> {expected[k]!r}" for k in expected if old[k] != expected[k]]
     if differ:
         raise UserError(f"--previous {redact_url(path)} was made with other settings "
                         f"({'; '.join(differ)}); its embeddings cannot be reused")

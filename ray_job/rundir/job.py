@@ -11,9 +11,12 @@ the attributes of the embeddings.h5 it makes (`h5_attributes`), what a replica n
 (`replica`), what `status` and the dataset card show (`facts`), and whether another run may
 carry it on (`check_carried_on_by`).
 
-Format 2 (this one) says `"format": 2`. Format 1, release 0.1.0's, has the same fields and no
-`format`; it wrote device and precision in a second write, so a run that stopped before its
-first shard has none: they load as None.
+Format 3 (this one) says `"format": 3`. Format 2 had no prompts (they load as none: such a run
+was embedded without one) and its run options held `truncate_dim`, which cut only the int8 /
+binary exports (`export_truncate_dim`; format 3's `truncate_dim` is an output setting that cuts
+the vectors themselves). Format 1, release 0.1.0's, is format 2 without `format`; it wrote
+device and precision in a second write, so a run that stopped before its first shard has none:
+they load as None.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from ..errors import DataError, UserError
 from ..redact import redact_config
 from .replica import ReplicaSpec
 
-FORMAT = 2
+FORMAT = 3
 VERSIONED_PACKAGES = ("ray_job", "ray", "torch", "transformers", "sentence-transformers",
                       "pyarrow", "h5py", "numpy")
 
@@ -64,6 +67,16 @@ class ModelInfo:
     pooling: str
     normalized: bool
     param_bytes: int = 0
+    # how the model's authors call it (encode/prompts.py): the text put before every document
+    # and before a query ("" = none) and the model's names for them; `prompt_skip`: leading
+    # tokens the Pooling leaves out (the document prompt, for `include_prompt: false`);
+    # `lowercase`: the Transformer lowercases its input (`do_lower_case`)
+    prompt: str = ""
+    prompt_name: str | None = None
+    query_prompt: str | None = None     # None: not recorded (format 2), the model's own
+    query_prompt_name: str | None = None
+    prompt_skip: int = 0
+    lowercase: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +109,7 @@ class JobRecord:
     # --previous: what its rows were matched against ({"location", "fingerprint"}, see
     # read/previous.py); finalize refuses an old file that no longer has this fingerprint
     previous_pin: Mapping[str, str] | None = None
+    export_truncate_dim: int | None = None   # format 2's --truncate-dim (the exports only)
 
     @classmethod
     def new(cls, cfg: JobConfig, model: ModelInfo, identity: Mapping[str, str], device: str,
@@ -119,6 +133,8 @@ class JobRecord:
                 "device": self.device, "precision": self.precision,
                 "versions": dict(self.versions), "created": self.created,
                 "previous_pin": dict(self.previous_pin) if self.previous_pin else None}
+        if self.export_truncate_dim:
+            data["export_truncate_dim"] = self.export_truncate_dim
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -135,11 +151,14 @@ class JobRecord:
                 (data["device"], data["precision"])
             model = dict(data["model"])
             identity = model.pop("identity")
+            options = dict(data["config"]["options"])
+            export_cut = options.pop("truncate_dim", None) if version < 3 else None
             return cls(_dataclass_of(OutputSpec, data["config"]["spec"]),
-                       _dataclass_of(RunOptions, data["config"]["options"]),
+                       _dataclass_of(RunOptions, options),
                        data["config_hash"], _dataclass_of(ModelInfo, model), identity,
                        *resolved, data.get("versions", {}), data.get("created", ""),
-                       data.get("previous_pin"))
+                       data.get("previous_pin"),
+                       export_cut or data.get("export_truncate_dim"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}/job.json is not a job record this ray-embed reads "
                             f"({type(exc).__name__}: {exc})") from None
@@ -157,34 +176,77 @@ class JobRecord:
         return {name: value_of(self) for name, value_of in COMPAT.items()}
 
     def h5_attributes(self) -> dict[str, Any]:
-        """The attributes of the run's embeddings.h5 (the merge adds count, dim and what ran)."""
+        """The attributes of the run's embeddings.h5 (the merge adds count, dim and what ran);
+        an attribute of a later release than the first is left out at its default (`prompt`:
+        none), so a file made before it reads the same."""
         compat = self.compat_attrs()
-        return {"model": compat["model"], "adapter": compat["adapter"], **compat,
-                "config_hash": self.config_hash, "versions": dict(self.versions),
-                "url_template": self.options.url_template or ""}
+        attrs = {"model": compat["model"], "adapter": compat["adapter"], **compat,
+                 "config_hash": self.config_hash, "versions": dict(self.versions),
+                 "url_template": self.options.url_template or ""}
+        if self.model.query_prompt:
+            attrs["query_prompt"] = self.model.query_prompt
+        return {k: v for k, v in attrs.items() if COMPAT_DEFAULTS.get(k, object()) != v}
 
     def replica(self) -> ReplicaSpec:
         """What every replica of this run needs, as plain data."""
         return ReplicaSpec.of(self.spec, self.options, self.model.source, self.revision,
-                              self.device, self.precision)
+                              self.device, self.precision, self.model)
+
+    def query_replica(self, text: str | None = None, name: str | None = None) -> ReplicaSpec:
+        """A replica embedding queries for this run (`search`): the query side of the model,
+        with `text` or the model's prompt `name` before the query, else the run's query
+        prompt (job.json's model.query_prompt)."""
+        if text is None and name is None:
+            text, name = self.model.query_prompt, self.model.query_prompt_name
+        return dataclasses.replace(self.replica(), side="query", prompt=text, prompt_name=name)
 
     def facts(self) -> dict[str, Any]:
         """What `status` and the dataset card show of the run, by name."""
         return {"model": self.model.name, "adapter": self.spec.adapter or "none",
-                "text template": self.spec.text, "pooling": self.model.pooling,
+                "text template": self.spec.text,
+                "document prompt": _shown_prompt(self.model.prompt, self.model.prompt_name),
+                "query prompt": _shown_prompt(self.model.query_prompt,
+                                              self.model.query_prompt_name),
+                "pooling": self.model.pooling,
                 "normalized": self.model.normalized, "dim": self.model.dim,
                 "max tokens": self.model.max_seq_length, "device": self.device,
                 "precision": self.precision, "config hash": self.config_hash,
                 "limit": self.options.limit}
 
     def check_carried_on_by(self, cfg: JobConfig, identity: Mapping[str, str],
-                            where: str) -> None:
+                            where: str, model: ModelInfo | None = None) -> None:
         """Refuse (one line) to resume this run as `cfg`'s with another output spec (config
-        hash) or another model (identity); nothing has been written when it refuses."""
+        hash), another model (identity) or a model that now calls for other vectors (`model`,
+        as described now: its prompt, pooling, dimension, ...); nothing has been written when
+        it refuses."""
         if self.config_hash != cfg.config_hash():
             new = _dataclass_of(OutputSpec, redact_config(cfg.to_dict())["spec"])
             raise UserError(_other_settings(where, self.spec, new))
         check_same_model(self.identity, identity, where)
+        if model is not None:
+            check_same_calling(self.model, model, where)
+
+
+# The model facts that decide its vectors, beyond its weights: a run carried on must find them
+# as it started (a model folder's prompts or pooling edited in place, say)
+CALLING = ("backend", "max_seq_length", "sep_token", "dim", "pooling", "normalized", "prompt",
+           "prompt_skip", "lowercase")
+
+
+def check_same_calling(old: ModelInfo, new: ModelInfo, where: str) -> None:
+    differ = [f"{k}: {getattr(old, k)!r} -> {getattr(new, k)!r}" for k in CALLING
+              if getattr(old, k) != getattr(new, k)]
+    if differ:
+        raise UserError(f"the model of {where} now calls for other vectors than it started with "
+                        f"({'; '.join(differ)}); use --fresh to start over, or a new --output")
+
+
+def _shown_prompt(text: str | None, name: str | None) -> str:
+    if text is None:
+        return "not recorded (the model's own)"
+    if not text:
+        return "none"
+    return f"{text!r} ({name})" if name else repr(text)
 
 
 # What an earlier embeddings.h5 must share with a run for its vectors to be reused (--previous):
@@ -199,8 +261,12 @@ COMPAT = {
     "precision": lambda r: r.precision,
     "text_template": lambda r: r.spec.text,
     "max_seq_length": lambda r: r.model.max_seq_length,
+    "dim": lambda r: r.model.dim,
+    "prompt": lambda r: r.model.prompt,
 }
 COMPAT_ATTRS = tuple(COMPAT)
+# the value of a compat attribute a file made before it has not got (read as this)
+COMPAT_DEFAULTS = {"prompt": ""}
 
 
 def _dataclass_of(cls, data: Mapping[str, Any]):

@@ -20,6 +20,7 @@ def run_status(location: str | Path, config_path: str | None = None) -> dict:
     status = {
         "directory": run_dir.url, "model": facts["model"], "config_hash": facts["config hash"],
         "device": facts["device"], "precision": facts["precision"],
+        "prompts": {"document": facts["document prompt"], "query": facts["query prompt"]},
         "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
         "corrupt_shards": run_dir.corrupt_count(),
         "rejected_by_reason": run_dir.reject_counts(),
@@ -38,6 +39,7 @@ def format_status(s: dict) -> str:
         f"run directory  {s['directory']}",
         f"model          {s['model']} (config {s['config_hash']}; {s['precision']} on "
         f"{s['device']})",
+        f"prompts        document {s['prompts']['document']}; query {s['prompts']['query']}",
         f"rows done      {s['rows_done']:,} in {s['shards']:,} shards"
         + (f" (limit {s['limit']:,})" if s["limit"] else ""),
         f"rejected       {rejected:,}" + (f" ({', '.join(f'{r}: {n}' for r, n in s['rejected_by_reason'].items())})" if rejected else ""),

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from ..encode.encoder import Encoder
-from ..encode.tokenize import load_tokenizer, tokenize_texts
+from ..encode.tokenize import model_recipe, texts_encoder, token_array
 from ..rundir.rundir import RunDir
 from . import ann
 from .hits import Hit, make_hits
@@ -19,15 +19,17 @@ CHUNK_ROWS = 65536
 CANDIDATES_PER_HIT = 3       # index candidates scored exactly per hit asked for
 
 
-def embed_queries(run_dir: RunDir, queries: list[str]) -> np.ndarray:
-    """The queries embedded exactly as a replica of the run embeds papers on this machine:
-    the run's model, pooling and batching, and the device and precision its record asked
-    of every replica (settled for this machine as a replica settles them)."""
+def embed_queries(run_dir: RunDir, queries: list[str], prompt: str | None = None,
+                  prompt_name: str | None = None) -> np.ndarray:
+    """The queries embedded as the run's model embeds a query: its query side (an asymmetric
+    model's query route) with the query prompt (`prompt` or the model's prompt `prompt_name`,
+    else the run's: job.json's model.query_prompt), tokenized by the pipeline's own tokenize
+    code, with the run's pooling and batching and the device and precision its record asked of
+    every replica (settled for this machine as a replica settles them)."""
     job = run_dir.load_job()
-    encoder = Encoder(job.replica())
-    info = encoder.model.info
-    tokenizer = load_tokenizer(info.tokenizer_source, job.spec.trust_remote_code, job.revision)
-    emb, _ = encoder.embed_token_lists(tokenize_texts(tokenizer, queries, info.max_seq_length))
+    encoder = Encoder(job.query_replica(prompt, prompt_name))
+    recipe = model_recipe(encoder.model.info, job.spec.trust_remote_code, job.revision)
+    emb, _ = encoder.embed_token_lists(token_array(texts_encoder(recipe)(queries)))
     return emb
 
 
@@ -84,10 +86,13 @@ def nearest(h5_path: Path, index: LoadedIndex | None, query: np.ndarray, k: int,
     return rows[order], scores[order]
 
 
-def search(directory: str | Path, queries: list[str], k: int = 10) -> list[list[Hit]]:
+def search(directory: str | Path, queries: list[str], k: int = 10, prompt: str | None = None,
+           prompt_name: str | None = None) -> list[list[Hit]]:
+    """The k nearest papers of each query; `prompt` / `prompt_name`: the query prompt instead
+    of the run's."""
     run_dir = RunDir.at(directory)
     h5 = result_h5(run_dir)
     index = current_index(run_dir, h5)
     titles = index.titles if index else None
     return [make_hits(h5, *nearest(h5, index, vector, k), titles)
-            for vector in embed_queries(run_dir, queries)]
+            for vector in embed_queries(run_dir, queries, prompt, prompt_name)]
