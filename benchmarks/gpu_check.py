@@ -42,7 +42,7 @@ SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
 
 # (name, function, estimated seconds on an H200); dry runs ignore the estimates
 PLAN = (
-    ("environment", "environment", 10), ("prepare", "prepare", 45),
+    ("environment", "environment", 10), ("prepare", "prepare", 60),
     ("cpu_vs_gpu", "cpu_vs_gpu", 20), ("speed:minilm", "speed", 20),
     ("speed:bert-base", "speed", 25), ("speed:roberta-large", "speed", 35),
     ("speed:qwen3-0.6b", "speed", 40),

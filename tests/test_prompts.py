@@ -101,3 +101,24 @@ def test_a_format_2_record_loads_with_no_prompt_and_its_export_cut(tmp_path):
     again = JobRecord.from_json(old.to_json(), "again")
     assert again == old and json.loads(old.to_json())["format"] == 3
     assert old.facts()["query prompt"] == "not recorded (the model's own)"
+
+
+def test_previous_vectors_are_reused_only_under_the_same_prompt():
+    """A file made before prompts existed has no `prompt` attribute: it was made without one,
+    and reads as such; vectors made under another prompt are refused."""
+    from ray_job.read.previous import Previous, check_compatible
+
+    info = ModelInfo("m", "/m", "transformers", "/m", 64, "[SEP]", 0, 8, "cls", False)
+    plain = JobRecord.new(JobConfig.of(), info, {"weights": "sha256:x"}, "cpu", "fp32")
+    prompted = JobRecord.new(JobConfig.of(prompt="passage: "),
+                             ModelInfo(**{**info.to_dict(), "prompt": "passage: "}),
+                             {"weights": "sha256:x"}, "cpu", "fp32")
+    old = {k: v for k, v in plain.h5_attributes().items()}
+    assert "prompt" not in old
+    previous = Previous("old.h5", *([None] * 3), 0, attrs=old)
+    check_compatible(previous, plain.compat_attrs(), "old")
+    with pytest.raises(UserError, match=r"other settings \(prompt: '' -> 'passage: '\)"):
+        check_compatible(previous, prompted.compat_attrs(), "old")
+    made = Previous("new.h5", *([None] * 3), 0, attrs=prompted.h5_attributes())
+    with pytest.raises(UserError, match=r"prompt: 'passage: ' -> ''"):
+        check_compatible(made, plain.compat_attrs(), "new")
