@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
 from .encode.replica_actor import EncoderReplica
-from .encode.model_facts import describe, model_folder, unused_prompts_note
+from .encode.model_facts import describe, model_folder, prompts_note
 from .encode.model_identity import model_identity
 from .encode.model_info import ModelInfo
 from .encode.model_source import resolve_model_source
@@ -80,7 +80,7 @@ def describe_model(cfg: JobConfig, source: str) -> ModelInfo:
     folder = model_folder(cfg.spec, source)
     info = describe(cfg.spec, source, folder)
     note = None if cfg.spec.prompt is not None or cfg.spec.prompt_name is not None else \
-        unused_prompts_note(folder, info)
+        prompts_note(folder, info)
     if note:
         print(f"ray-embed: note: {note}", file=sys.stderr)
     return info

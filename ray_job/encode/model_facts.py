@@ -23,11 +23,10 @@ from ..errors import UserError
 from .model_files import small_files, weight_bytes, weights_of
 from .model_info import (ModelInfo, backend_name, model_error, model_info, model_name,
                          pooling_name, st_max_length, transformers_max_length)
-from . import prompts
-from .prompts import Prompt, SavedPrompts, choose, prompt_token_count
-from .tokenize import st_tokenizer
+from .prompts import Prompt, SavedPrompts, choose, prompt_token_count, unused_prompts_note
 from .st_format import (kind_of, module_stack, pooling_config, pooling_modes, read_json,
                         st_config, transformer_settings)
+from .tokenize import st_tokenizer
 
 # the pooling of `--pooling` a causal decoder cannot be embedded with
 CAUSAL_REFUSED_POOLING = ("cls",)
@@ -115,9 +114,9 @@ def _prompts(folder: Path, cfg, name: str, side: str, tokenizer,
             "prompt_skip": 0 if include_prompt else prompt_skip(tokenizer, chosen)}
 
 
-def unused_prompts_note(folder: Path, info: ModelInfo) -> str | None:
+def prompts_note(folder: Path, info: ModelInfo) -> str | None:
     """A line for the user when the model has prompts that are not applied on their own."""
-    return prompts.unused_prompts_note(SavedPrompts.of(st_config(folder)),
+    return unused_prompts_note(SavedPrompts.of(st_config(folder)),
                                        Prompt(info.prompt, info.prompt_name),
                                        Prompt(info.query_prompt, info.query_prompt_name),
                                        info.name)
