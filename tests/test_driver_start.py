@@ -55,6 +55,8 @@ def test_a_users_own_library_verbosity_is_kept():
     assert out.stdout.split() == ["info"]
 
 
+@pytest.mark.slow   # default cover: every pipeline test plans beside Ray and adopts it
+                    # (test_end_to_end); the plan's order: the test after this one
 def test_the_plan_runs_beside_ray_starting_in_the_main_thread_and_a_stray_ray_is_shut_down():
     out = child("""
         import threading, ray
@@ -108,6 +110,8 @@ def test_the_plans_refusal_comes_first_and_ray_failing_to_start_is_raised_after_
     assert "then: ray did not start after the plan: True" in out.stdout
 
 
+@pytest.mark.slow   # default cover: test_a_signal_right_after_ray_started_stops_cleanly (a
+                    # real driver SIGTERMed in the same window: one line, exit 143, no dump)
 def test_a_signal_after_ray_is_up_but_before_the_plan_ends_is_the_drivers_not_rays():
     """Ray's C++ handler (13 lines of `*** SIGTERM received ... PC: @`) is replaced right after
     `ray.init`, in the main thread, while the planning still runs."""

@@ -6,6 +6,7 @@ at fp32 and at this CPU's default precision; on the real arXiv sample. Min cosin
 >= 0.999, documents and queries."""
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import warnings
@@ -59,12 +60,21 @@ def models(tmp_path_factory, texts):
     return get
 
 
-def reference(folder):
+def reference(folder, fresh: bool = False):
+    """sentence-transformers' own model of `folder` (one per folder; `fresh`: a new one, to
+    change)."""
+    return (_load_reference if fresh else _reference)(str(folder))
+
+
+def _load_reference(folder: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(str(folder), device="cpu")
+        return SentenceTransformer(folder, device="cpu")
+
+
+_reference = functools.lru_cache(maxsize=None)(_load_reference)
 
 
 def pipeline_embed(folder, texts, precision="fp32", side="document", records=None, **settings):
@@ -176,7 +186,7 @@ def test_what_the_stacks_change_is_what_ray_embed_applies(models, texts):
     st = reference(models("lowercased"))
     _, got = pipeline_embed(models("lowercased"), texts)
     assert min_cosine(got, st.encode_document([t.lower() for t in texts])) > 0.9999
-    st = reference(models("instructor"))
+    st = reference(models("instructor"), fresh=True)
     _, got = pipeline_embed(models("instructor"), texts)
     st.set_pooling_include_prompt(True)
     assert min_cosine(got, st.encode_document(texts)) < 0.999
@@ -270,7 +280,7 @@ def test_a_prompted_dense_model_runs_end_to_end_and_search_uses_its_query_prompt
     done = ray_embed("run", "--input", str(sample_path), "--output", str(out), "--model",
                      str(folder), "--limit", "40", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    st = reference(folder)
+    st = reference(folder, fresh=True)
     papers = sample_records[:40]
     texts = [" ".join(p["title"].split()) + "\n" + " ".join(p["abstract"].split())
              for p in papers]
