@@ -15,11 +15,14 @@ from .encode.model_facts import describe, model_folder, prompts_note
 from .encode.model_identity import model_identity
 from .encode.model_info import ModelInfo
 from .encode.model_source import resolve_model_source
-from .encode.precision import cpu_has_native_bf16, may_have_mps, pick_device, pick_precision
-from .encode.defaults import Defaults
+from .encode.precision import (RESOLVED, cpu_has_native_bf16, may_have_mps, pick_device,
+                               pick_precision)
+from .encode import calibrate
+from .encode.calibrate import Choice
+from .encode.defaults import DATA_PATH_DOCS_PER_CPU_S, Defaults
 from .encode.resources import ResourcePlan, plan_resources
 from .encode.sizing import job_defaults, node_of, with_defaults
-from .encode.tokenize import model_recipe, tokenize_batch
+from .encode.tokenize import model_recipe, texts_encoder, token_array, tokenize_batch
 from .errors import UserError
 from .extras import check_run_extras
 from .finalize.exports import run_exports
@@ -34,6 +37,7 @@ from .read.plan import ReadPlan, check_resume, frozen_plan, resolve_plan
 from .read.previous import (Previous, check_compatible, incremental_counts, open_previous,
                             previous_h5, verify_pin)
 from .read.resume import units_to_read
+from .read.sample import first_texts
 from .search.index import build_index
 from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
@@ -212,9 +216,10 @@ class PlannedJob:
     identity: dict
     previous: Previous | None = None
 
-    def record(self, device: str, precision: str) -> JobRecord:
+    def record(self, device: str, precision: str, choice: Choice | None = None) -> JobRecord:
         return JobRecord.new(self.cfg, self.info, self.identity, device, precision,
-                             self.previous.pin if self.previous else None)
+                             self.previous.pin if self.previous else None,
+                             choice.to_dict() if choice else None)
 
 
 def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
@@ -232,19 +237,22 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats,
                         starting: RayStart | None = None) -> dict:
     cfg = planned.cfg
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
+    carried = None
     if not cfg.options.fresh and run_dir.has_job():     # refused before the session opens
-        run_dir.load_job().check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
+        carried = run_dir.load_job()
+        carried.check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
         stats.resumed = bool(run_dir.shard_names())
     with ray_session(cfg, starting) as ray:
-        encode_all(ray, planned, old_plan, run_dir, stats)
+        encode_all(ray, planned, old_plan, run_dir, stats, carried)
     return finalize_run(run_dir, stats, cfg.options.previous)
 
 
 def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
-               stats: RunStats) -> None:
-    """Resolve the device and precision on this cluster, write the run's record (once, before
-    any shard), then stream every row not yet in a shard through the cluster."""
+               stats: RunStats, carried: JobRecord | None = None) -> None:
+    """Resolve the device and precision on this cluster (`carried`: the record of the run this
+    one carries on, whose precision it keeps), write the run's record (once, before any
+    shard), then stream every row not yet in a shard through the cluster."""
     cfg = planned.cfg
     cluster = ray.cluster_resources()
     defaults = job_defaults(planned.info, node_of(cluster, cluster_device(cfg, cluster),
@@ -257,7 +265,11 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
                           options.cpus_per_replica, options.threads_per_replica)
     stats.replicas = plan.replicas
-    record = planned.record(device, precision)
+    choice = choose_precision(ray, planned, carried, device, precision, plan, defaults,
+                              float(cluster.get("CPU", 1)))
+    if choice.threads and not options.threads_per_replica:
+        plan = dataclasses.replace(plan, threads=choice.threads)
+    record = planned.record(device, choice.precision, choice)
     previous = planned.previous
     if previous:
         check_compatible(previous, record.compat_attrs(), options.previous)
@@ -287,9 +299,61 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
             ds = write_shards(ds, run_dir, tally, record.config_hash)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary(),
-                          "defaults": defaults_record(defaults, options)}
+                          "defaults": {**defaults_record(defaults, options),
+                                       "precision": choice.to_dict(), "threads": plan.threads}}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
+
+
+def choose_precision(ray, planned: PlannedJob, carried: JobRecord | None, device: str,
+                     precision: str, plan: ResourcePlan, defaults: Defaults,
+                     cluster_cpus: float) -> Choice:
+    """The precision (and CPU threads) every replica runs: a carried-on run's own (one run
+    never mixes precisions), the one asked for, or, for `auto`, the fastest that keeps the
+    vectors, timed in a replica's place on the corpus's first papers (`encode.calibrate`)."""
+    if carried is not None and carried.precision:
+        timed = Choice.from_dict(carried.precision_choice) if carried.precision_choice else None
+        return Choice(carried.precision, None, f"{carried.precision}: the run's own, kept "
+                      f"(job.json)", timed.trials if timed else (), timed.docs if timed else 0)
+    spec = planned.cfg.spec
+    reused = planned.previous.attrs.get("precision") if planned.previous else None
+    if spec.precision == "auto" and reused in RESOLVED:
+        return Choice(reused, None, f"{reused}: the --previous run's, whose vectors it reuses")
+    asked = f"{precision}: asked for" if spec.precision != "auto" else None
+    options = calibrate.thread_options(plan.threads) if device == "cpu" else (1,)
+    if planned.cfg.options.threads_per_replica:
+        options = (plan.threads,)
+    precisions = calibrate.candidates(device, cpu_has_native_bf16()) if asked is None else ()
+    if device == "cuda" and defaults.precision != "fp16":   # fp32 would not fit beside others
+        precisions = ()
+    if len(precisions) < 2 and len(options) < 2:
+        return Choice(precision, None, asked or f"{precision}: the rule (nothing to time)")
+    return calibrate_on_cluster(ray, planned, device, precisions or (precision,), options, plan,
+                                cluster_cpus)
+
+
+def calibrate_on_cluster(ray, planned: PlannedJob, device: str, precisions: tuple[str, ...],
+                         threads: tuple[int, ...], plan: ResourcePlan,
+                         cluster_cpus: float) -> Choice:
+    """`calibrate.calibrate` in a Ray task holding one replica's resources, on the first
+    papers of the corpus tokenized here (the data path's CPU-seconds a doc measured with
+    them)."""
+    cfg, info = planned.cfg, planned.info
+    started = time.process_time()
+    texts = first_texts(planned.files, planned.template, cfg.spec.id_field,
+                        SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query),
+                        calibrate.SAMPLE_DOCS)
+    if not texts:
+        return Choice(precisions[0], None, f"{precisions[0]}: no text to time")
+    record = planned.record(device, precisions[0])
+    ids = token_array(texts_encoder(model_recipe(info, cfg.spec.trust_remote_code,
+                                                 record.revision))(texts))
+    data_s = max((time.process_time() - started) / len(texts), 1 / DATA_PATH_DOCS_PER_CPU_S)
+    # max_calls=1: the worker exits after it, with the models it loaded (and their memory)
+    task = ray.remote(num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or 0,
+                      max_calls=1)(calibrate.calibrate)
+    return ray.get(task.remote(record.replica(), ids, dict(planned.identity), precisions,
+                               threads, cluster_cpus / plan.replicas, data_s))
 
 
 def defaults_record(defaults: Defaults, options) -> dict:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import reference_text
 from ray_job.config import JobConfig
-from ray_job.encode.precision import pick_precision
+from ray_job.encode.precision import cpu_has_native_bf16
 from ray_job.errors import UserError
 from ray_job.pipeline import run
 
@@ -28,9 +28,9 @@ def min_cosine(a, b):
     return float((a * b).sum(1).min())
 
 
-# What a user gets without asking: bf16 autocast where this CPU multiplies bf16 natively, fp32
-# where it does not (on the 2-core AMD EPYC, avx512_bf16: the fixture took ~30 s, 46 s at fp32).
-AUTO = pick_precision("auto", "cpu")
+def chosen_precision(out) -> str:
+    """What `auto` chose for a run (timed on this machine: encode/calibrate.py)."""
+    return json.loads((out / "job.json").read_text())["precision"]
 
 
 def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sample_records,
@@ -46,11 +46,12 @@ def test_real_sample_matches_sentence_transformers_encode(full_sample_run, sampl
     expected = reference_model.encode([reference_text(sample_records[i]) for i in picked],
                                       batch_size=64)
     worst = min_cosine(data["embeddings"][picked], expected)
-    print(f"{AUTO} run against sentence-transformers' fp32 encode: min cosine {worst:.6f}")
+    print(f"{chosen_precision(out)} run against sentence-transformers' fp32 encode: min cosine "
+          f"{worst:.6f}")
     assert worst >= 0.999
     np.testing.assert_allclose(np.linalg.norm(data["embeddings"], axis=1), 1.0, atol=1e-3)
     assert attrs["count"] == 1000 and attrs["dim"] == 384 and attrs["normalized"]
-    assert attrs["pooling"] == "mean" and attrs["precision"] == AUTO
+    assert attrs["pooling"] == "mean" and attrs["precision"] == chosen_precision(out)
     assert json.loads(attrs["versions"])["ray"]
 
 
@@ -66,7 +67,14 @@ def test_report_and_job_files(full_sample_run, local_ray):
     chosen = report["pipeline"]["defaults"]          # what was left unset, chosen (CPU: as before)
     assert (chosen["max_batch_tokens"], chosen["gpus_per_replica"]) == (16384, 1.0)
     job = json.loads((out / "job.json").read_text())
-    assert job["config"]["spec"]["precision"] == "auto" and job["precision"] == AUTO
+    choice = job["precision_choice"]                  # auto: timed here, the fastest faithful
+    assert job["config"]["spec"]["precision"] == "auto" and job["precision"] == choice["precision"]
+    timed = {t["precision"]: t for t in choice["trials"] if t["threads"] == choice["threads"]}
+    expected = ["fp32", "bf16", "bf16-weights"] if cpu_has_native_bf16() else ["fp32"]
+    assert sorted(timed) == sorted(expected) and choice["docs"] >= 16
+    faithful = [p for p, t in timed.items() if p == "fp32" or t["min_cosine"] >= 0.999]
+    assert choice["precision"] in faithful
+    assert report["pipeline"]["defaults"]["precision"] == choice
     assert len(job["config_hash"]) == 16
     assert job["model"]["max_seq_length"] == 256
 
@@ -82,7 +90,8 @@ def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sam
     jsonl, _ = read_h5(full_sample_run[0] / "embeddings.h5")
     assert parquet["ids"].tolist() == jsonl["ids"][:150].tolist()
     worst = min_cosine(parquet["embeddings"], jsonl["embeddings"][:150])
-    print(f"{AUTO}: Parquet against JSON Lines input, min cosine {worst:.6f}")
+    print(f"{chosen_precision(tmp_path / 'o')}: Parquet against JSON Lines input, min cosine "
+          f"{worst:.6f}")
     assert worst >= 0.9999
 
 

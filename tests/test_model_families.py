@@ -2,7 +2,7 @@
 `encode_document` / `encode_query`: tiny random models of each family's real architecture,
 saved as their authors publish them (`tiny_families`), loaded through the code a user's model
 goes through (the driver's description, the tokenize stage's recipe, the replica's Encoder),
-at fp32 and at this CPU's default precision; on the real arXiv sample. Min cosine per row
+at fp32 and at the reduced precision this CPU runs natively; on the real arXiv sample. Min cosine per row
 >= 0.999, documents and queries."""
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from ray_job.pipeline import describe_model, make_template
 from ray_job.rundir.job import JobRecord
 from tiny_families import BGE_QUERY, FAMILIES, GEMMA_PROMPTS, QWEN3_QUERY, STACKS, build
 
-DEFAULT = pick_precision("auto", "cpu")        # what a user gets without asking, on this CPU
-PRECISIONS = sorted({"fp32", DEFAULT})
+REDUCED = pick_precision("auto", "cpu")    # the reduced precision this CPU runs natively (else fp32)
+PRECISIONS = sorted({"fp32", REDUCED})
 N = 48
 QUERIES = ["neutrino oscillations in matter", "Bounds on the chromatic number of graphs",
            "calorimeter calibration of the Higgs boson decay"]
@@ -270,7 +270,7 @@ def test_a_changed_prompt_changes_the_config_hash_and_unset_new_settings_do_not(
 
 def test_a_prompted_dense_model_runs_end_to_end_and_search_uses_its_query_prompt(
         models, ray_embed, sample_path, sample_records, tmp_path):
-    """EmbeddingGemma's shape at the default precision: prompts, Dense heads, Normalize; the
+    """EmbeddingGemma's shape at the precision `auto` chooses: prompts, Dense heads, Normalize; the
     run finalizes (unit norms), records its prompts, and `search` embeds with the query
     prompt. A resume with another prompt, or with the model's prompt edited, is refused."""
     import h5py
@@ -287,8 +287,10 @@ def test_a_prompted_dense_model_runs_end_to_end_and_search_uses_its_query_prompt
     with h5py.File(out / "embeddings.h5") as h5:
         vectors, attrs = h5["embeddings"][:], dict(h5.attrs)
     assert min_cosine(vectors, st.encode_document(texts)) >= 0.999
-    assert attrs["prompt"] == GEMMA_PROMPTS["document"] and attrs["precision"] == DEFAULT
-    job = json.loads((out / "job.json").read_text())["model"]
+    record = json.loads((out / "job.json").read_text())
+    assert attrs["prompt"] == GEMMA_PROMPTS["document"]
+    assert attrs["precision"] == record["precision"] == record["precision_choice"]["precision"]
+    job = record["model"]
     assert (job["prompt"], job["query_prompt"]) == (GEMMA_PROMPTS["document"],
                                                     GEMMA_PROMPTS["query"])
     found = ray_embed("search", str(out), QUERIES[0], "-k", "5", "--json", cwd=tmp_path)

@@ -8,11 +8,10 @@ A precision names the whole numeric regime, and is recorded per shard as it ran:
 `fp32`; `fp16` / `bf16`: fp32 weights, the forward pass under autocast (matmuls in half);
 `fp16-weights` / `bf16-weights`: the weights themselves in half (half the memory, no per-op
 weight casts), still under autocast. They give different vectors, so each is its own name.
-`auto` picks autocast: fp16 on CUDA (and MPS), bf16 on CPUs that multiply bf16 natively, else
-fp32. Half weights pass the same fidelity bar (bundled MiniLM on the real sample: min cosine
-0.99993 against fp32) but are asked for by name: `auto` keeps the regime earlier releases
-recorded, so a run resumed or updated with `--previous` across an upgrade stays one precision
-(the merge and `--previous` refuse to mix them).
+`pick_precision` is the rule where nothing is timed (`plan`, an in-process encoder): fp16 on
+CUDA (and MPS), bf16 on CPUs that multiply bf16 natively, else fp32. A run's `auto` is timed
+instead (`calibrate`); a resumed run keeps its recorded precision and a `--previous` run the
+old one's (the merge and `--previous` refuse to mix them).
 """
 from __future__ import annotations
 

@@ -81,21 +81,15 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
 
 def corpus_texts(cfg, info, n: int) -> list[str]:
     """The first `n` texts, rendered as the run renders them (for the CPU run)."""
-    from ..read.inputs import SqlSpec, plan_units, resolve_inputs
-    from ..read.sources import rows_from_unit
+    from ..read.inputs import SqlSpec, resolve_inputs
+    from ..read.sample import first_texts
     from ..read.text import TextTemplate
 
     spec = cfg.spec
     template = TextTemplate(spec.text, info.sep_token, spec.clean_whitespace,
                             spec.on_missing_field)
-    texts: list[str] = []
-    units = plan_units(resolve_inputs(spec.inputs), 64 * 2**20, n,
-                       SqlSpec(spec.id_field, spec.table, spec.query))
-    for unit in units:
-        texts.extend(rows_from_unit(unit, template, spec.id_field).table.column("text").to_pylist())
-        if len(texts) >= n:
-            break
-    return texts[:n]
+    return first_texts(resolve_inputs(spec.inputs), template, spec.id_field,
+                       SqlSpec(spec.id_field, spec.table, spec.query), n)
 
 
 def format_plan(p: dict) -> str:

@@ -110,17 +110,21 @@ class JobRecord:
     # read/previous.py); finalize refuses an old file that no longer has this fingerprint
     previous_pin: Mapping[str, str] | None = None
     export_truncate_dim: int | None = None   # format 2's --truncate-dim (the exports only)
+    # how the precision was chosen (encode/calibrate.py Choice: the rates it was timed at)
+    precision_choice: Mapping[str, Any] | None = None
 
     @classmethod
     def new(cls, cfg: JobConfig, model: ModelInfo, identity: Mapping[str, str], device: str,
-            precision: str, previous_pin: Mapping[str, str] | None = None) -> "JobRecord":
+            precision: str, previous_pin: Mapping[str, str] | None = None,
+            precision_choice: Mapping[str, Any] | None = None) -> "JobRecord":
         """The record of a run about to encode (its config validated, device and precision
         resolved): credentials redacted, this machine's package versions, the time now."""
         redacted = redact_config(cfg.to_dict())
         return cls(_dataclass_of(OutputSpec, redacted["spec"]),
                    _dataclass_of(RunOptions, redacted["options"]), cfg.config_hash(), model,
                    dict(identity), device, precision, package_versions(), now_iso(),
-                   dict(previous_pin) if previous_pin else None)
+                   dict(previous_pin) if previous_pin else None, None,
+                   dict(precision_choice) if precision_choice else None)
 
     # ---- job.json ---------------------------------------------------------------------------
 
@@ -135,6 +139,8 @@ class JobRecord:
                 "previous_pin": dict(self.previous_pin) if self.previous_pin else None}
         if self.export_truncate_dim:
             data["export_truncate_dim"] = self.export_truncate_dim
+        if self.precision_choice:
+            data["precision_choice"] = dict(self.precision_choice)
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -158,7 +164,8 @@ class JobRecord:
                        data["config_hash"], _dataclass_of(ModelInfo, model), identity,
                        *resolved, data.get("versions", {}), data.get("created", ""),
                        data.get("previous_pin"),
-                       export_cut or data.get("export_truncate_dim"))
+                       export_cut or data.get("export_truncate_dim"),
+                       data.get("precision_choice"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{where}/job.json is not a job record this ray-embed reads "
                             f"({type(exc).__name__}: {exc})") from None
