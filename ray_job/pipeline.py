@@ -30,7 +30,7 @@ from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report
 from .publish.upload import ShardPublisher, upload
 from .read.demo import write_demo_corpus
-from .read.estimate import estimate_total_rows
+from .read.estimate import RowEstimate
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, frozen_plan, resolve_plan
@@ -294,9 +294,9 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
-        with Progress(tally, estimate_total_rows(units, options.limit), before), publisher, \
-                memory, task_errors():
-            ds = write_shards(ds, run_dir, tally, record.config_hash)
+        rows = RowEstimate(todo, options.limit and max(0, options.limit - before))
+        with Progress(tally, rows.total), publisher, memory, task_errors():
+            ds = write_shards(ds, run_dir, tally, record.config_hash, rows.seen)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
                           "driver_rss_mib": memory.summary(),
                           "defaults": {**defaults_record(defaults, options),
@@ -364,11 +364,12 @@ def defaults_record(defaults: Defaults, options) -> dict:
             "tokenize_cpus_per_gpu": defaults.tokenize_cpus_per_gpu, "why": list(defaults.why)}
 
 
-def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None):
+def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None,
+                 read=None):
     """Run the dataset to its end: each encoded block is written as one shard by a Ray task
     (`write_shard_block`, under the driver's lease and stamped with `config_hash`), and the
-    driver adds the shard it names to `tally` as it comes. Returns the executed dataset (its
-    stats)."""
+    driver adds the shard it names to `tally` as it comes (and tells `read(first_key,
+    last_key, rows)` which units it holds). Returns the executed dataset (its stats)."""
     written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
                              num_cpus=WRITE_CPUS,
                              fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
@@ -378,9 +379,11 @@ def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None
     # after its file was complete; progress, ETA and --upload-every lagged by a shard)
     for batch in written.iter_batches(batch_size=None, batch_format="pyarrow",
                                       prefetch_batches=0):
-        for name, rows in zip(batch.column("shard").to_pylist(),
-                              batch.column("rows").to_pylist()):
+        for name, rows, first, last in zip(*(batch.column(c).to_pylist() for c in (
+                "shard", "rows", "first_key", "last_key"))):
             tally.add(name, rows)
+            if read is not None:
+                read(first, last, rows)
     return written
 
 

@@ -25,7 +25,7 @@ def test_no_argument_default_embeds_the_demo_corpus_with_the_bundled_model(tmp_p
     with h5py.File(tmp_path / "out" / "embeddings.h5") as h5:
         assert h5["ids"][:3].tolist() == [b"demo.00000", b"demo.00001", b"demo.00002"]
         assert h5.attrs["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert "embedded 60/" in result.stderr                     # the progress line
+    assert "embedded 60/60 rows (100%)" in result.stderr      # the last line: exact
     assert "Traceback" not in result.stderr
     # Ray's C++ note on Ray Data's actor arguments (benign here) is not shown as an error
     assert "max_restarts > 0" not in result.stderr and " E " not in result.stderr

@@ -5,6 +5,7 @@ small tmpfs (where HDF5 used to die with a segmentation fault)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,7 @@ FINALIZE_WITHOUT_PRECHECK = textwrap.dedent("""
     import sys
     try:                                    # let HDF5 itself meet the full disk
         import ray_job.storage.space as space
-        space.MARGIN_BYTES = 0
+        space.MARGIN_FRACTION, space.SLACK_BLOCKS = 0, 0
     except ImportError:
         pass
     from ray_job.cli import main
@@ -167,9 +168,37 @@ def test_hdf5_meeting_a_full_disk_is_one_line_not_a_segmentation_fault(finished_
 def test_too_little_space_for_the_hdf5_is_one_line_before_it_is_written(finished_run,
                                                                        small_disk, ray_embed,
                                                                        tmp_path):
+    from ray_job.storage.space import margin
+
     mount, _ = small_disk
-    run = copy_unfinalized(finished_run, mount("4m") / "run")
+    disk = mount("4m")
+    run = copy_unfinalized(finished_run, disk / "run")
+    vectors = 20 * 384 * 4
+    fill_leaving(disk, vectors // 2)
     result = ray_embed("finalize", str(run), cwd=tmp_path)
     line = assert_one_line_failure(result, f"write {run}/embeddings.h5:")
-    assert "needs about 16 MiB" in line                # the vectors and the margin
+    wanted = vectors + margin(vectors, os.statvfs(disk).f_frsize)
+    assert f"needs about {wanted / 1024:,.0f} KiB" in line          # the vectors and the margin
     assert not temp_files(run) and not (run / "embeddings.h5").exists()
+
+
+def test_a_result_that_fits_with_little_room_to_spare_is_written(finished_run, small_disk,
+                                                                ray_embed, tmp_path):
+    """The pre-check's margin is proportional to what is written and to the filesystem's
+    blocks (a fixed 16 MiB refused a 30 KB result with 3 MB free), and it is enough: with the
+    room it asks for when the vectors come (plus the ids, text hashes and lease written before
+    them, 64 KiB), the whole finalize fits."""
+    from ray_job.storage.space import margin
+
+    mount, _ = small_disk
+    disk = mount("4m")
+    run = copy_unfinalized(finished_run, disk / "run")
+    vectors = 20 * 384 * 4
+    fill_leaving(disk, vectors + margin(vectors, os.statvfs(disk).f_frsize) + (64 << 10))
+    assert shutil.disk_usage(disk).free < 1 << 20           # less than a megabyte to spare
+    result = ray_embed("finalize", str(run), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ids, emb = read_h5(run)
+    first_ids, first_emb = read_h5(finished_run)
+    assert ids == first_ids
+    np.testing.assert_array_equal(emb, first_emb)

@@ -3,13 +3,17 @@ file in the run directory (`RunDir.write_shard`), and the stage names it to the 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..faults import NO_STORAGE_FAULTS, StorageFaults
 from ..storage.injection import in_task
 from .fence import Fence
 from .rundir import RunDir
 
-SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64())])
+# what the driver hears of each shard: its name, rows and first and last keys (which read
+# units it holds: the progress line's estimate, read.estimate.RowEstimate)
+SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64()),
+                           ("first_key", pa.int64()), ("last_key", pa.int64())])
 
 
 def write_shard_block(block: pa.Table, run_url: str, fence: Fence | None = None,
@@ -18,15 +22,18 @@ def write_shard_block(block: pa.Table, run_url: str, fence: Fence | None = None,
     """Ray map_batches function (one block per call): the block becomes one complete shard
     file in the run directory at `run_url` (a local directory or an object-store prefix that
     every node can reach), written only while the driver holds the lease `fence` names and
-    stamped with the run's `config_hash`. Returns one row naming the shard and its rows (none
-    for an empty block): the driver reads these as they come, so it hears of every shard
+    stamped with the run's `config_hash`. Returns one row naming the shard, its rows and its
+    first and last keys (none for an empty block): the driver reads these as they come, so it hears of every shard
     without a listing and without an actor of its own. `faults`: the driver's storage fault
     plan (tests only)."""
     table = _as_table(block)
     with in_task(faults):
         name = RunDir(run_url, fence).write_shard(table, config_hash)
-    return pa.table({"shard": [name] if name else [], "rows": [table.num_rows] if name else []},
-                    schema=SHARD_WRITTEN)
+    if not name:
+        return SHARD_WRITTEN.empty_table()
+    keys = pc.min_max(table.column("key"))
+    return pa.table({"shard": [name], "rows": [table.num_rows], "first_key": [keys["min"]],
+                     "last_key": [keys["max"]]}, schema=SHARD_WRITTEN)
 
 
 def _as_table(block) -> pa.Table:
