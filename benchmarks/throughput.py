@@ -1,15 +1,23 @@
-"""Throughput of ray_job against the baselines users run today, on the same data and machine.
+"""Throughput of `ray-embed run` against what users run instead, on the same papers and machine.
 
     .venv/bin/python benchmarks/throughput.py [--scales 1 4] [--out benchmarks/results]
 
-Methods (all on the real arXiv sample, texts '{title}[SEP]{abstract}', bundled MiniLM):
-  notebook       the arXiv notebook's loop: file order, batches of 64, pad to batch max, fp32
-  st-fp32        sentence-transformers encode(batch_size=64), fp32
-  st-best        encode under the best precision this CPU runs natively (skipped without one)
-  ours-inproc    ray_job's encoder in this process: length sort + token budget, precision auto
-  pipeline-Nx    the whole `ray-embed run` command on an Nx corpus (new ids), local Ray
-The pipeline's docs/s is the marginal rate between the smallest and largest scale, so Ray and
-replica start-up are not counted; whole-command rates are reported too.
+The real arXiv sample, repeated with new ids to each scale (4 = 4,000 papers), texts
+`{abstract}`, the bundled all-MiniLM-L6-v2. In one invocation:
+
+  notebook            the loop ray-embed replaces: file order, batches of 64, fp32 (in process)
+  st <precision>      sentence-transformers' `encode` in this process at fp32, and at bf16
+                      autocast and in bf16 weights where the CPU runs bf16 natively: the best
+                      of them is the in-process bar
+  peer                benchmarks/peer_ray_data.py as a command: read_json -> map_batches(a
+                      sentence-transformers actor, torch threads = the CPUs) -> write_parquet
+  peer, Ray's threads the same script, the actor's threads left as Ray sets them
+  ray-embed           `ray-embed run --text '{abstract}'` with its defaults, as a command
+
+Whole commands are timed on the largest scale; ray-embed's marginal docs/s is taken between
+the smallest and largest scales (its start-up left out). Printed: each method's docs/s, and
+ray-embed's ratio to the best peer (whole command: the goal is >= 1.3) and to the best
+in-process precision (marginal: >= 1).
 """
 from __future__ import annotations
 
@@ -23,26 +31,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from ray_job.config import JobConfig  # noqa: E402
-from ray_job.encode.encoder import Encoder  # noqa: E402
-from ray_job.encode.models import bundled_model_path  # noqa: E402
-from ray_job.encode.precision import cpu_has_native_bf16, pick_precision  # noqa: E402
-from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
-from ray_job.rundir.replica import ReplicaSpec  # noqa: E402
+FIELD = "abstract"
 
 
-def load_texts() -> tuple[list[dict], list[str]]:
-    records = [json.loads(line) for line in open(SAMPLE)]
-    texts = [" ".join(r["title"].split()) + "[SEP]" + " ".join(r["abstract"].split())
-             for r in records]
-    return records, texts
+def load_records(path: Path = SAMPLE) -> list[dict]:
+    with open(path) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def texts_of(records: list[dict]) -> list[str]:
+    return [" ".join(r[FIELD].split()) for r in records]
 
 
 def scaled_corpus(records: list[dict], scale: int, path: Path) -> Path:
@@ -53,136 +56,157 @@ def scaled_corpus(records: list[dict], scale: int, path: Path) -> Path:
     return path
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def machine() -> str:
+    import torch
+
+    from ray_job.encode.calibrate import machine_kind
+
+    kind = machine_kind("cpu")
+    return (f"{kind['cpu']}, {kind['cpus']} CPUs ({', '.join(kind['flags'])}), "
+            f"{platform.machine()}, torch {torch.__version__}")
 
 
-def notebook_loop(model, texts, max_len):
-    tok = model.tokenizer
-    out = []
+def in_process(texts: list[str]) -> dict[str, float]:
+    """docs/s of the notebook loop and of sentence-transformers' encode at each precision the
+    CPU runs natively, in this process (torch threads: the CPUs)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.precision import cpu_has_native_bf16
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = SentenceTransformer(bundled_model_path(), device="cpu")
+    rates = {"notebook": rate(lambda batch: notebook_loop(model, batch), texts),
+             "st fp32": rate(lambda batch: model.encode(batch, batch_size=64), texts)}
+    if cpu_has_native_bf16():
+        def autocast(batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model.encode(batch, batch_size=64)
+        rates["st bf16"] = rate(autocast, texts)
+        halved = SentenceTransformer(bundled_model_path(), device="cpu").to(torch.bfloat16)
+        rates["st bf16-weights"] = rate(lambda batch: halved.encode(batch, batch_size=64), texts)
+    return rates
+
+
+def rate(encode, texts: list[str]) -> float:
+    """docs/s of `encode(texts)`, after a warm-up call on a few of them."""
+    encode(texts[:16])
+    started = time.perf_counter()
+    encode(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def notebook_loop(model, texts: list[str]):
+    import torch
+
+    tok, out = model.tokenizer, []
     with torch.inference_mode():
         for i in range(0, len(texts), 64):
-            f = tok(texts[i:i + 64], padding=True, truncation=True, max_length=max_len,
-                    return_tensors="pt", return_token_type_ids=False)
+            f = tok(texts[i:i + 64], padding=True, truncation=True,
+                    max_length=model.max_seq_length, return_tensors="pt",
+                    return_token_type_ids=False)
             out.append(model({"input_ids": f["input_ids"],
                               "attention_mask": f["attention_mask"]})["sentence_embedding"])
-    return torch.cat(out).numpy()
+    return torch.cat(out)
 
 
-def ours_inprocess(texts):
-    cfg = JobConfig.of(precision="auto")
-    replica = ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, "cpu",
-                             pick_precision(cfg.spec.precision, "cpu"))
-    enc = Encoder(replica, threads=os.cpu_count())
-    tok = load_tokenizer(enc.model.info.tokenizer_source)
-    ids = tokenize_texts(tok, texts, enc.model.info.max_seq_length)
-    emb, computed = enc.embed_token_lists(ids)
-    real = int(np.diff(ids.offsets.to_numpy()).sum())
-    return emb, real / int(computed.sum()), enc.precision
+def command(args: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args[:4])}... failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
 
 
-def pipeline_run(corpus: Path, out: Path, extra: list[str] = ()) -> tuple[dict, float]:
-    cmd = [sys.executable, "-m", "ray_job", "run", "--input", str(corpus), "--output", str(out),
-           "--fresh", *extra]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    return json.loads((out / "report.json").read_text()), wall
+def peer(corpus: Path, out: Path, threads: int | None) -> float:
+    extra = ["--threads", str(threads)] if threads else []
+    return command([sys.executable, str(ROOT / "benchmarks" / "peer_ray_data.py"),
+                    str(corpus), str(out), "--field", FIELD, *extra])
 
 
-def min_cos(a, b):
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float((a * b).sum(1).min())
+def ray_embed(corpus: Path, out: Path, extra: list[str] = ()) -> tuple[float, dict]:
+    wall = command([sys.executable, "-m", "ray_job", "run", "--input", str(corpus), "--output",
+                    str(out), "--text", "{" + FIELD + "}", "--fresh", *extra])
+    return wall, json.loads((out / "report.json").read_text())
 
 
-def n_tokens(model, texts, max_len):
-    return sum(len(x) for x in model.tokenizer(texts, truncation=True, max_length=max_len)["input_ids"])
+def measure(records: list[dict], scales: list[int], workdir: Path,
+            run_args: list[str] = ()) -> dict:
+    lo, hi = min(scales), max(scales)
+    docs = {s: s * len(records) for s in scales}
+    result = {"machine": machine(), "docs": docs[hi], "scales": scales, "rows": {}}
+    rows = result["rows"]
+    for name, docs_per_s in in_process(texts_of(records)).items():
+        rows[name] = {"docs_per_s": docs_per_s, "kind": "in-process"}
+    corpus = {s: scaled_corpus(records, s, workdir / f"corpus-{s}x.jsonl") for s in scales}
+    cpus = os.cpu_count() or 1
+    for name, threads in ((f"peer ({cpus} torch threads)", cpus), ("peer, Ray's threads", None)):
+        wall = peer(corpus[hi], workdir / f"peer-{threads}", threads)
+        rows[name] = {"docs_per_s": docs[hi] / wall, "wall_s": wall, "kind": "peer"}
+    reports = {}
+    for s in scales:
+        wall, reports[s] = ray_embed(corpus[s], workdir / f"ours-{s}x", run_args)
+        rows[f"ray-embed {s}x, whole command"] = {"docs_per_s": docs[s] / wall, "wall_s": wall,
+                                                 "kind": "ours" if s == hi else "ours-small",
+                                                 "precision": reports[s]["precision"]}
+    if hi > lo:
+        encode = reports[hi]["encode_wall_s"] - reports[lo]["encode_wall_s"]
+        rows[f"ray-embed marginal {lo}x->{hi}x"] = {"docs_per_s": (docs[hi] - docs[lo]) / encode,
+                                                   "kind": "ours-marginal"}
+    result["choice"] = reports[hi]["pipeline"]["defaults"].get("precision")
+    result["ratios"] = ratios(rows)
+    return result
+
+
+def ratios(rows: dict) -> dict:
+    """ray-embed's whole command against the best peer, and its marginal rate against the best
+    in-process precision (None where one side was not measured)."""
+    def best(kind):
+        found = [(r["docs_per_s"], name) for name, r in rows.items() if r["kind"] == kind]
+        return max(found) if found else (None, None)
+
+    ours, _ = best("ours")
+    marginal, _ = best("ours-marginal")
+    peer_rate, peer_name = best("peer")
+    inproc, inproc_name = best("in-process")
+    return {"vs_best_peer": ours / peer_rate if ours and peer_rate else None,
+            "best_peer": peer_name,
+            "marginal_vs_best_in_process": marginal / inproc if marginal and inproc else None,
+            "best_in_process": inproc_name}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{result['machine']}; {result['docs']:,} papers at the largest scale",
+             "| method | docs/s | whole command s |", "|---|---:|---:|"]
+    for name, row in result["rows"].items():
+        wall = f"{row['wall_s']:.1f}" if "wall_s" in row else "-"
+        lines.append(f"| {name} | {row['docs_per_s']:.1f} | {wall} |")
+    r = result["ratios"]
+    if r["vs_best_peer"] is not None:
+        lines.append(f"ray-embed / best peer ({r['best_peer']}): {r['vs_best_peer']:.2f}x")
+    if r["marginal_vs_best_in_process"] is not None:
+        lines.append(f"ray-embed marginal / best in-process ({r['best_in_process']}): "
+                     f"{r['marginal_vs_best_in_process']:.2f}x")
+    if result.get("choice"):
+        lines.append(f"auto chose: {result['choice'].get('why')}")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--run-arg", action="append", default=[], metavar="ARG",
                         help="a flag for the `ray-embed run` commands (repeatable), e.g. "
-                             "--run-arg=--threads --run-arg=1")
+                             "--run-arg=--precision --run-arg=fp32")
     args = parser.parse_args()
-    from sentence_transformers import SentenceTransformer
-
-    records, texts = load_texts()
-    model = SentenceTransformer(bundled_model_path(), device="cpu")
-    max_len = model.max_seq_length
-    tokens = n_tokens(model, texts, max_len)
-    rows: dict[str, dict] = {}
-
-    ref, t = timed(lambda: model.encode(texts, batch_size=64))
-    rows["st-fp32"] = {"s": t, "cos": 1.0}
-    nb, t = timed(lambda: notebook_loop(model, texts, max_len))
-    rows["notebook"] = {"s": t, "cos": min_cos(nb, ref)}
-    if cpu_has_native_bf16():
-        def st_bf16():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return model.encode(texts, batch_size=64)
-        out, t = timed(st_bf16)
-        rows["st-best(bf16)"] = {"s": t, "cos": min_cos(out, ref)}
-    (emb, eff, prec), t = timed(lambda: ours_inprocess(texts))
-    rows[f"ours-inproc({prec})"] = {"s": t, "cos": min_cos(emb, ref), "padding": eff}
-
-    reports = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for scale in args.scales:
-            corpus = scaled_corpus(records, scale, Path(tmp) / f"corpus-{scale}x.jsonl")
-            report, wall = pipeline_run(corpus, Path(tmp) / f"out-{scale}x", args.run_arg)
-            reports[scale] = (report, wall)
-            rows[f"pipeline-{scale}x (whole command)"] = {
-                "s": wall / scale, "cos": None, "padding": report["padding_efficiency"]}
-        lo, hi = min(args.scales), max(args.scales)
-        if hi > lo:
-            docs = (hi - lo) * len(texts)
-            marginal = reports[hi][0]["encode_wall_s"] - reports[lo][0]["encode_wall_s"]
-            rows[f"pipeline marginal {lo}x->{hi}x"] = {
-                "s": marginal * len(texts) / docs, "cos": None,
-                "padding": reports[hi][0]["padding_efficiency"]}
-        h5_first = Path(tmp) / f"out-{lo}x" / "embeddings.h5"
-        import h5py
-        with h5py.File(h5_first) as h5:
-            rows[f"pipeline-{lo}x (whole command)"]["cos"] = min_cos(h5["embeddings"][:len(texts)], ref)
-
-    base = {k: len(texts) / v["s"] for k, v in rows.items()}
-    result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-                   f"native bf16: {cpu_has_native_bf16()}, auto precision: "
-                   f"{pick_precision('auto', 'cpu')}",
-        "docs": len(texts), "tokens": tokens,
-        "rows": {k: {**v, "docs_per_s": base[k], "tokens_per_s": tokens / v["s"],
-                     "x_notebook": base[k] / base["notebook"], "x_st_fp32": base[k] / base["st-fp32"]}
-                 for k, v in rows.items()},
-    }
-    print(result["machine"])
-    print(f"{'method':38} {'docs/s':>8} {'tokens/s':>9} {'x nb':>6} {'x st32':>7} {'min cos':>8} {'pad eff':>8}")
-    for k, v in result["rows"].items():
-        cos = f"{v['cos']:.5f}" if v["cos"] is not None else "-"
-        pad = f"{v['padding']:.3f}" if v.get("padding") else "-"
-        print(f"{k:38} {v['docs_per_s']:8.1f} {v['tokens_per_s']:9.0f} {v['x_notebook']:6.2f} "
-              f"{v['x_st_fp32']:7.2f} {cos:>8} {pad:>8}")
+        result = measure(load_records(), args.scales, Path(tmp), args.run_arg)
+    print(format_table(result))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(9, 4))
-        ax.barh(list(base), list(base.values()))
-        ax.set_xlabel("docs/s (real arXiv sample, higher is better)")
-        ax.set_title(result["machine"], fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "throughput.png", dpi=100)
-    except ImportError:
-        print("(pip install matplotlib for the PNG chart)")
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def test_scale_measures_a_child_run_at_a_tiny_size(tmp_path):
     import datapath
     import scale
 
+    from tiny_models import tiny_bert
+
     corpus = datapath.write_corpus(200, tmp_path / "scale.jsonl")
-    size = scale.child(corpus, tmp_path / "tiny-bert", tmp_path / "scale-out", 16)
+    size = scale.child(corpus, tiny_bert(tmp_path / "tiny-bert"), tmp_path / "scale-out", 16)
     assert size["rows_embedded"] == 200 and size["whole_docs_per_s"] > 0
     assert 0 < size["driver_peak_rss_mib"] < 8192
     rss = size["encode_rss_mib"]             # the driver's own samples through the encode phase
@@ -120,3 +122,54 @@ def test_map_exports_benchmark_makes_a_run_and_measures_every_step(tmp_path):
     assert all(s["seconds"] >= 0 and s["bytes"] > 0 for s in steps.values())
     assert steps["binary"]["bytes"] < steps["int8"]["bytes"] < steps["parquet"]["bytes"]
     assert "| map |" in map_exports.format_table(result) and not list(tmp_path.iterdir())
+
+
+def test_throughput_rates_and_ratios_at_a_tiny_size(sample_records):
+    """Its in-process measuring and the ratios it prints, on 8 papers (the peer script and the
+    commands: the slow tests below)."""
+    sys.path.insert(0, str(BENCH))
+    import throughput
+
+    from ray_job.encode.precision import cpu_has_native_bf16
+
+    rates = throughput.in_process(throughput.texts_of(sample_records[:8]))
+    expected = {"notebook", "st fp32"} | ({"st bf16", "st bf16-weights"}
+                                          if cpu_has_native_bf16() else set())
+    assert set(rates) == expected and all(r > 0 for r in rates.values())
+    rows = {**{k: {"docs_per_s": v, "kind": "in-process"} for k, v in rates.items()},
+            "peer": {"docs_per_s": 10.0, "wall_s": 2.4, "kind": "peer"},
+            "ours": {"docs_per_s": 20.0, "wall_s": 1.2, "kind": "ours"},
+            "marginal": {"docs_per_s": max(rates.values()), "kind": "ours-marginal"}}
+    result = {"machine": throughput.machine(), "docs": 24, "rows": rows,
+              "ratios": throughput.ratios(rows)}
+    assert result["ratios"]["vs_best_peer"] == pytest.approx(2.0)
+    assert result["ratios"]["marginal_vs_best_in_process"] == pytest.approx(1.0)
+    text = throughput.format_table(result)
+    assert "ray-embed / best peer (peer): 2.00x" in text and "| notebook |" in text
+
+
+@pytest.mark.slow     # a Ray Data job of its own; the peer's numbers: the benchmark's own run
+def test_the_peer_script_embeds_every_paper(local_ray, tmp_path, sample_records):
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(BENCH))
+    import peer_ray_data
+    import throughput
+
+    from ray_job.encode.models import bundled_model_path
+
+    corpus = throughput.scaled_corpus(sample_records[:12], 2, tmp_path / "corpus.jsonl")
+    seconds = peer_ray_data.embed_with_ray_data(str(corpus), str(tmp_path / "peer"),
+                                                bundled_model_path(), threads=1)
+    table = pq.read_table(tmp_path / "peer")
+    assert seconds > 0 and table.num_rows == 24
+    assert table.column("embedding").combine_chunks().to_numpy_ndarray().shape == (24, 384)
+
+
+@pytest.mark.slow     # whole commands (each starts its own Ray): its arithmetic runs above
+def test_the_throughput_benchmark_runs_small(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--scales", "1",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "throughput.json").read_text())
+    assert result["ratios"]["vs_best_peer"] > 0 and "ray-embed / best peer" in out.stdout
