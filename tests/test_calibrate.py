@@ -83,6 +83,10 @@ def test_the_timing_measures_every_candidate_then_caches_the_choice(tiny_replica
     other = calibrate.calibrate(replica, ids, {"weights": "sha256:other"}, ("fp32",), (1,),
                                 2.0, 1 / 2762)
     assert not other.cached and other.precision == "fp32"
+    asked = calibrate.calibrate(replica, ids, {"weights": "sha256:t"}, ("bf16",), (2, 1),
+                                2.0, 1 / 2762)          # --precision bf16: threads timed only
+    assert asked.precision == "bf16" and asked.threads in (1, 2)
+    assert {(t.precision, t.threads) for t in asked.trials} == {("bf16", 2), ("bf16", 1)}
 
 
 def test_a_run_carried_on_keeps_its_precision_and_never_times(monkeypatch):

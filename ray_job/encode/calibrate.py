@@ -189,10 +189,14 @@ def measure(replica, ids, precisions: tuple[str, ...], threads: tuple[int, ...],
         docs = docs or _docs_for(encoder, ids)
         rates[precision], vectors[precision] = _rate(encoder, ids.slice(0, docs))
         _free(encoder)
+    reference = vectors.get("fp32")
     trials = [Trial(p, threads[0], rates[p],
-                    None if p == "fp32" else _min_cosine(vectors[p], vectors["fp32"]))
-              for p in precisions]
-    precision, why = choose_precision(trials)
+                    None if p == "fp32" or reference is None else
+                    _min_cosine(vectors[p], reference)) for p in precisions]
+    if reference is None:                 # a precision asked for: only the threads are timed
+        precision, why = precisions[0], f"{precisions[0]}: asked for"
+    else:
+        precision, why = choose_precision(trials)
     by_threads = {threads[0]: rates[precision]}
     for fewer in threads[1:]:
         encoder = _encoder(replica, precision, fewer)
