@@ -46,7 +46,21 @@ class Outcome:
     logged: bool = True     # whether the traceback goes to a log file
 
 
+def stop_within(exc: BaseException) -> BaseException | None:
+    """The stop (a signal's `Stopped`, or Ctrl-C) behind `exc`: itself, or the cause of an
+    error it became (the handler's exception raised inside a C call that then returned a
+    value is a SystemError whose context is the stop)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (Stopped, KeyboardInterrupt)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def outcome_of(exc: BaseException) -> Outcome:
+    exc = stop_within(exc) or exc
     if isinstance(exc, UserError):
         return Outcome(EXIT_REFUSED, f"ray-embed: error: {exc}", logged=False)
     if isinstance(exc, (Stopped, KeyboardInterrupt)):

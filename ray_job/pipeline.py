@@ -309,42 +309,44 @@ def choose_precision(ray, planned: PlannedJob, carried: JobRecord | None, device
                      precision: str, plan: ResourcePlan, defaults: Defaults,
                      cluster_cpus: float) -> Choice:
     """The precision (and CPU threads) every replica runs: a carried-on run's own (one run
-    never mixes precisions), the one asked for, or, for `auto`, the fastest that keeps the
-    vectors, timed in a replica's place on the corpus's first papers (`encode.calibrate`)."""
+    never mixes precisions), the one asked for (threads by the rule), or, for `auto`, the
+    fastest that keeps the vectors, timed with the threads in a replica's place on the
+    corpus's first papers (`encode.calibrate`)."""
     if carried is not None and carried.precision:
         timed = Choice.from_dict(carried.precision_choice) if carried.precision_choice else None
         return Choice(carried.precision, None, f"{carried.precision}: the run's own, kept "
                       f"(job.json)", timed.trials if timed else (), timed.docs if timed else 0)
     spec = planned.cfg.spec
+    if spec.precision != "auto":
+        return Choice(precision, None, f"{precision}: asked for")
     reused = planned.previous.attrs.get("precision") if planned.previous else None
-    if spec.precision == "auto" and reused in RESOLVED:
+    if reused in RESOLVED:
         return Choice(reused, None, f"{reused}: the --previous run's, whose vectors it reuses")
-    asked = f"{precision}: asked for" if spec.precision != "auto" else None
-    options = calibrate.thread_options(plan.threads) if device == "cpu" else (1,)
+    threads = calibrate.thread_options(plan.threads) if device == "cpu" else (1,)
     if planned.cfg.options.threads_per_replica:
-        options = (plan.threads,)
-    precisions = calibrate.candidates(device, cpu_has_native_bf16()) if asked is None else ()
+        threads = (plan.threads,)
+    precisions = calibrate.candidates(device, cpu_has_native_bf16())
     if device == "cuda" and defaults.precision != "fp16":   # fp32 would not fit beside others
-        precisions = ()
-    if len(precisions) < 2 and len(options) < 2:
-        return Choice(precision, None, asked or f"{precision}: the rule (nothing to time)")
-    return calibrate_on_cluster(ray, planned, device, precisions or (precision,), options, plan,
-                                cluster_cpus)
+        precisions = (precision,)
+    if len(precisions) < 2 and len(threads) < 2:
+        return Choice(precision, None, f"{precision}: the rule (nothing to time)")
+    return calibrate_on_cluster(ray, planned, device, precisions, threads, plan, cluster_cpus,
+                                precision)
 
 
 def calibrate_on_cluster(ray, planned: PlannedJob, device: str, precisions: tuple[str, ...],
-                         threads: tuple[int, ...], plan: ResourcePlan,
-                         cluster_cpus: float) -> Choice:
+                         threads: tuple[int, ...], plan: ResourcePlan, cluster_cpus: float,
+                         rule: str) -> Choice:
     """`calibrate.calibrate` in a Ray task holding one replica's resources, on the first
     papers of the corpus tokenized here (the data path's CPU-seconds a doc measured with
-    them)."""
+    them); `rule`: the precision where there is nothing to time it on."""
     cfg, info = planned.cfg, planned.info
     started = time.process_time()
     texts = first_texts(planned.files, planned.template, cfg.spec.id_field,
                         SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query),
                         calibrate.SAMPLE_DOCS)
     if not texts:
-        return Choice(precisions[0], None, f"{precisions[0]}: no text to time")
+        return Choice(rule, None, f"{rule}: the rule (no text to time)")
     record = planned.record(device, precisions[0])
     ids = token_array(texts_encoder(model_recipe(info, cfg.spec.trust_remote_code,
                                                  record.revision))(texts))

@@ -92,3 +92,24 @@ def test_a_signal_stops_the_driver_in_one_line_and_the_same_command_resumes(
                               shard_rows=16, block_bytes=16000, precision="fp32"))
     assert report["resumed"] and 0 < report["rows_embedded_this_run"] < LIMIT
     assert_matches_reference(*read(out), sample_records[:LIMIT], reference_model)
+
+
+def test_a_stop_raised_inside_a_c_call_still_reads_as_the_stop():
+    """The handler's `Stopped`, raised while a C function runs, comes out as a SystemError
+    ("returned a result with an exception set") whose context is the stop: exit 143, the one
+    line, no log (it was exit 4, an 'unexpected SystemError')."""
+    import signal as signals
+
+    from ray_job.errors import Stopped
+    from ray_job.outcome import outcome_of
+
+    try:
+        try:
+            raise Stopped(signals.SIGTERM)
+        except Stopped as stop:
+            raise SystemError("<built-in method __new__> returned a result with an "
+                              "exception set") from stop
+    except SystemError as wrapped:
+        outcome = outcome_of(wrapped)
+    assert (outcome.code, outcome.logged) == (143, False)
+    assert outcome.line == "ray-embed: stopped (SIGTERM); run the same command to resume"

@@ -125,12 +125,19 @@ def _cpuinfo() -> str:
         return ""
 
 
+# what of a replica's settings makes it time differently (not where its files are: the
+# model's identity, its weights digest or Hub commit, says what it is)
+TIMED_SETTINGS = ("adapter", "backend", "pooling", "max_seq_length", "truncate_dim", "side",
+                  "max_batch_tokens", "max_batch_rows", "compile")
+
+
 def cache_key(replica, identity: dict, device: str, precisions, threads) -> str:
     import torch
 
+    settings = {name: getattr(replica, name) for name in TIMED_SETTINGS}
     facts = {"version": CACHE_VERSION, "machine": machine_kind(device), "torch": torch.__version__,
-             "model": {**dataclasses.asdict(replica), "precision": None, "device": device},
-             "identity": identity, "precisions": list(precisions), "threads": list(threads)}
+             "device": device, "settings": settings, "identity": identity,
+             "precisions": list(precisions), "threads": list(threads)}
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -185,13 +192,18 @@ def measure(replica, ids, precisions: tuple[str, ...], threads: tuple[int, ...],
     choose. One model is held at a time (a GPU holds one replica's worth)."""
     docs, rates, vectors = 0, {}, {}
     for precision in precisions:
-        encoder = _encoder(replica, precision, threads[0])
-        docs = docs or _docs_for(encoder, ids)
-        rates[precision], vectors[precision] = _rate(encoder, ids.slice(0, docs))
-        _free(encoder)
+        try:
+            encoder = _encoder(replica, precision, threads[0])
+            docs = docs or _docs_for(encoder, ids)
+            rates[precision], vectors[precision] = _rate(encoder, ids.slice(0, docs))
+            _free(encoder)
+        except Exception:  # noqa: BLE001 - a precision the model cannot run is not chosen
+            if precision == "fp32" or precision == precisions[0]:
+                raise                          # the model itself fails: the run would too
+            rates[precision], vectors[precision] = 0.0, None
     reference = vectors.get("fp32")
     trials = [Trial(p, threads[0], rates[p],
-                    None if p == "fp32" or reference is None else
+                    None if p == "fp32" or reference is None or vectors[p] is None else
                     _min_cosine(vectors[p], reference)) for p in precisions]
     if reference is None:                 # a precision asked for: only the threads are timed
         precision, why = precisions[0], f"{precisions[0]}: asked for"
