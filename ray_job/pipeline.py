@@ -351,9 +351,10 @@ def calibrate_on_cluster(ray, planned: PlannedJob, device: str, precisions: tupl
     ids = token_array(texts_encoder(model_recipe(info, cfg.spec.trust_remote_code,
                                                  record.revision))(texts))
     data_s = max((time.process_time() - started) / len(texts), 1 / DATA_PATH_DOCS_PER_CPU_S)
-    # max_calls=1: the worker exits after it, with the models it loaded (and their memory)
-    task = ray.remote(num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or 0,
-                      max_calls=1)(calibrate.calibrate)
+    # the models it loads are freed when it ends; its worker may serve other tasks (Ray gives
+    # a GPU task's worker one call only, which frees its CUDA context)
+    task = ray.remote(num_cpus=plan.actor_cpus,
+                      num_gpus=plan.actor_gpus or 0)(calibrate.calibrate)
     return ray.get(task.remote(record.replica(), ids, dict(planned.identity), precisions,
                                threads, cluster_cpus / plan.replicas, data_s))
 
