@@ -4,7 +4,6 @@
 #             Python 3.12 (the GPU machine has transformers 5, which `adapters` does not
 #             support; only the adapter measurements run under these, in a child process)
 #   minilm/   the bundled all-MiniLM-L6-v2, weights in fp16
-#   sample.jsonl.gz   the real arXiv sample
 # The versions are this checkout's own (.venv), so what the tests here ran is what travels.
 # Then checks that the code plus the carry fit the 64 MiB a device call may take.
 #

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))          # tiny_models: the adapter's maker
-SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
+SAMPLE = ROOT / "tests" / "data" / "arxiv-metadata-sample-1000.jsonl"
 
 # (name, function, estimated seconds on an H200); dry runs ignore the estimates
 PLAN = (
@@ -58,8 +58,8 @@ def parse(argv):
     parser.add_argument("--out", default=os.environ.get("OUT") or "benchmarks/results",
                         help="folder for gpu_check.json (default: $OUT, else benchmarks/results)")
     parser.add_argument("--carry", type=Path, default=None,
-                        help="the folder benchmarks/gpu_carry.sh prepared (MiniLM in fp16, "
-                             "the sample); default: the installed model and ../shared")
+                        help="the folder benchmarks/gpu_carry.sh prepared (MiniLM in fp16); "
+                             "default: the installed model")
     parser.add_argument("--adapter-site", type=Path, default=None,
                         help="site folder with transformers 4 + adapters for the adapter child")
     parser.add_argument("--budget-s", type=float, default=420.0,
@@ -75,10 +75,6 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-def sample_path(carry: Path | None) -> Path:
-    if carry is not None and (carry / "sample.jsonl.gz").is_file():
-        return carry / "sample.jsonl.gz"
-    return SAMPLE
 
 
 def quiet() -> None:
@@ -127,7 +123,7 @@ def main(argv=None) -> int:
                  **{name: getattr(system_steps, name) for name in
                     ("adapter", "processes", "data_path", "oom_backoff", "cuda_graphs")}}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
-        check = steps.Check(results, device, args.dry_run, Path(scratch), sample_path(args.carry),
+        check = steps.Check(results, device, args.dry_run, Path(scratch), SAMPLE,
                             (args.carry / "minilm") if args.carry else None, args.adapter_site,
                             min_s=0.0 if args.dry_run else 1.0,
                             docs=16 if args.dry_run else None,

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
+SAMPLE = ROOT / "tests" / "data" / "arxiv-metadata-sample-1000.jsonl"
 
 READ = """
 import resource, sys, time

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "arxiv-metadata-sample-1000.jsonl"
+# the first 1,000 records of the arXiv metadata snapshot (CC0), unchanged
+SAMPLE = Path(__file__).resolve().parent / "data" / "arxiv-metadata-sample-1000.jsonl"
 
 
 @pytest.fixture(scope="session")
 def sample_path() -> Path:
     if not SAMPLE.is_file():
-        pytest.fail(f"the real arXiv sample is missing: {SAMPLE} (../shared must sit beside the repo)")
+        pytest.fail(f"the real arXiv sample is missing: {SAMPLE}")
     return SAMPLE
 
 
