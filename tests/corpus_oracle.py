@@ -1,5 +1,5 @@
 """What a run must make of a generated corpus (corpus_strategies.GenFile), written from the
-README's rules and not from ray_job's code:
+documented rules (docs/guide.md, "Inputs") and not from ray_job's code:
 
 - a row's key is (file index << 40) | position: the byte offset of a JSON line (of the
   decompressed bytes), the index in a JSON array, the row number in a Parquet file;
@@ -164,7 +164,7 @@ def _row(key: int, item: dict | str, sep: str) -> Row:
 
 
 def expected_titles(exp: Expected) -> list[str | None]:
-    """index/titles.arrow as the README has it: each output row's title from the first
+    """index/titles.arrow as the guide has it: each output row's title from the first
     readable record, at or after the previous match, with the same id."""
     titles, at = [], 0
     for kept in exp.kept:

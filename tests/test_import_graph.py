@@ -1,9 +1,9 @@
 """The package's layers, read from its import graph: every `import` and `from ... import` in
 ray_job/, at module level or inside a function (a lazy import is an edge like any other).
 
-The layers, bottom first (README, "How it works", says why). A module may import its own layer
-and the layers below it, never one above; and no modules import each other, directly or around
-a loop, whatever their layers.
+The layers, bottom first (docs/architecture.md, "Packages and layers", says why). A module may
+import its own layer and the layers below it, never one above; and no modules import each
+other, directly or around a loop, whatever their layers.
 """
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def test_parquet_units_follow_row_groups_and_read_only_the_columns_used(tmp_path
 
 
 def test_a_local_glob_is_expanded_in_name_order(tmp_path, sample_records):
-    """The README says a glob works as an input; the shell may not expand a quoted one."""
+    """The guide says a glob works as an input; the shell may not expand a quoted one."""
     (tmp_path / "data").mkdir()
     for name, part in (("b.jsonl", sample_records[2:4]), ("a.jsonl", sample_records[:2]),
                        ("notes.txt", [])):
