@@ -38,7 +38,15 @@ _LAZY = {"embed": "ray_job.api", "job_config": "ray_job.api",
          "open_run": "ray_job.results.finished", "FinishedRun": "ray_job.results.finished",
          "embed_dataset": "ray_job.encode.dataset_step", "JobConfig": "ray_job.config"}
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "FinishedRun",
+    "JobConfig",
+    "__version__",
+    "embed",
+    "embed_dataset",
+    "job_config",
+    "open_run",
+]
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:

@@ -8,14 +8,15 @@ run` is this run (`run_job`) plus printing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
 
 from .config import JobConfig, build_config
 from .errors import ConfigError, DataError
 from .results.finished import FinishedRun, open_run
 
-ConfigLike = Union[JobConfig, Mapping[str, Any], str, Path, None]
+ConfigLike = JobConfig | Mapping[str, Any] | str | Path | None
 
 
 def embed(config: ConfigLike = None, /, **settings: Any) -> FinishedRun:

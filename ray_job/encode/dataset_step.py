@@ -47,9 +47,9 @@ class EmbedStep:
     batch_rows: int
 
 
-def embed_dataset(ds: "ray.data.Dataset", model: str | None = None,
+def embed_dataset(ds: ray.data.Dataset, model: str | None = None,
                   text: str = "{title}{sep}{abstract}", *, column: str = "embedding",
-                  config: JobConfig | None = None, **settings: Any) -> "ray.data.Dataset":
+                  config: JobConfig | None = None, **settings: Any) -> ray.data.Dataset:
     """`ds` with a `column` of embeddings (fixed-size lists of float32) added to every row.
 
     `model`: a Hub name or a local folder (None: the bundled all-MiniLM-L6-v2); `text`: the
@@ -110,7 +110,7 @@ def step_device(requested: str) -> str:
     return pick_device("auto") if may_have_mps() else "cpu"
 
 
-def add_embeddings(ds: "ray.data.Dataset", step: EmbedStep, column: str) -> "ray.data.Dataset":
+def add_embeddings(ds: ray.data.Dataset, step: EmbedStep, column: str) -> ray.data.Dataset:
     """Tokenize (CPU tasks), then encode (a pool of `step.replicas` model replicas)."""
     from ray.data import ActorPoolStrategy
 

@@ -2,8 +2,9 @@
 once unless asked for all."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 import h5py
 import numpy as np

@@ -6,9 +6,10 @@ copy in this user's cache (`RunDir.local_result`), fetched once and again when i
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..rundir.job import JobRecord
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ..search.hits import Hit
 
 
-def open_run(location: str | Path) -> "FinishedRun":
+def open_run(location: str | Path) -> FinishedRun:
     """The finished run at `location` (a folder, or an fsspec URL such as s3://bucket/run).
     A location that is not a finished run is a one-line `UserError` saying why."""
     run_dir = RunDir.at(location)
@@ -46,7 +47,7 @@ class FinishedRun:
     def __init__(self, run_dir: RunDir, job: JobRecord):
         self.run_dir, self.job = run_dir, job
 
-    def with_report(self, report: dict) -> "FinishedRun":
+    def with_report(self, report: dict) -> FinishedRun:
         """This run with `report` as its report (the driver's: report.json plus what came
         after it, such as the upload's)."""
         self.__dict__["report"] = report
@@ -97,7 +98,7 @@ class FinishedRun:
         return self.vectors.shape[1]
 
     def search(self, query: str, k: int = 10, prompt: str | None = None,
-               prompt_name: str | None = None) -> list["Hit"]:
+               prompt_name: str | None = None) -> list[Hit]:
         """The k papers nearest to `query`, embedded as the run embeds a query (its model's
         query side and query prompt; `prompt` / `prompt_name` instead of it)."""
         from ..search.search import search
@@ -107,19 +108,19 @@ class FinishedRun:
             raise UserError("prompt and prompt_name both say which query prompt to use: give one")
         return search(self.location, [query], k, prompt, prompt_name)[0]
 
-    def similar(self, paper_id: str, k: int = 10) -> list["Hit"]:
+    def similar(self, paper_id: str, k: int = 10) -> list[Hit]:
         """The k papers nearest to the run's paper `paper_id` (itself left out)."""
         from ..search.similar import similar
 
         check_k(k)
         return similar(self.location, paper_id, k)
 
-    def to_arrow(self, rows: Rows = slice(None)) -> "pyarrow.Table":
+    def to_arrow(self, rows: Rows = slice(None)) -> pyarrow.Table:
         """The rows asked for (a slice, a row or a list of rows) as a table: `id`, `url`
         (where the run has urls) and `embedding` (fixed-size list of float32)."""
         return rows_table(self.ids, self.urls, self.vectors, _as_rows(rows))
 
-    def to_pandas(self, rows: Rows = slice(None)) -> "pandas.DataFrame":
+    def to_pandas(self, rows: Rows = slice(None)) -> pandas.DataFrame:
         """`to_arrow(rows)` as a pandas DataFrame (`embedding`: one numpy array a row)."""
         return self.to_arrow(rows).to_pandas()
 
