@@ -1,5 +1,6 @@
-"""The Python face as a user calls it: `ray_job.embed` runs the CLI's run, `ray_job.open_run`
-reads a finished run (ids, lazy vectors, search, similar, tables), on 40 real papers."""
+"""The Python face as a user calls it: `ray_job.open_run` reads a finished run (ids, lazy
+vectors, search, similar, tables: the session's 20-paper run, already paid for in the default
+suite); `ray_job.embed` runs the CLI's run (40 real papers: slow, a run of its own)."""
 from __future__ import annotations
 
 import json
@@ -38,36 +39,51 @@ def test_import_ray_job_stays_light():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.fixture(scope="module")
+def session_run(finished_run):
+    return ray_job.open_run(finished_run)
+
+
+@pytest.mark.slow
 def test_embed_returns_the_finished_run(api_run):
     assert isinstance(api_run, ray_job.FinishedRun)
     assert api_run.report["rows_embedded"] == PAPERS == len(api_run)
     assert api_run.report["precision"] == "fp32"
-    ids, vectors = h5_rows(api_run.h5_path)
+    ids, _ = h5_rows(api_run.h5_path)
     assert api_run.ids[:] == ids
     assert api_run.urls[0] == f"https://arxiv.org/pdf/{ids[0]}.pdf"
+    assert api_run.to_arrow(slice(0, 2)).column_names == ["id", "url", "embedding"]
+
+
+def test_open_run_reads_rows_lazily(session_run):
+    api_run = session_run
+    ids, vectors = h5_rows(api_run.h5_path)
+    assert len(api_run) == 20 and api_run.ids[:] == ids and api_run.urls is None
     np.testing.assert_array_equal(api_run.vectors[5:9], vectors[5:9])
     np.testing.assert_array_equal(api_run.vectors[[7, 2, 7]], vectors[[7, 2, 7]])
     np.testing.assert_array_equal(api_run.vectors[-1], vectors[-1])
-    chunks = list(api_run.vectors.chunks(16))
-    assert [len(c) for c in chunks] == [16, 16, 8]
+    chunks = list(api_run.vectors.chunks(8))
+    assert [len(c) for c in chunks] == [8, 8, 4]
     np.testing.assert_array_equal(np.concatenate(chunks), vectors)
     assert api_run.dim == vectors.shape[1]
 
 
-def test_tables_of_a_slice(api_run):
+def test_tables_of_a_slice(session_run):
+    api_run = session_run
     ids, vectors = h5_rows(api_run.h5_path)
     table = api_run.to_arrow(slice(3, 6))
-    assert table.column_names == ["id", "url", "embedding"]
+    assert table.column_names == ["id", "embedding"]
     assert table.column("id").to_pylist() == ids[3:6]
     np.testing.assert_array_equal(np.stack(table.column("embedding").to_numpy(
         zero_copy_only=False)), vectors[3:6])
-    frame = api_run.to_pandas([0, 39])
-    assert list(frame["id"]) == [ids[0], ids[39]]
+    frame = api_run.to_pandas([0, 19])
+    assert list(frame["id"]) == [ids[0], ids[19]]
 
 
-def test_search_and_similar_equal_the_cli(api_run, capsys):
+def test_search_and_similar_equal_the_cli(session_run, capsys):
     from ray_job.cli import main
 
+    api_run = session_run
     query = "quantum chromodynamics"
     assert main(["search", api_run.location, query, "-k", "5", "--json"]) == 0
     cli_hits = json.loads(capsys.readouterr().out)
@@ -80,7 +96,8 @@ def test_search_and_similar_equal_the_cli(api_run, capsys):
     assert [h.id for h in api_run.similar(paper, k=4)] == [h["id"] for h in cli_similar]
 
 
-def test_open_run_refuses_what_is_not_a_finished_run(api_run, tmp_path):
+def test_open_run_refuses_what_is_not_a_finished_run(session_run, tmp_path):
+    api_run = session_run
     with pytest.raises(UserError, match="is not a run directory"):
         ray_job.open_run(tmp_path)
     unfinished = tmp_path / "unfinished"
