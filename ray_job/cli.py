@@ -249,18 +249,16 @@ def add_hit_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run
+    from .api import rejected_rows, run_job
 
     cfg = config_from_args(args)
-    report = run(cfg)
+    report = run_job(cfg)
     print_summary(report)
     if "upload" in report:
         print(f"uploaded {len(report['upload']['uploaded'])} file(s) to "
               f"{report['upload']['destination']}")
     if cfg.options.strict and report["rows_rejected"]:
-        reasons = ", ".join(f"{n} {r}" for r, n in report["rejected_by_reason"].items())
-        print(f"ray-embed: failed (--strict): {report['rows_rejected']} rows rejected: {reasons}",
-              file=sys.stderr)
+        print(f"ray-embed: failed (--strict): {rejected_rows(report)}", file=sys.stderr)
         return 1
     return 0
 

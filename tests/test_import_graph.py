@@ -23,9 +23,11 @@ LAYERS = (
     ("search",),
     ("map",),                                # the 2-D map of a finished run
     ("explore",),                            # the browser view (map, search, neighbours)
+    ("results",),                            # a finished run read from Python (open_run)
     ("estimate",),                           # `ray-embed plan`: measures the read and encode stages
     ("session",),                            # the driver's Ray session
-    ("throughput", "driver_memory", "pipeline", "bench", "outcome", "cli", "__main__"),  # driver
+    ("throughput", "driver_memory", "pipeline", "bench", "api", "outcome", "cli",
+     "__main__"),                                                                  # driver
 )
 
 
