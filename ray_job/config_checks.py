@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .errors import ConfigError
-from .settings import DEVICES, PRECISIONS  # noqa: F401 - the lists the encoder's tests walk
-from .settings import SETTINGS, TYPE_WORDS
+from .settings import DEVICES, PRECISIONS, SETTINGS, TYPE_WORDS  # noqa: F401 - DEVICES and
+# PRECISIONS stay importable here: the encoder's tests walk them
 from .template_syntax import plain_fields, template_fields
 
 FIELD_SETTINGS = {s.name: s for s in SETTINGS if s.part != "applied"}

@@ -28,7 +28,7 @@ from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
 from ..rundir.map_state import current_info
 from ..rundir.rundir import RunDir
 from ..rundir.fingerprint import h5_fingerprint, local_stat
-from ..settings import MAP_SAMPLE     # rows UMAP is fitted on (the rest are placed near them)
+from ..settings import MAP_SAMPLE  # rows UMAP is fitted on (the rest are placed near them)
 from . import layout2d, picture
 from .labels import Labels, row_labels
 

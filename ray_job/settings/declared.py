@@ -10,7 +10,7 @@ from .setting import APPLIED, BENCH, OPTIONS, PLAN, RUN, SPEC, Setting
 
 ALL = (RUN, BENCH, PLAN)
 RUN_ONLY = (RUN,)
-YAML_ONLY = dict(flag=None, commands=())
+YAML_ONLY = {"flag": None, "commands": ()}     # a setting with no flag
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
