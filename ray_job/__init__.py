@@ -5,7 +5,8 @@ modules import each other around a loop (tests/test_import_graph.py reads the im
 
     errors, redact, faults   plain rules: one-line errors, credentials out, test-only faults
     storage/   files on a local disk or in an object store; the one door (storage/files.py)
-    config, config_checks, template_syntax, sql_query   the validated job config
+    config, config_checks, settings, template_syntax, sql_query   the validated job config;
+               settings/ declares each setting once (flag, default, values, help)
     rundir/    the run directory behind RunDir: job.json (JobRecord), shards, rejects, lease
     read/      input files -> read units -> rows (key, id, text)          Ray read tasks
     encode/    rows -> token ids (CPU tasks) -> embeddings (replica pool)   Ray actors

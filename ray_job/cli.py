@@ -8,105 +8,11 @@ import logging
 import os
 import sys
 
-from .config import PRESETS, build_config
-from .config_checks import CHOICES
+from .config import build_config
 from .errors import Stopped, UserError
 from .redact import redact_text, redact_url
-
-RUN_FLAGS = {
-    # flag: (config key, argparse kwargs); a key with a fixed set of values offers those
-    # (`FLAG_CHOICES`: the config checks' own lists)
-    "--input": ("inputs", {"action": "append", "metavar": "PATH_OR_URL",
-                           "help": "JSONL(.gz), Parquet or DuckDB file, a directory or a glob; "
-                                   "local or s3://, gs://, https://, hf://datasets/...; "
-                                   "repeatable (default: the built-in demo corpus)"}),
-    "--output": ("output", {"metavar": "DIR_OR_URL",
-                            "help": "run directory, local or in object storage (s3://bucket/run: "
-                                    "workers write shards there; default: ./out)"}),
-    "--model": ("model", {"metavar": "NAME_OR_PATH",
-                          "help": "sentence-transformers / transformers model: Hub name or local "
-                                  "folder (default: the bundled all-MiniLM-L6-v2)"}),
-    "--adapter": ("adapter", {"metavar": "NAME_OR_PATH",
-                              "help": "load this `adapters` adapter on the model and activate it"}),
-    "--preset": ("preset", {"help": "specter2 = allenai/specter2_base + the allenai/specter2 "
-                                    "adapter, CLS pooling, title[SEP]abstract, 512 tokens; e5, "
-                                    "bge, nomic, embeddinggemma = the family's model with the "
-                                    "prompts and template its card asks for"}),
-    "--backend": ("backend", {}),
-    "--pooling": ("pooling", {"help": "a plain transformers model with this pooling (refused on "
-                                      "a sentence-transformers model, which pools with its own "
-                                      "modules, unless --backend transformers)"}),
-    "--prompt": ("prompt", {"metavar": "TEXT",
-                            "help": "put TEXT before every document ('' for none; default: the "
-                                    "model's document prompt)"}),
-    "--prompt-name": ("prompt_name", {"metavar": "NAME",
-                                      "help": "the model's prompt of this name before every "
-                                              "document"}),
-    "--query-prompt": ("query_prompt", {"metavar": "TEXT",
-                                        "help": "put TEXT before a search query ('' for none; "
-                                                "default: the model's query prompt)"}),
-    "--query-prompt-name": ("query_prompt_name", {"metavar": "NAME",
-                                                  "help": "the model's prompt of this name "
-                                                          "before a search query"}),
-    "--text": ("text", {"metavar": "TEMPLATE",
-                        "help": "text template over record fields; {sep} = the tokenizer's "
-                                "separator (default: '{title}{sep}{abstract}')"}),
-    "--table": ("table", {"metavar": "NAME", "help": "DuckDB input: the table to read"}),
-    "--query": ("query", {"metavar": "SQL", "help": "DuckDB input: read the rows of this query"}),
-    "--id-field": ("id_field", {"metavar": "FIELD", "help": "record field with the id (default: id)"}),
-    "--url-template": ("url_template", {"metavar": "T",
-                                        "help": "e.g. 'https://arxiv.org/pdf/{id}.pdf', or 'arxiv'"}),
-    "--previous": ("previous", {"metavar": "OLD_DIR_OR_H5",
-                                "help": "reuse the embeddings of unchanged papers (same id and "
-                                        "text) from an earlier run; encode only new/changed"}),
-    "--dtype": ("storage_dtype", {"help": "embeddings.h5 storage dtype (default float32)"}),
-    "--compression": ("compression", {"help": "embeddings.h5 compression (default none)"}),
-    "--export": ("exports", {"action": "append",
-                             "help": "also write OUT/parquet/, OUT/embeddings.duckdb, "
-                                     "OUT/embeddings-int8.h5, OUT/embeddings-binary.h5 or "
-                                     "OUT/lance/ (a LanceDB table); repeatable"}),
-    "--truncate-dim": ("truncate_dim", {"type": int, "metavar": "D",
-                                        "help": "vectors of the first D dims (Matryoshka "
-                                                "models; default: the model's own truncate_dim)"}),
-    "--upload": ("upload", {"metavar": "DEST",
-                            "help": "publish the result when the run is done: "
-                                    "hf://datasets/OWNER/NAME[/path] (Hugging Face Hub) or an "
-                                    "fsspec URL (s3://, gs://, file://)"}),
-    "--upload-every": ("upload_every", {"type": int, "metavar": "N",
-                                        "help": "with --upload: also publish every N new "
-                                                "shards during the run"}),
-    "--limit": ("limit", {"type": int, "metavar": "N", "help": "embed only the first N records"}),
-    "--max-seq-length": ("max_seq_length", {"type": int, "metavar": "N"}),
-    "--max-batch-tokens": ("max_batch_tokens", {"type": int, "metavar": "N",
-                                                "help": "token budget of one forward pass"}),
-    "--shard-rows": ("shard_rows", {"type": int, "metavar": "N",
-                                    "help": "rows per encoder call (a shard file holds at least this "
-                                            "many rows, in whole read units)"}),
-    "--block-bytes": ("block_bytes", {"type": int, "metavar": "N",
-                                      "help": "bytes of JSONL per read unit (default: from the "
-                                              "input size); smaller = finer resume"}),
-    "--precision": ("precision", {}),
-    "--device": ("device", {}),
-    "--replicas": ("replicas", {"type": int, "metavar": "N", "help": "encoder actors"}),
-    "--threads": ("threads_per_replica", {"type": int, "metavar": "N",
-                                          "help": "torch threads per CPU replica"}),
-    "--address": ("address", {"metavar": "ADDR", "help": "Ray address ('auto' on a cluster); "
-                                                         "default: start a local Ray"}),
-    "--on-missing-field": ("on_missing_field", {"help": "a template field that is missing: "
-                                                        "reject the row, or use ''"}),
-}
-FLAG_CHOICES = {**CHOICES, "preset": tuple(sorted(PRESETS))}
-RUN_SWITCHES = {
-    "--normalize": ("normalize", "L2-normalise embeddings"),
-    "--trust-remote-code": ("trust_remote_code", "allow a model's own Python code from the Hub"),
-    "--compile": ("compile", "torch.compile the forward pass (worth it on GPUs, long runs)"),
-    "--fresh": ("fresh", "discard an existing run in --output and start over"),
-    "--verbose": ("verbose", "show Ray's own logs and progress bars"),
-    "--strict": ("strict", "fail (exit code 1) when any row is rejected"),
-    "--index": ("index", "after finalizing, build the nearest-neighbour index (ray-embed index)"),
-    "--map": ("map", "after finalizing, lay the papers out in 2-D (ray-embed map)"),
-}
-NOT_FOR_BENCH = ("output", "limit", "fresh", "index", "map")
+from .settings import INDEX_VECTORS, MAP_SAMPLE
+from .settings.flags import add_setting_flags, settings_from_args
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,10 +28,10 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="embed a corpus into OUT/embeddings.h5")
     run.add_argument("--config", metavar="job.yaml", help="YAML file with the same settings")
-    add_run_flags(run, ())
+    add_setting_flags(run, "run")
     bench = sub.add_parser("bench", help="measure docs/s on this cluster and project a full run")
     bench.add_argument("--config", metavar="job.yaml")
-    add_run_flags(bench, NOT_FOR_BENCH)
+    add_setting_flags(bench, "bench")
     bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
     bench.add_argument("--corpus-size", type=int, default=2_700_000,
                        help="papers in the full run to project (default: the arXiv snapshot)")
@@ -157,7 +63,7 @@ def make_parser() -> argparse.ArgumentParser:
                                          "(nothing to do when it is current)")
     index.add_argument("directory", metavar="DIR")
     index.add_argument("--force", action="store_true", help="rebuild even when current")
-    index.add_argument("--vectors", choices=["float32", "int8", "binary"], default="float32",
+    index.add_argument("--vectors", choices=list(INDEX_VECTORS), default=INDEX_VECTORS[0],
                        help="index the float32 vectors (default) or their compact int8 / "
                             "binary codes (candidates rescored exactly against float32)")
     index.add_argument("--truncate-dim", type=int, metavar="D",
@@ -174,30 +80,11 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_run_flags(parser: argparse.ArgumentParser, left_out: tuple[str, ...]) -> None:
-    """The settings' flags and switches (those of `left_out` keys excepted)."""
-    for flag, (key, kwargs) in RUN_FLAGS.items():
-        if key not in left_out:
-            choices = {"choices": list(FLAG_CHOICES[key])} if key in FLAG_CHOICES else {}
-            parser.add_argument(flag, dest=key, default=None, **choices, **kwargs)
-    for flag, (key, help_text) in RUN_SWITCHES.items():
-        if key not in left_out:
-            parser.add_argument(flag, dest=key, action="store_const", const=True, default=None,
-                                help=help_text)
-
-
-PLAN_KEYS = ("inputs", "model", "adapter", "preset", "backend", "pooling", "prompt",
-             "prompt_name", "truncate_dim", "text", "table", "query", "id_field",
-             "max_seq_length", "max_batch_tokens", "precision", "on_missing_field",
-             "trust_remote_code")
-
-
 def add_plan_parser(sub) -> None:
     plan = sub.add_parser("plan", help="before the spend: corpus, tokens, projected wall time, "
                                        "GPU-hours, cost and CPUs per GPU")
     plan.add_argument("--config", metavar="job.yaml")
-    every_key = [key for key, _ in RUN_FLAGS.values()] + [key for key, _ in RUN_SWITCHES.values()]
-    add_run_flags(plan, tuple(k for k in every_key if k not in PLAN_KEYS))
+    add_setting_flags(plan, "plan")
     plan.add_argument("--gpus", type=int, required=True, help="GPUs of the run (0: this CPU)")
     plan.add_argument("--gpu-type", default="H100", help="H200, H100, A100, L40S, L4, ...")
     plan.add_argument("--price-per-gpu-hour", type=float, default=None, metavar="P")
@@ -217,7 +104,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from .estimate.plan import format_plan, make_plan
 
-    cfg = build_config(args.config, {k: getattr(args, k, None) for k in PLAN_KEYS})
+    cfg = config_from_args(args)
     plan = make_plan(cfg, args.gpus, args.gpu_type, args.price_per_gpu_hour, args.cpus_per_gpu,
                      args.sample_docs, args.docs,
                      Path(args.gpu_results) if args.gpu_results else None)
@@ -226,8 +113,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def add_map_commands(sub) -> None:
-    from .map.build import MAP_SAMPLE
-
     mapping = sub.add_parser("map", help="lay the run's papers out in 2-D (UMAP) in DIR/map/, "
                                          "with a picture (nothing to do when it is current)")
     mapping.add_argument("directory", metavar="DIR")
@@ -264,8 +149,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def config_from_args(args: argparse.Namespace):
-    keys = [key for key, _ in RUN_FLAGS.values()] + [key for key, _ in RUN_SWITCHES.values()]
-    return build_config(args.config, {k: getattr(args, k, None) for k in keys})
+    """The job config of `args.command` (run, bench or plan): its YAML file and flags."""
+    return build_config(args.config, settings_from_args(args, args.command))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -444,13 +329,13 @@ def run_location(args: argparse.Namespace) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Every way a command ends is one line on stderr and an exit code (outcome.py): a
     refusal, a failure (its traceback in a log file the line names), a stop by a signal."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = make_parser().parse_args(argv)      # --help ends here, before the imports below
     from .faults import faults_from_environment
     from .outcome import report_failure
     from .session.signals import stop_on_signals
     from .storage.injection import injected
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = make_parser().parse_args(argv)
     try:
         with stop_on_signals():
             quiet_libraries(bool(getattr(args, "verbose", False)))

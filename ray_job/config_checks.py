@@ -1,44 +1,25 @@
 """Checks of config values: strict types (a YAML string "false" is not a boolean, 2.5 is not
-a count) and allowed choices (`CHOICES`, which the command line's flags offer too). Every
-failure is one ConfigError line."""
+a count), allowed choices, positive counts and floors, all as the settings declare them
+(settings/declared.py), and the rules that tie settings together. Every failure is one
+ConfigError line."""
 from __future__ import annotations
 
-import types
-import typing
-from functools import lru_cache
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .settings import DEVICES, PRECISIONS, SETTINGS, TYPE_WORDS  # noqa: F401 - DEVICES and
+# PRECISIONS stay importable here: the encoder's tests walk them
 from .template_syntax import plain_fields, template_fields
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+FIELD_SETTINGS = {s.name: s for s in SETTINGS if s.part != "applied"}
 # setting -> the values it may take (for `exports`, each of its values)
-CHOICES = {"precision": PRECISIONS, "device": DEVICES,
-           "backend": ("auto", "sentence-transformers", "transformers"),
-           "on_missing_field": ("reject", "empty"), "pooling": ("cls", "mean", "lasttoken"),
-           "storage_dtype": ("float32", "float16"), "compression": ("gzip", "lzf"),
-           "exports": ("parquet", "duckdb", "int8", "binary", "lance")}
+CHOICES = {s.name: s.choices for s in FIELD_SETTINGS.values() if s.choices}
+POSITIVE = tuple(s.name for s in FIELD_SETTINGS.values() if s.positive)
+AT_LEAST = tuple(s for s in FIELD_SETTINGS.values() if s.at_least is not None)
+# a read unit holds a few records at least (read/plan_size.py says why)
+MIN_BLOCK_BYTES_OPTION = FIELD_SETTINGS["block_bytes"].at_least
 # a prompt is given by its text or by the model's name for it, not both
 PROMPT_PAIRS = (("prompt", "prompt_name"), ("query_prompt", "query_prompt_name"))
-POSITIVE = ("limit", "max_seq_length", "replicas", "threads_per_replica", "block_bytes",
-            "upload_every", "max_batch_tokens", "max_batch_rows", "shard_rows",
-            "gpus_per_replica", "cpus_per_replica", "demo_docs", "truncate_dim")
-# a read unit holds a few records at least (read/plan_size.py says why)
-MIN_BLOCK_BYTES_OPTION = 4 * 1024
-TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
-
-
-@lru_cache(maxsize=None)
-def _field_types(cls) -> dict[str, tuple[type, bool]]:
-    """name -> (base type, None allowed) for the dataclass `cls`."""
-    found = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        args = typing.get_args(hint)
-        optional = isinstance(hint, types.UnionType) and type(None) in args
-        base = next(a for a in args if a is not type(None)) if optional else hint
-        found[name] = (typing.get_origin(base) or base, optional)
-    return found
 
 
 def _type_ok(value: Any, base: type) -> bool:
@@ -51,16 +32,14 @@ def _type_ok(value: Any, base: type) -> bool:
     return isinstance(value, base)
 
 
-def check_types(cls, values: Mapping[str, Any]) -> None:
-    """Each value of a field of `cls` has that field's type (None where it is optional)."""
-    for name, (base, optional) in _field_types(cls).items():
-        if name not in values:
+def check_types(values: Mapping[str, Any]) -> None:
+    """Each setting in `values` has its declared type (or None where that is allowed)."""
+    for name, value in values.items():
+        setting = FIELD_SETTINGS.get(name)
+        if setting is None or (value is None and setting.optional):
             continue
-        value = values[name]
-        if value is None and optional:
-            continue
-        if not _type_ok(value, base):
-            word = TYPE_WORDS.get(base, base.__name__)
+        if not _type_ok(value, setting.base_type):
+            word = TYPE_WORDS.get(setting.base_type, setting.base_type.__name__)
             raise ConfigError(f"{name} must be {word}; got {value!r}")
 
 
@@ -71,9 +50,8 @@ def check_choice(name: str, value: Any, choices: tuple) -> None:
 
 def validate(spec, options) -> None:
     """Choices, positive counts and the rules that tie settings together."""
-    check_types(type(spec), vars(spec))
-    check_types(type(options), vars(options))
     values = {**vars(spec), **vars(options)}
+    check_types(values)
     for name, choices in CHOICES.items():
         for value in values[name] if isinstance(values[name], tuple) else (values[name],):
             if value is not None:
@@ -84,9 +62,11 @@ def validate(spec, options) -> None:
     for name in POSITIVE:
         if values[name] is not None and values[name] <= 0:
             raise ConfigError(f"{name} must be a positive number; got {values[name]!r}")
-    if options.block_bytes is not None and options.block_bytes < MIN_BLOCK_BYTES_OPTION:
-        raise ConfigError(f"block_bytes must be at least {MIN_BLOCK_BYTES_OPTION:,} (4 KiB; a "
-                          f"read unit of a few records); got {options.block_bytes:,}")
+    for setting in AT_LEAST:
+        value = values[setting.name]
+        if value is not None and value < setting.at_least:
+            raise ConfigError(f"{setting.name} must be at least {setting.at_least:,} "
+                              f"({setting.at_least_why}); got {value:,}")
     if spec.adapter and spec.backend == "sentence-transformers":
         raise ConfigError("an adapter needs the transformers backend (drop backend, or set it "
                           "to transformers)")

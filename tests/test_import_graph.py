@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ray_job"
 LAYERS = (
     ("errors", "redact", "faults", "extras"),   # plain rules: they import only each other
     ("storage",),                            # files and object stores; imports no stage
-    ("config", "config_checks", "template_syntax", "sql_query"),   # the validated job config
+    ("config", "config_checks", "settings", "template_syntax", "sql_query"),  # the job config
     ("rundir",),                             # the run's state: job.json (JobRecord), shards, ...
     ("read",),                               # the stages, in data-flow order
     ("encode",),

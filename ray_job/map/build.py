@@ -28,10 +28,10 @@ from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
 from ..rundir.map_state import current_info
 from ..rundir.rundir import RunDir
 from ..rundir.fingerprint import h5_fingerprint, local_stat
+from ..settings import MAP_SAMPLE  # rows UMAP is fitted on (the rest are placed near them)
 from . import layout2d, picture
 from .labels import Labels, row_labels
 
-MAP_SAMPLE = 50_000           # rows UMAP is fitted on (the rest are placed near them)
 MIN_ROWS = 10
 BATCH_ROWS = 65536
 

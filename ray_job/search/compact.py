@@ -21,7 +21,6 @@ import numpy as np
 
 from ..finalize.quantize import int8_ranges, int8_steps, quantize, vector_chunks
 
-VECTORS = ("float32", "int8", "binary")
 RESCORE = {"int8": 4, "binary": 10}        # candidates per hit scored exactly: recall@10
                                            # 1.0 (int8) and 0.99 (binary) on 200k x 384
                                            # clustered vectors (benchmarks/README.md)
