@@ -215,7 +215,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .estimate.plan import format_plan, make_plan
+    from .estimate.projection import format_plan, make_plan
 
     cfg = build_config(args.config, {k: getattr(args, k, None) for k in PLAN_KEYS})
     plan = make_plan(cfg, args.gpus, args.gpu_type, args.price_per_gpu_hour, args.cpus_per_gpu,
