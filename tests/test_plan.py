@@ -8,8 +8,8 @@ import pytest
 
 from ray_job.cli import main
 from ray_job.config import JobConfig
-from ray_job.encode.defaults import MFU
-from ray_job.encode.model_shape import ModelShape
+from ray_job.encode.model.defaults import MFU
+from ray_job.encode.model.shape import ModelShape
 from ray_job.estimate.projection import make_plan
 from ray_job.estimate.rates import gpu_rate
 

@@ -15,10 +15,10 @@ import torch
 import hub_server as hub_server_module
 from conftest import reference_text
 from ray_job.config import JobConfig
-from ray_job.encode import models
-from ray_job.encode.models import bundled_model_path, load_model
-from ray_job.encode.st_format import ACTIVATION_NAMES, NotNative, native_modules
-from ray_job.encode.st_modules import ACTIVATIONS, NativeSentenceModel, st_pool
+from ray_job.encode.model import loading as models
+from ray_job.encode.model.loading import bundled_model_path, load_model
+from ray_job.encode.model.st_format import ACTIVATION_NAMES, NotNative, native_modules
+from ray_job.encode.model.st_modules import ACTIVATIONS, NativeSentenceModel, st_pool
 from tiny_models import tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
 
 hub_server = hub_server_module.hub_server
@@ -136,7 +136,7 @@ def test_a_replica_of_the_bundled_model_does_not_import_sentence_transformers():
     """Its start-up stays lean: the bundled model is read natively."""
     code = ("import sys; from ray_job.config import JobConfig; "
             "from ray_job.encode.encoder import Encoder; "
-            "from ray_job.encode.models import bundled_model_path; "
+            "from ray_job.encode.model.loading import bundled_model_path; "
             "from ray_job.rundir.replica import ReplicaSpec; cfg = JobConfig.of(); "
             "Encoder(ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, 'cpu', "
             "'fp32')); "

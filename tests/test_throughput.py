@@ -90,7 +90,7 @@ def test_bench_without_a_steady_rate_says_the_rate_includes_start_up():
 
 
 def test_the_rust_path_gives_the_ids_transformers_gives(sample_records):
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
     from ray_job.encode.tokenize import encode_texts, load_tokenizer, rust_backend
 
     tok = load_tokenizer(str(bundled_model_path()))
@@ -133,7 +133,7 @@ print(len(os.listdir("/proc/self/task")) - before, os.environ.get("RAYON_NUM_THR
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or len(os.sched_getaffinity(0)) < 2,
                     reason="counts threads in /proc; needs 2+ cores to tell 1 from the default")
 def test_a_tokenize_task_starts_as_many_rust_threads_as_the_cpus_it_holds(sample_path):
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     env = {k: v for k, v in os.environ.items() if k not in ("RAYON_NUM_THREADS",
                                                             "TOKENIZERS_PARALLELISM")}

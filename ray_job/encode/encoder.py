@@ -22,9 +22,9 @@ from ..rundir.rundir import RunDir
 from .batching import length_order, token_budget_batches
 from .feed import feeder_for
 from .isolate import forward_isolating
-from .models import load_model
-from .precision import autocast, replica_choice, weights_dtype
-from .sizing import replica_budget
+from .model.loading import load_model
+from .model.precision import autocast, replica_choice, weights_dtype
+from .model.sizing import replica_budget
 
 # what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
 RAN_COLUMNS = ("device", "precision")

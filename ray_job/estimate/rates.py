@@ -5,7 +5,7 @@ Three sources, best first:
   the nearest model shape at the precision the run will use. Docs/s follows from that MFU, the
   GPU's datasheet peak and this corpus's tokens per doc (the same shape: "measured MFU"; another
   shape: "projected"; another GPU type: scaled by the datasheets' peaks).
-* without results: the model's FLOPs per doc at the assumed MFU of `encode/defaults.py`.
+* without results: the model's FLOPs per doc at the assumed MFU of `encode/model/defaults.py`.
 * on CPUs (`--gpus 0`): a short measured run of the replica in this process.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encode.defaults import MFU, gpu_numbers
-from ..encode.model_shape import ModelShape
+from ..encode.model.defaults import MFU, gpu_numbers
+from ..encode.model.shape import ModelShape
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_check.json"
 
@@ -89,7 +89,7 @@ def cpu_rate(cfg, info, token_lists: list[list[int]], seconds: float = 10.0) -> 
 
     from ..encode.encoder import Encoder
     from ..rundir.replica import ReplicaSpec
-    from ..encode.precision import pick_precision
+    from ..encode.model.precision import pick_precision
     from ..encode.tokenize import token_array
 
     precision = pick_precision(cfg.spec.precision, "cpu")
