@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ray_job.bench import bench_result, model_shape
 from ray_job.cli import main
 from ray_job.config import JobConfig
 from ray_job.encode.model.defaults import MFU
@@ -55,6 +56,21 @@ def test_the_gpu_checks_mfu_gives_the_rate_for_the_same_shape_and_projects_other
     assert gpu_rate(minilm, 256, 176.0, 0.97, "H100", "bf16", results).how == "estimated"
     guess = gpu_rate(minilm, 256, 176.0, 0.97, "H100", "fp16", None)
     assert guess.docs_per_s == pytest.approx(989e12 * MFU / flops)
+
+
+def test_bench_and_plan_count_the_same_flops_per_doc(sample_path, tmp_path):
+    """One FLOP model: a bench run that embedded the plan's sample (its tokens a doc, its
+    padding) reports the FLOPs a doc the plan's rate is made from, so both MFUs share a basis."""
+    p = plan(sample_path, results_path=tmp_path / "none.json")
+    cfg = JobConfig.of(inputs=(str(sample_path),))
+    tokens, padding = p["corpus"]["tokens_per_doc"], p["padding_efficiency"]
+    report = {"rows_embedded": 200, "replicas": 1, "device": "cuda", "precision": "fp16",
+              "docs_per_s": 100.0, "tokens_per_s": 100.0 * tokens, "padding_efficiency": padding,
+              "param_bytes": 4 * p["params"]}
+    ran = bench_result(report, 200, 10**6, peak_tflops=989.0, shape=model_shape(cfg))
+    assert ran["flops_per_doc"] == pytest.approx(p["flops_per_doc"], rel=1e-3)
+    assert ran["mfu"] == pytest.approx(100.0 * p["flops_per_doc"] / 989e12, rel=1e-3)
+    assert 3e9 < p["flops_per_doc"] < 6e9        # MiniLM-L6: ~21 MFLOP a token, ~176 tokens
 
 
 def test_plan_on_the_command_line(sample_path, capsys, tmp_path):

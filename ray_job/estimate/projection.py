@@ -67,6 +67,7 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
                        "tokens_p95": corpus.tokens_p95,
                        "tokens": round(corpus.rows * corpus.tokens_per_doc) if corpus.rows else None},
             "padding_efficiency": round(padding, 3),
+            "flops_per_doc": size.shape.flops_per_doc(corpus.tokens_per_doc, padding),
             "rate": {**asdict(rate), "docs_per_s": round(rate.docs_per_s, 1)},
             "limited_by": limited, "docs_per_s_per_gpu": round(per_gpu, 1),
             "data_path_cpu_s_per_1000_docs": round(1000 * cpu_s, 3),
