@@ -207,7 +207,7 @@ def add_plan_parser(sub) -> None:
     plan.add_argument("--sample-docs", type=int, default=1000,
                       help="rows read and tokenized to measure tokens per doc (default 1000)")
     plan.add_argument("--gpu-results", default=None, metavar="JSON",
-                      help="the GPU check's results (default benchmarks/results/gpu_check.json)")
+                      help="the GPU check's results (default: those shipped with ray_job)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 

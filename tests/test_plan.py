@@ -90,3 +90,30 @@ def test_a_cpu_plan_measures_the_replica_here(sample_path, tmp_path):
     assert p["rate"]["how"] == "measured on this CPU" and p["rate"]["docs_per_s"] > 0
     assert p["gpu_hours"] is None and p["cpus_per_gpu_needed"] is None
     assert p["wall_s"] == pytest.approx(20 + 10_000 / p["rate"]["docs_per_s"], rel=0.05)
+
+
+def test_the_gpu_rates_load_from_the_installed_package_not_the_source_tree(tmp_path):
+    """The shipped rates are package data: a copy of ray_job alone, away from this checkout's
+    benchmarks/, finds them beside its own modules."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ray_job
+    from ray_job.estimate.rates import load_results, packaged_rates_path
+
+    package = Path(ray_job.__file__).parent
+    assert packaged_rates_path() == package / "estimate" / "gpu_rates.json"
+    assert load_results(None) == json.loads(packaged_rates_path().read_text())
+    package_data = (package.parent / "pyproject.toml").read_text().split(
+        "[tool.setuptools.package-data]")[1]
+    assert 'ray_job = ["estimate/gpu_rates.json"]' in package_data
+    site = tmp_path / "site"
+    shutil.copytree(package, site / "ray_job", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("from ray_job.estimate.rates import load_results, packaged_rates_path; "
+            "print(packaged_rates_path()); print(load_results(None) is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    path, loaded = out.stdout.split()
+    assert Path(path) == site / "ray_job" / "estimate" / "gpu_rates.json" and loaded == "True"

@@ -1,7 +1,8 @@
 """Docs/s of one GPU for a model, and where the number comes from.
 
 Three sources, best first:
-* the GPU check's results (`benchmarks/gpu_check.py`, `gpu_check.json`): the MFU measured for
+* the GPU check's results (`benchmarks/gpu_check.py`), as shipped with the package
+  (`gpu_rates.json` here, package data) or from a file the user names: the MFU measured for
   the nearest model shape at the precision the run will use. Docs/s follows from that MFU, the
   GPU's datasheet peak and this corpus's tokens per doc (the same shape: "measured MFU"; another
   shape: "projected"; another GPU type: scaled by the datasheets' peaks).
@@ -14,6 +15,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,9 @@ import numpy as np
 from ..encode.model.defaults import MFU, gpu_numbers
 from ..encode.model.shape import ModelShape
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_check.json"
+# the GPU check's results as released with the package (benchmarks/README.md says how the
+# file is updated); an empty record of rows means no GPU has been measured: rates are estimates
+PACKAGED_RATES = "gpu_rates.json"
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,14 @@ class Rate:
     detail: str
 
 
+def packaged_rates_path() -> Path:
+    """The shipped results, wherever the package is installed (never the source checkout)."""
+    return Path(str(resources.files(__package__) / PACKAGED_RATES))
+
+
 def load_results(path: Path | None) -> dict | None:
-    path = path or RESULTS
+    """The named results file, else the shipped one; None where it is missing or a dry run."""
+    path = path or packaged_rates_path()
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
