@@ -52,7 +52,7 @@ def cpu_model() -> str:
 def tokenizer_alone(model: Path, corpus: Path, threads: int) -> dict:
     """The model's fast tokenizer on the pipeline's own texts (rendered by its template)."""
     os.environ["RAYON_NUM_THREADS"] = str(threads)
-    from ray_job.encode.model_facts import describe
+    from ray_job.encode.model.facts import describe
     from ray_job.encode.tokenize import load_tokenizer
     from ray_job.config import JobConfig
     from ray_job.read.text import TextTemplate

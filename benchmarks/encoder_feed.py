@@ -34,8 +34,8 @@ from oracles import pad_rows_loop  # noqa: E402  (the former per-row loop)
 from ray_job.config import JobConfig  # noqa: E402
 from ray_job.encode.batching import length_order, pad_rows, token_budget_batches  # noqa: E402
 from ray_job.encode.encoder import Encoder  # noqa: E402
-from ray_job.encode.models import bundled_model_path  # noqa: E402
-from ray_job.encode.precision import autocast, cpu_has_native_bf16  # noqa: E402
+from ray_job.encode.model.loading import bundled_model_path  # noqa: E402
+from ray_job.encode.model.precision import autocast, cpu_has_native_bf16  # noqa: E402
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
 from ray_job.rundir.replica import ReplicaSpec  # noqa: E402
 

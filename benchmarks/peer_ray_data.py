@@ -42,7 +42,7 @@ def embed_with_ray_data(corpus: str, out: str, model: str, field: str = "abstrac
 
 
 def main() -> None:
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus")

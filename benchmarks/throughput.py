@@ -72,8 +72,8 @@ def in_process(texts: list[str]) -> dict[str, float]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from ray_job.encode.models import bundled_model_path
-    from ray_job.encode.precision import cpu_has_native_bf16
+    from ray_job.encode.model.loading import bundled_model_path
+    from ray_job.encode.model.precision import cpu_has_native_bf16
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = SentenceTransformer(bundled_model_path(), device="cpu")

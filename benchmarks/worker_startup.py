@@ -56,7 +56,7 @@ if sys.argv[2] == "replica-extras":
     import transformers.modeling_utils   # transformers' model code first: the extras come too
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
-from ray_job.encode.models import bundled_model_path
+from ray_job.encode.model.loading import bundled_model_path
 from ray_job.rundir.replica import ReplicaSpec
 cfg = JobConfig.of()
 Encoder(ReplicaSpec.of(cfg.spec, cfg.options, bundled_model_path(), None, "cpu", "fp32"))
@@ -76,7 +76,7 @@ def run_case(case: str, recipe_file: Path) -> dict:
 
 
 def measure(cases: list[str], repeat: int) -> dict:
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
     from ray_job.encode.tokenize import tokenizer_recipe
 
     with tempfile.TemporaryDirectory() as tmp:

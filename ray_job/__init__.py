@@ -10,9 +10,13 @@ modules import each other around a loop (tests/test_import_graph.py reads the im
     rundir/    the run directory behind RunDir: job.json (JobRecord), shards, rejects, lease
     read/      input files -> read units -> rows (key, id, text)          Ray read tasks
     encode/    rows -> token ids (CPU tasks) -> embeddings (replica pool)   Ray actors
+      model/   what a model is (files, prompts, shape, FLOPs) and what it needs (precision,
+               defaults, pool size); reads no replica module
     finalize/  shards -> verified embeddings.h5 (+ Parquet / DuckDB), report.json
     publish/   a finished run -> the Hugging Face Hub or any fsspec URL
     search/    nearest papers to a query or a paper: an ANN index in RUN/index/, or a scan
+    map/, explore/   the 2-D map of a finished run, and the browser view of it
+    estimate/  `ray-embed plan`: the corpus, a GPU's rate, the projected cost
     results/   a finished run read from Python (`open_run`): ids, lazy vectors, search
     session/   the Ray session of a run: connect or start Ray, quiet, auth hints
     throughput, driver_memory, pipeline, bench, api, cli   the driver: `pipeline` wires the

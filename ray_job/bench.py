@@ -6,12 +6,7 @@ from pathlib import Path
 
 from .config import JobConfig
 from .encode.gpus import gpu_facts
-
-
-
-def flops_per_token(param_bytes: int, bytes_per_param: int = 4, embedding_params: int = 0) -> float:
-    """2 FLOPs per weight per token (the attention term is small at these lengths)."""
-    return 2.0 * (param_bytes / bytes_per_param - embedding_params)
+from .encode.model.shape import ModelShape
 
 
 def gpu_peak_tflops(name: str) -> float | None:
@@ -19,8 +14,29 @@ def gpu_peak_tflops(name: str) -> float | None:
     return facts.peak_tflops if facts else None
 
 
-def mfu(tokens_per_s: float, flops_token: float, peak_tflops: float, gpus: int) -> float:
-    return tokens_per_s * flops_token / (peak_tflops * 1e12 * gpus)
+def mfu(docs_per_s: float, flops_per_doc: float, peak_tflops: float, gpus: int) -> float:
+    return docs_per_s * flops_per_doc / (peak_tflops * 1e12 * gpus)
+
+
+def model_shape(cfg: JobConfig) -> ModelShape | None:
+    """The shape `plan` counts FLOPs with, from the model's config.json; None without one."""
+    from .encode.model.checkpoint import small_files
+    from .encode.model.location import resolve_model_source
+    from .encode.model.shape import shape_of_folder
+
+    try:
+        return shape_of_folder(small_files(resolve_model_source(cfg.spec.model)))
+    except (OSError, ValueError):
+        return None
+
+
+def run_flops_per_doc(report: dict, shape: ModelShape | None) -> float | None:
+    """FLOPs of one of the run's docs as the device computed it: the run's real tokens a doc at
+    its padding efficiency, counted by `ModelShape.flops_per_doc` as `plan` counts them."""
+    if shape is None or not report["docs_per_s"]:
+        return None
+    tokens_per_doc = report["tokens_per_s"] / report["docs_per_s"]
+    return shape.flops_per_doc(tokens_per_doc, report.get("padding_efficiency") or 1.0)
 
 
 def bench(cfg: JobConfig, docs: int, corpus_size: int,
@@ -35,7 +51,9 @@ def bench(cfg: JobConfig, docs: int, corpus_size: int,
         run_cfg = cfg.replace(output=str(Path(scratch) / "out"), fresh=True, limit=docs,
                               demo_docs=max(cfg.options.demo_docs, docs))
         report = run(run_cfg)
-    return bench_result(report, docs, corpus_size, gpu_docs_per_s, cuda_peak_tflops(report))
+    peak = cuda_peak_tflops(report)
+    return bench_result(report, docs, corpus_size, gpu_docs_per_s, peak,
+                        model_shape(cfg) if peak else None)
 
 
 def cuda_peak_tflops(report: dict) -> float | None:
@@ -47,9 +65,10 @@ def cuda_peak_tflops(report: dict) -> float | None:
 
 
 def bench_result(report: dict, docs: int, corpus_size: int, gpu_docs_per_s: float | None = None,
-                 peak_tflops: float | None = None) -> dict:
+                 peak_tflops: float | None = None, shape: ModelShape | None = None) -> dict:
     """What `bench` says of one run's report (pure). The projection is start-up once plus the
-    corpus at the steady-state rate (the whole-run rate of a short run is mostly start-up)."""
+    corpus at the steady-state rate (the whole-run rate of a short run is mostly start-up).
+    MFU (on CUDA, given the model's `shape`): the steady rate times the FLOPs of a doc."""
     pipe = report.get("pipeline") or {}
     replicas = max(1, report["replicas"])
     steady = pipe.get("steady_docs_per_s")
@@ -69,12 +88,9 @@ def bench_result(report: dict, docs: int, corpus_size: int, gpu_docs_per_s: floa
               "replica_docs_per_s": replica_rate, "replica_rate_from": replica_rate_from,
               "cores_per_replica": (replica_rate / per_core if replica_rate and per_core else None),
               "projected_hours": (startup + corpus_size / rate) / 3600 if rate else None,
-              "mfu": None}
-    if peak_tflops:
-        tokens_per_s = report["tokens_per_s"] * (rate / report["docs_per_s"]
-                                                 if report["docs_per_s"] else 1.0)
-        result["mfu"] = mfu(tokens_per_s, flops_per_token(report["param_bytes"]), peak_tflops,
-                            replicas)
+              "flops_per_doc": run_flops_per_doc(report, shape), "mfu": None}
+    if peak_tflops and result["flops_per_doc"]:
+        result["mfu"] = mfu(rate, result["flops_per_doc"], peak_tflops, replicas)
     return result
 
 

@@ -94,7 +94,7 @@ def add_plan_parser(sub) -> None:
     plan.add_argument("--sample-docs", type=int, default=1000,
                       help="rows read and tokenized to measure tokens per doc (default 1000)")
     plan.add_argument("--gpu-results", default=None, metavar="JSON",
-                      help="the GPU check's results (default benchmarks/results/gpu_check.json)")
+                      help="the GPU check's results (default: those shipped with ray_job)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -102,7 +102,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .estimate.plan import format_plan, make_plan
+    from .estimate.projection import format_plan, make_plan
 
     cfg = config_from_args(args)
     plan = make_plan(cfg, args.gpus, args.gpu_type, args.price_per_gpu_hour, args.cpus_per_gpu,

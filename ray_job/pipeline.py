@@ -11,17 +11,17 @@ from dataclasses import asdict, dataclass, replace
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
 from .encode.replica_actor import EncoderReplica
-from .encode.model_facts import describe, model_folder, prompts_note
-from .encode.model_identity import model_identity
-from .encode.model_info import ModelInfo
-from .encode.model_source import resolve_model_source
-from .encode.precision import (RESOLVED, cpu_has_native_bf16, may_have_mps, pick_device,
+from .encode.model.facts import describe, model_folder, prompts_note
+from .encode.model.identity import model_identity
+from .encode.model.info import ModelInfo
+from .encode.model.location import resolve_model_source
+from .encode.model.precision import (RESOLVED, cpu_has_native_bf16, may_have_mps, pick_device,
                                pick_precision)
 from .encode import calibrate
 from .encode.calibrate import Choice
-from .encode.defaults import DATA_PATH_DOCS_PER_CPU_S, Defaults
-from .encode.resources import ResourcePlan, plan_resources
-from .encode.sizing import job_defaults, node_of, with_defaults
+from .encode.model.defaults import DATA_PATH_DOCS_PER_CPU_S, Defaults
+from .encode.model.pool_resources import ResourcePlan, plan_resources
+from .encode.model.sizing import job_defaults, node_of, with_defaults
 from .encode.tokenize import model_recipe, texts_encoder, token_array, tokenize_batch
 from .errors import UserError
 from .extras import check_run_extras

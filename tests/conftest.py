@@ -82,7 +82,7 @@ def local_ray(s3_endpoint):
 def reference_model():
     from sentence_transformers import SentenceTransformer
 
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     return SentenceTransformer(bundled_model_path(), device="cpu")
 

@@ -130,7 +130,7 @@ def test_throughput_rates_and_ratios_at_a_tiny_size(sample_records):
     sys.path.insert(0, str(BENCH))
     import throughput
 
-    from ray_job.encode.precision import cpu_has_native_bf16
+    from ray_job.encode.model.precision import cpu_has_native_bf16
 
     rates = throughput.in_process(throughput.texts_of(sample_records[:8]))
     expected = {"notebook", "st fp32"} | ({"st bf16", "st bf16-weights"}
@@ -156,7 +156,7 @@ def test_the_peer_script_embeds_every_paper(local_ray, tmp_path, sample_records)
     import peer_ray_data
     import throughput
 
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     corpus = throughput.scaled_corpus(sample_records[:12], 2, tmp_path / "corpus.jsonl")
     seconds = peer_ray_data.embed_with_ray_data(str(corpus), str(tmp_path / "peer"),

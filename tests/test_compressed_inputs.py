@@ -212,7 +212,7 @@ def test_the_cap_never_changes_the_first_tokens_of_the_sample(sample_records):
     same capped or not (N = 32 here, a 512-byte cap, so that most abstracts are cut)."""
     from transformers import AutoTokenizer
 
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     tok = AutoTokenizer.from_pretrained(bundled_model_path())
     n = 32

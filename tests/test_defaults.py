@@ -1,15 +1,15 @@
-"""Defaults that follow from the model and the node (encode/defaults.py): the rules, what a
+"""Defaults that follow from the model and the node (encode/model/defaults.py): the rules, what a
 user gives winning over them, and the CPU defaults unchanged."""
 from __future__ import annotations
 
 import pytest
 
 from ray_job.config import JobConfig
-from ray_job.encode.defaults import (CPU_MAX_BATCH_TOKENS, GPU_BUDGETS, MAX_REPLICAS_PER_GPU,
+from ray_job.encode.model.defaults import (CPU_MAX_BATCH_TOKENS, GPU_BUDGETS, MAX_REPLICAS_PER_GPU,
                                      ModelSize, Node, activation_gib, choose_defaults,
                                      typical_tokens)
-from ray_job.encode.model_shape import ModelShape
-from ray_job.encode.sizing import job_defaults, node_of, with_defaults
+from ray_job.encode.model.shape import ModelShape
+from ray_job.encode.model.sizing import job_defaults, node_of, with_defaults
 
 MINILM = ModelSize(ModelShape(6, 384, 1536, 12), 91_000_000, 256, 176.0)
 BERT_BASE = ModelSize(ModelShape(12, 768, 3072, 12), 440_000_000, 512, 230.0)
@@ -74,8 +74,8 @@ def test_the_node_comes_from_the_clusters_resources():
 
 
 def test_the_bundled_models_defaults_come_from_its_files():
-    from ray_job.encode.model_facts import describe
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.facts import describe
+    from ray_job.encode.model.loading import bundled_model_path
 
     info = describe(JobConfig.of().spec, bundled_model_path())
     on_gpu = job_defaults(info, Node("cuda", 16.0, "H100"), 512)

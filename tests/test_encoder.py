@@ -10,7 +10,7 @@ import torch
 from ray_job.config import JobConfig
 from ray_job.config_checks import DEVICES, PRECISIONS
 from ray_job.encode.encoder import RAN_COLUMNS, RAN_TYPE, Encoder
-from ray_job.encode.precision import (RESOLVED, cpu_has_native_bf16, pick_precision,
+from ray_job.encode.model.precision import (RESOLVED, cpu_has_native_bf16, pick_precision,
                                       replica_choice, weights_dtype)
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import reference_text
 from ray_job.config import JobConfig
-from ray_job.encode.precision import cpu_has_native_bf16
+from ray_job.encode.model.precision import cpu_has_native_bf16
 from ray_job.errors import UserError
 from ray_job.pipeline import run
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from ray_job.encode.encoder import embedding_array
-from ray_job.finalize import dedupe, index, kway
+from ray_job.finalize import dedupe, key_order, kway
 from ray_job.finalize.ids import fixed_width, partition_hash
 from ray_job.finalize.merge import MergeSpec, VerificationError, finalize, row_sources
 from ray_job.finalize.reconcile import reconcile
@@ -136,7 +136,7 @@ def random_run(tmp_path, seed: int, reuse: bool):
 def tiny_buffers(monkeypatch):
     monkeypatch.setattr(kway, "RUN_ROWS", 37)
     monkeypatch.setattr(kway, "BATCH_ROWS", 11)
-    monkeypatch.setattr(index, "CHUNK_ROWS", 23)
+    monkeypatch.setattr(key_order, "CHUNK_ROWS", 23)
     monkeypatch.setattr(dedupe, "BUCKET_ROWS", 29)
 
 

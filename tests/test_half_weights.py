@@ -9,7 +9,7 @@ import torch
 from conftest import reference_text
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
-from ray_job.encode.models import bundled_model_path
+from ray_job.encode.model.loading import bundled_model_path
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.rundir.replica import ReplicaSpec
 
@@ -50,7 +50,7 @@ def test_the_weights_are_held_in_the_precisions_dtype_whatever_the_loader_return
     says fp32 was computed in fp32."""
     from tiny_models import tiny_bert
 
-    from ray_job.encode import models
+    from ray_job.encode.model import loading as models
 
     original = models.BACKENDS["transformers"]
 

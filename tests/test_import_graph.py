@@ -17,7 +17,7 @@ LAYERS = (
     ("config", "config_checks", "settings", "template_syntax", "sql_query"),  # the job config
     ("rundir",),                             # the run's state: job.json (JobRecord), shards, ...
     ("read",),                               # the stages, in data-flow order
-    ("encode",),
+    ("encode",),                             # encode/model/: what a model is, its size (below)
     ("finalize",),
     ("publish",),
     ("search",),
@@ -126,6 +126,22 @@ def test_no_module_imports_a_later_layer():
 
 def test_no_import_cycles_between_modules():
     assert cycles(import_graph()) == []
+
+
+# encode/model/ describes and sizes a model for the driver, `plan` and the replica: of the rest of
+# `encode` it reads only the GPU datasheets and the tokenizer, never the replica's own modules
+MODEL_DESCRIPTION = "ray_job.encode.model"
+MODEL_DESCRIPTION_READS = {"ray_job.encode.gpus", "ray_job.encode.tokenize"}
+
+
+def test_the_model_description_reads_no_replica_module():
+    graph = import_graph()
+    inside = [m for m in graph if m.startswith(MODEL_DESCRIPTION)]
+    assert len(inside) > 10
+    outside = sorted(f"{m} -> {t}" for m in inside for t in graph[m]
+                     if t.startswith("ray_job.encode.") and not t.startswith(MODEL_DESCRIPTION)
+                     and t not in MODEL_DESCRIPTION_READS)
+    assert outside == []
 
 
 def test_the_graph_reader_sees_lazy_and_relative_imports():

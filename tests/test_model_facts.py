@@ -14,9 +14,9 @@ import torch
 import hub_server as hub_server_module
 from conftest import reference_text
 from ray_job.config import JobConfig, apply_preset
-from ray_job.encode.model_facts import describe
-from ray_job.encode.model_files import weight_files
-from ray_job.encode.models import bundled_model_path, load_model, resolve_model_source
+from ray_job.encode.model.facts import describe
+from ray_job.encode.model.checkpoint import weight_files
+from ray_job.encode.model.loading import bundled_model_path, load_model, resolve_model_source
 from ray_job.pipeline import describe_model
 from tiny_models import tiny_adapter, tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
 

@@ -16,7 +16,7 @@ import pytest
 
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
-from ray_job.encode.precision import pick_precision
+from ray_job.encode.model.precision import pick_precision
 from ray_job.encode.tokenize import model_recipe, texts_encoder, token_array, tokenizer_recipe
 from ray_job.errors import ConfigError, UserError
 from ray_job.pipeline import describe_model, make_template
@@ -201,7 +201,7 @@ def test_what_the_stacks_change_is_what_ray_embed_applies(models, texts):
 
 
 def test_truncate_dim_cuts_any_model_as_sentence_transformers_does(texts):
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     minilm = bundled_model_path()
     info, got = pipeline_embed(minilm, texts, truncate_dim=128)
@@ -250,7 +250,7 @@ def test_prompt_settings_that_cannot_hold_are_refused(models, texts):
         pipeline_embed(models("e5"), texts, prompt_name="corpus")
     with pytest.raises(ConfigError, match="prompt and prompt_name both"):
         JobConfig.of(prompt="x", prompt_name="query")
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     with pytest.raises(UserError, match=r"has no prompt named 'query' \(its prompts: none\); "
                                         r"give the text itself with --prompt"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ray_job.config import JobConfig
-from ray_job.encode.model_identity import local_weights_digest, model_identity
+from ray_job.encode.model.identity import local_weights_digest, model_identity
 from ray_job.errors import UserError
 from ray_job.read.previous import load_previous
 from ray_job.rundir.job import COMPAT_ATTRS, COMPAT_DEFAULTS, check_same_model, pinned_revision

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
+from ray_job.bench import bench_result, model_shape
 from ray_job.cli import main
 from ray_job.config import JobConfig
-from ray_job.encode.defaults import MFU
-from ray_job.encode.model_shape import ModelShape
-from ray_job.estimate.plan import make_plan
+from ray_job.encode.model.defaults import MFU
+from ray_job.encode.model.shape import ModelShape
+from ray_job.estimate.projection import make_plan
 from ray_job.estimate.rates import gpu_rate
 
 
@@ -57,6 +58,21 @@ def test_the_gpu_checks_mfu_gives_the_rate_for_the_same_shape_and_projects_other
     assert guess.docs_per_s == pytest.approx(989e12 * MFU / flops)
 
 
+def test_bench_and_plan_count_the_same_flops_per_doc(sample_path, tmp_path):
+    """One FLOP model: a bench run that embedded the plan's sample (its tokens a doc, its
+    padding) reports the FLOPs a doc the plan's rate is made from, so both MFUs share a basis."""
+    p = plan(sample_path, results_path=tmp_path / "none.json")
+    cfg = JobConfig.of(inputs=(str(sample_path),))
+    tokens, padding = p["corpus"]["tokens_per_doc"], p["padding_efficiency"]
+    report = {"rows_embedded": 200, "replicas": 1, "device": "cuda", "precision": "fp16",
+              "docs_per_s": 100.0, "tokens_per_s": 100.0 * tokens, "padding_efficiency": padding,
+              "param_bytes": 4 * p["params"]}
+    ran = bench_result(report, 200, 10**6, peak_tflops=989.0, shape=model_shape(cfg))
+    assert ran["flops_per_doc"] == pytest.approx(p["flops_per_doc"], rel=1e-3)
+    assert ran["mfu"] == pytest.approx(100.0 * p["flops_per_doc"] / 989e12, rel=1e-3)
+    assert 3e9 < p["flops_per_doc"] < 6e9        # MiniLM-L6: ~21 MFLOP a token, ~176 tokens
+
+
 def test_plan_on_the_command_line(sample_path, capsys, tmp_path):
     assert main(["plan", "--input", str(sample_path), "--gpus", "2", "--gpu-type", "L4",
                  "--sample-docs", "50", "--docs", "2700000", "--json",
@@ -74,3 +90,30 @@ def test_a_cpu_plan_measures_the_replica_here(sample_path, tmp_path):
     assert p["rate"]["how"] == "measured on this CPU" and p["rate"]["docs_per_s"] > 0
     assert p["gpu_hours"] is None and p["cpus_per_gpu_needed"] is None
     assert p["wall_s"] == pytest.approx(20 + 10_000 / p["rate"]["docs_per_s"], rel=0.05)
+
+
+def test_the_gpu_rates_load_from_the_installed_package_not_the_source_tree(tmp_path):
+    """The shipped rates are package data: a copy of ray_job alone, away from this checkout's
+    benchmarks/, finds them beside its own modules."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ray_job
+    from ray_job.estimate.rates import load_results, packaged_rates_path
+
+    package = Path(ray_job.__file__).parent
+    assert packaged_rates_path() == package / "estimate" / "gpu_rates.json"
+    assert load_results(None) == json.loads(packaged_rates_path().read_text())
+    package_data = (package.parent / "pyproject.toml").read_text().split(
+        "[tool.setuptools.package-data]")[1]
+    assert 'ray_job = ["estimate/gpu_rates.json"]' in package_data
+    site = tmp_path / "site"
+    shutil.copytree(package, site / "ray_job", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("from ray_job.estimate.rates import load_results, packaged_rates_path; "
+            "print(packaged_rates_path()); print(load_results(None) is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    path, loaded = out.stdout.split()
+    assert Path(path) == site / "ray_job" / "estimate" / "gpu_rates.json" and loaded == "True"

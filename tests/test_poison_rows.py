@@ -23,7 +23,7 @@ SURROGATE_LINE = '{"id": "p-bad", "title": "bad \\ud800 title", "abstract": "an 
 
 
 def bundled_tokenizer():
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     return str(bundled_model_path())
 

@@ -1,4 +1,4 @@
-"""Which prompt goes before a document and before a query (encode/prompts.py), which route of
+"""Which prompt goes before a document and before a query (encode/model/prompts.py), which route of
 an asymmetric model each takes (st_format.route_for), and how the choice is recorded: pure
 rules, no model."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 
 from ray_job.config import JobConfig, apply_preset
-from ray_job.encode.prompts import Prompt, SavedPrompts, choose, prompt_token_count
-from ray_job.encode.st_format import route_for
+from ray_job.encode.model.prompts import Prompt, SavedPrompts, choose, prompt_token_count
+from ray_job.encode.model.st_format import route_for
 from ray_job.errors import UserError
 from ray_job.rundir.job import JobRecord, ModelInfo
 

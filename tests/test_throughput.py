@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from ray_job.bench import bench_result, format_bench
+from ray_job.encode.model.shape import ModelShape
 from ray_job.throughput import data_path_rate, operator_times, steady_state
 
 
@@ -77,10 +78,14 @@ def test_bench_sizes_cpus_for_an_assumed_or_a_measured_gpu_replica():
     assumed = bench_result(_report(), 2000, 10**6, gpu_docs_per_s=3000)
     assert assumed["cores_per_replica"] == 1.5 and assumed["replica_rate_from"] == "assumed"
     assert "1.5 to feed one replica at 3,000 docs/s (assumed)" in format_bench(assumed)
-    measured = bench_result(_report("cuda"), 2000, 10**6, gpu_docs_per_s=99, peak_tflops=100.0)
+    shape = ModelShape(6, 384, 1536, 12)
+    measured = bench_result(_report("cuda"), 2000, 10**6, gpu_docs_per_s=99, peak_tflops=100.0,
+                            shape=shape)
     assert measured["replica_docs_per_s"] == 62.5 and measured["replica_rate_from"] == "measured"
-    # MFU from the steady rate's tokens: 5000 tokens/s scaled by 62.5 / 25
-    assert measured["mfu"] == pytest.approx(12500 * 2 * 10**6 / 100e12)
+    # MFU from the steady rate: 62.5 docs/s of 200 real tokens each at padding 0.98
+    assert measured["flops_per_doc"] == pytest.approx(shape.flops_per_doc(200.0, 0.98))
+    assert measured["mfu"] == pytest.approx(62.5 * shape.flops_per_doc(200.0, 0.98) / 100e12)
+    assert bench_result(_report("cuda"), 2000, 10**6, peak_tflops=100.0)["mfu"] is None
 
 
 def test_bench_without_a_steady_rate_says_the_rate_includes_start_up():
@@ -90,7 +95,7 @@ def test_bench_without_a_steady_rate_says_the_rate_includes_start_up():
 
 
 def test_the_rust_path_gives_the_ids_transformers_gives(sample_records):
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
     from ray_job.encode.tokenize import encode_texts, load_tokenizer, rust_backend
 
     tok = load_tokenizer(str(bundled_model_path()))
@@ -133,7 +138,7 @@ print(len(os.listdir("/proc/self/task")) - before, os.environ.get("RAYON_NUM_THR
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or len(os.sched_getaffinity(0)) < 2,
                     reason="counts threads in /proc; needs 2+ cores to tell 1 from the default")
 def test_a_tokenize_task_starts_as_many_rust_threads_as_the_cpus_it_holds(sample_path):
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     env = {k: v for k, v in os.environ.items() if k not in ("RAYON_NUM_THREADS",
                                                             "TOKENIZERS_PARALLELISM")}

@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import pytest
 
-from ray_job.encode.models import bundled_model_path
+from ray_job.encode.model.loading import bundled_model_path
 from ray_job.encode.tokenize import (TokenizerRecipe, load_tokenizer, texts_encoder,
                                      tokenizer_recipe)
 from tiny_models import tiny_roberta_tokenizer

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ray_job.encode.models import bundled_model_path
+from ray_job.encode.model.loading import bundled_model_path
 
 HIDDEN = 32
 QWEN3_QUERY = ("Instruct: Given a web search query, retrieve relevant passages that answer the "

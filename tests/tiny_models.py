@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ray_job.encode.models import bundled_model_path
+from ray_job.encode.model.loading import bundled_model_path
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
             max_position_embeddings=512)

@@ -24,7 +24,7 @@ def write_minilm_fp16(source: Path, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    from ray_job.encode.models import bundled_model_path
+    from ray_job.encode.model.loading import bundled_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)

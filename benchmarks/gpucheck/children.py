@@ -100,7 +100,7 @@ def adapter_child(spec: dict) -> None:
     `adapters`, then measure it as the parent measures the other models."""
     import transformers
 
-    from ray_job.encode.model_shape import shape_of_folder
+    from ray_job.encode.model.shape import shape_of_folder
 
     from . import corpus, models, steps
     from .record import Results

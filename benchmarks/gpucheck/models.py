@@ -85,7 +85,7 @@ def minilm_folder(carried: Path | None, scratch: Path) -> Path:
     """The bundled model as an fp32 folder: from the carried fp16 copy where there is one,
     else the installed package itself."""
     if carried is None:
-        from ray_job.encode.models import bundled_model_path
+        from ray_job.encode.model.loading import bundled_model_path
 
         return Path(bundled_model_path())
     return converted_copy(carried, scratch / "minilm", torch.float32)

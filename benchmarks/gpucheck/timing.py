@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ray_job.encode.model_shape import ModelShape
+from ray_job.encode.model.shape import ModelShape
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def thread_options(threads: int) -> tuple[int, ...]:
 def machine_kind(device: str) -> dict:
     """What makes one machine time like another: the CPU's model and the flags that decide its
     arithmetic, or the GPU's name."""
-    from .precision import cpu_flags
+    from .model.precision import cpu_flags
 
     if device == "cuda":
         import torch

@@ -22,10 +22,9 @@ from ..rundir.rundir import RunDir
 from .batching import length_order, token_budget_batches
 from .feed import feeder_for
 from .isolate import forward_isolating
-from .lean_imports import skip_unused_extras
-from .models import load_model
-from .precision import autocast, replica_choice, weights_dtype
-from .sizing import replica_budget
+from .model.loading import load_model
+from .model.precision import autocast, replica_choice, weights_dtype
+from .model.sizing import replica_budget
 
 # what computed a batch: one value per batch, on every row (the shard writer keeps it per shard)
 RAN_COLUMNS = ("device", "precision")
@@ -71,7 +70,6 @@ class Encoder:
 
     def __init__(self, replica: ReplicaSpec, threads: int | None = None,
                  faults: Faults = NO_FAULTS, run_url: str | None = None, fence=None):
-        skip_unused_extras()               # ~1 s less of every replica's start
         self.device, self.precision = replica_choice(replica.device, replica.precision,
                                                      torch.cuda.is_available())
         self.faults = faults

@@ -1,11 +1,12 @@
 """Docs/s of one GPU for a model, and where the number comes from.
 
 Three sources, best first:
-* the GPU check's results (`benchmarks/gpu_check.py`, `gpu_check.json`): the MFU measured for
+* the GPU check's results (`benchmarks/gpu_check.py`), as shipped with the package
+  (`gpu_rates.json` here, package data) or from a file the user names: the MFU measured for
   the nearest model shape at the precision the run will use. Docs/s follows from that MFU, the
   GPU's datasheet peak and this corpus's tokens per doc (the same shape: "measured MFU"; another
   shape: "projected"; another GPU type: scaled by the datasheets' peaks).
-* without results: the model's FLOPs per doc at the assumed MFU of `encode/defaults.py`.
+* without results: the model's FLOPs per doc at the assumed MFU of `encode/model/defaults.py`.
 * on CPUs (`--gpus 0`): a short measured run of the replica in this process.
 """
 from __future__ import annotations
@@ -14,14 +15,17 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ..encode.defaults import MFU, gpu_numbers
-from ..encode.model_shape import ModelShape
+from ..encode.model.defaults import MFU, gpu_numbers
+from ..encode.model.shape import ModelShape
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_check.json"
+# the GPU check's results as released with the package (benchmarks/README.md says how the
+# file is updated); an empty record of rows means no GPU has been measured: rates are estimates
+PACKAGED_RATES = "gpu_rates.json"
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,14 @@ class Rate:
     detail: str
 
 
+def packaged_rates_path() -> Path:
+    """The shipped results, wherever the package is installed (never the source checkout)."""
+    return Path(str(resources.files(__package__) / PACKAGED_RATES))
+
+
 def load_results(path: Path | None) -> dict | None:
-    path = path or RESULTS
+    """The named results file, else the shipped one; None where it is missing or a dry run."""
+    path = path or packaged_rates_path()
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
@@ -89,7 +99,7 @@ def cpu_rate(cfg, info, token_lists: list[list[int]], seconds: float = 10.0) -> 
 
     from ..encode.encoder import Encoder
     from ..rundir.replica import ReplicaSpec
-    from ..encode.precision import pick_precision
+    from ..encode.model.precision import pick_precision
     from ..encode.tokenize import token_array
 
     precision = pick_precision(cfg.spec.precision, "cpu")

@@ -1,16 +1,16 @@
 """Merge shards into embeddings.h5 in key order, verified, in memory that does not grow with
 the row count.
 
-Three streaming passes over local scratch (RunDir.scratch): the sources' index columns, read
-once, become sorted runs (index.py, kway.py); their k-way merge keeps one row per key (a block
-written twice counts once) and hash-partitions the ids (dedupe.py); then the kept rows are
-written chunk by chunk, each chunk's vectors gathered from the sources that hold them
-(h5out.py). Duplicate ids keep the row with the lowest key and the others go to
-rejects/duplicates.jsonl. Every read unit is reconciled (reconcile.py) before the output is
-written. The shards record what ran them (device, precision): the file records that too, and
-a run whose shards ran in different precisions is refused rather than mixed silently. A corrupt
-shard is moved aside (RunDir.quarantine) and named in the error, so that re-running the job
-recomputes exactly its rows.
+Three streaming passes over local scratch (RunDir.scratch): the sources' index columns
+(merge_sources.py), read once, become sorted runs (key_order.py, kway.py); their k-way merge
+keeps one row per key (a block written twice counts once) and hash-partitions the ids
+(dedupe.py); then the kept rows are written chunk by chunk, each chunk's vectors gathered from
+the sources that hold them (h5out.py). Duplicate ids keep the row with the lowest key and the
+others go to rejects/duplicates.jsonl. Every read unit is reconciled (reconcile.py) before the
+output is written. The shards record what ran them (device, precision): the file records that
+too, and a run whose shards ran in different precisions is refused rather than mixed silently. A
+corrupt shard is moved aside (RunDir.quarantine) and named in the error, so that re-running the
+job recomputes exactly its rows.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from ..rundir.shards import CorruptShard
 from .dedupe import Duplicates, IdBuckets, find_duplicates
 from .h5file import new_h5
 from .h5out import H5Writer, IdColumn, RanWith, VerificationError, check_rows, verify_h5
-from .index import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
+from .key_order import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
 from .reconcile import UnitCounter, reconcile_counts
 from .rejected import LaterRejects, RejectTally
-from .sources import ReuseSource, ShardSource, row_sources
+from .merge_sources import ReuseSource, ShardSource, row_sources
 
 __all__ = ["MergeSpec", "Storage", "FinalizeResult", "VerificationError", "finalize",
            "ShardSource", "ReuseSource", "row_sources"]

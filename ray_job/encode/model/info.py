@@ -4,8 +4,8 @@ run's record, rundir/job.py). Shared by the two ways of learning it: from a load
 that both give the same answer."""
 from __future__ import annotations
 
-from ..errors import UserError
-from ..rundir.job import ModelInfo
+from ...errors import UserError
+from ...rundir.job import ModelInfo
 
 BUNDLED_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 DEFAULT_MAX_LENGTH = 512

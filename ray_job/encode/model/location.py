@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from .model_info import BUNDLED_ALIASES
+from ...errors import UserError
+from .info import BUNDLED_ALIASES
 
 
 def bundled_model_path() -> str:

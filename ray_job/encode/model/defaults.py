@@ -34,8 +34,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .gpus import gpu_facts
-from .model_shape import ModelShape
+from ..gpus import gpu_facts
+from .shape import ModelShape
 
 CPU_MAX_BATCH_TOKENS = 16384          # the CPU default (unchanged: the same vectors as before)
 GPU_BUDGETS = (8192, 16384, 32768, 65536)

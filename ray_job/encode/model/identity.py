@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import UserError
-from .model_files import weight_files
+from ...errors import UserError
+from .checkpoint import weight_files
 
 CHUNK = 1 << 20
 ADAPTER_WEIGHTS = ("*.safetensors", "*.bin")

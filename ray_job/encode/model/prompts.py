@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..errors import UserError
+from ...errors import UserError
 
 DOCUMENT_NAMES = ("document", "passage", "corpus")
 QUERY_NAMES = ("query",)

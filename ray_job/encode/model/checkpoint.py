@@ -16,7 +16,7 @@ import struct
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Protocol
 
-from .model_info import LOADED_BYTES_PER_PARAM
+from .info import LOADED_BYTES_PER_PARAM
 
 SMALL_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.py"]
 

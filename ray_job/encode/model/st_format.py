@@ -27,7 +27,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ...errors import UserError
 
 SIDES = ("document", "query")
 MODULE_KINDS = ("Transformer", "Pooling", "Dense", "Normalize")

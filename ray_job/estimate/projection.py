@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from ..encode.defaults import Node, choose_defaults
+from ..encode.model.defaults import Node, choose_defaults
 from ..encode.gpus import gpu_facts
 from ..errors import UserError
 from .corpus import sample_corpus
@@ -19,9 +19,9 @@ RAY_TASK_SHARE = 0.8  # measured: the data path in Ray tasks ran at 0.83-1.0 of 
 
 def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: float | None,
               sample_docs: int, docs: int | None, results_path: Path | None) -> dict:
-    from ..encode.model_facts import describe
-    from ..encode.models import resolve_model_source
-    from ..encode.sizing import model_size
+    from ..encode.model.facts import describe
+    from ..encode.model.loading import resolve_model_source
+    from ..encode.model.sizing import model_size
     from ..encode.tokenize import model_recipe, texts_encoder
 
     if gpus < 0 or sample_docs < 1 or (docs is not None and docs < 1):
@@ -67,6 +67,7 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
                        "tokens_p95": corpus.tokens_p95,
                        "tokens": round(corpus.rows * corpus.tokens_per_doc) if corpus.rows else None},
             "padding_efficiency": round(padding, 3),
+            "flops_per_doc": size.shape.flops_per_doc(corpus.tokens_per_doc, padding),
             "rate": {**asdict(rate), "docs_per_s": round(rate.docs_per_s, 1)},
             "limited_by": limited, "docs_per_s_per_gpu": round(per_gpu, 1),
             "data_path_cpu_s_per_1000_docs": round(1000 * cpu_s, 3),
@@ -126,5 +127,5 @@ def format_plan(p: dict) -> str:
         lines.append(f"GPU-hours          {p['gpu_hours']:,.2f}{cost}")
     d = p["defaults"]
     lines.append(f"defaults           {d['precision']}, {d['max_batch_tokens']:,} tokens, "
-                 f"{d['replicas_per_gpu']} replica(s) per GPU (encode/defaults.py)")
+                 f"{d['replicas_per_gpu']} replica(s) per GPU (encode/model/defaults.py)")
     return "\n".join(lines)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from .defaults import (CPU_MAX_BATCH_TOKENS, Defaults, ModelSize, Node, choose_defaults,
                        cpu_defaults, typical_tokens)
-from .model_info import ModelInfo
-from .model_shape import shape_of_folder
+from .info import ModelInfo
+from .shape import shape_of_folder
 
 ACCELERATOR = "accelerator_type:"        # Ray's resource naming a node's GPU type
 
 
 def model_size(info: ModelInfo, tokens_per_doc: float | None = None) -> ModelSize | None:
     """From the model's config.json (its small files); None where it has no encoder config."""
-    from .model_files import small_files
+    from .checkpoint import small_files
 
     try:
         shape = shape_of_folder(small_files(info.source), params=info.param_bytes // 4)

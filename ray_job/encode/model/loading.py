@@ -22,11 +22,11 @@ from typing import Callable
 
 import torch
 
-from ..errors import UserError
-from .model_facts import describe
-from .model_files import dense_state, small_files
-from .model_info import BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_name
-from .model_source import bundled_model_path, resolve_model_source
+from ...errors import UserError
+from .facts import describe
+from .checkpoint import dense_state, small_files
+from .info import BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_name
+from .location import bundled_model_path, resolve_model_source
 from .st_format import NativePlan, NotNative, native_modules, route_name
 from .st_modules import DenseLayer, NativeSentenceModel, heads_in_fp32, st_pool
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from .model_files import small_files, weight_bytes, weights_of
-from .model_info import (ModelInfo, backend_name, model_error, model_info, model_name,
+from ...errors import UserError
+from .checkpoint import small_files, weight_bytes, weights_of
+from .info import (ModelInfo, backend_name, model_error, model_info, model_name,
                          pooling_name, st_max_length, transformers_max_length)
 from .prompts import Prompt, SavedPrompts, choose, prompt_token_count, unused_prompts_note
 from .st_format import (kind_of, module_stack, pooling_config, pooling_modes, read_json,
                         st_config, transformer_settings)
-from .tokenize import st_tokenizer
+from ..tokenize import st_tokenizer
 
 # the pooling of `--pooling` a causal decoder cannot be embedded with
 CAUSAL_REFUSED_POOLING = ("cls",)

@@ -20,7 +20,7 @@ import platform
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from ...errors import UserError
 
 # torch dtypes by name: this module is imported by the driver, which never imports torch
 AUTOCAST_DTYPES = {"fp16": "float16", "bf16": "bfloat16",

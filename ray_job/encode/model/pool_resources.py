@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ...errors import UserError
 
 CPU_THREADS_PER_REPLICA = 8   # on CPUs, few replicas with many threads beat many small ones
 
