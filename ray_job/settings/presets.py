@@ -12,7 +12,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "text": "{title}{sep}{abstract}", "max_seq_length": 512,
                  "on_missing_field": "empty"},
     # the prompts these families' cards ask for, which their sentence-transformers configs do
-    # not carry (a model's own prompts are applied without a preset: encode/prompts.py)
+    # not carry (a model's own prompts are applied without a preset: encode/model/prompts.py)
     "e5": {"model": "intfloat/e5-base-v2", "prompt": "passage: ", "query_prompt": "query: "},
     "bge": {"model": "BAAI/bge-base-en-v1.5",
             "query_prompt": "Represent this sentence for searching relevant passages: "},
