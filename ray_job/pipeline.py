@@ -242,11 +242,34 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -
     return finalize_run(run_dir, stats, cfg.options.previous)
 
 
+@dataclass(frozen=True)
+class EncodePlan:
+    """How this cluster runs the job: the defaults chosen for what the user left unset (in
+    `planned.cfg`), the device, the resources and the precision (and CPU threads) every
+    replica runs, and the run's record (job.json) that follows from them."""
+    planned: PlannedJob
+    cluster: dict
+    defaults: Defaults
+    device: str
+    resources: ResourcePlan
+    choice: Choice
+    record: JobRecord
+
+
 def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
                stats: RunStats, carried: JobRecord | None = None) -> None:
-    """Resolve the device and precision on this cluster (`carried`: the record of the run this
-    one carries on, whose precision it keeps), write the run's record (once, before any
+    """Plan the encode on this cluster (`carried`: the record of the run this one carries on,
+    whose precision it keeps), record the run (job.json and the read plan, once, before any
     shard), then stream every row not yet in a shard through the cluster."""
+    plan = plan_encode(ray, planned, carried)
+    stats.device, stats.replicas = plan.device, plan.resources.replicas
+    read_plan = record_run(run_dir, plan, old_plan)
+    stream_rows(ray, plan, read_plan, run_dir, stats)
+
+
+def plan_encode(ray, planned: PlannedJob, carried: JobRecord | None) -> EncodePlan:
+    """The device, resources, defaults and precision of the run on this cluster (writes
+    nothing; calibrating the precision may run a task on the cluster)."""
     cfg = planned.cfg
     cluster = ray.cluster_resources()
     defaults = job_defaults(planned.info, node_of(cluster, cluster_device(cfg, cluster),
@@ -255,26 +278,41 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     planned = dataclasses.replace(planned, cfg=cfg)   # the record holds what was chosen
     options = cfg.options
     device, precision = replica_request(cfg, cluster, defaults)
-    stats.device = device
-    plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
-                          options.cpus_per_replica, options.threads_per_replica)
-    stats.replicas = plan.replicas
-    choice = choose_precision(ray, planned, carried, device, precision, plan, defaults,
+    resources = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
+                               options.cpus_per_replica, options.threads_per_replica)
+    choice = choose_precision(ray, planned, carried, device, precision, resources, defaults,
                               float(cluster.get("CPU", 1)))
     if choice.threads and not options.threads_per_replica:
-        plan = dataclasses.replace(plan, threads=choice.threads)
-    record = planned.record(device, choice.precision, choice)
-    previous = planned.previous
-    if previous:
-        check_compatible(previous, record.compat_attrs(), options.previous)
-    run_dir.start(record, options.fresh)
-    block_bytes = options.block_bytes or auto_block_bytes(planned.files, plan.replicas * 4)
+        resources = dataclasses.replace(resources, threads=choice.threads)
+    return EncodePlan(planned, cluster, defaults, device, resources, choice,
+                      planned.record(device, choice.precision, choice))
+
+
+def record_run(run_dir: RunDir, plan: EncodePlan, old_plan: ReadPlan | None) -> ReadPlan:
+    """Write the run's record (job.json) and its read plan (when new, or its limit changed)
+    into the run directory, after checking the --previous run is compatible; the read plan."""
+    planned, options = plan.planned, plan.planned.cfg.options
+    if planned.previous:
+        check_compatible(planned.previous, plan.record.compat_attrs(), options.previous)
+    run_dir.start(plan.record, options.fresh)
+    spec = planned.cfg.spec
+    block_bytes = options.block_bytes or auto_block_bytes(planned.files,
+                                                          plan.resources.replicas * 4)
     read_plan = resolve_plan(old_plan, planned.files, planned.manifest, block_bytes,
-                             options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
+                             options.limit, SqlSpec(spec.id_field, spec.table, spec.query))
     if old_plan is None or read_plan.limit != old_plan.limit:
         run_dir.write_plan(read_plan.to_dict())
-    units = read_plan.units
-    todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
+    return read_plan
+
+
+def stream_rows(ray, plan: EncodePlan, read_plan: ReadPlan, run_dir: RunDir,
+                stats: RunStats) -> None:
+    """Every row of the read plan not yet in a shard, read, tokenized, encoded and written
+    as shards by the cluster; what it did into `stats`."""
+    planned, options, resources = plan.planned, plan.planned.cfg.options, plan.resources
+    previous = planned.previous
+    todo, done_shards = units_to_read(run_dir, read_plan.units,
+                                      previous.fingerprint if previous else None,
                                       on_quarantine=lambda error: print(
                                           f"ray-embed: {error}", file=sys.stderr))
     before = run_dir.rows_done()
@@ -282,19 +320,20 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     wall_started = time.time()
     if todo:
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(todo, planned, record.replica(), run_dir, plan, done_shards,
-                           previous_ref, read_plan.manifest)
+        ds = build_dataset(todo, planned, plan.record.replica(), run_dir, resources,
+                           done_shards, previous_ref, read_plan.manifest)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         rows = RowEstimate(todo, options.limit and max(0, options.limit - before))
         with Progress(tally, rows.total), publisher, memory, task_errors():
-            ds = write_shards(ds, run_dir, tally, record.config_hash, rows.seen)
-        stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
+            ds = write_shards(ds, run_dir, tally, plan.record.config_hash, rows.seen)
+        stats.pipeline = {**pipeline_rates(ds, tally, wall_started, plan.cluster),
                           "driver_rss_mib": memory.summary(),
-                          "defaults": {**defaults_record(defaults, options),
-                                       "precision": choice.to_dict(), "threads": plan.threads}}
+                          "defaults": {**defaults_record(plan.defaults, options),
+                                       "precision": plan.choice.to_dict(),
+                                       "threads": resources.threads}}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 
