@@ -3,7 +3,7 @@
 In layers, bottom first; a module imports only its own layer and those below it, and no
 modules import each other around a loop (tests/test_import_graph.py reads the imports):
 
-    errors, redact, faults   plain rules: one-line errors, credentials out, test-only faults
+    errors, redact, hooks    plain rules: one-line errors, credentials out, the two test hooks
     storage/   files on a local disk or in an object store; the one door (storage/files.py)
     config, config_checks, settings, template_syntax, sql_query   the validated job config;
                settings/ declares each setting once (flag, default, values, help)

@@ -331,16 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     refusal, a failure (its traceback in a log file the line names), a stop by a signal."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = make_parser().parse_args(argv)      # --help ends here, before the imports below
-    from .faults import faults_from_environment
     from .outcome import report_failure
     from .session.signals import stop_on_signals
-    from .storage.injection import injected
 
     try:
         with stop_on_signals():
             quiet_libraries(bool(getattr(args, "verbose", False)))
-            with injected(faults_from_environment().storage):
-                return COMMANDS[args.command](args)
+            return COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt, Stopped) as exc:
         return report_failure(exc, run_location(args), argv)
 

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
@@ -24,6 +24,7 @@ from .encode.model.pool_resources import ResourcePlan, plan_resources
 from .encode.model.sizing import job_defaults, node_of, with_defaults
 from .encode.tokenize import model_recipe, texts_encoder, token_array, tokenize_batch
 from .errors import UserError
+from .hooks import worker_env_vars
 from .extras import check_run_extras
 from .finalize.exports import run_exports
 from .finalize.merge import MergeSpec, Storage, finalize
@@ -42,7 +43,6 @@ from .search.index import build_index
 from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
-from .faults import Faults, faults_from_environment
 from .redact import redact_url
 from .rundir.cleanup import check_output
 from .rundir.job import JobRecord
@@ -52,10 +52,8 @@ from .rundir.replica import ReplicaSpec
 from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.tally import ShardTally
-from .session import plan_beside_ray, ray_session, starting_ray
-from .session.start import RayStart
+from .session import ray_session
 from .session.task_errors import task_errors
-from .storage.injection import active_plan
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
@@ -130,20 +128,18 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
     from ray.data import ActorPoolStrategy
 
     cfg, info = planned.cfg, planned.info
-    faults = injected_faults()
     ds = units_dataset(units, done_shards, manifest)
     ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
-                        num_cpus=plan.task_cpus,
+                        num_cpus=plan.task_cpus, **worker_args(),
                         fn_kwargs={"template": asdict(planned.template),
                                    "id_field": cfg.spec.id_field, "run_url": run_dir.url,
-                                   "previous": previous_ref, "fence": run_dir.fence,
-                                   "faults": faults.storage})
+                                   "previous": previous_ref, "fence": run_dir.fence})
     ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
-                        num_cpus=plan.task_cpus,
+                        num_cpus=plan.task_cpus, **worker_args(),
                         fn_kwargs={"recipe": asdict(model_recipe(
                                        info, replica.trust_remote_code, replica.revision)),
                                    "run_url": run_dir.url, "threads": plan.task_cpus,
-                                   "fence": run_dir.fence, "faults": faults.storage})
+                                   "fence": run_dir.fence})
     return ds.map_batches(
         EncoderReplica, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
         # two batches in flight per replica: one computing, the next already delivered to it
@@ -152,16 +148,17 @@ def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: R
         num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
         # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
         # tokenize tasks into the encoder actors (fusion needs equal remote args)
-        memory=replica_memory_bytes(info),
+        memory=replica_memory_bytes(info), **worker_args(),
         fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
-                               "faults": faults, "run_url": run_dir.url,
-                               "fence": run_dir.fence})
+                               "run_url": run_dir.url, "fence": run_dir.fence})
 
 
-def injected_faults() -> Faults:
-    """What the tasks and replicas are told to fail at (tests only): the environment's
-    faults, with the storage faults in force on the driver (`storage.injection`)."""
-    return replace(faults_from_environment(), storage=active_plan())
+def worker_args() -> dict:
+    """Ray arguments every stage's workers get: the test hooks' switch, when it is set
+    (hooks.py), in their `runtime_env`, so that a cluster the driver only connected to sees
+    it too; nothing in production."""
+    env_vars = worker_env_vars()
+    return {"runtime_env": {"env_vars": env_vars}} if env_vars else {}
 
 
 def replica_memory_bytes(info: ModelInfo) -> int:
@@ -183,22 +180,20 @@ class RunStats:
 
 def run(cfg: JobConfig) -> dict:
     """Run the whole job; returns the report (also written to OUT/report.json). Everything
-    that can be checked is checked before the run directory is touched (in a background
-    thread, while an embedded Ray starts: session/start.py); its lease is then held until the
-    report is written and the result published, and every write checks it is still held
-    (rundir/fence.py)."""
+    that can be checked is checked before the run directory is touched and before Ray
+    starts; the run's lease is then held until the report is written and the result
+    published, and every write checks it is still held (rundir/fence.py)."""
     stats = RunStats(started=time.monotonic())
     run_dir = RunDir.at(cfg.options.output)
     check_output(run_dir.store, cfg.options.fresh)    # a file, or --fresh on a user's folder
-    with starting_ray(cfg) as starting:       # Ray starts while the model is described
-        planned = plan_beside_ray(starting, plan_job, cfg, run_dir)
-        with run_dir.held() as run_dir:
-            report = encode_and_finalize(planned, run_dir, stats, starting)
-            if cfg.options.upload:
-                published = upload(run_dir, cfg.options.upload)
-                report["upload"] = {"destination": redact_url(cfg.options.upload),
-                                    "uploaded": published.uploaded,
-                                    "unchanged": published.unchanged}
+    planned = plan_job(cfg, run_dir)
+    with run_dir.held() as run_dir:
+        report = encode_and_finalize(planned, run_dir, stats)
+        if cfg.options.upload:
+            published = upload(run_dir, cfg.options.upload)
+            report["upload"] = {"destination": redact_url(cfg.options.upload),
+                                "uploaded": published.uploaded,
+                                "unchanged": published.unchanged}
     return report
 
 
@@ -233,8 +228,7 @@ def plan_job(cfg: JobConfig, run_dir: RunDir) -> PlannedJob:
                       model_identity(cfg.spec, info.source), previous)
 
 
-def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats,
-                        starting: RayStart | None = None) -> dict:
+def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -> dict:
     cfg = planned.cfg
     old_plan = None if cfg.options.fresh else frozen_plan(run_dir)
     carried = None
@@ -243,16 +237,39 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats,
         carried.check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
         stats.resumed = bool(run_dir.shard_names())
-    with ray_session(cfg, starting) as ray:
+    with ray_session(cfg) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats, carried)
     return finalize_run(run_dir, stats, cfg.options.previous)
 
 
+@dataclass(frozen=True)
+class EncodePlan:
+    """How this cluster runs the job: the defaults chosen for what the user left unset (in
+    `planned.cfg`), the device, the resources and the precision (and CPU threads) every
+    replica runs, and the run's record (job.json) that follows from them."""
+    planned: PlannedJob
+    cluster: dict
+    defaults: Defaults
+    device: str
+    resources: ResourcePlan
+    choice: Choice
+    record: JobRecord
+
+
 def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: RunDir,
                stats: RunStats, carried: JobRecord | None = None) -> None:
-    """Resolve the device and precision on this cluster (`carried`: the record of the run this
-    one carries on, whose precision it keeps), write the run's record (once, before any
+    """Plan the encode on this cluster (`carried`: the record of the run this one carries on,
+    whose precision it keeps), record the run (job.json and the read plan, once, before any
     shard), then stream every row not yet in a shard through the cluster."""
+    plan = plan_encode(ray, planned, carried)
+    stats.device, stats.replicas = plan.device, plan.resources.replicas
+    read_plan = record_run(run_dir, plan, old_plan)
+    stream_rows(ray, plan, read_plan, run_dir, stats)
+
+
+def plan_encode(ray, planned: PlannedJob, carried: JobRecord | None) -> EncodePlan:
+    """The device, resources, defaults and precision of the run on this cluster (writes
+    nothing; calibrating the precision may run a task on the cluster)."""
     cfg = planned.cfg
     cluster = ray.cluster_resources()
     defaults = job_defaults(planned.info, node_of(cluster, cluster_device(cfg, cluster),
@@ -261,26 +278,41 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     planned = dataclasses.replace(planned, cfg=cfg)   # the record holds what was chosen
     options = cfg.options
     device, precision = replica_request(cfg, cluster, defaults)
-    stats.device = device
-    plan = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
-                          options.cpus_per_replica, options.threads_per_replica)
-    stats.replicas = plan.replicas
-    choice = choose_precision(ray, planned, carried, device, precision, plan, defaults,
+    resources = plan_resources(cluster, device, options.replicas, options.gpus_per_replica,
+                               options.cpus_per_replica, options.threads_per_replica)
+    choice = choose_precision(ray, planned, carried, device, precision, resources, defaults,
                               float(cluster.get("CPU", 1)))
     if choice.threads and not options.threads_per_replica:
-        plan = dataclasses.replace(plan, threads=choice.threads)
-    record = planned.record(device, choice.precision, choice)
-    previous = planned.previous
-    if previous:
-        check_compatible(previous, record.compat_attrs(), options.previous)
-    run_dir.start(record, options.fresh)
-    block_bytes = options.block_bytes or auto_block_bytes(planned.files, plan.replicas * 4)
+        resources = dataclasses.replace(resources, threads=choice.threads)
+    return EncodePlan(planned, cluster, defaults, device, resources, choice,
+                      planned.record(device, choice.precision, choice))
+
+
+def record_run(run_dir: RunDir, plan: EncodePlan, old_plan: ReadPlan | None) -> ReadPlan:
+    """Write the run's record (job.json) and its read plan (when new, or its limit changed)
+    into the run directory, after checking the --previous run is compatible; the read plan."""
+    planned, options = plan.planned, plan.planned.cfg.options
+    if planned.previous:
+        check_compatible(planned.previous, plan.record.compat_attrs(), options.previous)
+    run_dir.start(plan.record, options.fresh)
+    spec = planned.cfg.spec
+    block_bytes = options.block_bytes or auto_block_bytes(planned.files,
+                                                          plan.resources.replicas * 4)
     read_plan = resolve_plan(old_plan, planned.files, planned.manifest, block_bytes,
-                             options.limit, SqlSpec(cfg.spec.id_field, cfg.spec.table, cfg.spec.query))
+                             options.limit, SqlSpec(spec.id_field, spec.table, spec.query))
     if old_plan is None or read_plan.limit != old_plan.limit:
         run_dir.write_plan(read_plan.to_dict())
-    units = read_plan.units
-    todo, done_shards = units_to_read(run_dir, units, previous.fingerprint if previous else None,
+    return read_plan
+
+
+def stream_rows(ray, plan: EncodePlan, read_plan: ReadPlan, run_dir: RunDir,
+                stats: RunStats) -> None:
+    """Every row of the read plan not yet in a shard, read, tokenized, encoded and written
+    as shards by the cluster; what it did into `stats`."""
+    planned, options, resources = plan.planned, plan.planned.cfg.options, plan.resources
+    previous = planned.previous
+    todo, done_shards = units_to_read(run_dir, read_plan.units,
+                                      previous.fingerprint if previous else None,
                                       on_quarantine=lambda error: print(
                                           f"ray-embed: {error}", file=sys.stderr))
     before = run_dir.rows_done()
@@ -288,19 +320,20 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     wall_started = time.time()
     if todo:
         previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(todo, planned, record.replica(), run_dir, plan, done_shards,
-                           previous_ref, read_plan.manifest)
+        ds = build_dataset(todo, planned, plan.record.replica(), run_dir, resources,
+                           done_shards, previous_ref, read_plan.manifest)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         rows = RowEstimate(todo, options.limit and max(0, options.limit - before))
         with Progress(tally, rows.total), publisher, memory, task_errors():
-            ds = write_shards(ds, run_dir, tally, record.config_hash, rows.seen)
-        stats.pipeline = {**pipeline_rates(ds, tally, wall_started, cluster),
+            ds = write_shards(ds, run_dir, tally, plan.record.config_hash, rows.seen)
+        stats.pipeline = {**pipeline_rates(ds, tally, wall_started, plan.cluster),
                           "driver_rss_mib": memory.summary(),
-                          "defaults": {**defaults_record(defaults, options),
-                                       "precision": choice.to_dict(), "threads": plan.threads}}
+                          "defaults": {**defaults_record(plan.defaults, options),
+                                       "precision": plan.choice.to_dict(),
+                                       "threads": resources.threads}}
     stats.encode_s = time.monotonic() - encode_started
     stats.embedded_now = run_dir.rows_done() - before
 
@@ -374,9 +407,9 @@ def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None
     driver adds the shard it names to `tally` as it comes (and tells `read(first_key,
     last_key, rows)` which units it holds). Returns the executed dataset (its stats)."""
     written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
-                             num_cpus=WRITE_CPUS,
+                             num_cpus=WRITE_CPUS, **worker_args(),
                              fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
-                                        "config_hash": config_hash, "faults": active_plan()})
+                                        "config_hash": config_hash})
     # prefetch_batches=0: with Ray Data's default (1) the driver heard of each shard only
     # once the next one was written (2,000 demo papers on 2 cores: the first shard named ~6 s
     # after its file was complete; progress, ETA and --upload-every lagged by a shard)

@@ -1,6 +1,6 @@
-"""The driver's start (issue 21): it imports neither torch nor transformers before it describes
-the model, describes it in a background thread while the main thread starts an embedded Ray
-(session/start.py), and hears of each shard as it is written. Real Ray, in child processes where a test needs a Ray
+"""The driver's start: it imports neither torch nor transformers before it describes the
+model, plans the job before it starts Ray (a refused job never starts it), handles a stop
+right after Ray is up as its own, and hears of each shard as it is written. Real Ray, in child processes where a test needs a Ray
 of its own (the suite's session Ray is already up in this one)."""
 from __future__ import annotations
 
@@ -55,26 +55,22 @@ def test_a_users_own_library_verbosity_is_kept():
     assert out.stdout.split() == ["info"]
 
 
-@pytest.mark.slow   # default cover: every pipeline test plans beside Ray and adopts it
-                    # (test_end_to_end); the plan's order: the test after this one
-def test_the_plan_runs_beside_ray_starting_in_the_main_thread_and_a_stray_ray_is_shut_down():
+@pytest.mark.slow   # default cover: every pipeline test runs in a session (test_end_to_end)
+def test_a_session_starts_ray_in_the_main_thread_and_shuts_down_what_it_started():
     out = child("""
-        import threading, ray
+        import ray
         from ray_job.config import JobConfig
-        from ray_job.session import plan_beside_ray, ray_session, starting_ray
-
-        def plan(x):
-            return x, threading.current_thread() is threading.main_thread()
+        from ray_job.session import ray_session
 
         cfg = JobConfig.of()
-        with starting_ray(cfg) as starting:
-            assert plan_beside_ray(starting, plan, 7) == (7, False)
-            assert ray.is_initialized()                  # started here, in the main thread
-            with ray_session(cfg, starting):             # adopted: shut down by the session
-                assert ray.get(ray.put(3)) == 3
-            assert not ray.is_initialized()
-        with starting_ray(cfg) as starting:              # refused before its session:
-            plan_beside_ray(starting, plan, 1)
+        with ray_session(cfg):
+            assert ray.get(ray.put(3)) == 3
+        assert not ray.is_initialized()
+        try:
+            with ray_session(cfg):
+                raise ValueError("refused mid-run")
+        except ValueError:
+            pass
         assert not ray.is_initialized()                  # shut down on the way out
         print("ok")
     """)
@@ -82,65 +78,46 @@ def test_the_plan_runs_beside_ray_starting_in_the_main_thread_and_a_stray_ray_is
     assert out.stdout.strip().endswith("ok")
 
 
-def test_the_plans_refusal_comes_first_and_ray_failing_to_start_is_raised_after_the_plan():
-    out = child("""
-        import time
+def test_a_job_its_plan_refuses_never_starts_ray(tmp_path):
+    out = child(f"""
+        import sys
+        from ray_job import pipeline
+        from ray_job.config import JobConfig
         from ray_job.errors import UserError
-        from ray_job.session.start import RayStart
 
-        def refuse():
-            time.sleep(0.5)
-            raise UserError("no such model")
-
-        def fail():
-            raise RuntimeError("ray did not start")
-
+        cfg = JobConfig.of(inputs=("{tmp_path}/missing.jsonl",), output="{tmp_path}/o")
         try:
-            RayStart(fail).beside(refuse)
+            pipeline.run(cfg)
         except UserError as exc:
-            print("first:", exc)
-        done = []
-        try:
-            RayStart(fail).beside(lambda: done.append(time.sleep(0.5)))
-        except RuntimeError as exc:
-            print("then:", exc, "after the plan:", done == [None])
-    """, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "first: no such model" in out.stdout
-    assert "then: ray did not start after the plan: True" in out.stdout
+            ray = sys.modules.get("ray")
+            print("refused; ray started:", bool(ray and ray.is_initialized()))
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "refused; ray started: False" in out.stdout
 
 
 @pytest.mark.slow   # default cover: test_a_signal_right_after_ray_started_stops_cleanly (a
                     # real driver SIGTERMed in the same window: one line, exit 143, no dump)
-def test_a_signal_after_ray_is_up_but_before_the_plan_ends_is_the_drivers_not_rays():
-    """Ray's C++ handler (13 lines of `*** SIGTERM received ... PC: @`) is replaced right after
-    `ray.init`, in the main thread, while the planning still runs."""
+def test_a_signal_once_ray_is_up_is_the_drivers_not_rays():
+    """Ray's handlers (its Python `sys.exit`, its C++ dump of `*** SIGTERM received ... PC: @`)
+    are replaced right after `ray.init`, in the main thread."""
     out = child("""
         import os, signal, time, ray
         from ray_job.config import JobConfig
         from ray_job.errors import Stopped
-        from ray_job.session import plan_beside_ray, starting_ray
+        from ray_job.session import ray_session
         from ray_job.session.signals import stop_on_signals
-
-        def plan():
-            while not ray.is_initialized():
-                time.sleep(0.05)
-            time.sleep(1)                                # Ray up, the handlers put back
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(2)
-            finished.append(True)                        # the stop waited for the plan
-
-        finished = []
 
         with stop_on_signals():
             try:
-                with starting_ray(JobConfig.of()) as starting:
-                    plan_beside_ray(starting, plan)
+                with ray_session(JobConfig.of()):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(10)
             except Stopped as exc:
-                print("stopped", exc, "ray up after:", ray.is_initialized(), finished)
+                print("stopped", exc, "ray up after:", ray.is_initialized())
     """)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "stopped SIGTERM ray up after: False [True]" in out.stdout
+    assert "stopped SIGTERM ray up after: False" in out.stdout
     assert "SIGTERM received" not in out.stderr and "PC: @" not in out.stderr
 
 

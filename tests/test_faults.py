@@ -14,10 +14,10 @@ import pytest
 
 from ray_job.config import JobConfig
 from ray_job.errors import ConfigError, DataError
-from ray_job.faults import KILL_ENCODER_AFTER_ENV, MARKER_ENV
 from ray_job.pipeline import finalize_run, run
 from ray_job.rundir.rundir import RunDir
 from conftest import reference_text, shard_files
+from faultkit import FaultPlan, arm
 from ray_job.rundir.shards import rows_in_name
 
 
@@ -37,8 +37,7 @@ def assert_matches_reference(ids, emb, records, reference_model):
 def test_an_encoder_actor_that_dies_mid_run_loses_and_duplicates_nothing(
         local_ray, sample_path, sample_records, reference_model, tmp_path, monkeypatch):
     marker = tmp_path / "killed"
-    monkeypatch.setenv(KILL_ENCODER_AFTER_ENV, "1")      # read by the driver, not the workers
-    monkeypatch.setenv(MARKER_ENV, str(marker))
+    arm(monkeypatch, tmp_path / "faults", FaultPlan(kill_encoder_after=1, marker=str(marker)))
     report = run(JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path / "o"), limit=120,
                               shard_rows=24, precision="fp32"))
     assert marker.exists()                                       # the replica really died
@@ -91,19 +90,17 @@ def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
     np.testing.assert_allclose(emb2, emb, rtol=1e-5, atol=1e-6)
 
 
-def test_fault_injection_is_read_from_the_environment_not_the_job_config(tmp_path):
+def test_fault_injection_is_a_plan_outside_the_job_config_and_the_package(tmp_path):
+    from ray_job import hooks
     from ray_job.config import OPTION_FIELDS, SPEC_FIELDS
-    from ray_job.faults import NO_FAULTS, Faults, faults_from_environment
 
     assert not [name for name in SPEC_FIELDS + OPTION_FIELDS if "fault" in name]
     with pytest.raises(ConfigError, match="unknown config key"):
         JobConfig.from_dict({"fault_kill_encoder_after": 1})
+    assert hooks.installed() is None                         # production: no hooks
     marker = str(tmp_path / "m")
-    assert faults_from_environment({}) == NO_FAULTS
-    assert faults_from_environment({KILL_ENCODER_AFTER_ENV: "2", MARKER_ENV: marker}) == Faults(2, marker)
-    for bad in ({KILL_ENCODER_AFTER_ENV: "two", MARKER_ENV: marker}, {KILL_ENCODER_AFTER_ENV: "2"}):
-        with pytest.raises(ConfigError, match=KILL_ENCODER_AFTER_ENV):
-            faults_from_environment(bad)
-    faults = Faults(2, marker)
-    assert [faults.kill_encoder_now(calls) for calls in (1, 2, 3, 4)] == [False, False, True, False]
-    assert not NO_FAULTS.kill_encoder_now(100)
+    with pytest.raises(ConfigError, match="kill_encoder_after"):
+        FaultPlan(kill_encoder_after=2)                      # no marker
+    plan = FaultPlan(2, marker)
+    assert [plan.kill_encoder_now(calls) for calls in (1, 2, 3, 4)] == [False, False, True, False]
+    assert not FaultPlan().kill_encoder_now(100)

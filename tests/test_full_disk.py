@@ -1,6 +1,6 @@
 """A full disk under --output: at every kind of write (rejects, shards, embeddings.h5, the
 report) one line naming the path, exit code 3, nothing partial left, and the rerun completes
-with the same output. Injected at the storage door (faults.StorageFaults), and for real on a
+with the same output. Injected at the storage door (tests/faultkit), and for real on a
 small tmpfs (where HDF5 used to die with a segmentation fault)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import reference_text
-from ray_job.faults import STORAGE_ENV
+from faultkit import arm, disarm, storage_plan
 
 ROWS = 24
 
@@ -78,13 +78,13 @@ def test_a_full_disk_at_each_write_is_one_line_and_the_rerun_completes_the_same(
              ("move", "*/embeddings.h5", f"move {out}/embeddings.h5:"),
              ("write", "*/report.json", f"write {out}/report.json:")]
     for op, pattern, names in steps:
-        monkeypatch.setenv(STORAGE_ENV, json.dumps([{"op": op, "path": pattern,
-                                                     "fault": "enospc"}]))
+        arm(monkeypatch, tmp_path / "faults",
+            storage_plan([{"op": op, "path": pattern, "fault": "enospc"}]))
         assert_one_line_failure(ray_embed(*run_args(corpus, out), cwd=tmp_path), names)
         assert not temp_files(out) and not (out / "report.json").exists()
         assert not (out / "lease.json").exists()
         assert (out / "embeddings.h5").exists() == (pattern == "*/report.json")
-    monkeypatch.delenv(STORAGE_ENV)
+    disarm(monkeypatch)
     again = ray_embed(*run_args(corpus, out), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     ids, vectors = read_h5(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ray_job"
 LAYERS = (
-    ("errors", "redact", "faults", "extras"),   # plain rules: they import only each other
+    ("errors", "redact", "hooks", "extras"),    # plain rules: they import only each other
     ("storage",),                            # files and object stores; imports no stage
     ("config", "config_checks", "settings", "template_syntax", "sql_query"),  # the job config
     ("rundir",),                             # the run's state: job.json (JobRecord), shards, ...

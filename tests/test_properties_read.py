@@ -146,12 +146,12 @@ def test_the_duckdb_export_holds_exactly_the_output_ids(tmp_path):
     assert [r.id for r in expected(files, sim_run.SEP).kept] == ["p1", "1", " 1", "1 "]
 
 
-# storage faults (the injector at the door, ray_job/storage/injection.py) in generated attempts
+# storage faults (the injector at the door, tests/faultkit) in generated attempts
 FAULT_PATHS = ["*", "*/shards/*", "*/rejects/*", "*/reads/*", "*/in/*", "*/embeddings.h5*"]
 
 
 def fault_rules():
-    from ray_job.faults import StorageFault
+    from faultkit import StorageFault
 
     rule = st.builds(StorageFault, op=st.sampled_from(["*", "stat", "list", "read", "open",
                                                         "write", "move", "remove"]),
@@ -167,9 +167,8 @@ def check_faulted_corpus(files, block_bytes: int, shard_rows: int, rules: list,
     """Attempts under a schedule of storage faults end done or in one StorageError (never
     another exception, a reject or a lost row); one clean attempt and finalize then give the
     oracle's output."""
-    from ray_job.faults import StorageFaults
+    from faultkit import StorageFaults, injected
     from ray_job.storage.failures import StorageError
-    from ray_job.storage.injection import injected
 
     with simulated(files, block_bytes, seed) as sim:
         with injected(StorageFaults(tuple(rules))):

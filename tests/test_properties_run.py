@@ -118,16 +118,12 @@ class Scenario:
             self.check(None)
 
     def replica_dies(self, flags: run_ops.Flags, after: int) -> None:
-        """An encoder replica exits hard on its (after+1)-th batch (ray_job/faults.py); the
+        """An encoder replica exits hard on its (after+1)-th batch (tests/faultkit); the
         run goes on without it and ends as the oracle says."""
-        import os
-        from unittest import mock
-
-        from ray_job.faults import KILL_ENCODER_AFTER_ENV, MARKER_ENV
+        from faultkit import FaultPlan, armed
 
         marker = self.root / f"replica-died-{len(list(self.root.glob('replica-died-*')))}"
-        with mock.patch.dict(os.environ, {KILL_ENCODER_AFTER_ENV: str(after),
-                                          MARKER_ENV: str(marker)}):
+        with armed(FaultPlan(kill_encoder_after=after, marker=str(marker))):
             self.finished = False
             self.run(flags)
 

@@ -1,4 +1,4 @@
-"""The storage fault injector (storage/injection.py) and the door's errors (storage/files.py):
+"""The storage fault injector (tests/faultkit) and the door's errors (storage/files.py):
 schedules are deterministic, an injected fault takes the path of a real one, every storage
 failure is one StorageError naming the file, and object-store calls have bounded timeouts."""
 from __future__ import annotations
@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from faultkit import FaultPlan, Injector, StorageFault, StorageFaults, injected, switch_env
+from ray_job import hooks
 from ray_job.errors import ConfigError
-from ray_job.faults import (NO_STORAGE_FAULTS, STORAGE_ENV, StorageFault, StorageFaults,
-                            faults_from_environment)
 from ray_job.storage import timeouts
 from ray_job.storage.failures import StorageError
 from ray_job.storage.files import files_for
-from ray_job.storage.injection import Injector, active_injector, active_plan, in_task, injected
 from ray_job.storage.store import Store
 
 
@@ -100,28 +99,31 @@ def test_an_injected_fault_leaves_the_door_as_the_storage_error_a_real_one_is(tm
         store.read_text("missing.json")
 
 
-def test_a_plan_is_scoped_and_a_task_enters_exactly_the_drivers_plan(tmp_path):
-    rule = plan(StorageFault(op="read"))
-    assert active_plan() == NO_STORAGE_FAULTS
-    with injected(rule):
-        assert active_plan() == rule
-        with injected(NO_STORAGE_FAULTS):                   # an empty plan keeps the one in force
-            assert active_plan() == rule
-        with in_task(NO_STORAGE_FAULTS):                     # a task: exactly its own (none)
-            assert active_plan() == NO_STORAGE_FAULTS
-            assert files_for(str(tmp_path))[0].injector is None
-        assert files_for(str(tmp_path))[0].injector is not None
-    assert active_plan() == NO_STORAGE_FAULTS
+def test_a_plan_is_on_while_its_switch_is_set_and_the_door_is_the_same_without_one(tmp_path):
+    (tmp_path / "x").write_bytes(b"data")
+    store = Store.at(tmp_path)
+    assert hooks.installed() is None
+    with injected(plan(StorageFault(op="read"))):
+        assert hooks.installed() is not None and hooks.worker_env_vars()
+        with pytest.raises(StorageError):
+            store.read_bytes("x")
+    assert hooks.installed() is None and not hooks.worker_env_vars()
+    assert store.read_bytes("x") == b"data"
 
 
-def test_storage_faults_come_from_the_environment_as_json_and_bad_ones_are_refused(tmp_path):
+def test_a_fault_plan_is_json_and_bad_rules_are_refused(tmp_path):
     rules = [{"op": "write", "path": "*/shards/*", "fault": "enospc", "after": 1}]
-    found = faults_from_environment({STORAGE_ENV: json.dumps(rules)}).storage
+    found = StorageFaults.from_json(json.dumps(rules))
     assert found == plan(StorageFault(op="write", path="*/shards/*", fault="enospc", after=1))
-    assert StorageFaults.from_json(found.to_json()) == found
+    whole = FaultPlan(2, str(tmp_path / "m"), found)
+    written = switch_env(whole, tmp_path)[hooks.HOOKS_ENV].split(":", 1)[1]
+    again = FaultPlan.load(written)
+    assert (again.kill_encoder_after, again.marker, again.storage.rules) == (2, whole.marker,
+                                                                             found.rules)
+    assert again.storage.state_dir                      # counted across the run's processes
     for bad in ('[{"fault": "melt"}]', '[{"probability": 2}]', '[{"colour": 1}]', "{nope"):
-        with pytest.raises(ConfigError, match=STORAGE_ENV):
-            faults_from_environment({STORAGE_ENV: bad})
+        with pytest.raises(ConfigError, match="storage fault plan"):
+            StorageFaults.from_json(bad)
 
 
 def test_every_object_store_call_has_a_connect_and_read_timeout_and_bounded_retries():
@@ -212,27 +214,25 @@ def test_a_store_that_refuses_connections_is_one_storage_error(monkeypatch):
     assert "Could not connect to the endpoint URL" in str(down.value)
 
 
-def test_the_drivers_scope_counts_calls_across_all_its_tasks():
-    """`after` and `times` are the run's: each Ray task enters the plan it was sent, and the
-    counts live in the state folder the driver's scope made."""
+def test_a_switched_on_plan_counts_calls_across_all_the_processes_of_the_run():
+    """`after` and `times` are the run's: every process loads the plan the switch names, and
+    the counts live in the state folder beside it (removed with the block)."""
     with injected(plan(StorageFault(op="write", after=1, times=1))):
-        shipped = active_plan()
-        assert shipped.state_dir and Path(shipped.state_dir).is_dir()
+        shipped = FaultPlan.load(hooks.worker_env_vars()[hooks.HOOKS_ENV].split(":", 1)[1])
         outcomes = []
-        for _ in range(3):                          # three tasks, one write each
-            with in_task(shipped):
-                outcomes += fired(active_injector(), [("write", "write", "/r/shards/x")])
+        for _ in range(3):                          # three processes, one write each
+            outcomes += fired(Injector(shipped.storage), [("write", "write", "/r/shards/x")])
     assert outcomes == [False, True, False]
-    assert not Path(shipped.state_dir).exists()     # removed with the scope
+    assert shipped.storage.state_dir and not Path(shipped.storage.state_dir).exists()
 
 
 @pytest.mark.parametrize("columns", [None, ["key"]])
-def test_a_shard_read_failing_at_any_read_is_a_storage_error_never_a_corrupt_shard(tmp_path,
-                                                                                  columns):
+def test_a_shard_read_failing_at_any_read_is_a_storage_error_never_a_corrupt_shard(s3, columns):
     """Found by the property harness (test_properties_read, storage faults): pyarrow wraps
     what a Python file raises in a late read ("Failed to read message body, error IOError:
     ... Python exception"), and that OSError made a good shard a CorruptShard, to be moved
-    to shards/corrupt/ (before: the 6th read of a read of only `key`)."""
+    to shards/corrupt/ (before: the 6th read of a read of only `key`). In a store: a local
+    shard is memory-mapped, its reads are not Python's."""
     import numpy as np
     import pyarrow as pa
 
@@ -243,12 +243,13 @@ def test_a_shard_read_failing_at_any_read_is_a_storage_error_never_a_corrupt_sha
                       "embedding": embedding_array(np.eye(8, 4, dtype=np.float32) + 1),
                       "text_hash": np.arange(1, 9, dtype=np.uint64),
                       "n_tokens": np.full(8, 3, np.int32), "n_computed": np.full(8, 3, np.int32)})
-    name = RunDir.at(tmp_path / "run").write_shard(table)
+    url = f"s3://{s3.bucket}/run"
+    name = RunDir.at(url).write_shard(table)
     for after in range(50):                   # the n-th read of the file fails, for every n
         with injected(plan(StorageFault(op="read", path="*/shards/part-*",
                                         fault="unreachable", after=after))):
             try:
-                read = RunDir.at(tmp_path / "run").read_shard(name, columns)
+                read = RunDir.at(url).read_shard(name, columns)
             except StorageError as failed:
                 assert failed.errno == errno.ECONNREFUSED and name in str(failed)
                 continue

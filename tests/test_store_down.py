@@ -3,7 +3,6 @@
 resumes once the store is back (storage/timeouts.py sets the budget)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ray_job.faults import STORAGE_ENV
 from ray_job.storage import timeouts
 from ray_job.storage.scratch import private_dir
+from faultkit import arm, disarm, storage_plan
 from test_faults import assert_matches_reference, read
 
 
@@ -70,8 +69,8 @@ def test_a_stalling_store_is_one_line_for_every_command(ray_embed, s3, tmp_path,
     every look-up times out)."""
     url = f"s3://{s3.bucket}/run"
     s3.put_object(Bucket=s3.bucket, Key="run/job.json", Body=b"{}")
-    monkeypatch.setenv(STORAGE_ENV, json.dumps([{"op": "stat", "path": f"{s3.bucket}/run/*",
-                                                 "fault": "stall", "seconds": 0.2}]))
+    arm(monkeypatch, tmp_path / "faults", storage_plan(
+        [{"op": "stat", "path": f"{s3.bucket}/run/*", "fault": "stall", "seconds": 0.2}]))
     for command in (["status", url], ["finalize", url], ["search", url, "neutrinos"]):
         line = one_line(ray_embed(*command, cwd=tmp_path))
         assert line.startswith(f"ray-embed: failed: cannot look up {url}/"), line
@@ -94,12 +93,12 @@ def test_a_store_failing_under_the_tasks_is_one_line_and_resumable(
     url = f"s3://{s3.bucket}/run"
     args = ["run", "--input", str(sample_path), "--limit", "40", "--output", url,
             "--precision", "fp32", "--shard-rows", "16", "--block-bytes", "16000"]
-    monkeypatch.setenv(STORAGE_ENV, json.dumps([{"op": "write", "path": "*/shards/part-*",
-                                                 "fault": "unreachable", "after": 1}]))
+    arm(monkeypatch, tmp_path / "faults", storage_plan(
+        [{"op": "write", "path": "*/shards/part-*", "fault": "unreachable", "after": 1}]))
     line = one_line(ray_embed(*args, cwd=tmp_path))
     assert line.startswith(f"ray-embed: failed: cannot write {url}/shards/part-"), line
     assert "Connection refused" in line
-    monkeypatch.delenv(STORAGE_ENV)
+    disarm(monkeypatch)
     assert ray_embed(*args, cwd=tmp_path).returncode == 0
     local = tmp_path / "copy"
     assert ray_embed("upload", url, f"file://{local}", cwd=tmp_path).returncode == 0

@@ -8,14 +8,11 @@ in input order. Every output batch also says what computed it: columns `device` 
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
 import torch
 
-from ..faults import NO_FAULTS, Faults
-from ..storage.injection import in_task
+from ..redact import redacting
 from ..rundir.rejects import reject_record
 from ..rundir.replica import ReplicaSpec
 from ..rundir.rundir import RunDir
@@ -63,16 +60,14 @@ class Encoder:
     `replica`: what a replica needs of the run (`JobRecord.replica`): the model settings, the
     batching options, the model to load, and the driver's resolved device and precision
     (never `auto`), which the replica settles once for its node (`replica_choice`) and keeps
-    as `self.device` / `self.precision`. `faults` is test-only fault injection
-    (`ray_job.faults`); `run_url`: the run directory where rows the model fails on are
-    rejected, under the driver's lease (`fence`, rundir/fence.py).
+    as `self.device` / `self.precision`. `run_url`: the run directory where rows the model
+    fails on are rejected, under the driver's lease (`fence`, rundir/fence.py).
     """
 
     def __init__(self, replica: ReplicaSpec, threads: int | None = None,
-                 faults: Faults = NO_FAULTS, run_url: str | None = None, fence=None):
+                 run_url: str | None = None, fence=None):
         self.device, self.precision = replica_choice(replica.device, replica.precision,
                                                      torch.cuda.is_available())
-        self.faults = faults
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)
         device = "cuda:0" if self.device == "cuda" else self.device  # Ray sets CUDA_VISIBLE_DEVICES
@@ -85,7 +80,6 @@ class Encoder:
                                  or replica_budget(self.model.info, self.torch_device))
         self.feeder = feeder_for(self.torch_device, self.pad_id,
                                  max(self.max_batch_tokens, self.model.info.max_seq_length))
-        self.calls = 0
         self.max_batch_rows = replica.max_batch_rows
         self.run_url, self.fence = run_url, fence   # where rows the model fails on are rejected
 
@@ -151,11 +145,10 @@ class Encoder:
             return self.model.embed(ids, mask)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        with in_task(self.faults.storage):
+        with redacting():
             return self._encode(batch)
 
     def _encode(self, batch: pa.Table) -> pa.Table:
-        self._maybe_die()
         input_ids = batch.column("input_ids").combine_chunks()
         failed: dict[int, str] | None = {} if self.run_url else None
         emb, computed = self.embed_token_lists(input_ids, failed)
@@ -177,9 +170,3 @@ class Encoder:
             keep[list(failed)] = False
             table = table.filter(pa.array(keep))
         return table
-
-    def _maybe_die(self) -> None:
-        """Test-only fault injection: a hard process exit, as when a node dies."""
-        self.calls += 1
-        if self.faults.kill_encoder_now(self.calls):
-            os._exit(1)

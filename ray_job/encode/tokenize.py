@@ -21,8 +21,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from ..faults import NO_STORAGE_FAULTS, StorageFaults
-from ..storage.injection import in_task
+from ..redact import redacting
 
 TOKEN_TYPE = pa.list_(pa.int32())
 HEALTH_PROBE = "a"   # a text every working tokenizer can take
@@ -274,14 +273,13 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
 
 
 def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
-                   threads: int | None = None, fence=None,
-                   faults: StorageFaults = NO_STORAGE_FAULTS) -> pa.Table:
+                   threads: int | None = None, fence=None) -> pa.Table:
     """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
     `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
     to the rejects of the run directory at `run_url` (without one, they are an error: a row is
     never dropped silently), under the driver's lease (`fence`, rundir/fence.py). `threads`:
-    the CPUs the task holds; `faults`: the driver's storage fault plan (tests only)."""
-    with in_task(faults):
+    the CPUs the task holds. Errors leave redacted (Ray formats them for the driver)."""
+    with redacting():
         return _tokenize_batch(batch, recipe, run_url, threads, fence)
 
 

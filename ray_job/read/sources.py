@@ -13,10 +13,8 @@ from .inputs import ReadUnit
 from .keys import make_key
 from .resume import resume_fields, unit_done_keys
 from .readers import read_unit
-from ..faults import NO_STORAGE_FAULTS, StorageFaults
-from ..redact import redact_text, redact_url
+from ..redact import redact_text, redact_url, redacting
 from ..rundir.rejects import reject_record
-from ..storage.injection import in_task
 from ..rundir.reuse import reuse_table
 from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
@@ -170,8 +168,7 @@ EXPECTED = "expected"               # ... and the unit's file as the manifest re
 
 
 def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None, fence=None,
-                  faults: StorageFaults = NO_STORAGE_FAULTS) -> Iterator[pa.Table]:
+                  previous=None, fence=None) -> Iterator[pa.Table]:
     """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
     bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
     not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
@@ -180,8 +177,8 @@ def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
     column (read/resume.py); its file is checked against its EXPECTED manifest entry while
     it is read (a change fails the task: InputChanged). Its files are written under the
     driver's lease (`fence`, rundir/fence.py: LeaseLost once another driver took it).
-    `faults`: the driver's storage fault plan (tests only)."""
-    with in_task(faults):
+    Errors leave redacted (Ray formats them for the driver and its logs)."""
+    with redacting():
         yield from _units_to_rows(batch, template, id_field, run_url, previous, fence)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..faults import NO_STORAGE_FAULTS, StorageFaults
-from ..storage.injection import in_task
+from ..redact import redacting
 from .fence import Fence
 from .rundir import RunDir
 
@@ -17,17 +16,15 @@ SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64()),
 
 
 def write_shard_block(block: pa.Table, run_url: str, fence: Fence | None = None,
-                      config_hash: str | None = None,
-                      faults: StorageFaults = NO_STORAGE_FAULTS) -> pa.Table:
+                      config_hash: str | None = None) -> pa.Table:
     """Ray map_batches function (one block per call): the block becomes one complete shard
     file in the run directory at `run_url` (a local directory or an object-store prefix that
     every node can reach), written only while the driver holds the lease `fence` names and
     stamped with the run's `config_hash`. Returns one row naming the shard, its rows and its
     first and last keys (none for an empty block): the driver reads these as they come, so it hears of every shard
-    without a listing and without an actor of its own. `faults`: the driver's storage fault
-    plan (tests only)."""
+    without a listing and without an actor of its own."""
     table = _as_table(block)
-    with in_task(faults):
+    with redacting():
         name = RunDir(run_url, fence).write_shard(table, config_hash)
     if not name:
         return SHARD_WRITTEN.empty_table()

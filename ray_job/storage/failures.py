@@ -80,10 +80,11 @@ def storage_error(exc: BaseException, op: str, where: str) -> StorageError:
 
 class Guarded:
     """A file object whose failing reads (and seeks) are StorageErrors naming the file; all
-    else is the file's own. With an injector (tests), each read asks it first."""
+    else is the file's own. `before(method)`, when given, is asked before each read (the
+    storage door's test hook: a fault can strike half way through a file)."""
 
-    def __init__(self, inner, where: str, injector=None, path: str = ""):
-        self._inner, self._where, self._injector, self._path = inner, where, injector, path
+    def __init__(self, inner, where: str, before=None):
+        self._inner, self._where, self._before = inner, where, before
         self.failure: StorageError | None = None    # the last one raised (see `reraising`)
 
     def __getattr__(self, name):
@@ -91,8 +92,8 @@ class Guarded:
 
     def _guard(self, name, *args):
         try:
-            if self._injector is not None and name != "seek":
-                self._injector.before("read", name, self._path)
+            if self._before is not None and name != "seek":
+                self._before(name)
             return getattr(self._inner, name)(*args)
         except Exception as exc:
             if not is_storage_failure(exc):
@@ -125,8 +126,8 @@ class Guarded:
         self._inner.close()
 
 
-def guarded(inner, where: str, injector=None, path: str = "") -> Guarded:
-    return Guarded(inner, where, injector, path)
+def guarded(inner, where: str, before=None) -> Guarded:
+    return Guarded(inner, where, before)
 
 
 @contextlib.contextmanager

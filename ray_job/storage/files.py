@@ -3,8 +3,7 @@ https://, file://, ...).
 
 Every operation ray_job does on a stored file (the run directory, the inputs, a --previous run,
 a publishing target) is a method of `Files`, and `files_for(location)` is the one place a
-`Files` is made. Whatever must see every storage operation (fault injection, timing) wraps
-what `files_for` returns; nothing else needs to change.
+`Files` is made.
 
 Local paths get plain os calls (a temp file renamed into place, O_EXCL, memory maps); URLs get
 fsspec, whose protocol dispatch picks the backend, with credentials and endpoints from each
@@ -17,9 +16,9 @@ Every method is one kind of operation (stat, list, read, open, write, move, remo
 failure of the storage itself (a full disk, an I/O error, a store unreachable or timing out
 after its retries), raised by the OS or by a backend, leaves the door as one `StorageError`
 naming the operation and the file (credentials masked); "not found", "exists" and "denied"
-keep their own types, which callers act on. While a fault plan is in force
-(`injection.injected`, tests only), the door asks its injector first, inside the same
-error handling: an injected fault travels the path of a real one.
+keep their own types, which callers act on. Before every operation the door asks the test
+hook (`hooks.before_storage`; nothing in production), inside the same error handling: an
+injected fault travels the path of a real one, on the same read paths production takes.
 """
 from __future__ import annotations
 
@@ -32,10 +31,10 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .. import hooks
 from ..errors import UserError
 from ..redact import redact_text, redact_url
 from .failures import first_line, guarded, is_storage_failure, reraising, storage_error
-from .injection import active_injector
 from .timeouts import bound_retries, storage_options
 
 STREAM_BUFFER_BYTES = 8 * 1024 * 1024      # one ranged request per this many bytes read
@@ -66,22 +65,21 @@ def files_for(location: str) -> tuple["Files", str]:
     except (ImportError, ValueError) as exc:
         raise UserError(redact_text(f"cannot read {location}: {first_line(exc)}")) from None
     bound_retries(fs)
-    return Files(fs, active_injector()), path
+    return Files(fs), path
 
 
 def operation(kind: str, where_arg: int = 0):
-    """A Files method of this kind of operation: the injector asked first (while a plan is
-    in force), a failure of the storage raised as a StorageError naming the file (the
-    method's `where_arg`-th argument: a path, or a list of paths)."""
+    """A Files method of this kind of operation: the test hook asked first for each path, a
+    failure of the storage raised as a StorageError naming the file (the method's
+    `where_arg`-th argument: a path, or a list of paths)."""
     def wrap(method):
         @functools.wraps(method)
         def call(self, *args, **kwargs):
             where = args[where_arg]
             paths = [str(p) for p in where] if isinstance(where, (list, tuple)) else [str(where)]
             try:
-                if self.injector is not None:
-                    for path in paths:
-                        self.injector.before(kind, method.__name__, path)
+                for path in paths:
+                    hooks.before_storage(kind, method.__name__, path)
                 return method(self, *args, **kwargs)
             except Exception as exc:
                 if not is_storage_failure(exc):
@@ -102,12 +100,11 @@ class Files:
     writes appear complete or not at all: locally a temp file is renamed into place, and an
     object store's PUT is all-or-nothing already."""
 
-    def __init__(self, fs, injector=None):
+    def __init__(self, fs):
         from fsspec.implementations.local import LocalFileSystem
 
         self.fs = fs
         self.local = isinstance(fs, LocalFileSystem)
-        self.injector = injector            # injection.Injector: tests only
 
     # ---- what is there --------------------------------------------------------------------
 
@@ -191,7 +188,7 @@ class Files:
         """A binary file for sequential reading (seek, read, readline): plain open() locally;
         in a store one ranged request per `buffer_bytes` read, never a whole-file download."""
         if self.local:
-            return self._reading(open(path, "rb"), path) if self.injector else open(path, "rb")
+            return open(path, "rb")
         return self._reading(io.BufferedReader(self.fs.open(path, "rb", cache_type="none"),
                                                buffer_size=buffer_bytes), path)
 
@@ -199,7 +196,7 @@ class Files:
     def open_ranged(self, path: str):
         """A context manager giving what pyarrow opens for ranged reads (Parquet footers, row
         groups): the path itself locally, else a file fetching exactly the ranges asked for."""
-        if self.local and not self.injector:
+        if self.local:
             return contextlib.nullcontext(path)
         return self._reading(self.fs.open(path, "rb", cache_type="none"), path)
 
@@ -209,15 +206,15 @@ class Files:
         ranged reads in a store."""
         import pyarrow as pa
 
-        if self.local and not self.injector:
+        if self.local:
             return pa.memory_map(path, "r")
         return _random_source(self._reading(self.fs.open(path, "rb", cache_type="none"), path))
 
     def _reading(self, file, path: str):
-        """`file`, guarded: its failing reads are StorageErrors naming `path`; while a fault
-        plan is in force each read asks the injector first (kind "read"), so a fault can
-        strike half way through a file (local files are guarded only then)."""
-        return guarded(file, self.where(path), self.injector, path)
+        """`file` (in a store), guarded: its failing reads are StorageErrors naming `path`,
+        and each read asks the test hook first (kind "read")."""
+        return guarded(file, self.where(path),
+                       lambda method: hooks.before_storage("read", method, path))
 
     @operation("read")
     def get(self, path: str, local: Path, size: int | None = None) -> None:
