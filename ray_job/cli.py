@@ -289,7 +289,7 @@ COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_
 
 
 # What the Hub client and transformers read when first imported: their chatter stays behind
-# --verbose without importing them here (transformers alone is ~3 s of every command's start)
+# --verbose, set through their environment so that no command imports them just to quieten them
 QUIET_LIBRARIES_ENV = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_VERBOSITY": "error",
                        "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 

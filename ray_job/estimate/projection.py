@@ -13,8 +13,10 @@ from ..errors import UserError
 from .corpus import sample_corpus
 from .rates import cpu_rate, gpu_rate, load_results, padding_efficiency
 
-STARTUP_S = 20.0     # measured: ~17 s to the first shard on the 2-core dev machine (issue 21)
-RAY_TASK_SHARE = 0.8  # measured: the data path in Ray tasks ran at 0.83-1.0 of in-process
+# A run's fixed cost before its first shard, and the share of the in-process data-path rate it
+# keeps inside Ray tasks: both from benchmarks/README.md ("CPU path"), rounded to the safe side.
+STARTUP_S = 20.0
+RAY_TASK_SHARE = 0.8
 
 
 def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: float | None,
