@@ -2,12 +2,11 @@
 config's fields, the command line's parsers and docs/reference.md; `--help` stays light."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import argparse
 
 import pytest
 
