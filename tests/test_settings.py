@@ -14,7 +14,7 @@ from ray_job import cli
 from ray_job.cli import make_parser
 from ray_job.config import OPTION_FIELDS, SPEC_FIELDS, JobConfig
 from ray_job.errors import ConfigError
-from ray_job.settings import COMMANDS, SETTINGS
+from ray_job.settings import COMMAND_OPTIONS, COMMANDS, SETTINGS
 from ray_job.settings.commands import options_of
 from ray_job.settings.flags import settings_of
 from ray_job.settings.reference import REFERENCE, REGENERATE, reference_markdown
@@ -65,6 +65,9 @@ def subparsers() -> dict[str, argparse.ArgumentParser]:
 def test_the_declared_commands_are_the_commands_cli_runs_in_the_declared_order():
     assert list(subparsers()) == [c.name for c in COMMANDS]
     assert set(cli.COMMANDS) == {c.name for c in COMMANDS}
+    named = {c for s in SETTINGS for c in s.commands} | {c for o in COMMAND_OPTIONS
+                                                         for c in o.commands}
+    assert named <= {c.name for c in COMMANDS}
 
 
 @pytest.mark.parametrize("command", [c.name for c in COMMANDS])
