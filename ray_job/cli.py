@@ -11,8 +11,8 @@ import sys
 from .config import build_config
 from .errors import Stopped, UserError
 from .redact import redact_text, redact_url
-from .settings import INDEX_VECTORS, MAP_SAMPLE
-from .settings.flags import add_setting_flags, settings_from_args
+from .settings.flags import settings_from_args
+from .settings.parsers import add_command_parsers
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,77 +25,8 @@ class Parser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="ray-embed", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="embed a corpus into OUT/embeddings.h5")
-    run.add_argument("--config", metavar="job.yaml", help="YAML file with the same settings")
-    add_setting_flags(run, "run")
-    bench = sub.add_parser("bench", help="measure docs/s on this cluster and project a full run")
-    bench.add_argument("--config", metavar="job.yaml")
-    add_setting_flags(bench, "bench")
-    bench.add_argument("--docs", type=int, default=2000, help="rows to embed (default 2000)")
-    bench.add_argument("--corpus-size", type=int, default=2_700_000,
-                       help="papers in the full run to project (default: the arXiv snapshot)")
-    bench.add_argument("--gpu-docs-per-s", type=float, default=None, metavar="N",
-                       help="on a CPU-only cluster: an assumed docs/s of one GPU replica, to say "
-                            "how many CPU cores it needs (measured instead on CUDA)")
-    add_plan_parser(sub)
-    upload = sub.add_parser("upload", help="publish a finished run to the Hugging Face Hub or "
-                                           "an fsspec URL")
-    upload.add_argument("directory", metavar="DIR")
-    upload.add_argument("destination", metavar="DEST",
-                        help="hf://datasets/OWNER/NAME[/path], s3://bucket/path, gs://..., file://...")
-    search = sub.add_parser("search", help="nearest papers to a query (through the run's "
-                                           "index when it is current, else an exact scan)")
-    search.add_argument("directory", metavar="DIR")
-    search.add_argument("query")
-    search.add_argument("--query-prompt", metavar="TEXT", default=None,
-                        help="put TEXT before the query ('' for none; default: the run's query "
-                             "prompt, job.json's model.query_prompt)")
-    search.add_argument("--query-prompt-name", metavar="NAME", default=None,
-                        help="the model's prompt of this name before the query")
-    add_hit_options(search)
-    similar = sub.add_parser("similar", help="papers nearest to a paper of the run (itself "
-                                             "left out)")
-    similar.add_argument("directory", metavar="DIR")
-    similar.add_argument("paper_id", metavar="PAPER_ID")
-    add_hit_options(similar)
-    index = sub.add_parser("index", help="build the run's nearest-neighbour index in DIR/index/ "
-                                         "(nothing to do when it is current)")
-    index.add_argument("directory", metavar="DIR")
-    index.add_argument("--force", action="store_true", help="rebuild even when current")
-    index.add_argument("--vectors", choices=list(INDEX_VECTORS), default=INDEX_VECTORS[0],
-                       help="index the float32 vectors (default) or their compact int8 / "
-                            "binary codes (candidates rescored exactly against float32)")
-    index.add_argument("--truncate-dim", type=int, metavar="D",
-                       help="with --vectors int8/binary: codes of the first D dims only")
-    add_map_commands(sub)
-    status = sub.add_parser("status", help="progress of a run directory")
-    status.add_argument("directory", metavar="DIR")
-    status.add_argument("--config", metavar="job.yaml",
-                        help="also say whether this config matches the run's")
-    fin = sub.add_parser("finalize", help="merge the shards of a run directory again")
-    fin.add_argument("directory", metavar="DIR")
-    fin.add_argument("--index", action="store_true", help="also build the index (ray-embed index)")
-    fin.add_argument("--map", action="store_true", help="also build the map (ray-embed map)")
+    add_command_parsers(parser.add_subparsers(dest="command", required=True))
     return parser
-
-
-def add_plan_parser(sub) -> None:
-    plan = sub.add_parser("plan", help="before the spend: corpus, tokens, projected wall time, "
-                                       "GPU-hours, cost and CPUs per GPU")
-    plan.add_argument("--config", metavar="job.yaml")
-    add_setting_flags(plan, "plan")
-    plan.add_argument("--gpus", type=int, required=True, help="GPUs of the run (0: this CPU)")
-    plan.add_argument("--gpu-type", default="H100", help="H200, H100, A100, L40S, L4, ...")
-    plan.add_argument("--price-per-gpu-hour", type=float, default=None, metavar="P")
-    plan.add_argument("--cpus-per-gpu", type=float, default=None, metavar="N",
-                      help="CPUs a node has per GPU (the data path may then limit the rate)")
-    plan.add_argument("--docs", type=int, default=None, help="corpus rows, when known")
-    plan.add_argument("--sample-docs", type=int, default=1000,
-                      help="rows read and tokenized to measure tokens per doc (default 1000)")
-    plan.add_argument("--gpu-results", default=None, metavar="JSON",
-                      help="the GPU check's results (default: those shipped with ray_job)")
-    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -110,27 +41,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
                      Path(args.gpu_results) if args.gpu_results else None)
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return 0
-
-
-def add_map_commands(sub) -> None:
-    mapping = sub.add_parser("map", help="lay the run's papers out in 2-D (UMAP) in DIR/map/, "
-                                         "with a picture (nothing to do when it is current)")
-    mapping.add_argument("directory", metavar="DIR")
-    mapping.add_argument("--force", action="store_true", help="rebuild even when current")
-    mapping.add_argument("--sample", type=int, default=MAP_SAMPLE, metavar="N",
-                         help=f"rows UMAP is fitted on; the others are placed near them "
-                              f"(default {MAP_SAMPLE:,})")
-    explore = sub.add_parser("explore", help="open the run in Embedding Atlas (map, text "
-                                             "search, neighbours, filters) on 127.0.0.1")
-    explore.add_argument("directory", metavar="DIR_OR_URL")
-    explore.add_argument("--port", type=int, default=5055, help="default 5055")
-    explore.add_argument("--no-browser", action="store_true",
-                         help="do not open a web browser, only serve")
-
-
-def add_hit_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
-    parser.add_argument("--json", action="store_true", help="print the hits as JSON")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ import sys
 import h5py
 import pytest
 
+from ray_job.settings import COMMAND_OPTIONS
+
 
 def ray_embed(*args, cwd=None, timeout=600):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -105,6 +107,23 @@ def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, monkeypatch, capsy
     assert main(args) == 2
     one_error_line(capsys.readouterr().err, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "data.csv"]   # nothing made
+
+
+# the arguments a command needs before it reads a positive option (no run directory is read
+# before the option is checked)
+BEFORE_OPTIONS = {"bench": ["bench"], "plan": ["plan", "--gpus", "0"],
+                  "search": ["search", "nowhere", "a query"], "similar": ["similar", "nowhere", "p1"]}
+
+
+@pytest.mark.parametrize("command, flag", [(c, o.flag) for o in COMMAND_OPTIONS if o.positive
+                                           for c in o.commands])
+def test_a_declared_positive_option_at_zero_is_one_line_and_exit_code_2(
+        tmp_path, monkeypatch, capsys, command, flag):
+    from ray_job.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([*BEFORE_OPTIONS[command], flag, "0"]) == 2
+    one_error_line(capsys.readouterr().err, flag)
 
 
 def test_a_model_the_hub_does_not_have_is_one_line_in_a_new_process(tmp_path):

@@ -1,8 +1,7 @@
 """Every job setting, declared once (`SETTINGS`): the YAML keys, the flags of run / bench /
 plan, the config's fields and checks, and docs/reference.md are made from this table.
 
-Also the defaults and choices of the options of single commands that other modules share
-(`MAP_SAMPLE`, `INDEX_VECTORS`), so that `--help` needs none of those modules."""
+The arguments of commands that are not settings are declared in commands.py."""
 from __future__ import annotations
 
 from .presets import PRESETS
@@ -14,8 +13,6 @@ YAML_ONLY = {"flag": None, "commands": ()}     # a setting with no flag
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "fp16-weights", "bf16-weights")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-INDEX_VECTORS = ("float32", "int8", "binary")    # what `ray-embed index --vectors` indexes
-MAP_SAMPLE = 50_000           # rows UMAP is fitted on (the rest are placed near them)
 
 SPEC_SETTINGS = (
     Setting("inputs", tuple[str, ...], (), SPEC, metavar="PATH_OR_URL", flag="--input",

@@ -1,14 +1,17 @@
-"""docs/reference.md: the settings' table, made from their declarations.
+"""docs/reference.md: the settings' table, the presets and each command's own arguments, made
+from their declarations.
 
 `python -m ray_job.settings.reference` writes it (`--check`: exit 1 when the committed file
-differs); tests/test_settings_reference.py compares the two."""
+differs); tests/test_settings.py compares the two."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 from .declared import SETTINGS
+from .markdown import cell as _cell
 from .presets import PRESETS
+from .reference_commands import commands_markdown
 from .setting import SPEC, Setting
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
@@ -21,8 +24,8 @@ def reference_markdown() -> str:
     lines = [
         "# Settings reference",
         "",
-        (f"<!-- generated from ray_job/settings/declared.py by `{REGENERATE}`: edit the "
-         "declarations, not this file -->"),
+        (f"<!-- generated from ray_job/settings/declared.py and commands.py by "
+         f"`{REGENERATE}`: edit the declarations, not this file -->"),
         "",
         ("Every setting is a key of a YAML file (`ray-embed run --config job.yaml`; `-` or `_` "
          "in a key) and, where it has one, a flag; a flag given wins over the YAML file, which "
@@ -36,6 +39,7 @@ def reference_markdown() -> str:
     lines += ["", "## Presets", "", "| Preset | Settings |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(', '.join(f'{k}={v!r}' for k, v in values.items()))} |"
               for name, values in sorted(PRESETS.items())]
+    lines += ["", *commands_markdown()]
     return "\n".join(lines) + "\n"
 
 
@@ -73,11 +77,6 @@ def _default(setting: Setting) -> str:
     if isinstance(setting.default, bool):
         return "on" if setting.default else "off"
     return f"`{setting.default}`"
-
-
-def _cell(text: str) -> str:
-    """Text safe in a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def main(argv: list[str]) -> int:
