@@ -22,10 +22,10 @@ from ..errors import ConfigError, UserError
 from ..read.text import RejectRow, TextTemplate, cap_text, text_byte_cap
 from ..rundir.job import pinned_revision
 from ..rundir.replica import ReplicaSpec
-from .model_facts import describe, model_folder
-from .model_identity import model_identity
-from .model_source import resolve_model_source
-from .precision import may_have_mps, pick_device, pick_precision
+from .model.facts import describe, model_folder
+from .model.identity import model_identity
+from .model.location import resolve_model_source
+from .model.precision import may_have_mps, pick_device, pick_precision
 from .tokenize import TokenizerRecipe, model_recipe, texts_encoder, token_array
 
 if TYPE_CHECKING:
