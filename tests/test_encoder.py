@@ -15,6 +15,7 @@ from ray_job.encode.model.precision import (RESOLVED, cpu_has_native_bf16, pick_
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request
 from ray_job.rundir.replica import ReplicaSpec
+from ray_job.rundir.rundir import RunDir
 from tiny_models import tiny_bert
 
 TEXTS = ["a short title", "a much longer abstract about sparse attention in transformers", "x"]
@@ -104,7 +105,7 @@ def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embed
 
     cfg = JobConfig.of(model=bert, pooling="mean")
     clean = Encoder(replica(cfg, bert))(batch(bert))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), run_dir=RunDir(str(tmp_path)))
     poison = int(batch(bert).column("input_ids")[1].values[2].as_py())   # a token of row 1 only
     real = enc.model.embed
 
@@ -127,7 +128,7 @@ def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
     cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096)
     same = ["sparse attention in transformers"] * 4             # one micro-batch of 4 rows
     clean = Encoder(replica(cfg, bert))(batch(bert, same))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), run_dir=RunDir(str(tmp_path)))
     real = enc.model.embed
 
     def embed(ids, mask):
@@ -151,7 +152,7 @@ def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tm
     cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096, max_batch_rows=16)
     texts = ["sparse attention in transformers"] * 64
     clean = Encoder(replica(cfg, bert))(batch(bert, texts))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), run_dir=RunDir(str(tmp_path)))
     real, ooms = enc.model.embed, []
 
     def embed(ids, mask):
@@ -171,7 +172,7 @@ def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tm
 
 
 def test_a_model_that_fails_on_every_row_fails_the_batch(bert, tmp_path):
-    enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), run_url=str(tmp_path))
+    enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), run_dir=RunDir(str(tmp_path)))
 
     def broken(ids, mask):
         raise RuntimeError("device lost")

@@ -22,6 +22,7 @@ from ray_job.encode.encoder import embedding_array
 from ray_job.errors import LeaseLost
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.sink import write_shard_block
+from ray_job.rundir.stage import RunContext
 
 
 def shard_table(keys):
@@ -58,7 +59,7 @@ COMMITS = {
     "duplicates": lambda r: r.write_duplicates([{"reason": "duplicate_id", "key": 2}]),
     "reuse": lambda r: r.write_reuse("00000-0000000000000", _reuse(), {"reused": 1}),
     "shard": lambda r: r.write_shard(shard_table([7, 8])),
-    "worker shard": lambda r: write_shard_block(shard_table([9]), r.url, r.fence),
+    "worker shard": lambda r: write_shard_block(shard_table([9]), RunContext(r.url, r.fence)),
     "embeddings.h5": lambda r: _result(r, "embeddings.h5"),
     "export": lambda r: _result(r, "parquet/part-00000.parquet"),
     "folder export": lambda r: _folder_result(r, "lance/papers.lance"),

@@ -11,12 +11,14 @@ import pyarrow as pa
 import pytest
 
 from ray_job.encode.tokenize import (TokenizerRecipe, encode_texts, load_tokenizer,
-                                     tokenize_batch, tokenize_rows, tokenizer_recipe)
+                                     tokenize_batch, tokenize_rows, tokenize_table,
+                                     tokenizer_recipe)
 from ray_job.read.inputs import plan_units, resolve_inputs
 from ray_job.read.keys import make_key
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.rundir import RunDir
+from ray_job.rundir.stage import RunContext
 
 # valid JSON whose title decodes to a str holding a lone surrogate: not encodable as UTF-8
 SURROGATE_LINE = '{"id": "p-bad", "title": "bad \\ud800 title", "abstract": "an abstract"}'
@@ -53,7 +55,7 @@ def test_a_lone_surrogate_in_a_title_is_rejected_and_the_rest_is_tokenized(tmp_p
     assert "UTF-8" in reject["detail"]
     json.dumps(reject, ensure_ascii=False).encode()          # the reject itself can be written
     recipe = asdict(tokenizer_recipe(bundled_tokenizer(), 32))
-    out = tokenize_batch(rows.table, recipe, run_url=str(tmp_path / "run"))
+    out = tokenize_batch(rows.table, RunContext(str(tmp_path / "run"), recipe=recipe))
     assert out.column("id").to_pylist() == ["p0", "p1", "p2", "p3"]
 
 
@@ -123,7 +125,7 @@ def test_tokenize_batch_writes_its_rejects_under_a_name_made_from_the_key(tmp_pa
     run_dir = RunDir.at(tmp_path / "run")
     table = rows_table(["a", "POISON", "c"])
     for _ in range(2):                                      # a retried task writes the same file
-        out = tokenize_batch(table, NO_RUST, run_url=run_dir.url)
+        out = tokenize_batch(table, RunContext(run_dir.url, recipe=NO_RUST))
         assert out.column("id").to_pylist() == ["p0", "p2"]
     assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
 
@@ -133,7 +135,7 @@ def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(mon
     monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
                         lambda *a, **k: PoisonTokenizer(real))
     with pytest.raises(RuntimeError, match="untokenizable"):
-        tokenize_batch(rows_table(["a", "POISON"]), NO_RUST)
+        tokenize_table(rows_table(["a", "POISON"]), NO_RUST)
 
 
 def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_records, tmp_path):

@@ -15,7 +15,6 @@ import torch
 from ..redact import redacting
 from ..rundir.rejects import reject_record
 from ..rundir.replica import ReplicaSpec
-from ..rundir.rundir import RunDir
 from .batching import length_order, token_budget_batches
 from .feed import feeder_for
 from .isolate import forward_isolating
@@ -64,8 +63,7 @@ class Encoder:
     fails on are rejected, under the driver's lease (`fence`, rundir/fence.py).
     """
 
-    def __init__(self, replica: ReplicaSpec, threads: int | None = None,
-                 run_url: str | None = None, fence=None):
+    def __init__(self, replica: ReplicaSpec, threads: int | None = None, run_dir=None):
         self.device, self.precision = replica_choice(replica.device, replica.precision,
                                                      torch.cuda.is_available())
         if self.device == "cpu" and threads:
@@ -81,7 +79,7 @@ class Encoder:
         self.feeder = feeder_for(self.torch_device, self.pad_id,
                                  max(self.max_batch_tokens, self.model.info.max_seq_length))
         self.max_batch_rows = replica.max_batch_rows
-        self.run_url, self.fence = run_url, fence   # where rows the model fails on are rejected
+        self.run_dir = run_dir         # where rows the model fails on are rejected
 
     def embed_token_lists(self, input_ids: pa.ListArray,
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +148,7 @@ class Encoder:
 
     def _encode(self, batch: pa.Table) -> pa.Table:
         input_ids = batch.column("input_ids").combine_chunks()
-        failed: dict[int, str] | None = {} if self.run_url else None
+        failed: dict[int, str] | None = {} if self.run_dir else None
         emb, computed = self.embed_token_lists(input_ids, failed)
         lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
         table = pa.table({
@@ -164,7 +162,7 @@ class Encoder:
         if failed and len(failed) == batch.num_rows > 1:     # not a poison row: a broken replica
             raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
         if failed:
-            RunDir(self.run_url, self.fence).write_row_rejects(
+            self.run_dir.write_row_rejects(
                 "encode", failed_rows_rejects(table, failed))
             keep = np.ones(batch.num_rows, dtype=bool)
             keep[list(failed)] = False

@@ -16,12 +16,15 @@ import functools
 import itertools
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyarrow as pa
 
 from ..redact import redacting
+
+if TYPE_CHECKING:
+    from ..rundir.stage import RunContext
 
 TOKEN_TYPE = pa.list_(pa.int32())
 HEALTH_PROBE = "a"   # a text every working tokenizer can take
@@ -272,30 +275,33 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
     return kept.drop_columns(["text"]).append_column("input_ids", ids_array), rejects
 
 
-def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
-                   threads: int | None = None, fence=None) -> pa.Table:
-    """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
-    `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
-    to the rejects of the run directory at `run_url` (without one, they are an error: a row is
-    never dropped silently), under the driver's lease (`fence`, rundir/fence.py). `threads`:
-    the CPUs the task holds. Errors leave redacted (Ray formats them for the driver)."""
+def tokenize_batch(batch: pa.Table, context: RunContext) -> pa.Table:
+    """The tokenize stage (a Ray map_batches function): replaces the `text` column by
+    `input_ids`, with the tokenizer `context.recipe` describes, holding
+    `context.task_threads` CPUs; rows the tokenizer fails on are written to the run's rejects
+    (`context.run_dir()`, under the driver's lease). Errors leave redacted (Ray formats them
+    for the driver)."""
     with redacting():
-        return _tokenize_batch(batch, recipe, run_url, threads, fence)
+        return _tokenize_batch(batch, context.recipe, context.run_dir(), context.task_threads)
 
 
-def _tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None,
-                    threads: int | None, fence) -> pa.Table:
+def tokenize_table(batch: pa.Table, recipe: dict, threads: int | None = None) -> pa.Table:
+    """`tokenize_batch` outside a run: a row the tokenizer fails on is an error (a row is
+    never dropped silently)."""
+    with redacting():
+        return _tokenize_batch(batch, recipe, None, threads)
+
+
+def _tokenize_batch(batch: pa.Table, recipe: dict, run_dir, threads: int | None) -> pa.Table:
     cap_rust_threads(threads)
     if batch.num_rows == 0:
         return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
     out, rejects = tokenize_rows(texts_encoder(TokenizerRecipe(**recipe)), batch)
-    if rejects and run_url is None:
+    if rejects and run_dir is None:
         raise RuntimeError(f"{len(rejects)} untokenizable row(s) and no run directory to "
                            f"reject them in: {rejects[0]}")
     if rejects:
-        from ..rundir.rundir import RunDir
-
-        RunDir(run_url, fence).write_row_rejects("tokenize", rejects)
+        run_dir.write_row_rejects("tokenize", rejects)
     return out
 
 

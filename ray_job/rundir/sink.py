@@ -6,8 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..redact import redacting
-from .fence import Fence
-from .rundir import RunDir
+from .stage import RunContext
 
 # what the driver hears of each shard: its name, rows and first and last keys (which read
 # units it holds: the progress line's estimate, read.estimate.RowEstimate)
@@ -15,17 +14,16 @@ SHARD_WRITTEN = pa.schema([("shard", pa.string()), ("rows", pa.int64()),
                            ("first_key", pa.int64()), ("last_key", pa.int64())])
 
 
-def write_shard_block(block: pa.Table, run_url: str, fence: Fence | None = None,
-                      config_hash: str | None = None) -> pa.Table:
-    """Ray map_batches function (one block per call): the block becomes one complete shard
-    file in the run directory at `run_url` (a local directory or an object-store prefix that
-    every node can reach), written only while the driver holds the lease `fence` names and
-    stamped with the run's `config_hash`. Returns one row naming the shard, its rows and its
+def write_shard_block(block: pa.Table, context: RunContext) -> pa.Table:
+    """The write stage (a Ray map_batches function, one block per call): the block becomes
+    one complete shard file in the run directory (`context.run_url`: a local directory or an
+    object-store prefix that every node can reach), written only while the driver holds the
+    lease `context.fence` names and stamped with the run's `context.config_hash`. Returns one row naming the shard, its rows and its
     first and last keys (none for an empty block): the driver reads these as they come, so it hears of every shard
     without a listing and without an actor of its own."""
     table = _as_table(block)
     with redacting():
-        name = RunDir(run_url, fence).write_shard(table, config_hash)
+        name = context.run_dir().write_shard(table, context.config_hash)
     if not name:
         return SHARD_WRITTEN.empty_table()
     keys = pc.min_max(table.column("key"))
