@@ -18,6 +18,8 @@ from ray_job.read.keys import make_key
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.rundir import RunDir
+from ray_job.rundir.rejects import split_rejected
+from ray_job.rundir.sink import write_block_rejects
 from ray_job.rundir.stage import RunContext
 
 # valid JSON whose title decodes to a str holding a lone surrogate: not encodable as UTF-8
@@ -118,15 +120,20 @@ def test_rows_the_tokenizer_fails_on_are_isolated_and_rejected():
     assert tok.calls < 30                                   # bisected, not row by row
 
 
-def test_tokenize_batch_writes_its_rejects_under_a_name_made_from_the_key(tmp_path, monkeypatch):
+def test_a_tokenize_reject_is_written_by_the_sink_under_a_name_made_from_the_key(tmp_path,
+                                                                               monkeypatch):
     real = load_tokenizer(bundled_tokenizer())
     monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
                         lambda *a, **k: PoisonTokenizer(real))
     run_dir = RunDir.at(tmp_path / "run")
     table = rows_table(["a", "POISON", "c"])
-    for _ in range(2):                                      # a retried task writes the same file
+    tokenize_batch(table, RunContext(run_dir.url, recipe=NO_RUST))
+    assert not (tmp_path / "run" / "rejects").exists()      # the tokenizer writes nothing
+    for _ in range(2):                                      # a retried block writes the same file
         out = tokenize_batch(table, RunContext(run_dir.url, recipe=NO_RUST))
-        assert out.column("id").to_pylist() == ["p0", "p2"]
+        kept, rejects = split_rejected(out)
+        assert kept.column("id").to_pylist() == ["p0", "p2"]
+        write_block_rejects(run_dir, rejects)
     assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
 
 

@@ -18,7 +18,7 @@ class EncoderReplica:
     def __init__(self, context: RunContext):
         from .encoder import Encoder
 
-        self.encoder = Encoder(context.replica, context.replica_threads, context.run_dir())
+        self.encoder = Encoder(context.replica, context.replica_threads, rejects=True)
         self.calls = 0
 
     def __call__(self, batch):
