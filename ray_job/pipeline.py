@@ -263,7 +263,7 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -
         carried = run_dir.load_job()
         carried.check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
-        stats.resumed = bool(run_dir.shard_names())
+        stats.resumed = bool(run_dir.shards.names())
     with ray_session(cfg) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats, carried)
     return finalize_run(run_dir, stats, cfg.options.previous)
@@ -342,7 +342,7 @@ def stream_rows(ray, plan: EncodePlan, read_plan: ReadPlan, run_dir: RunDir,
                                       previous.fingerprint if previous else None,
                                       on_quarantine=lambda error: print(
                                           f"ray-embed: {error}", file=sys.stderr))
-    before = run_dir.rows_done()
+    before = run_dir.shards.rows_done()
     encode_started = time.monotonic()
     wall_started = time.time()
     if todo:
@@ -363,7 +363,7 @@ def stream_rows(ray, plan: EncodePlan, read_plan: ReadPlan, run_dir: RunDir,
                                        "precision": plan.choice.to_dict(),
                                        "threads": resources.threads}}
     stats.encode_s = time.monotonic() - encode_started
-    stats.embedded_now = run_dir.rows_done() - before
+    stats.embedded_now = run_dir.shards.rows_done() - before
 
 
 def choose_precision(ray, planned: PlannedJob, carried: JobRecord | None, device: str,

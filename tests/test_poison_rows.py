@@ -134,7 +134,7 @@ def test_a_tokenize_reject_is_written_by_the_sink_under_a_name_made_from_the_key
         kept, rejects = split_rejected(out)
         assert kept.column("id").to_pylist() == ["p0", "p2"]
         write_block_rejects(run_dir, rejects)
-    assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
+    assert [(r["reason"], r["key"]) for r in run_dir.rejects.records()] == [("untokenizable", 101)]
 
 
 def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(monkeypatch):
@@ -159,7 +159,7 @@ def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_reco
 
     with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
         assert [i.decode() for i in h5["ids"][:]] == [r["id"] for r in good]
-    [reject] = RunDir.at(tmp_path / "o").iter_rejects()
+    [reject] = RunDir.at(tmp_path / "o").rejects.records()
     assert reject["id"] == "p-bad" and reject["key"] == make_key(0, len("\n".join(lines[:3])) + 1)
 
 

@@ -194,12 +194,12 @@ def _units_to_rows(batch: pa.Table, context: RunContext) -> Iterator[pa.Table]:
         shards = unit_dict.pop(DONE_SHARDS, None) or []
         expected = unit_dict.pop(EXPECTED, None)
         unit = ReadUnit(**unit_dict)
-        done = unit_done_keys(unit, (run_dir.read_shard(name, ["key"]).column("key").to_numpy()
+        done = unit_done_keys(unit, (run_dir.shards.read(name, ["key"]).column("key").to_numpy()
                                      for name in shards))
         rows = UnitRows(ROW_SCHEMA.empty_table(), [])
         yield from stream_unit_rows(rows, unit, tpl, context.id_field, done, previous,
                                     expected=expected)
-        run_dir.write_unit_rejects(unit.name, rows.rejects)
+        run_dir.rejects.write_unit(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
         run_dir.write_unit_reads(unit.name, {

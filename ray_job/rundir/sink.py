@@ -38,7 +38,7 @@ def write_shard_block(block: pa.Table, context: RunContext) -> pa.Table:
     run_dir = context.run_dir()
     with redacting():
         write_block_rejects(run_dir, rejects)
-        name = run_dir.write_shard(table, context.config_hash)
+        name = run_dir.shards.write(table, context.config_hash)
     if not name:
         return SHARD_WRITTEN.empty_table()
     keys = pc.min_max(table.column("key"))
@@ -52,7 +52,7 @@ def write_block_rejects(run_dir, rejects: list[tuple[str, dict]]) -> None:
     for stage, record in rejects:
         by_stage[stage].append(record)
     for stage, records in by_stage.items():
-        run_dir.write_row_rejects(stage, records)
+        run_dir.rejects.write_rows(stage, records)
 
 
 def _as_table(block) -> pa.Table:
