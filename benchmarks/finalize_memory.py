@@ -52,7 +52,7 @@ def write_shards(out: Path, rows: int, dim: int, per_shard: int = 512) -> None:
         keys = np.arange(start, min(start + per_shard, rows), dtype=np.int64)
         id_of = np.where(keys % 1000 == 999, keys - 500, keys)
         emb = np.roll(base[:len(keys)], int(start // per_shard) % dim, axis=1)
-        run_dir.write_shard(pa.table({
+        run_dir.shards.write(pa.table({
             "key": keys, "id": [f"{k // 100000:04d}.{k % 100000:05d}" for k in id_of],
             "text_hash": pa.array(keys.astype(np.uint64)), "embedding": embedding_array(emb),
             "n_tokens": np.full(len(keys), 200, np.int32),

@@ -58,7 +58,7 @@ base = rss_kib()
 t = time.perf_counter()
 if sys.argv[2] == "before":        # the driver's code before: every key in one array, ray.put
     import numpy as np
-    done = np.unique(np.concatenate([keys for _, keys in run_dir.shard_keys()]))
+    done = np.unique(np.concatenate([keys for _, keys in run_dir.shards.keys()]))
     what = {"keys": len(done), "shipped_bytes": done.nbytes}
 elif sys.argv[2] == "after":
     todo, shards = units_to_read(run_dir, units, None)
@@ -67,7 +67,7 @@ else:
     todo, shards = units_to_read(run_dir, units, None)
     base = rss_kib()
     t = time.perf_counter()
-    keys = unit_done_keys(todo[0], (run_dir.read_shard(n, ["key"]).column("key").to_numpy()
+    keys = unit_done_keys(todo[0], (run_dir.shards.read(n, ["key"]).column("key").to_numpy()
                                     for n in shards[0]))
     what = {"unit_done_keys": len(keys)}
 seconds = time.perf_counter() - t

@@ -48,9 +48,9 @@ from .rundir.cleanup import check_output
 from .rundir.job import JobRecord
 from .rundir.layout import DEMO, H5
 from .rundir.progress import Progress
-from .rundir.replica import ReplicaSpec
 from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
+from .rundir.stage import ActorPool, RunContext, Stage
 from .rundir.tally import ShardTally
 from .session import ray_session
 from .session.task_errors import task_errors
@@ -118,39 +118,66 @@ def replica_request(cfg: JobConfig, cluster: dict,
     return device, pick_precision(cfg.spec.precision, device)
 
 
-def build_dataset(units, planned: "PlannedJob", replica: ReplicaSpec, run_dir: RunDir,
-                  plan: ResourcePlan, done_shards, previous_ref=None, manifest=None):
-    """The Ray Dataset of one run; `replica`: what every replica gets (the record's slice,
-    with the device and precision asked of it and the Hub commit every tokenizer and replica
-    loads); `done_shards`: per unit, the shards holding its rows done earlier
-    (read/resume.py); `manifest`: the frozen plan's, which each read task checks its file
-    against."""
+def run_context(planned: "PlannedJob", record: JobRecord, run_dir: RunDir,
+                resources: ResourcePlan, previous_ref=None) -> RunContext:
+    """The one frozen context every stage of the run is built from: where the run lives and
+    the lease's fence, the replica's spec (the record's slice, with the device and precision
+    asked of it and the Hub commit every tokenizer and replica loads), the template and
+    tokenizer recipe, the --previous run (`previous_ref`) and the CPUs each stage holds."""
+    cfg, info, replica = planned.cfg, planned.info, record.replica()
+    return RunContext(run_dir.url, run_dir.fence, replica, record.config_hash,
+                      asdict(planned.template), cfg.spec.id_field,
+                      asdict(model_recipe(info, replica.trust_remote_code, replica.revision)),
+                      previous_ref, resources.task_cpus, resources.threads)
+
+
+def run_stages(planned: "PlannedJob", plan: ResourcePlan) -> list[Stage]:
+    """The run's stages in data-flow order: read and tokenize (CPU tasks), encode (a pool of
+    model replicas), write (the shard sink)."""
+    return [
+        Stage(units_to_rows, batch_size=1, num_cpus=plan.task_cpus),
+        Stage(tokenize_batch, num_cpus=plan.task_cpus),
+        # two batches in flight per replica: one computing, the next already delivered to it;
+        # the host memory a replica needs, reserved, also keeps Ray from fusing the CPU
+        # tokenize tasks into the encoder actors (fusion needs equal remote args)
+        Stage(EncoderReplica, batch_size=planned.cfg.options.shard_rows,
+              num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
+              memory=replica_memory_bytes(planned.info),
+              actors=ActorPool(plan.min_replicas, plan.replicas, in_flight=2)),
+        Stage(write_shard_block, num_cpus=WRITE_CPUS),
+    ]
+
+
+def build_dataset(units, stages: list[Stage], context: RunContext, done_shards,
+                  manifest=None):
+    """The Ray Dataset of one run: its read units, then each stage of `stages` in turn, every
+    one built from `context`. `done_shards`: per unit, the shards holding its rows done
+    earlier (read/resume.py); `manifest`: the frozen plan's, which each read task checks its
+    file against."""
+    ds = units_dataset(units, done_shards, manifest)
+    for stage in stages:
+        ds = apply_stage(ds, stage, context)
+    return ds
+
+
+def apply_stage(ds, stage: Stage, context: RunContext):
+    """`ds` with `stage` added: a map_batches of tasks, or of an actor pool."""
+    args = {"batch_size": stage.batch_size, "batch_format": "pyarrow",
+            "num_cpus": stage.num_cpus, **worker_args()}
+    if stage.num_gpus:
+        args["num_gpus"] = stage.num_gpus
+    if stage.memory:
+        args["memory"] = stage.memory
+    if stage.actors is None:
+        return ds.map_batches(stage.fn, fn_kwargs={"context": context}, **args)
     from ray.data import ActorPoolStrategy
 
-    cfg, info = planned.cfg, planned.info
-    ds = units_dataset(units, done_shards, manifest)
-    ds = ds.map_batches(units_to_rows, batch_size=1, batch_format="pyarrow",
-                        num_cpus=plan.task_cpus, **worker_args(),
-                        fn_kwargs={"template": asdict(planned.template),
-                                   "id_field": cfg.spec.id_field, "run_url": run_dir.url,
-                                   "previous": previous_ref, "fence": run_dir.fence})
-    ds = ds.map_batches(tokenize_batch, batch_size=None, batch_format="pyarrow",
-                        num_cpus=plan.task_cpus, **worker_args(),
-                        fn_kwargs={"recipe": asdict(model_recipe(
-                                       info, replica.trust_remote_code, replica.revision)),
-                                   "run_url": run_dir.url, "threads": plan.task_cpus,
-                                   "fence": run_dir.fence})
-    return ds.map_batches(
-        EncoderReplica, batch_size=cfg.options.shard_rows, batch_format="pyarrow",
-        # two batches in flight per replica: one computing, the next already delivered to it
-        compute=ActorPoolStrategy(min_size=plan.min_replicas, max_size=plan.replicas,
-                                  max_tasks_in_flight_per_actor=2),
-        num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
-        # host memory a replica needs; reserving it also keeps Ray from fusing the CPU
-        # tokenize tasks into the encoder actors (fusion needs equal remote args)
-        memory=replica_memory_bytes(info), **worker_args(),
-        fn_constructor_kwargs={"replica": replica, "threads": plan.threads,
-                               "run_url": run_dir.url, "fence": run_dir.fence})
+    pool = stage.actors
+    return ds.map_batches(stage.fn, fn_constructor_kwargs={"context": context},
+                          compute=ActorPoolStrategy(min_size=pool.min_size,
+                                                    max_size=pool.max_size,
+                                                    max_tasks_in_flight_per_actor=pool.in_flight),
+                          **args)
 
 
 def worker_args() -> dict:
@@ -236,7 +263,7 @@ def encode_and_finalize(planned: PlannedJob, run_dir: RunDir, stats: RunStats) -
         carried = run_dir.load_job()
         carried.check_carried_on_by(cfg, planned.identity, run_dir.url, planned.info)
         check_resume(old_plan, planned.manifest, cfg.options.limit, run_dir.url)
-        stats.resumed = bool(run_dir.shard_names())
+        stats.resumed = bool(run_dir.shards.names())
     with ray_session(cfg) as ray:
         encode_all(ray, planned, old_plan, run_dir, stats, carried)
     return finalize_run(run_dir, stats, cfg.options.previous)
@@ -315,27 +342,28 @@ def stream_rows(ray, plan: EncodePlan, read_plan: ReadPlan, run_dir: RunDir,
                                       previous.fingerprint if previous else None,
                                       on_quarantine=lambda error: print(
                                           f"ray-embed: {error}", file=sys.stderr))
-    before = run_dir.rows_done()
+    before = run_dir.shards.rows_done()
     encode_started = time.monotonic()
     wall_started = time.time()
     if todo:
-        previous_ref = ray.put(previous) if previous else None
-        ds = build_dataset(todo, planned, plan.record.replica(), run_dir, resources,
-                           done_shards, previous_ref, read_plan.manifest)
+        context = run_context(planned, plan.record, run_dir, resources,
+                              ray.put(previous) if previous else None)
+        ds = build_dataset(todo, run_stages(planned, resources), context, done_shards,
+                           read_plan.manifest)
         tally = ShardTally()
         publisher = (ShardPublisher(run_dir, tally, options.upload, options.upload_every)
                      if options.upload_every else contextlib.nullcontext())
         memory = DriverMemory()
         rows = RowEstimate(todo, options.limit and max(0, options.limit - before))
         with Progress(tally, rows.total), publisher, memory, task_errors():
-            ds = write_shards(ds, run_dir, tally, plan.record.config_hash, rows.seen)
+            ds = write_shards(ds, tally, rows.seen)
         stats.pipeline = {**pipeline_rates(ds, tally, wall_started, plan.cluster),
                           "driver_rss_mib": memory.summary(),
                           "defaults": {**defaults_record(plan.defaults, options),
                                        "precision": plan.choice.to_dict(),
                                        "threads": resources.threads}}
     stats.encode_s = time.monotonic() - encode_started
-    stats.embedded_now = run_dir.rows_done() - before
+    stats.embedded_now = run_dir.shards.rows_done() - before
 
 
 def choose_precision(ray, planned: PlannedJob, carried: JobRecord | None, device: str,
@@ -400,16 +428,11 @@ def defaults_record(defaults: Defaults, options) -> dict:
             "tokenize_cpus_per_gpu": defaults.tokenize_cpus_per_gpu, "why": list(defaults.why)}
 
 
-def write_shards(ds, run_dir: RunDir, tally: ShardTally, config_hash: str | None = None,
-                 read=None):
-    """Run the dataset to its end: each encoded block is written as one shard by a Ray task
-    (`write_shard_block`, under the driver's lease and stamped with `config_hash`), and the
-    driver adds the shard it names to `tally` as it comes (and tells `read(first_key,
-    last_key, rows)` which units it holds). Returns the executed dataset (its stats)."""
-    written = ds.map_batches(write_shard_block, batch_size=None, batch_format="pyarrow",
-                             num_cpus=WRITE_CPUS, **worker_args(),
-                             fn_kwargs={"run_url": run_dir.url, "fence": run_dir.fence,
-                                        "config_hash": config_hash})
+def write_shards(written, tally: ShardTally, read=None):
+    """Run the dataset to its end: its last stage, the shard sink, writes each encoded block
+    as one shard and names it (`write_shard_block`); the driver adds the shard to `tally` as
+    it comes (and tells `read(first_key, last_key, rows)` which units it holds). Returns the
+    executed dataset (its stats)."""
     # prefetch_batches=0: with Ray Data's default (1) the driver heard of each shard only
     # once the next one was written (2,000 demo papers on 2 cores: the first shard named ~6 s
     # after its file was complete; progress, ETA and --upload-every lagged by a shard)

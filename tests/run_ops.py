@@ -46,11 +46,12 @@ class Flags:
 
 def kill_points():
     """name -> (patch target, how many calls pass before the kill)."""
+    from ray_job.rundir.reject_files import RejectFiles
     from ray_job.rundir.rundir import RunDir
     from ray_job.rundir.tally import ShardTally
 
     return {"encode": (ShardTally, "add"), "report": (RunDir, "write_report"),
-            "duplicates": (RunDir, "write_duplicates")}
+            "duplicates": (RejectFiles, "write_duplicates")}
 
 
 @contextlib.contextmanager

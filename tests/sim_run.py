@@ -51,10 +51,10 @@ def attempt(run_dir: RunDir, units: list, rng: random.Random, shard_rows: int,
     whole (reads record written) but only some of its rows in shards."""
     todo, done_shards = units_to_read(run_dir, units, None)
     for n, (unit, shards) in enumerate(zip(todo, done_shards)):
-        done = unit_done_keys(unit, (run_dir.read_shard(s, ["key"]).column("key").to_numpy()
+        done = unit_done_keys(unit, (run_dir.shards.read(s, ["key"]).column("key").to_numpy()
                                      for s in shards))
         rows = rows_from_unit(unit, TEMPLATE, "id", done)
-        run_dir.write_unit_rejects(unit.name, rows.rejects)
+        run_dir.rejects.write_unit(unit.name, rows.rejects)
         run_dir.write_unit_reads(unit.name, {**reads_record(rows.seen, rows.capped, None),
                                              **resume_fields(unit, len(rows.rejects), 0, None)})
         killed = stop_after is not None and n == stop_after
@@ -69,9 +69,9 @@ def attempt(run_dir: RunDir, units: list, rng: random.Random, shard_rows: int,
 def write_shards(run_dir: RunDir, table: pa.Table, shard_rows: int, rng: random.Random) -> None:
     for start in range(0, table.num_rows, shard_rows):
         part = table.slice(start, shard_rows)
-        run_dir.write_shard(shard_table(part))
+        run_dir.shards.write(shard_table(part))
         if rng.random() < 0.1:                   # a retried block written again, maybe cut
-            run_dir.write_shard(shard_table(part.slice(0, max(1, part.num_rows - 1))))
+            run_dir.shards.write(shard_table(part.slice(0, max(1, part.num_rows - 1))))
 
 
 def shard_table(rows: pa.Table) -> pa.Table:

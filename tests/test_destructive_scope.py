@@ -135,8 +135,8 @@ def test_a_users_file_among_the_run_files_is_never_taken_for_one(tmp_path):
             "index/notes.txt": b"mine"}
     put(store, {**mine, "job.json": json.dumps({"config_hash": "abc"}).encode()})
     run_dir = RunDir(store.url)
-    assert run_dir.shard_names() == [] and list(run_dir.shard_keys()) == []
-    assert run_dir.corrupt_count() == 0 and run_dir.reject_tally() == {}
+    assert run_dir.shards.names() == [] and list(run_dir.shards.keys()) == []
+    assert run_dir.shards.corrupt_count() == 0 and run_dir.rejects.tally() == {}
     assert run_dir.result_names(layout.PARQUET) == [] and run_dir.result_names(layout.INDEX) == []
     assert {n: d for n, d in listing(store).items() if n in mine} == mine
 

@@ -139,13 +139,12 @@ def test_the_driver_takes_each_shards_name_as_it_comes_not_one_batch_late(tmp_pa
     import pyarrow as pa
 
     from ray_job.pipeline import write_shards
-    from ray_job.rundir.rundir import RunDir
     from ray_job.rundir.tally import ShardTally
 
     ds = Written([pa.table({"shard": ["a", "b"], "rows": [3, 4], "first_key": [0, 9],
                             "last_key": [8, 20]})])
     tally, read = ShardTally(), []
-    write_shards(ds, RunDir(str(tmp_path)), tally, read=lambda *shard: read.append(shard))
+    write_shards(ds, tally, read=lambda *shard: read.append(shard))
     assert tally.rows() == 7 and read == [(0, 8, 3), (9, 20, 4)]      # and which keys each held
     # Ray Data's default prefetch (1) held each shard's row back until the next shard's
     # write: the first shard was heard of ~6 s after its file was complete (2 cores)

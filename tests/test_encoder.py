@@ -2,6 +2,8 @@
 replica, from the driver's request, and every output batch records what ran."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -15,6 +17,9 @@ from ray_job.encode.model.precision import (RESOLVED, cpu_has_native_bf16, pick_
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request
 from ray_job.rundir.replica import ReplicaSpec
+from ray_job.rundir.rejects import split_rejected
+from ray_job.rundir.sink import write_shard_block
+from ray_job.rundir.stage import RunContext
 from tiny_models import tiny_bert
 
 TEXTS = ["a short title", "a much longer abstract about sparse attention in transformers", "x"]
@@ -95,6 +100,13 @@ def test_the_driver_never_asks_a_replica_for_auto(cluster):
                 assert asked[1] == precision
 
 
+def written(encoded: pa.Table, run: Path) -> pa.Table:
+    """What the shard sink makes of a replica's batch: its rejects written into `run`; the
+    rows of its shard returned."""
+    write_shard_block(encoded, RunContext(str(run)))
+    return split_rejected(encoded)[0]
+
+
 class OutOfMemoryError(RuntimeError):
     """Named like torch.cuda.OutOfMemoryError, which a CPU cannot raise."""
 
@@ -104,7 +116,7 @@ def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embed
 
     cfg = JobConfig.of(model=bert, pooling="mean")
     clean = Encoder(replica(cfg, bert))(batch(bert))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), rejects=True)
     poison = int(batch(bert).column("input_ids")[1].values[2].as_py())   # a token of row 1 only
     real = enc.model.embed
 
@@ -114,7 +126,7 @@ def test_a_row_the_model_fails_on_is_rejected_and_the_rest_of_its_batch_is_embed
         return real(ids, mask)
 
     enc.model.embed = embed
-    out = enc(batch(bert))
+    out = written(enc(batch(bert)), tmp_path)
     assert out.column("id").to_pylist() == ["p0", "p2"]
     np.testing.assert_allclose(
         np.stack(out.column("embedding").to_numpy(zero_copy_only=False)),
@@ -127,7 +139,7 @@ def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
     cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096)
     same = ["sparse attention in transformers"] * 4             # one micro-batch of 4 rows
     clean = Encoder(replica(cfg, bert))(batch(bert, same))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), rejects=True)
     real = enc.model.embed
 
     def embed(ids, mask):
@@ -136,7 +148,7 @@ def test_out_of_memory_splits_the_batch_and_lowers_the_budget(bert, tmp_path):
         return real(ids, mask)
 
     enc.model.embed = embed
-    out = enc(batch(bert, same))
+    out = written(enc(batch(bert, same)), tmp_path)
     assert out.num_rows == 4 and not (tmp_path / "rejects").exists()
     np.testing.assert_allclose(
         np.stack(out.column("embedding").to_numpy(zero_copy_only=False)),
@@ -151,7 +163,7 @@ def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tm
     cfg = JobConfig.of(model=bert, pooling="mean", max_batch_tokens=4096, max_batch_rows=16)
     texts = ["sparse attention in transformers"] * 64
     clean = Encoder(replica(cfg, bert))(batch(bert, texts))
-    enc = Encoder(replica(cfg, bert), run_url=str(tmp_path))
+    enc = Encoder(replica(cfg, bert), rejects=True)
     real, ooms = enc.model.embed, []
 
     def embed(ids, mask):
@@ -161,7 +173,7 @@ def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tm
         return real(ids, mask)
 
     enc.model.embed = embed
-    out = enc(batch(bert, texts))
+    out = written(enc(batch(bert, texts)), tmp_path)
     width = int(out.column("n_tokens").to_numpy()[0])
     assert out.num_rows == 64 and not (tmp_path / "rejects").exists()
     assert ooms == [16, 16, 8, 8] and enc.max_batch_tokens == 4 * width
@@ -171,7 +183,7 @@ def test_after_an_out_of_memory_the_rest_of_the_call_is_cut_to_what_fit(bert, tm
 
 
 def test_a_model_that_fails_on_every_row_fails_the_batch(bert, tmp_path):
-    enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), run_url=str(tmp_path))
+    enc = Encoder(replica(JobConfig.of(model=bert, pooling="mean"), bert), rejects=True)
 
     def broken(ids, mask):
         raise RuntimeError("device lost")

@@ -47,7 +47,7 @@ def run_sim(tmp_path, rows: list[dict], raw_lines: tuple[bytes, ...] = ()):
     sim_run.finalize_units(run_dir, units)
     with h5py.File(tmp_path / "out" / "embeddings.h5") as h5:
         ids = [i.decode() for i in h5["ids"][:]]
-    rejects = {r["key"]: (r["reason"], r.get("id")) for r in run_dir.iter_rejects()}
+    rejects = {r["key"]: (r["reason"], r.get("id")) for r in run_dir.rejects.records()}
     return ids, rejects
 
 
@@ -90,7 +90,7 @@ def test_a_shard_holding_a_nul_id_is_refused_in_one_line(tmp_path, ids):
     from test_finalize import shard_table
 
     run_dir = RunDir.at(tmp_path)
-    run_dir.write_shard(shard_table(list(range(len(ids))), ids))
+    run_dir.shards.write(shard_table(list(range(len(ids))), ids))
     with pytest.raises(VerificationError, match="holds a NUL character"):
         sim_run.finalize(run_dir, sim_run.MergeSpec({}))
     assert not (tmp_path / "embeddings.h5").exists()

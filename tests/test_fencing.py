@@ -22,6 +22,7 @@ from ray_job.encode.encoder import embedding_array
 from ray_job.errors import LeaseLost
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.sink import write_shard_block
+from ray_job.rundir.stage import RunContext
 
 
 def shard_table(keys):
@@ -53,17 +54,17 @@ COMMITS = {
                                          "units": []}),
     "report.json": lambda r: r.write_report({"rows": 1}),
     "reads": lambda r: r.write_unit_reads("00000-0000000000000", {"seen": 1}),
-    "rejects": lambda r: r.write_unit_rejects("00000-0000000000000", [{"reason": "x", "key": 1}]),
-    "row rejects": lambda r: r.write_row_rejects("tokenize", [{"reason": "x", "key": 5}]),
-    "duplicates": lambda r: r.write_duplicates([{"reason": "duplicate_id", "key": 2}]),
+    "rejects": lambda r: r.rejects.write_unit("00000-0000000000000", [{"reason": "x", "key": 1}]),
+    "row rejects": lambda r: r.rejects.write_rows("tokenize", [{"reason": "x", "key": 5}]),
+    "duplicates": lambda r: r.rejects.write_duplicates([{"reason": "duplicate_id", "key": 2}]),
     "reuse": lambda r: r.write_reuse("00000-0000000000000", _reuse(), {"reused": 1}),
-    "shard": lambda r: r.write_shard(shard_table([7, 8])),
-    "worker shard": lambda r: write_shard_block(shard_table([9]), r.url, r.fence),
+    "shard": lambda r: r.shards.write(shard_table([7, 8])),
+    "worker shard": lambda r: write_shard_block(shard_table([9]), RunContext(r.url, r.fence)),
     "embeddings.h5": lambda r: _result(r, "embeddings.h5"),
     "export": lambda r: _result(r, "parquet/part-00000.parquet"),
     "folder export": lambda r: _folder_result(r, "lance/papers.lance"),
     "put": lambda r: r.put_result(_local_file(r), "index/index.json"),
-    "quarantine": lambda r: r.quarantine("part-0000000000000001-1-00000000.arrow", "bad"),
+    "quarantine": lambda r: r.shards.quarantine("part-0000000000000001-1-00000000.arrow", "bad"),
     "fresh": lambda r: r.clear(),
 }
 
@@ -216,14 +217,14 @@ def test_a_late_shard_of_a_stopped_driver_is_harmless_or_set_aside(tmp_path):
     from ray_job.rundir.shards import CorruptShard
 
     run_dir = RunDir.at(tmp_path)
-    first = run_dir.write_shard(shard_table([1, 2, 3]), "cfg-a")
+    first = run_dir.shards.write(shard_table([1, 2, 3]), "cfg-a")
     data = (tmp_path / "shards" / first).read_bytes()
-    assert run_dir.write_shard(shard_table([1, 2, 3]), "cfg-a") == first       # the late one
+    assert run_dir.shards.write(shard_table([1, 2, 3]), "cfg-a") == first       # the late one
     assert (tmp_path / "shards" / first).read_bytes() == data
-    run_dir.write_shard(shard_table([3, 4]), "cfg-a")           # another block, key 3 again
+    run_dir.shards.write(shard_table([3, 4]), "cfg-a")           # another block, key 3 again
     spec = MergeSpec({"config_hash": "cfg-a"})
     assert finalize(run_dir, spec).count == 4
-    late = run_dir.write_shard(shard_table([5]), "cfg-b")
+    late = run_dir.shards.write(shard_table([5]), "cfg-b")
     with pytest.raises(CorruptShard, match=r"other settings \(config hash cfg-b"):
         finalize(run_dir, spec)
     assert (tmp_path / "shards" / "corrupt" / late).exists()

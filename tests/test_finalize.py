@@ -24,7 +24,7 @@ def shard_table(keys, ids, dim=4, value=None):
 def make_run(tmp_path, tables):
     run_dir = RunDir.at(tmp_path)
     for t in tables:
-        run_dir.write_shard(t)
+        run_dir.shards.write(t)
     return tmp_path
 
 
@@ -67,7 +67,7 @@ def test_non_finite_or_unnormalised_rows_fail_verification_naming_the_shard(tmp_
         merge(run)
     assert not (run / "embeddings.h5").exists()
     shard_files(run / "shards")[0].unlink()
-    RunDir.at(run).write_shard(shard_table([1], ["a"], value=2.0))
+    RunDir.at(run).shards.write(shard_table([1], ["a"], value=2.0))
     with pytest.raises(VerificationError, match="norm 4.0000"):
         merge(run, normalized=True)
 
@@ -86,27 +86,27 @@ def test_a_damaged_shard_is_named_refused_and_moved_aside_for_recomputation(tmp_
     with pytest.raises(CorruptShard, match=path.name + ".*moved to shards/corrupt/"):
         merge(run)
     assert (run / "shards" / "corrupt" / path.name).exists()
-    assert RunDir.at(run).done_keys().tolist() == [3]       # its rows count as not done
+    assert RunDir.at(run).shards.done_keys().tolist() == [3]       # its rows count as not done
 
 
 def test_shard_names_are_deterministic_so_retries_overwrite(tmp_path):
     run_dir = RunDir.at(tmp_path)
-    a = run_dir.write_shard(shard_table([3, 4], ["c", "d"]))
-    b = run_dir.write_shard(shard_table([3, 4], ["c", "d"]))
+    a = run_dir.shards.write(shard_table([3, 4], ["c", "d"]))
+    b = run_dir.shards.write(shard_table([3, 4], ["c", "d"]))
     assert a == b and len(shard_files(tmp_path / "shards")) == 1
-    assert run_dir.done_keys().tolist() == [3, 4]
+    assert run_dir.shards.done_keys().tolist() == [3, 4]
 
 
 def test_an_unreadable_shard_is_quarantined_once_and_stale_temp_files_go(tmp_path):
     run_dir = RunDir.at(tmp_path)
-    good = run_dir.write_shard(shard_table([1, 2], ["a", "b"]))
-    bad = run_dir.write_shard(shard_table([3], ["c"]))
+    good = run_dir.shards.write(shard_table([1, 2], ["a", "b"]))
+    bad = run_dir.shards.write(shard_table([3], ["c"]))
     (tmp_path / "shards" / bad).write_bytes(b"not arrow")
     (tmp_path / "shards" / ".part-0000000000000009-1-abcdef01.arrow.1234.tmp").write_bytes(b"x")
     seen = []
-    assert run_dir.done_keys(on_quarantine=seen.append).tolist() == [1, 2]
+    assert run_dir.shards.done_keys(on_quarantine=seen.append).tolist() == [1, 2]
     assert [e.name for e in seen] == [bad] and "moved to shards/corrupt/" in str(seen[0])
-    assert run_dir.shard_names() == [good] and run_dir.corrupt_count() == 1
+    assert run_dir.shards.names() == [good] and run_dir.shards.corrupt_count() == 1
     assert not list((tmp_path / "shards").glob(".*tmp"))
 
 
@@ -123,7 +123,7 @@ def test_shards_record_what_ran_them_and_mixed_precisions_are_refused(tmp_path):
     assert result.ran_with == {"precision": "bf16", "devices": ["cpu"]}
     with h5py.File(run / "embeddings.h5") as h5:
         assert h5.attrs["precision"] == "bf16" and h5.attrs["devices"] == "cpu"
-    RunDir.at(run).write_shard(ran(shard_table([4], ["d"]), "fp32"))
+    RunDir.at(run).shards.write(ran(shard_table([4], ["d"]), "fp32"))
     with pytest.raises(VerificationError, match="different precisions: bf16 .*fp32"):
         merge(run)
 

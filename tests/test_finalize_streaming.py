@@ -60,14 +60,14 @@ def old_merge(run_dir: RunDir, previous_h5: str | None, units: list | None):
                 prev = run_dir.read_reuse(source.name).column("previous_row").to_numpy()
                 all_emb = previous_embeddings(previous_h5, prev)
             else:
-                all_emb = run_dir.shard_embeddings(source.name)[0]
+                all_emb = run_dir.shards.embeddings(source.name)[0]
             emb[pos[pos >= 0]] = all_emb[(mine - offsets[s])[pos >= 0]]
     dups = [{"reason": "duplicate_id", "detail": "an earlier row (lower key) has this id",
              "key": int(keys[r]), "id": ids[r].decode()} for r in np.sort(dup_rows)]
     totals = None
     if units is not None:
         totals = reconcile(units, keys[rows], keys[dup_rows], run_dir.unit_reads(),
-                           run_dir.unit_reject_counts(), run_dir.row_reject_keys())
+                           run_dir.rejects.unit_counts(), run_dir.rejects.row_keys())
     return ids[rows], hashes[rows], emb, dups, totals, keys[rows], keys[dup_rows]
 
 
@@ -99,10 +99,10 @@ def random_run(tmp_path, seed: int, reuse: bool):
         if not len(block):
             continue
         block = rng.permutation(block)                                 # unsorted within a shard
-        run_dir.write_shard(shard(keys[block], [ids[i] for i in block], rng))
+        run_dir.shards.write(shard(keys[block], [ids[i] for i in block], rng))
         if rng.random() < 0.2:                                         # written twice, other values
             again = block[: max(1, len(block) // 2)]
-            run_dir.write_shard(shard(keys[again], [ids[i] for i in again], rng, offset=100.0))
+            run_dir.shards.write(shard(keys[again], [ids[i] for i in again], rng, offset=100.0))
     previous = None
     if reuse:
         # an old embeddings.h5 holding, at rows in another order, the id and text of every
@@ -151,7 +151,7 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
         seen = int(((kept_keys >= lo) & (kept_keys < hi)).sum() + ((dup_keys >= lo) & (dup_keys < hi)).sum())
         bad = [{"reason": "bad_json", "detail": "x", "key": lo + i, "source": "s"}
                for i in range(u.file_index)]
-        run_dir.write_unit_rejects(u.name, bad)
+        run_dir.rejects.write_unit(u.name, bad)
         run_dir.write_unit_reads(u.name, {"seen": seen + len(bad)})
     totals = old_merge(run_dir, previous, units)[4]
     attrs = {"model": "m", "precision": "auto", "dims": [1, 2]}
@@ -168,20 +168,20 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
     found = [json.loads(line) for line in dup_file.read_text().splitlines()] if dup_file.exists() else []
     assert found == dups
     assert (result.count, result.duplicates, result.reconciliation) == (len(ids), len(dups), totals)
-    assert result.rejected_by_reason == run_dir.reject_counts() == {"bad_json": 3,
+    assert result.rejected_by_reason == run_dir.rejects.counts() == {"bad_json": 3,
                                                                    "duplicate_id": len(dups)}
     assert result.real_tokens == 3 * sum(t.num_rows for t in _shard_tables(run_dir))
 
 
 def _shard_tables(run_dir):
-    return [run_dir.read_shard(n, ["key"]) for n in run_dir.shard_names()]
+    return [run_dir.shards.read(n, ["key"]) for n in run_dir.shards.names()]
 
 
 def test_a_very_long_id_makes_the_id_column_variable_length_not_every_row_wide(tmp_path):
     rng = np.random.default_rng(0)
     long_id = "p" * 10_000
     run_dir = RunDir.at(tmp_path)
-    run_dir.write_shard(shard([1, 2, 3], ["a", long_id, "b"], rng))
+    run_dir.shards.write(shard([1, 2, 3], ["a", long_id, "b"], rng))
     finalize(run_dir, MergeSpec({}, TEMPLATE))
     with h5py.File(tmp_path / "embeddings.h5") as h5:
         assert h5["ids"].dtype.kind == "O" and h5["urls"].dtype.kind == "O"
@@ -195,8 +195,8 @@ def test_a_very_long_id_makes_the_id_column_variable_length_not_every_row_wide(t
 def test_ids_at_the_limit_stay_fixed_width_and_a_stale_duplicates_file_goes(tmp_path):
     rng = np.random.default_rng(0)
     run_dir = RunDir.at(tmp_path)
-    run_dir.write_shard(shard([1, 2], ["a", "q" * 256], rng))
-    run_dir.write_duplicates([{"reason": "duplicate_id", "key": 9, "id": "z"}])
+    run_dir.shards.write(shard([1, 2], ["a", "q" * 256], rng))
+    run_dir.rejects.write_duplicates([{"reason": "duplicate_id", "key": 9, "id": "z"}])
     result = finalize(run_dir, MergeSpec({}))
     with h5py.File(tmp_path / "embeddings.h5") as h5:
         assert h5["ids"].dtype == np.dtype("S256")
@@ -228,7 +228,7 @@ def test_ids_become_fixed_width_bytes_and_equal_ids_hash_equal():
 def test_shards_of_different_dimensions_are_refused_by_name(tmp_path):
     rng = np.random.default_rng(0)
     run_dir = RunDir.at(tmp_path)
-    run_dir.write_shard(shard([1, 2], ["a", "b"], rng))
-    name = run_dir.write_shard(shard([3], ["c"], rng, dim=DIM + 1))
+    run_dir.shards.write(shard([1, 2], ["a", "b"], rng))
+    name = run_dir.shards.write(shard([3], ["c"], rng, dim=DIM + 1))
     with pytest.raises(VerificationError, match=f"{name} holds 6-dimensional embeddings, other sources 5"):
         finalize(run_dir, MergeSpec({}))

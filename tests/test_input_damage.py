@@ -27,7 +27,7 @@ def embed(tmp_path, name: str, data: bytes, block_bytes: int = 1 << 20):
     result = sim_run.finalize_units(run_dir, units)
     with h5py.File(tmp_path / "out" / "embeddings.h5") as h5:
         ids = [i.decode() for i in h5["ids"][:]]
-    rejects = {r["key"]: r for r in run_dir.iter_rejects()}
+    rejects = {r["key"]: r for r in run_dir.rejects.records()}
     return ids, rejects, result
 
 

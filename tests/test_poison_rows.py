@@ -11,12 +11,16 @@ import pyarrow as pa
 import pytest
 
 from ray_job.encode.tokenize import (TokenizerRecipe, encode_texts, load_tokenizer,
-                                     tokenize_batch, tokenize_rows, tokenizer_recipe)
+                                     tokenize_batch, tokenize_rows, tokenize_table,
+                                     tokenizer_recipe)
 from ray_job.read.inputs import plan_units, resolve_inputs
 from ray_job.read.keys import make_key
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.rundir import RunDir
+from ray_job.rundir.rejects import split_rejected
+from ray_job.rundir.sink import write_block_rejects
+from ray_job.rundir.stage import RunContext
 
 # valid JSON whose title decodes to a str holding a lone surrogate: not encodable as UTF-8
 SURROGATE_LINE = '{"id": "p-bad", "title": "bad \\ud800 title", "abstract": "an abstract"}'
@@ -53,7 +57,7 @@ def test_a_lone_surrogate_in_a_title_is_rejected_and_the_rest_is_tokenized(tmp_p
     assert "UTF-8" in reject["detail"]
     json.dumps(reject, ensure_ascii=False).encode()          # the reject itself can be written
     recipe = asdict(tokenizer_recipe(bundled_tokenizer(), 32))
-    out = tokenize_batch(rows.table, recipe, run_url=str(tmp_path / "run"))
+    out = tokenize_batch(rows.table, RunContext(str(tmp_path / "run"), recipe=recipe))
     assert out.column("id").to_pylist() == ["p0", "p1", "p2", "p3"]
 
 
@@ -116,16 +120,21 @@ def test_rows_the_tokenizer_fails_on_are_isolated_and_rejected():
     assert tok.calls < 30                                   # bisected, not row by row
 
 
-def test_tokenize_batch_writes_its_rejects_under_a_name_made_from_the_key(tmp_path, monkeypatch):
+def test_a_tokenize_reject_is_written_by_the_sink_under_a_name_made_from_the_key(tmp_path,
+                                                                               monkeypatch):
     real = load_tokenizer(bundled_tokenizer())
     monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
                         lambda *a, **k: PoisonTokenizer(real))
     run_dir = RunDir.at(tmp_path / "run")
     table = rows_table(["a", "POISON", "c"])
-    for _ in range(2):                                      # a retried task writes the same file
-        out = tokenize_batch(table, NO_RUST, run_url=run_dir.url)
-        assert out.column("id").to_pylist() == ["p0", "p2"]
-    assert [(r["reason"], r["key"]) for r in run_dir.iter_rejects()] == [("untokenizable", 101)]
+    tokenize_batch(table, RunContext(run_dir.url, recipe=NO_RUST))
+    assert not (tmp_path / "run" / "rejects").exists()      # the tokenizer writes nothing
+    for _ in range(2):                                      # a retried block writes the same file
+        out = tokenize_batch(table, RunContext(run_dir.url, recipe=NO_RUST))
+        kept, rejects = split_rejected(out)
+        assert kept.column("id").to_pylist() == ["p0", "p2"]
+        write_block_rejects(run_dir, rejects)
+    assert [(r["reason"], r["key"]) for r in run_dir.rejects.records()] == [("untokenizable", 101)]
 
 
 def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(monkeypatch):
@@ -133,7 +142,7 @@ def test_without_a_run_directory_an_untokenizable_row_is_an_error_not_a_loss(mon
     monkeypatch.setattr("ray_job.encode.tokenize.load_tokenizer",
                         lambda *a, **k: PoisonTokenizer(real))
     with pytest.raises(RuntimeError, match="untokenizable"):
-        tokenize_batch(rows_table(["a", "POISON"]), NO_RUST)
+        tokenize_table(rows_table(["a", "POISON"]), NO_RUST)
 
 
 def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_records, tmp_path):
@@ -150,7 +159,7 @@ def test_the_whole_job_goes_on_and_rejects_the_poison_row(local_ray, sample_reco
 
     with h5py.File(tmp_path / "o" / "embeddings.h5") as h5:
         assert [i.decode() for i in h5["ids"][:]] == [r["id"] for r in good]
-    [reject] = RunDir.at(tmp_path / "o").iter_rejects()
+    [reject] = RunDir.at(tmp_path / "o").rejects.records()
     assert reject["id"] == "p-bad" and reject["key"] == make_key(0, len("\n".join(lines[:3])) + 1)
 
 

@@ -83,9 +83,9 @@ def test_the_driver_skips_finished_units_and_quarantines_bad_shards_first(tmp_pa
     run_dir = RunDir.at(tmp_path)
     units = [unit(0, 100), unit(100, 200), unit(200, 300)]
     k = make_key
-    run_dir.write_shard(shard([k(0, 1), k(0, 2), k(0, 150)]))
-    spanning = run_dir.write_shard(shard([k(0, 160), k(0, 250)]))
-    bad = run_dir.write_shard(shard([k(0, 260)]))
+    run_dir.shards.write(shard([k(0, 1), k(0, 2), k(0, 150)]))
+    spanning = run_dir.shards.write(shard([k(0, 160), k(0, 250)]))
+    bad = run_dir.shards.write(shard([k(0, 260)]))
     (tmp_path / "shards" / bad).write_bytes(b"not arrow")
     for u, seen, rejected in ((units[0], 4, 1), (units[1], 2, 0), (units[2], 2, 0)):
         run_dir.write_unit_reads(u.name, {"seen": seen, **resume_fields(u, rejected, 0, None)})
@@ -94,8 +94,8 @@ def test_the_driver_skips_finished_units_and_quarantines_bad_shards_first(tmp_pa
     seen = []
     todo, shards = units_to_read(run_dir, units, None, seen.append)
     assert [e.name for e in seen] == [bad]
-    assert todo == [units[0], units[2]] and shards == [[run_dir.shard_names()[0]], [spanning]]
-    assert bad not in run_dir.shard_names() and run_dir.corrupt_count() == 1
+    assert todo == [units[0], units[2]] and shards == [[run_dir.shards.names()[0]], [spanning]]
+    assert bad not in run_dir.shards.names() and run_dir.shards.corrupt_count() == 1
 
 
 # ---- rows of a unit: done keys and --previous ----------------------------------------------
@@ -232,8 +232,8 @@ def test_a_resume_reads_again_only_the_units_whose_rows_are_not_all_in_shards(
         ids = h5["ids"][:].tolist()
     run_dir = RunDir.at(out)
     reads = {p.name: p.stat().st_mtime_ns for p in (out / "reads").glob("unit-*.json")}
-    lost = run_dir.shard_names()[1]                          # as if its attempt was killed
-    lost_keys = run_dir.read_shard(lost, ["key"]).column("key").to_numpy()
+    lost = run_dir.shards.names()[1]                          # as if its attempt was killed
+    lost_keys = run_dir.shards.read(lost, ["key"]).column("key").to_numpy()
     (out / "shards" / lost).unlink()
     again = run(cfg)
     reread = {n for n, t in reads.items() if (out / "reads" / n).stat().st_mtime_ns != t}

@@ -244,12 +244,12 @@ def test_a_shard_read_failing_at_any_read_is_a_storage_error_never_a_corrupt_sha
                       "text_hash": np.arange(1, 9, dtype=np.uint64),
                       "n_tokens": np.full(8, 3, np.int32), "n_computed": np.full(8, 3, np.int32)})
     url = f"s3://{s3.bucket}/run"
-    name = RunDir.at(url).write_shard(table)
+    name = RunDir.at(url).shards.write(table)
     for after in range(50):                   # the n-th read of the file fails, for every n
         with injected(plan(StorageFault(op="read", path="*/shards/part-*",
                                         fault="unreachable", after=after))):
             try:
-                read = RunDir.at(url).read_shard(name, columns)
+                read = RunDir.at(url).shards.read(name, columns)
             except StorageError as failed:
                 assert failed.errno == errno.ECONNREFUSED and name in str(failed)
                 continue

@@ -18,11 +18,11 @@ from tiny_models import tiny_roberta_tokenizer
 TASK = r"""
 import json, sys
 import pyarrow as pa
-from ray_job.encode.tokenize import tokenize_batch
+from ray_job.encode.tokenize import tokenize_table
 cases, texts = json.load(open(sys.argv[1]))
 table = pa.table({"key": list(range(len(texts))), "id": [str(i) for i in range(len(texts))],
                   "text": texts, "text_hash": pa.array(range(len(texts)), pa.uint64())})
-ids = [tokenize_batch(table, recipe, threads=1).column("input_ids").to_pylist()
+ids = [tokenize_table(table, recipe, threads=1).column("input_ids").to_pylist()
        for recipe in cases]
 print(json.dumps({"ids": ids, "imported": sorted(m for m in ("torch", "transformers")
                                                   if m in sys.modules)}))

@@ -4,7 +4,8 @@ Inside a call: sort rows by length, cut token-budget micro-batches, feed each to
 (`feed`: padded on the host while the previous one computes), run it under inference_mode +
 autocast (with the weights in half for the `*-weights` precisions), and put the embeddings back
 in input order. Every output batch also says what computed it: columns `device` and
-`precision` (one value per batch), for the shard.
+`precision` (one value per batch), for the shard; a replica of a run (`rejects`) also says
+which rows were rejected (column `reject`, rundir/rejects.py), and writes nothing itself.
 """
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ import pyarrow as pa
 import torch
 
 from ..redact import redacting
-from ..rundir.rejects import reject_record
+from ..rundir.rejects import REJECT_COLUMN, reject_cell, reject_cells, reject_record
 from ..rundir.replica import ReplicaSpec
-from ..rundir.rundir import RunDir
 from .batching import length_order, token_budget_batches
 from .feed import feeder_for
 from .isolate import forward_isolating
@@ -39,10 +39,11 @@ def constant_column(value: str, rows: int) -> pa.DictionaryArray:
                                           pa.array([value], RAN_TYPE.value_type))
 
 
-def failed_rows_rejects(table: pa.Table, failed: dict[int, str]) -> list[dict]:
-    """Reject records of the rows the model failed on (row -> why)."""
+def failed_rows_rejects(table: pa.Table, failed: dict[int, str]) -> list[tuple[int, str]]:
+    """(row, its reject as the block carries it) of the rows the model failed on (row -> why)."""
     keys, ids = table.column("key").to_pylist(), table.column("id").to_pylist()
-    return [reject_record("model_error", why, keys[row], "encode", ids[row])
+    return [(row, reject_cell("encode", reject_record("model_error", why, keys[row], "encode",
+                                                      ids[row])))
             for row, why in sorted(failed.items())]
 
 
@@ -60,12 +61,11 @@ class Encoder:
     `replica`: what a replica needs of the run (`JobRecord.replica`): the model settings, the
     batching options, the model to load, and the driver's resolved device and precision
     (never `auto`), which the replica settles once for its node (`replica_choice`) and keeps
-    as `self.device` / `self.precision`. `run_url`: the run directory where rows the model
-    fails on are rejected, under the driver's lease (`fence`, rundir/fence.py).
+    as `self.device` / `self.precision`. `rejects`: a row the model fails on comes back with
+    its reject (the reject column; the shard sink writes it) instead of failing the batch.
     """
 
-    def __init__(self, replica: ReplicaSpec, threads: int | None = None,
-                 run_url: str | None = None, fence=None):
+    def __init__(self, replica: ReplicaSpec, threads: int | None = None, rejects: bool = False):
         self.device, self.precision = replica_choice(replica.device, replica.precision,
                                                      torch.cuda.is_available())
         if self.device == "cpu" and threads:
@@ -81,7 +81,7 @@ class Encoder:
         self.feeder = feeder_for(self.torch_device, self.pad_id,
                                  max(self.max_batch_tokens, self.model.info.max_seq_length))
         self.max_batch_rows = replica.max_batch_rows
-        self.run_url, self.fence = run_url, fence   # where rows the model fails on are rejected
+        self.rejects = rejects         # rows the model fails on: rejected (else raised)
 
     def embed_token_lists(self, input_ids: pa.ListArray,
                           failed: dict[int, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -149,10 +149,22 @@ class Encoder:
             return self._encode(batch)
 
     def _encode(self, batch: pa.Table) -> pa.Table:
+        """The batch's embeddings and token counts, one row per input row in input order.
+        With `rejects`, a row rejected upstream is passed through (not computed) and a row the
+        model fails on gets its reject (the reject column, rundir/rejects.py): the shard sink
+        writes both; without, a failure is raised."""
+        cells = reject_cells(batch)
+        todo = np.array([row for row, cell in enumerate(cells) if cell is None], np.int64)
         input_ids = batch.column("input_ids").combine_chunks()
-        failed: dict[int, str] | None = {} if self.run_url else None
-        emb, computed = self.embed_token_lists(input_ids, failed)
         lengths = np.diff(input_ids.offsets.to_numpy()).astype(np.int32)
+        failed: dict[int, str] | None = {} if self.rejects else None
+        emb = np.zeros((batch.num_rows, self.model.info.dim), np.float32)
+        computed = np.zeros(batch.num_rows, np.int32)
+        if len(todo):
+            ids = input_ids if len(todo) == batch.num_rows else input_ids.take(pa.array(todo))
+            emb[todo], computed[todo] = self.embed_token_lists(ids, failed)
+        if failed and len(failed) == len(todo) > 1:     # not a poison row: a broken replica
+            raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
         table = pa.table({
             "key": batch.column("key"), "id": batch.column("id"),
             "text_hash": batch.column("text_hash"),
@@ -161,12 +173,9 @@ class Encoder:
             "device": constant_column(self.device, batch.num_rows),
             "precision": constant_column(self.precision, batch.num_rows),
         })
-        if failed and len(failed) == batch.num_rows > 1:     # not a poison row: a broken replica
-            raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
-        if failed:
-            RunDir(self.run_url, self.fence).write_row_rejects(
-                "encode", failed_rows_rejects(table, failed))
-            keep = np.ones(batch.num_rows, dtype=bool)
-            keep[list(failed)] = False
-            table = table.filter(pa.array(keep))
-        return table
+        if not self.rejects:
+            return table
+        for row, cell in failed_rows_rejects(table, {int(todo[r]): why
+                                                     for r, why in failed.items()}):
+            cells[row] = cell
+        return table.append_column(REJECT_COLUMN, pa.array(cells, pa.string()))

@@ -8,17 +8,17 @@ driver's memory, for a class the driver only pickles by reference.
 from __future__ import annotations
 
 from .. import hooks
-from ..rundir.replica import ReplicaSpec
+from ..rundir.stage import RunContext
 
 
 class EncoderReplica:
-    """`Encoder(replica, threads, run_url, fence)` in the replica's process."""
+    """The encode stage: `Encoder(context.replica, context.replica_threads)` in the replica's
+    process, keeping the rows the model fails on as rejects."""
 
-    def __init__(self, replica: ReplicaSpec, threads: int | None = None,
-                 run_url: str | None = None, fence=None):
+    def __init__(self, context: RunContext):
         from .encoder import Encoder
 
-        self.encoder = Encoder(replica, threads, run_url, fence)
+        self.encoder = Encoder(context.replica, context.replica_threads, rejects=True)
         self.calls = 0
 
     def __call__(self, batch):

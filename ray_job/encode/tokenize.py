@@ -6,22 +6,28 @@ travels as its Rust tokenizer, so the tasks need neither transformers nor torch.
 tokenizer fails on is isolated (the batch is split in halves until the failing rows stand
 alone) and rejected as `untokenizable`; the rest of its batch goes on. The read stage has
 already rejected text that is not valid UTF-8 (`bad_text`), so this is for the tokenizer's own
-failures. Its rejects go to the run directory, one file per rejected row named after the row's
-key: the same name whatever the batch split, so a retried or resumed task rewrites the same
-file and nothing is counted twice.
+failures. A rejected row stays in its batch, without token ids and with its reject (the reject
+column, rundir/rejects.py): the shard sink writes it to the run directory, one file per
+rejected row named after the row's key, in the step that writes its block's shard.
 """
 from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..redact import redacting
+from ..rundir.rejects import REJECT_COLUMN, reject_cell
+
+if TYPE_CHECKING:
+    from ..rundir.stage import RunContext
 
 TOKEN_TYPE = pa.list_(pa.int32())
 HEALTH_PROBE = "a"   # a text every working tokenizer can take
@@ -272,31 +278,55 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
     return kept.drop_columns(["text"]).append_column("input_ids", ids_array), rejects
 
 
-def tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None = None,
-                   threads: int | None = None, fence=None) -> pa.Table:
-    """Ray map_batches function: replaces the `text` column by `input_ids`, with the tokenizer
-    `recipe` (a `TokenizerRecipe` as a dict) describes; rows the tokenizer fails on are written
-    to the rejects of the run directory at `run_url` (without one, they are an error: a row is
-    never dropped silently), under the driver's lease (`fence`, rundir/fence.py). `threads`:
-    the CPUs the task holds. Errors leave redacted (Ray formats them for the driver)."""
+def tokenize_batch(batch: pa.Table, context: RunContext) -> pa.Table:
+    """The tokenize stage (a Ray map_batches function): replaces the `text` column by
+    `input_ids`, with the tokenizer `context.recipe` describes, holding
+    `context.task_threads` CPUs. A row the tokenizer fails on stays in the batch, with no
+    token ids and its reject in the reject column (rundir/rejects.py): the shard sink writes
+    it. Errors leave redacted (Ray formats them for the driver)."""
     with redacting():
-        return _tokenize_batch(batch, recipe, run_url, threads, fence)
+        cap_rust_threads(context.task_threads)
+        out, rejected = _tokenize(batch, context.recipe)
+        return with_rejected_rows(out, rejected)
 
 
-def _tokenize_batch(batch: pa.Table, recipe: dict, run_url: str | None,
-                    threads: int | None, fence) -> pa.Table:
-    cap_rust_threads(threads)
-    if batch.num_rows == 0:
-        return batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
-    out, rejects = tokenize_rows(texts_encoder(TokenizerRecipe(**recipe)), batch)
-    if rejects and run_url is None:
-        raise RuntimeError(f"{len(rejects)} untokenizable row(s) and no run directory to "
-                           f"reject them in: {rejects[0]}")
-    if rejects:
-        from ..rundir.rundir import RunDir
-
-        RunDir(run_url, fence).write_row_rejects("tokenize", rejects)
+def tokenize_table(batch: pa.Table, recipe: dict, threads: int | None = None) -> pa.Table:
+    """`tokenize_batch` outside a run: a row the tokenizer fails on is an error (a row is
+    never dropped silently)."""
+    with redacting():
+        cap_rust_threads(threads)
+        out, rejected = _tokenize(batch, recipe)
+    if rejected.num_rows:
+        raise RuntimeError(f"{rejected.num_rows} untokenizable row(s) and no run directory to "
+                           f"reject them in: {json.loads(rejected.column(REJECT_COLUMN)[0].as_py())['record']}")
     return out
+
+
+def _tokenize(batch: pa.Table, recipe: dict) -> tuple[pa.Table, pa.Table]:
+    """The batch tokenized (`tokenize_rows`), and the rows it failed on, each with empty
+    token ids and its reject."""
+    if batch.num_rows == 0:
+        out = batch.drop_columns(["text"]).append_column("input_ids", pa.array([], TOKEN_TYPE))
+        return out, _rejected_rows(out, [])
+    out, rejects = tokenize_rows(texts_encoder(TokenizerRecipe(**recipe)), batch)
+    gone = batch.filter(pc.is_in(batch.column("key"), pa.array(
+        [r["key"] for r in rejects], pa.int64()))) if rejects else batch.slice(0, 0)
+    gone = gone.drop_columns(["text"]).append_column(
+        "input_ids", pa.array([[]] * gone.num_rows, TOKEN_TYPE))
+    return out, _rejected_rows(gone, rejects)
+
+
+def _rejected_rows(rows: pa.Table, rejects: list[dict]) -> pa.Table:
+    by_key = {r["key"]: reject_cell("tokenize", r) for r in rejects}
+    cells = [by_key[key] for key in rows.column("key").to_pylist()]
+    return rows.append_column(REJECT_COLUMN, pa.array(cells, pa.string()))
+
+
+def with_rejected_rows(out: pa.Table, rejected: pa.Table) -> pa.Table:
+    """The tokenized rows (no reject) followed by the rejected ones, in one table."""
+    out = out.append_column(REJECT_COLUMN, pa.nulls(out.num_rows, pa.string()))
+    return pa.concat_tables([out, rejected.select(out.column_names)]) if rejected.num_rows \
+        else out
 
 
 def cap_rust_threads(threads: int | None) -> None:

@@ -9,7 +9,7 @@ the sources that hold them (h5out.py). Duplicate ids keep the row with the lowes
 others go to rejects/duplicates.jsonl. Every read unit is reconciled (reconcile.py) before the
 output is written. The shards record what ran them (device, precision): the file records that
 too, and a run whose shards ran in different precisions is refused rather than mixed silently. A
-corrupt shard is moved aside (RunDir.quarantine) and named in the error, so that re-running the
+corrupt shard is moved aside (RunDir.shards.quarantine) and named in the error, so that re-running the
 job recomputes exactly its rows.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
         with run_dir.scratch() as scratch:
             return _finalize(run_dir, spec, scratch)
     except CorruptShard as exc:
-        raise run_dir.quarantine(exc.name, exc.why) from None
+        raise run_dir.shards.quarantine(exc.name, exc.why) from None
 
 
 def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult:
@@ -80,8 +80,8 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     scan = scan_sources(sources, scratch)
     if not scan.rows:
         raise VerificationError(f"no embedded rows under {run_dir.url}/shards: nothing to finalize")
-    row_rejected = run_dir.row_reject_keys()
-    rejects = RejectTally(run_dir.reject_tally())
+    row_rejected = run_dir.rejects.row_keys()
+    rejects = RejectTally(run_dir.rejects.tally())
     units = spec.units or []
     kept, dup_units = UnitCounter(units), UnitCounter(units)
     buckets, later = IdBuckets(scratch, scan.rows), LaterRejects(row_rejected)
@@ -92,7 +92,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     kept.total -= dup_units.total
     embedded_later = later.embedded(dups)
     if len(embedded_later):
-        run_dir.drop_row_rejects(embedded_later)
+        run_dir.rejects.drop_rows(embedded_later)
         rejects.drop_rows(embedded_later)
         row_rejected = np.setdiff1d(row_rejected, embedded_later)
     totals = text_cap = None
@@ -101,7 +101,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
         totals = reconcile_counts(spec.units, kept, dup_units, reads, rejects.per_unit(),
                                   row_rejected)
         text_cap = text_cap_summary(reads)
-    run_dir.write_duplicates(dups.records())
+    run_dir.rejects.write_duplicates(dups.records())
     rejects.set_duplicates(dups.count)
     n = ordered.rows - dups.count
     idcol = IdColumn(scan.id_width)

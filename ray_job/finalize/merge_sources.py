@@ -22,16 +22,16 @@ class ShardSource:
     name: str
 
     def index_table(self) -> pa.Table:
-        return self.run_dir.read_shard(self.name, INDEX_COLUMNS)
+        return self.run_dir.shards.read(self.name, INDEX_COLUMNS)
 
     def vectors(self, rows: np.ndarray, first: bool) -> tuple[np.ndarray, dict]:
         """Embeddings of `rows` (a copy) and what ran the shard. The first read checks the
         whole shard against its checksum; later reads (the shard spans several output
         chunks) read the embedding column alone."""
         if first:
-            emb, meta = self.run_dir.shard_embeddings(self.name)
+            emb, meta = self.run_dir.shards.embeddings(self.name)
             return emb[rows], meta
-        return embedding_matrix(self.run_dir.read_shard(self.name, ["embedding"]))[rows], {}
+        return embedding_matrix(self.run_dir.shards.read(self.name, ["embedding"]))[rows], {}
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ReuseSource:
 def row_sources(run_dir: RunDir, previous_h5: str | None) -> list:
     """Shards in name order (= by smallest key), then reuse lists: the order that breaks ties
     between copies of one key (the first source wins)."""
-    sources: list = [ShardSource(run_dir, name) for name in run_dir.shard_names()]
+    sources: list = [ShardSource(run_dir, name) for name in run_dir.shards.names()]
     if previous_h5:
         sources += [ReuseSource(run_dir, name, previous_h5) for name in run_dir.reuse_names()]
     return sources

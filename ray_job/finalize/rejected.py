@@ -1,4 +1,4 @@
-"""The run's rejects, read once by the finalizer (RunDir.reject_tally) and kept up to date as
+"""The run's rejects, read once by the finalizer (RunDir.rejects.tally) and kept up to date as
 it drops row rejects that a later attempt embedded and rewrites duplicates.jsonl: the counts
 that reconciliation (per unit) and report.json (by reason) need, without a second read."""
 from __future__ import annotations
@@ -22,7 +22,7 @@ class RejectTally:
                 if fnmatch(name, layout.UNIT_REJECTS_GLOB)}
 
     def drop_rows(self, keys: np.ndarray) -> None:
-        """Forget the row rejects of `keys` (RunDir.drop_row_rejects removed their files)."""
+        """Forget the row rejects of `keys` (RunDir.rejects.drop_rows removed their files)."""
         wanted = set(keys.tolist())
         self.files = {n: c for n, c in self.files.items()
                       if not (fnmatch(n, layout.ROW_REJECTS_GLOB)

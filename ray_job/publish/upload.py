@@ -112,6 +112,6 @@ class ShardPublisher(Poller):
         if len(pending) < (1 if final else self.every):
             return
         with tempfile.TemporaryDirectory() as tmp:
-            files = {f"shards/{name}": self.run_dir.shard_file(name, Path(tmp)) for name in pending}
+            files = {f"shards/{name}": self.run_dir.shards.local_file(name, Path(tmp)) for name in pending}
             self.target.put_shards(files)
         self.sent += len(pending)

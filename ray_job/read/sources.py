@@ -16,6 +16,7 @@ from .readers import read_unit
 from ..redact import redact_text, redact_url, redacting
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
+from ..rundir.stage import RunContext
 from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),
@@ -167,41 +168,38 @@ DONE_SHARDS = "done_shards"         # column of the units dataset: shards holdin
 EXPECTED = "expected"               # ... and the unit's file as the manifest recorded it
 
 
-def units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                  previous=None, fence=None) -> Iterator[pa.Table]:
-    """Ray map_batches generator over a batch of read units: rows to encode out, yielded in
-    bounded tables as they are read (Ray Data takes each as it comes, so a task's memory does
-    not grow with a unit: a whole .gz / .zst file is one unit); each unit's rejects (and reuse
-    list) and its counts written to the run directory at `run_url` once it is read whole (its
-    reads record last). A unit's done keys come from the shards named in its DONE_SHARDS
-    column (read/resume.py); its file is checked against its EXPECTED manifest entry while
-    it is read (a change fails the task: InputChanged). Its files are written under the
-    driver's lease (`fence`, rundir/fence.py: LeaseLost once another driver took it).
+def units_to_rows(batch: pa.Table, context: RunContext) -> Iterator[pa.Table]:
+    """The read stage (a Ray map_batches generator over a batch of read units): rows to
+    encode out, yielded in bounded tables as they are read (Ray Data takes each as it comes,
+    so a task's memory does not grow with a unit: a whole .gz / .zst file is one unit); each
+    unit's rejects (and reuse list) and its counts written to the run directory once it is
+    read whole (its reads record last). A unit's done keys come from the shards named in its
+    DONE_SHARDS column (read/resume.py); its file is checked against its EXPECTED manifest
+    entry while it is read (a change fails the task: InputChanged). The template, id field,
+    --previous run and run directory (fenced by the driver's lease) come from `context`.
     Errors leave redacted (Ray formats them for the driver and its logs)."""
     with redacting():
-        yield from _units_to_rows(batch, template, id_field, run_url, previous, fence)
+        yield from _units_to_rows(batch, context)
 
 
-def _units_to_rows(batch: pa.Table, template: dict, id_field: str, run_url: str,
-                   previous, fence) -> Iterator[pa.Table]:
+def _units_to_rows(batch: pa.Table, context: RunContext) -> Iterator[pa.Table]:
     import ray
 
-    from ..rundir.rundir import RunDir
-
+    previous = context.previous
     if isinstance(previous, ray.ObjectRef):
         previous = ray.get(previous)
-    tpl = TextTemplate(**template)
-    run_dir = RunDir(run_url, fence)
+    tpl = TextTemplate(**context.template)
+    run_dir = context.run_dir()
     for unit_dict in batch.to_pylist():
         shards = unit_dict.pop(DONE_SHARDS, None) or []
         expected = unit_dict.pop(EXPECTED, None)
         unit = ReadUnit(**unit_dict)
-        done = unit_done_keys(unit, (run_dir.read_shard(name, ["key"]).column("key").to_numpy()
+        done = unit_done_keys(unit, (run_dir.shards.read(name, ["key"]).column("key").to_numpy()
                                      for name in shards))
         rows = UnitRows(ROW_SCHEMA.empty_table(), [])
-        yield from stream_unit_rows(rows, unit, tpl, id_field, done, previous,
+        yield from stream_unit_rows(rows, unit, tpl, context.id_field, done, previous,
                                     expected=expected)
-        run_dir.write_unit_rejects(unit.name, rows.rejects)
+        run_dir.rejects.write_unit(unit.name, rows.rejects)
         if previous is not None:
             run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
         run_dir.write_unit_reads(unit.name, {

@@ -87,6 +87,13 @@ def owned(folder: str, name: str, table: dict[str, tuple[str, ...]] = OWNED) -> 
     return any(re.fullmatch(p, candidate) for p in patterns)
 
 
+def declared(store, folder: str, pattern: str) -> list[str]:
+    """The files in `folder` of the run directory at `store` matching `pattern` that are
+    ray-embed's (`owned`): a user's file there is never read, moved, published or removed as
+    one of them."""
+    return [n for n in store.sub(folder).names(pattern) if owned(folder, n)]
+
+
 def unit_rejects(unit_name: str) -> str:
     return f"unit-{unit_name}.jsonl"
 

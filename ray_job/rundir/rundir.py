@@ -10,7 +10,6 @@ the lease is still its driver's (fence.py); one made by `at()` reads, and writes
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -22,18 +21,17 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from ..errors import LeaseLost, UserError
 from ..redact import redact_url
 from . import layout
 from .cleanup import clear_run
-from .rejects import parse_rejects, reject_line, rejects_text
+from .reject_files import RejectFiles
 from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
-from .shards import CorruptShard, decode_shard, encode_shard, rows_in_name, shard_ran_with, verified_embeddings
+from .shard_files import ShardFiles
 from .fence import Fence, FencedStore
 from .job import JobRecord
 from .lease import Lease
@@ -106,151 +104,20 @@ class RunDir:
         return {layout.unit_of(name): json.loads(data)
                 for name, data in reads.read_many(self._declared(layout.READS, layout.READS_GLOB))}
 
-    def unit_reject_counts(self) -> dict[str, int]:
-        """unit name -> rows the read stage rejected in it (from its rejects file)."""
-        counts = {}
-        for name in self._declared(layout.REJECTS, layout.UNIT_REJECTS_GLOB):
-            counts[layout.unit_of(name)] = self._rejects.read_text(name).count("\n")
-        return counts
-
-    def drop_row_rejects(self, keys: np.ndarray) -> None:
-        """Forget the row rejects of these keys (an attempt failed them, a later one embedded
-        them: the row is in the output, not rejected)."""
-        wanted = set(keys.tolist())
-        for name in self._declared(layout.REJECTS, layout.ROW_REJECTS_GLOB):
-            if layout.key_of_row_rejects(name) in wanted:
-                self._rejects.remove(name)
-
-    def row_reject_keys(self) -> np.ndarray:
-        """Keys of the rows rejected one by one after the read stage (e.g. by the tokenizer)."""
-        names = self._declared(layout.REJECTS, layout.ROW_REJECTS_GLOB)
-        keys = [layout.key_of_row_rejects(n) for n in names]
-        return np.array(sorted(keys), dtype=np.int64)
-
     def _declared(self, folder: str, pattern: str) -> list[str]:
-        """The files in `folder` matching `pattern` that are ray-embed's (layout.OWNED): a
-        user's file there is never read, moved, published or removed as one of them."""
-        return [n for n in self.store.sub(folder).names(pattern) if layout.owned(folder, n)]
+        return layout.declared(self.store, folder, pattern)
 
-    # ---- shards -----------------------------------------------------------------------------
+    # ---- shards and rejects ------------------------------------------------------------------
 
-    @property
-    def _shards(self) -> Store:
-        return self.store.sub(layout.SHARDS)
+    @cached_property
+    def shards(self) -> ShardFiles:
+        """shards/: the encoded blocks (written by the shard sink, read by finalize)."""
+        return ShardFiles(self.store)
 
-    def write_shard(self, table: pa.Table, config_hash: str | None = None) -> str | None:
-        """Write one encoded block as a complete shard, stamped with the run's `config_hash`
-        (finalize sets aside a shard of other settings); returns its name (None if empty)."""
-        encoded = encode_shard(table, config_hash)
-        if encoded is None:
-            return None
-        name, data = encoded
-        self._shards.write_bytes(name, data)
-        return name
-
-    def shard_names(self) -> list[str]:
-        return self._declared(layout.SHARDS, layout.SHARD_GLOB)
-
-    def rows_done(self) -> int:
-        return sum(rows_in_name(name) for name in self.shard_names())
-
-    def read_shard(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        with self._shards.open_random(name) as source:
-            return decode_shard(source, name, columns)
-
-    def shard_embeddings(self, name: str) -> tuple[np.ndarray, dict[str, str]]:
-        """A shard's embeddings after its checksum check, and what ran it (device, precision)."""
-        table = self.read_shard(name)
-        return verified_embeddings(table, name), shard_ran_with(table)
-
-    def quarantine(self, name: str, why: str) -> CorruptShard:
-        """Move a bad shard to shards/corrupt/ (its rows are then recomputed by the next run);
-        returns the error that names it."""
-        if self._shards.exists(name):
-            self._shards.move(name, f"{layout.CORRUPT}/{name}")
-        return CorruptShard(name, f"{why}; moved to {layout.SHARDS}/{layout.CORRUPT}/, re-run "
-                                  f"the job to recompute its rows")
-
-    def corrupt_count(self) -> int:
-        return len(self._declared(f"{layout.SHARDS}/{layout.CORRUPT}", layout.SHARD_GLOB))
-
-    def shard_keys(self, on_quarantine=None) -> Iterator[tuple[str, np.ndarray]]:
-        """(name, keys) of every readable shard, one at a time (a resume folds them without
-        holding them all). A shard that does not parse is quarantined (and
-        `on_quarantine(error)` called); temp files left by a killed writer are removed."""
-        for name in self._declared(layout.SHARDS, layout.SHARD_TEMP_GLOB):
-            self._shards.remove(name)
-        for name in self.shard_names():
-            try:
-                keys = self.read_shard(name, ["key"]).column("key").to_numpy()
-            except CorruptShard as exc:
-                error = self.quarantine(name, exc.why)
-                if on_quarantine:
-                    on_quarantine(error)
-                continue
-            yield name, keys
-
-    def done_keys(self, on_quarantine=None) -> np.ndarray:
-        """Sorted unique keys of every readable shard (one array of all of them: for tests and
-        small runs; a resume uses `shard_keys`, see read/resume.py)."""
-        parts = [keys for _, keys in self.shard_keys(on_quarantine)]
-        keys = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-        # not np.unique: measured 35x slower than a sort on int64 (numpy 2.4)
-        return keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
-
-    def shard_file(self, name: str, scratch: Path) -> Path:
-        """A local file with the shard's bytes (the file itself when the run is local)."""
-        if not self.is_remote:
-            return self._shards.local_path / name
-        self._shards.get(name, scratch / name)
-        return scratch / name
-
-    # ---- rejects ------------------------------------------------------------------------------
-
-    @property
-    def _rejects(self) -> Store:
-        return self.store.sub(layout.REJECTS)
-
-    def write_rejects(self, name: str, records: list[dict]) -> None:
-        """Write (or clear) one rejects file whole; the same unit always writes the same file."""
-        if records:
-            self._rejects.write_text(name, rejects_text(records))
-        else:
-            self._rejects.remove(name)
-
-    def write_unit_rejects(self, unit_name: str, records: list[dict]) -> None:
-        self.write_rejects(layout.unit_rejects(unit_name), records)
-
-    def write_row_rejects(self, stage: str, records: list[dict]) -> None:
-        """Rows rejected one by one after the read stage (`stage`: tokenize, encode), each in
-        a file named after its key: a retried or resumed batch rewrites the same files."""
-        for record in records:
-            self.write_rejects(layout.row_rejects(stage, record["key"]), [record])
-
-    def write_duplicates(self, records: Iterable[dict]) -> None:
-        """rejects/duplicates.jsonl, streamed through a local file (removed when none)."""
-        with self.scratch() as folder:
-            path = folder / layout.DUPLICATES
-            with open(path, "w", encoding="utf-8") as out:
-                out.writelines(reject_line(r) for r in records)
-            if path.stat().st_size:
-                self._rejects.put(path, layout.DUPLICATES)
-            else:
-                self._rejects.remove(layout.DUPLICATES)
-
-    def iter_rejects(self) -> Iterator[dict]:
-        for name in self._declared(layout.REJECTS, layout.REJECTS_GLOB):
-            yield from parse_rejects(self._rejects.read_text(name))
-
-    def reject_tally(self) -> dict[str, collections.Counter]:
-        """Rejects file name -> its records by reason; every file read once."""
-        names = self._declared(layout.REJECTS, layout.REJECTS_GLOB)
-        return {name: collections.Counter(r["reason"] for r in parse_rejects(data.decode()))
-                for name, data in self._rejects.read_many(names)}
-
-    def reject_counts(self) -> dict[str, int]:
-        counts = collections.Counter(r["reason"] for r in self.iter_rejects())
-        return dict(sorted(counts.items()))
+    @cached_property
+    def rejects(self) -> RejectFiles:
+        """rejects/: the rows that are not embedded, with their reasons."""
+        return RejectFiles(self.store, self.scratch)
 
     # ---- reuse lists (incremental runs) -------------------------------------------------------
 

@@ -15,15 +15,15 @@ def run_status(location: str | Path, config_path: str | None = None) -> dict:
     run_dir = RunDir.at(location)
     job = run_dir.load_job()
     facts = job.facts()
-    shards = run_dir.shard_names()
+    shards = run_dir.shards.names()
     report = run_dir.load_report()
     status = {
         "directory": run_dir.url, "model": facts["model"], "config_hash": facts["config hash"],
         "device": facts["device"], "precision": facts["precision"],
         "prompts": {"document": facts["document prompt"], "query": facts["query prompt"]},
         "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
-        "corrupt_shards": run_dir.corrupt_count(),
-        "rejected_by_reason": run_dir.reject_counts(),
+        "corrupt_shards": run_dir.shards.corrupt_count(),
+        "rejected_by_reason": run_dir.rejects.counts(),
         "finalized": run_dir.has_result(H5), "limit": facts["limit"],
         "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
     }
