@@ -1,7 +1,7 @@
 """ray_job: embed papers (title + abstract) with transformer models on Ray, publish the vectors.
 
 In layers, bottom first; a module imports only its own layer and those below it, and no
-modules import each other around a loop (tests/test_import_graph.py reads the imports):
+modules import each other around a loop (tests/driver/test_import_graph.py reads the imports):
 
     errors, redact, hooks    plain rules: one-line errors, credentials out, the two test hooks
     storage/   files on a local disk or in an object store; the one door (storage/files.py)

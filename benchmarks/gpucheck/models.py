@@ -64,7 +64,7 @@ FULL = {
 }
 # dry runs: every model tiny and random, MiniLM too (fp16 is emulated on CPUs: the real
 # MiniLM's fp16 measurements alone took minutes); the real weights' fp16 round trip has a
-# test of its own (tests/test_gpu_check.py)
+# test of its own (tests/estimate/test_gpu_check.py)
 TINY = {k: replace(s, layers=2, hidden=32, heads=2, intermediate=37,
                    **({"kv_heads": 1, "head_dim": 16, "vocab": 0} if s.arch == "qwen3" else {}))
         for k, s in FULL.items()}

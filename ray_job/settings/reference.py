@@ -2,7 +2,7 @@
 from their declarations.
 
 `python -m ray_job.settings.reference` writes it (`--check`: exit 1 when the committed file
-differs); tests/test_settings.py compares the two."""
+differs); tests/driver/test_settings.py compares the two."""
 from __future__ import annotations
 
 import sys

@@ -42,7 +42,7 @@ LEGACY_POOLING_FLAGS = (("pooling_mode_cls_token", "cls"), ("pooling_mode_max_to
 ACTIVATION_NAMES = ("torch.nn.modules.activation.Tanh", "torch.nn.modules.linear.Identity")
 # transformers models whose AutoModel forward(input_ids, attention_mask).last_hidden_state is
 # what sentence-transformers' Transformer module returns for them (tested against the library
-# for each family: tests/test_model_families.py)
+# for each family: tests/encode/test_model_families.py)
 ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "mpnet", "distilbert",
                  "electra", "albert", "deberta", "deberta-v2", "modernbert", "qwen2", "qwen3",
                  "gemma3_text")

@@ -254,7 +254,7 @@ def test_the_resume_state_benchmark_runs_and_prints_its_numbers():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "resume_state.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "resume_state.py"
     out = subprocess.run([sys.executable, str(script), "--shards", "12", "--keys", "500",
                           "--unit-keys", "1000", "--previous-rows", "3000", "--classify-rows",
                           "500"], capture_output=True, text=True, timeout=300)

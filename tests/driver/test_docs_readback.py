@@ -14,7 +14,7 @@ from ray_job.publish.upload import dataset_card
 from ray_job.rundir.job import JobRecord, ModelInfo
 from ray_job.rundir.rundir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IDS = ["0704.0001", "Müller-2020", "論文-7"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ray_job"
+PACKAGE = Path(__file__).resolve().parents[2] / "ray_job"
 LAYERS = (
     ("errors", "redact", "hooks", "extras"),    # plain rules: they import only each other
     ("storage",),                            # files and object stores; imports no stage

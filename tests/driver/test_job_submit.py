@@ -17,7 +17,7 @@ import h5py
 import pytest
 from hub_server import HubServer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

@@ -19,7 +19,7 @@ from ray_job.settings.commands import options_of
 from ray_job.settings.flags import settings_of
 from ray_job.settings.reference import REFERENCE, REGENERATE, reference_markdown
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pyarrow", "numpy", "h5py", "torch", "transformers", "ray")
 
 

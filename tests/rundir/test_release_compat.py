@@ -16,7 +16,7 @@ from ray_job.config import JobConfig
 from ray_job.errors import UserError
 from ray_job.pipeline import run
 
-RELEASE = Path(__file__).resolve().parent / "data" / "release-0.1.0"
+RELEASE = Path(__file__).resolve().parents[1] / "data" / "release-0.1.0"
 BUCKET, KEY = "ray-embed-fixture", "papers-20.jsonl"
 
 

@@ -23,7 +23,7 @@ from ray_job.read.readers import read_unit
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import RejectRow, TextTemplate, cap_text, text_byte_cap, text_cap_summary
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def jsonl(records, extra=()) -> bytes:

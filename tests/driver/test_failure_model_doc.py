@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ray_job.outcome import EXIT_DATA, EXIT_REFUSED, EXIT_SIGNAL, EXIT_STORAGE, EXIT_UNEXPECTED
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "FAILURE_MODEL.md"
 CITED = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "encoder_feed.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "encoder_feed.py"
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from ray_job.rundir.job import COMPAT_ATTRS, COMPAT_DEFAULTS, FORMAT, JobRecord,
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.status import run_status
 
-RELEASE = Path(__file__).resolve().parent / "data" / "release-0.1.0"
+RELEASE = Path(__file__).resolve().parents[1] / "data" / "release-0.1.0"
 INFO = ModelInfo("m", "/models/m", "transformers", "/models/m", 128, "[SEP]", 0, 8, "cls", False)
 
 

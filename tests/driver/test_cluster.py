@@ -10,7 +10,7 @@ import yaml
 
 from ray_job.config import build_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
 IMAGE = "ghcr.io/example/ray-embed:latest"
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import reference_text
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 
 
 def multinode(sample_path, out, limit, lose):
