@@ -109,7 +109,8 @@ def format_bench(result: dict) -> str:
     ]
     if result["data_path_docs_per_cpu_s"]:
         lines.append(f"data path          {result['data_path_docs_per_cpu_s']:,.0f} docs/s per CPU "
-                     f"core (read, text, tokenize, write): {result['cores_per_1000_docs_per_s']:.2f} "
+                     f"core (read, text, tokenize, write): "
+                     f"{result['cores_per_1000_docs_per_s']:.2f} "
                      f"cores per 1,000 docs/s")
     if result["cores_per_replica"]:
         lines.append(f"cores per replica  {result['cores_per_replica']:.1f} to feed one replica at "

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         with stop_on_signals():
             quiet_libraries(bool(getattr(args, "verbose", False)))
             return COMMANDS[args.command](args)
-    except (Exception, KeyboardInterrupt, Stopped) as exc:
+    except (Exception, KeyboardInterrupt, Stopped) as exc:  # noqa: BLE001 - every ending: one line
         return report_failure(exc, run_location(args), argv)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -83,12 +84,12 @@ class JobConfig:
         validate(self.spec, self.options)
 
     @classmethod
-    def of(cls, **settings: Any) -> "JobConfig":
+    def of(cls, **settings: Any) -> JobConfig:
         """From flat settings (`model=..., limit=...`), as in YAML files and flags."""
         return cls.from_dict(settings)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "JobConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> JobConfig:
         """Flat settings, or the nested form `to_dict` writes ({"spec": ..., "options": ...})."""
         if set(data) <= {"spec", "options"} and data:
             data = {**data.get("spec", {}), **data.get("options", {})}
@@ -108,7 +109,7 @@ class JobConfig:
     def flat(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self.spec), **dataclasses.asdict(self.options)}
 
-    def replace(self, **settings: Any) -> "JobConfig":
+    def replace(self, **settings: Any) -> JobConfig:
         """A copy with some flat settings changed (validated again)."""
         return JobConfig.from_dict({**self.flat(), **settings})
 

@@ -4,10 +4,12 @@ a count), allowed choices, positive counts and floors, all as the settings decla
 ConfigError line."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .settings import DEVICES, PRECISIONS, SETTINGS, TYPE_WORDS  # noqa: F401 - DEVICES and
+
 # PRECISIONS stay importable here: the encoder's tests walk them
 from .template_syntax import plain_fields, template_fields
 

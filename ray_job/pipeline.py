@@ -10,37 +10,47 @@ from dataclasses import asdict, dataclass
 
 from .config import JobConfig, absolute_inputs
 from .driver_memory import DriverMemory
-from .encode.replica_actor import EncoderReplica
+from .encode import calibrate
+from .encode.calibrate import Choice
+from .encode.model.defaults import DATA_PATH_DOCS_PER_CPU_S, Defaults
 from .encode.model.facts import describe, model_folder, prompts_note
 from .encode.model.identity import model_identity
 from .encode.model.info import ModelInfo
 from .encode.model.location import resolve_model_source
-from .encode.model.precision import (RESOLVED, cpu_has_native_bf16, may_have_mps, pick_device,
-                               pick_precision)
-from .encode import calibrate
-from .encode.calibrate import Choice
-from .encode.model.defaults import DATA_PATH_DOCS_PER_CPU_S, Defaults
 from .encode.model.pool_resources import ResourcePlan, plan_resources
+from .encode.model.precision import (
+    RESOLVED,
+    cpu_has_native_bf16,
+    may_have_mps,
+    pick_device,
+    pick_precision,
+)
 from .encode.model.sizing import job_defaults, node_of, with_defaults
+from .encode.replica_actor import EncoderReplica
 from .encode.tokenize import model_recipe, texts_encoder, token_array, tokenize_batch
 from .errors import UserError
-from .hooks import worker_env_vars
 from .extras import check_run_extras
 from .finalize.exports import run_exports
 from .finalize.merge import MergeSpec, Storage, finalize
 from .finalize.report import build_report
+from .hooks import worker_env_vars
+from .map.build import build_map, map_summary
 from .publish.upload import ShardPublisher, upload
 from .read.demo import write_demo_corpus
 from .read.estimate import RowEstimate
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
 from .read.manifest import build_manifest
 from .read.plan import ReadPlan, check_resume, frozen_plan, resolve_plan
-from .read.previous import (Previous, check_compatible, incremental_counts, open_previous,
-                            previous_h5, verify_pin)
+from .read.previous import (
+    Previous,
+    check_compatible,
+    incremental_counts,
+    open_previous,
+    previous_h5,
+    verify_pin,
+)
 from .read.resume import units_to_read
 from .read.sample import first_texts
-from .search.index import build_index
-from .map.build import build_map, map_summary
 from .read.sources import units_dataset, units_to_rows
 from .read.text import TextTemplate, text_byte_cap, text_cap_summary
 from .redact import redact_url
@@ -52,15 +62,15 @@ from .rundir.rundir import RunDir
 from .rundir.sink import write_shard_block
 from .rundir.stage import ActorPool, RunContext, Stage
 from .rundir.tally import ShardTally
+from .search.index import build_index
 from .session import ray_session
 from .session.task_errors import task_errors
 from .throughput import data_path_rate, operator_times, per_core, steady_state
 
 log = logging.getLogger("ray_job")
 
-# A shard write is a few milliseconds of I/O. Holding a whole CPU, it waited behind the read
-# tasks for the one CPU the replicas leave free (2-CPU machine: 20k rows, the first shard
-# written ~50 s after the encoder's first batch, its output held in the object store meanwhile).
+# A shard write is a few milliseconds of I/O. Holding a whole CPU, it would wait behind the read
+# tasks for the CPUs the replicas leave free, its block held in the object store meanwhile.
 WRITE_CPUS = 0
 
 
@@ -118,7 +128,7 @@ def replica_request(cfg: JobConfig, cluster: dict,
     return device, pick_precision(cfg.spec.precision, device)
 
 
-def run_context(planned: "PlannedJob", record: JobRecord, run_dir: RunDir,
+def run_context(planned: PlannedJob, record: JobRecord, run_dir: RunDir,
                 resources: ResourcePlan, previous_ref=None) -> RunContext:
     """The one frozen context every stage of the run is built from: where the run lives and
     the lease's fence, the replica's spec (the record's slice, with the device and precision
@@ -131,7 +141,7 @@ def run_context(planned: "PlannedJob", record: JobRecord, run_dir: RunDir,
                       previous_ref, resources.task_cpus, resources.threads)
 
 
-def run_stages(planned: "PlannedJob", plan: ResourcePlan) -> list[Stage]:
+def run_stages(planned: PlannedJob, plan: ResourcePlan) -> list[Stage]:
     """The run's stages in data-flow order: read and tokenize (CPU tasks), encode (a pool of
     model replicas), write (the shard sink)."""
     return [
@@ -433,13 +443,12 @@ def write_shards(written, tally: ShardTally, read=None):
     as one shard and names it (`write_shard_block`); the driver adds the shard to `tally` as
     it comes (and tells `read(first_key, last_key, rows)` which units it holds). Returns the
     executed dataset (its stats)."""
-    # prefetch_batches=0: with Ray Data's default (1) the driver heard of each shard only
-    # once the next one was written (2,000 demo papers on 2 cores: the first shard named ~6 s
-    # after its file was complete; progress, ETA and --upload-every lagged by a shard)
+    # prefetch_batches=0: with Ray Data's default (1) the driver hears of each shard only once
+    # the next one is written, and progress, ETA and --upload-every lag by a shard
     for batch in written.iter_batches(batch_size=None, batch_format="pyarrow",
                                       prefetch_batches=0):
         for name, rows, first, last in zip(*(batch.column(c).to_pylist() for c in (
-                "shard", "rows", "first_key", "last_key"))):
+                "shard", "rows", "first_key", "last_key")), strict=True):
             tally.add(name, rows)
             if read is not None:
                 read(first, last, rows)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import ConfigError
 

@@ -13,10 +13,11 @@ papers at their real lengths:
 * on CPUs, the chosen precision at one thread fewer: a thread left to the read and tokenize
   tasks pays where the replica gains little from it (`choose_threads`).
 
-Each precision is timed twice and its better time kept. The choice is cached per machine kind on the node (`cache_key`: the CPU model and flags or the
-GPU, torch's version, the model and the options), so the next run of the same model on the
-same kind of machine starts without timing; the run's record keeps it (`Choice`), and a
-resumed run keeps its record's precision whatever this machine would choose.
+Each precision is timed twice and its better time kept. The choice is cached per machine kind
+on the node (`cache_key`: the CPU model and flags or the GPU, torch's version, the model and
+the options), so the next run of the same model on the same kind of machine starts without
+timing; the run's record keeps it (`Choice`), and a resumed run keeps its record's precision
+whatever this machine would choose.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class Choice:
         return {**dataclasses.asdict(self), "trials": [dataclasses.asdict(t) for t in self.trials]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Choice":
+    def from_dict(cls, data: dict) -> Choice:
         return cls(**{**data, "trials": tuple(Trial(**t) for t in data.get("trials", ()))})
 
 
@@ -80,8 +81,10 @@ def choose_precision(trials: list[Trial]) -> tuple[str, str]:
                       + (f" (min cosine {t.min_cosine:.5f})" if t.min_cosine is not None else "")
                       for t in trials)
     if best is not None and best.docs_per_s >= MARGIN * fp32.docs_per_s:
-        return best.precision, f"{best.precision}: the fastest that keeps the vectors ({rates} docs/s)"
-    return "fp32", f"fp32: no reduced precision ran {MARGIN - 1:.0%} faster and as faithful ({rates} docs/s)"
+        return best.precision, (f"{best.precision}: the fastest that keeps the vectors "
+                                f"({rates} docs/s)")
+    return "fp32", (f"fp32: no reduced precision ran {MARGIN - 1:.0%} faster and as faithful "
+                    f"({rates} docs/s)")
 
 
 def choose_threads(rates: dict[int, float], cpus_per_replica: float,

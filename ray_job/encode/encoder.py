@@ -164,7 +164,8 @@ class Encoder:
             ids = input_ids if len(todo) == batch.num_rows else input_ids.take(pa.array(todo))
             emb[todo], computed[todo] = self.embed_token_lists(ids, failed)
         if failed and len(failed) == len(todo) > 1:     # not a poison row: a broken replica
-            raise RuntimeError(f"the model failed on every row of a batch: {next(iter(failed.values()))}")
+            first = next(iter(failed.values()))
+            raise RuntimeError(f"the model failed on every row of a batch: {first}")
         table = pa.table({
             "key": batch.column("key"), "id": batch.column("id"),
             "text_hash": batch.column("text_hash"),

@@ -7,8 +7,8 @@ told to lower its token budget. A batch whose every row fails on its own is not 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def _split(forward: Forward, rows: np.ndarray, outcome: Outcome) -> BaseExceptio
         right = _split(forward, rows[half:], outcome)
         return left or right or exc
     outcome.fitted_rows = max(outcome.fitted_rows, len(rows))
-    for row, vector in zip(rows, vectors):
+    for row, vector in zip(rows, vectors, strict=True):
         outcome.embeddings[int(row)] = vector
     return None
 

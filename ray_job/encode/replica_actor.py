@@ -2,8 +2,8 @@
 process only, and the replica's test hook (`hooks.before_batch`, asked before each batch).
 
 The driver names this class in the dataset and never imports torch or transformers' model
-code: that was ~2.5 s of every `ray-embed run`'s start on a 2-core machine and ~300 MB of the
-driver's memory, for a class the driver only pickles by reference.
+code: those imports would lengthen every run's start and grow the driver's memory, for a class
+the driver only pickles by reference.
 """
 from __future__ import annotations
 

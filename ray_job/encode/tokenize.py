@@ -16,8 +16,9 @@ import functools
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -274,7 +275,7 @@ def tokenize_rows(encode: Encode, batch: pa.Table) -> tuple[pa.Table, list[dict]
         rejects.append(reject_record("untokenizable", detail, keys[row],
                                      f"file #{file_index}:{position}", ids[row]))
     kept = batch.filter(pa.array(keep)) if failed else batch
-    ids_array = token_array([e for e, ok in zip(encoded, keep) if ok])
+    ids_array = token_array([e for e, ok in zip(encoded, keep, strict=True) if ok])
     return kept.drop_columns(["text"]).append_column("input_ids", ids_array), rejects
 
 
@@ -298,7 +299,8 @@ def tokenize_table(batch: pa.Table, recipe: dict, threads: int | None = None) ->
         out, rejected = _tokenize(batch, recipe)
     if rejected.num_rows:
         raise RuntimeError(f"{rejected.num_rows} untokenizable row(s) and no run directory to "
-                           f"reject them in: {json.loads(rejected.column(REJECT_COLUMN)[0].as_py())['record']}")
+                           f"reject them in: "
+                           f"{json.loads(rejected.column(REJECT_COLUMN)[0].as_py())['record']}")
     return out
 
 

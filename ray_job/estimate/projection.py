@@ -7,8 +7,8 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from ..encode.model.defaults import Node, choose_defaults
 from ..encode.gpus import gpu_facts
+from ..encode.model.defaults import Node, choose_defaults
 from ..errors import UserError
 from .corpus import sample_corpus
 from .rates import cpu_rate, gpu_rate, load_results, padding_efficiency
@@ -67,7 +67,8 @@ def make_plan(cfg, gpus: int, gpu_type: str, price: float | None, cpus_per_gpu: 
                        "sample_rows": corpus.sample_rows, "sample_rejected": corpus.sample_rejected,
                        "tokens_per_doc": round(corpus.tokens_per_doc, 1),
                        "tokens_p95": corpus.tokens_p95,
-                       "tokens": round(corpus.rows * corpus.tokens_per_doc) if corpus.rows else None},
+                       "tokens": (round(corpus.rows * corpus.tokens_per_doc) if corpus.rows
+                                  else None)},
             "padding_efficiency": round(padding, 3),
             "flops_per_doc": size.shape.flops_per_doc(corpus.tokens_per_doc, padding),
             "rate": {**asdict(rate), "docs_per_s": round(rate.docs_per_s, 1)},

@@ -98,9 +98,9 @@ def cpu_rate(cfg, info, token_lists: list[list[int]], seconds: float = 10.0) -> 
     import os
 
     from ..encode.encoder import Encoder
-    from ..rundir.replica import ReplicaSpec
     from ..encode.model.precision import pick_precision
     from ..encode.tokenize import token_array
+    from ..rundir.replica import ReplicaSpec
 
     precision = pick_precision(cfg.spec.precision, "cpu")
     encoder = Encoder(ReplicaSpec.of(cfg.spec, cfg.options, info.source, None, "cpu", precision),

@@ -20,9 +20,9 @@ from ..errors import UserError
 from ..finalize.row_records import row_records, text_field
 from ..map import layout2d
 from ..map.build import build_map, format_build
-from ..rundir.map_state import read_coords
 from ..read.plan import frozen_plan
 from ..rundir.layout import H5
+from ..rundir.map_state import read_coords
 from ..rundir.rundir import RunDir
 
 ROW_ID = "__row_index__"
@@ -66,7 +66,7 @@ def nearest_neighbours(h5: Path) -> list[dict]:
     found = []
     for start in range(0, len(vectors), CHUNK_ROWS):
         distances, rows = layout2d.neighbours(index, vectors[start:start + CHUNK_ROWS], k)
-        for own, (d, r) in enumerate(zip(distances, rows), start):
+        for own, (d, r) in enumerate(zip(distances, rows, strict=True), start):
             keep = r != own
             found.append({"ids": r[keep][:NEIGHBOURS].tolist(),
                           "distances": d[keep][:NEIGHBOURS].tolist()})

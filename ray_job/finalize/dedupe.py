@@ -9,9 +9,9 @@ rejects/duplicates.jsonl lists them in the order it always did (source order).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -52,7 +52,7 @@ class IdBuckets:
             self._writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]))
 
     def close(self) -> None:
-        for writer, sink in zip(self._writers, self._sinks):
+        for writer, sink in zip(self._writers, self._sinks, strict=True):
             writer.close()
             sink.close()
 
@@ -72,7 +72,8 @@ class Duplicates:
     def records(self) -> Iterator[dict]:
         """rejects/duplicates.jsonl's records, in source order."""
         for table in merge_runs(self.runs, ("seq",)):
-            for key, row_id in zip(table.column("key").to_pylist(), table.column("id").to_pylist()):
+            for key, row_id in zip(table.column("key").to_pylist(),
+                                   table.column("id").to_pylist(), strict=True):
                 yield {"reason": "duplicate_id", "detail": DETAIL, "key": key, "id": row_id}
 
 

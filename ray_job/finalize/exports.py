@@ -3,8 +3,8 @@ and label when the run has a current map), a DuckDB table, the compact int8 / bi
 vectors (quantize.py) and a LanceDB table (lance_export.py)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -79,7 +79,8 @@ def _write_parquet_file(path: Path, first: pa.Table, chunks: Iterator[pa.Table])
 
 
 def export_duckdb(h5_path: Path, run_dir: RunDir) -> str:
-    """The Semantic Scholar notebook's table: embeddings(id VARCHAR PRIMARY KEY, embedding FLOAT[D])."""
+    """The Semantic Scholar notebook's table:
+    embeddings(id VARCHAR PRIMARY KEY, embedding FLOAT[D])."""
     import duckdb
 
     with h5py.File(h5_path, "r") as h5:

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from ..rundir.layout import H5
-from ..storage.space import require_space
 from ..rundir.shards import CONFIG_HASH_KEY, CorruptShard
+from ..storage.space import require_space
 from .ids import ID_WIDTH_LIMIT, IdDigest, as_text, fixed_width, holding_nul
 
 VECTOR_CHUNK_BYTES = 1 << 20
@@ -154,7 +154,8 @@ class H5Writer:
         dim = self.vectors.shape[1]
         attrs = {**self.spec.attrs, **ran_attrs(ran, self.spec.attrs), "count": self.n, "dim": dim}
         for name, value in attrs.items():
-            self.h5.attrs[name] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+            plain = isinstance(value, (int, float, str, bool))
+            self.h5.attrs[name] = value if plain else json.dumps(value)
         return dim
 
 

@@ -11,9 +11,9 @@ shards' ranges without any duplicate; a block written twice (a retried task whos
 cut differently) gives the same keys in two shards. Both merge correctly."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa

@@ -8,8 +8,8 @@ never emits a row before a smaller one that is still unread.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -71,7 +71,7 @@ def read_batches(path: Path) -> Iterator[pa.RecordBatch]:
 def _rows_upto(columns: list[np.ndarray], bound: tuple[int, ...]) -> int:
     """How many leading rows of sorted `columns` are <= `bound` (lexicographic)."""
     lo, hi = 0, len(columns[0])
-    for col, b in zip(columns[:-1], bound[:-1]):
+    for col, b in zip(columns[:-1], bound[:-1], strict=True):
         part = col[lo:hi]
         below = int(np.searchsorted(part, b, "left"))
         equal_end = int(np.searchsorted(part, b, "right"))

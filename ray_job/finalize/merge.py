@@ -8,9 +8,9 @@ keeps one row per key (a block written twice counts once) and hash-partitions th
 the sources that hold them (h5out.py). Duplicate ids keep the row with the lowest key and the
 others go to rejects/duplicates.jsonl. Every read unit is reconciled (reconcile.py) before the
 output is written. The shards record what ran them (device, precision): the file records that
-too, and a run whose shards ran in different precisions is refused rather than mixed silently. A
-corrupt shard is moved aside (RunDir.shards.quarantine) and named in the error, so that re-running the
-job recomputes exactly its rows.
+too, and a run whose shards ran in different precisions is refused rather than mixed silently.
+A corrupt shard is moved aside (RunDir.shards.quarantine) and named in the error, so that
+re-running the job recomputes exactly its rows.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from .dedupe import Duplicates, IdBuckets, find_duplicates
 from .h5file import new_h5
 from .h5out import H5Writer, IdColumn, RanWith, VerificationError, check_rows, verify_h5
 from .key_order import CHUNK_ROWS, Ordered, Scan, order_rows, scan_sources
+from .merge_sources import ReuseSource, ShardSource, row_sources
 from .reconcile import UnitCounter, reconcile_counts
 from .rejected import LaterRejects, RejectTally
-from .merge_sources import ReuseSource, ShardSource, row_sources
 
 __all__ = ["MergeSpec", "Storage", "FinalizeResult", "VerificationError", "finalize",
            "ShardSource", "ReuseSource", "row_sources"]
@@ -128,8 +128,9 @@ def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: l
             continue
         ids = batch.column("id")
         writer.write_rows(out, ids, batch.column("text_hash").to_numpy())
+        dim = writer.vectors.shape[1] if writer.vectors is not None else None
         matrix = _gather(batch.column("seq").to_numpy(), ids, sources, scan, opened, ran,
-                         normalized, writer.vectors.shape[1] if writer.vectors is not None else None)
+                         normalized, dim)
         writer.write_vectors(out, matrix)
         out += batch.num_rows
     return ran.record()
@@ -150,7 +151,7 @@ def _gather(seq: np.ndarray, ids: pa.Array, sources: list, scan: Scan, opened: n
         if not opened[s]:
             ran.add(meta, source.name)
             opened[s] = True
-        check_rows(emb, source.name, lambda i: ids[int(group[i])].as_py(), normalized)
+        check_rows(emb, source.name, lambda i, group=group: ids[int(group[i])].as_py(), normalized)
         dim = dim or emb.shape[1]
         if emb.shape[1] != dim:
             raise VerificationError(f"{source.name} holds {emb.shape[1]}-dimensional embeddings, "

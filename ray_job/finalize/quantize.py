@@ -19,16 +19,16 @@ precision, dim, truncate_dim and source count as attributes.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
 
 from ..errors import UserError
+from ..finalize.vectors import unit
 from ..rundir.layout import BINARY, INT8
 from ..rundir.rundir import RunDir
-from ..finalize.vectors import unit
 
 CHUNK_ROWS = 65536
 FILES = {"int8": INT8, "binary": BINARY}
@@ -106,7 +106,7 @@ def export_compact(h5_path: Path, run_dir: RunDir, precision: str,
             codes = out.create_dataset("embeddings", (rows, width), dtype=np.int8,
                                        chunks=(min(max(rows, 1), CHUNK_ROWS), width))
             for start, chunk in zip(range(0, rows, CHUNK_ROWS),
-                                    vector_chunks(h5_path, truncate_dim)):
+                                    vector_chunks(h5_path, truncate_dim), strict=True):
                 stop = start + len(chunk)
                 codes[start:stop] = quantize(chunk, precision, ranges)
                 ids[start:stop] = source["ids"][start:stop]

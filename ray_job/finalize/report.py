@@ -23,9 +23,10 @@ def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now:
         "docs_per_s": round(embedded_now / encode_s, 2) if encode_s > 0 else None,
         "tokens": result.real_tokens,
         "tokens_computed": result.computed_tokens,
-        "tokens_per_s": (round(result.real_tokens * embedded_now / max(1, result.count) / encode_s, 1)
-                         if encode_s > 0 else None),
-        "padding_efficiency": round(padding_efficiency(result.real_tokens, result.computed_tokens), 4),
+        "tokens_per_s": (round(result.real_tokens * embedded_now / max(1, result.count)
+                               / encode_s, 1) if encode_s > 0 else None),
+        "padding_efficiency": round(padding_efficiency(result.real_tokens,
+                                                       result.computed_tokens), 4),
         "device": device,
         "precision": precision,
         "replicas": replicas,

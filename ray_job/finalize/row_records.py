@@ -11,8 +11,8 @@ against its manifest entry as it is read: inputs moved or changed since the run 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 

@@ -22,12 +22,12 @@ import pyarrow.ipc as ipc
 
 from ..errors import UserError
 from ..extras import check_extra
-from ..rundir.job import now_iso
 from ..read.plan import frozen_plan
+from ..rundir.fingerprint import h5_fingerprint, local_stat
+from ..rundir.job import now_iso
 from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
 from ..rundir.map_state import current_info
 from ..rundir.rundir import RunDir
-from ..rundir.fingerprint import h5_fingerprint, local_stat
 from ..settings import MAP_SAMPLE  # rows UMAP is fitted on (the rest are placed near them)
 from . import layout2d, picture
 from .labels import Labels, row_labels

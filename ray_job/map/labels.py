@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rundir.job import JobRecord
 from ..errors import UserError
 from ..finalize.row_records import row_records, text_field
+from ..rundir.job import JobRecord
 
 CATEGORY_FIELD = "categories"
 TITLE_FIELD = "title"
@@ -112,7 +112,7 @@ def cluster_keywords(clusters: np.ndarray, titles: list[str | None], k: int) -> 
     """Class-based TF-IDF: a word's share of its cluster's words, times
     log(1 + mean words per cluster / the word's count over all clusters)."""
     counts = [collections.Counter() for _ in range(k)]
-    for cluster, title in zip(clusters, titles):
+    for cluster, title in zip(clusters, titles, strict=True):
         if title:
             counts[cluster].update(w for w in WORD.findall(title.lower()) if w not in STOP_WORDS)
     total = collections.Counter()

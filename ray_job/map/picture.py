@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..extras import require
-from .labels import Labels, NOISE
+from .labels import NOISE, Labels
 
 PLOT_POINTS = 200_000
 NOISE_LABEL = "Unlabelled"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..storage.files import files_for
 from .transfer import UploadResult, no_check, sha256_of, with_retries

@@ -12,8 +12,8 @@ the huggingface_hub login); the token is never written anywhere by ray-embed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UserError
 from .transfer import UploadResult, git_blob_sha1, no_check, sha256_of, with_retries
@@ -42,7 +42,8 @@ class HubTarget:
     def publish(self, files: dict[str, Path], message: str = "ray-embed: publish embeddings"
                 ) -> UploadResult:
         with_retries(lambda: self.api.create_repo(self.repo_id, repo_type="dataset",
-                                                  exist_ok=True), f"{self.destination} (create repo)")
+                                                  exist_ok=True),
+                     f"{self.destination} (create repo)")
         changed = with_retries(lambda: self._changed(files), self.destination)
         if changed:
             with_retries(lambda: self._commit_missing(files, message), self.destination)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import LeaseLost, UserError
 from ..storage.failures import StorageError
@@ -61,7 +61,7 @@ def with_retries(action: Callable[[], object], what: str,
             return action()
         except LeaseLost:                    # the run's fence: stop, as it says
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - sorted by `transient`, else one line
             if not transient(exc):
                 raise UserError(f"upload of {what} refused: {one_line(exc)}") from None
             if attempt == ATTEMPTS:

@@ -9,8 +9,8 @@ the target checks it before each commit (a file moved into place, the Hub commit
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UserError
 from ..rundir.layout import CARD, CARD_HEAD, REPORT
@@ -112,6 +112,7 @@ class ShardPublisher(Poller):
         if len(pending) < (1 if final else self.every):
             return
         with tempfile.TemporaryDirectory() as tmp:
-            files = {f"shards/{name}": self.run_dir.shards.local_file(name, Path(tmp)) for name in pending}
+            files = {f"shards/{name}": self.run_dir.shards.local_file(name, Path(tmp))
+                     for name in pending}
             self.target.put_shards(files)
         self.sent += len(pending)

@@ -13,7 +13,7 @@ import contextlib
 import gzip
 import io
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..storage.remote_files import open_stream
 

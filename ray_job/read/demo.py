@@ -26,13 +26,15 @@ def demo_record(index: int, rng: random.Random) -> dict:
     category = rng.choice(sorted(CATEGORIES))
     terms = CATEGORIES[category]
     a, b = rng.sample(terms, 2)
-    title = f"{rng.choice(ADJECTIVES).capitalize()} {a} and {b}: a {rng.choice(ADJECTIVES)} approach"
+    title = (f"{rng.choice(ADJECTIVES).capitalize()} {a} and {b}: "
+             f"a {rng.choice(ADJECTIVES)} approach")
     sentences = [
         f"We {rng.choice(VERBS)} the {a} in the presence of a {rng.choice(ADJECTIVES)} {b}.",
         f"Using a {rng.choice(ADJECTIVES)} method we {rng.choice(VERBS)} how the {b} depends on "
         f"the {rng.choice(terms)}.",
     ]
-    sentences += [f"The {rng.choice(terms)} {rng.choice(RESULTS)}." for _ in range(rng.randint(2, 7))]
+    sentences += [f"The {rng.choice(terms)} {rng.choice(RESULTS)}."
+                  for _ in range(rng.randint(2, 7))]
     abstract = "  " + "\n".join(textwrap.wrap(" ".join(sentences), 79)) + "\n"
     authors = rng.sample(SURNAMES, rng.randint(1, 3))
     year, month = 2007 + index // 12000, 1 + (index // 1000) % 12

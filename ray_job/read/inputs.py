@@ -15,14 +15,20 @@ from pathlib import Path, PurePath
 
 from ..errors import UserError
 from ..redact import redact_url
-from .hub_repo import SPLIT, is_repo_root, split_files
+from ..storage.files import is_url, url_path
+from ..storage.remote_files import (
+    is_glob,
+    list_url,
+    local_copy,
+    open_stream,
+    random_access_source,
+    user_errors,
+)
 from .decompress import DAMAGED, open_decompressed
+from .hub_repo import SPLIT, is_repo_root, split_files
 from .json_array import is_json_array, load_array
 from .lines import iter_lines, stream_chunks
 from .text import RejectRow
-from ..storage.files import is_url, url_path
-from ..storage.remote_files import (is_glob, list_url, local_copy, open_stream,
-                                    random_access_source, user_errors)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 ARRAY_SUFFIXES = (".json",)          # the only type that may hold one JSON array of records
@@ -80,8 +86,8 @@ def detect_format(path: str | Path) -> tuple[str, str | None]:
         return "parquet", None
     if core in DUCKDB_SUFFIXES and compression is None:
         return "duckdb", None
-    raise UserError(f"unknown input type for {path}: expected .jsonl/.json (optionally .gz or .zst), "
-                    f".parquet or a DuckDB file (.duckdb/.db)")
+    raise UserError(f"unknown input type for {path}: expected .jsonl/.json "
+                    f"(optionally .gz or .zst), .parquet or a DuckDB file (.duckdb/.db)")
 
 
 def resolve_inputs(paths: list[str] | tuple[str, ...]) -> list[InputFile]:
@@ -204,7 +210,7 @@ def _file_units(f: InputFile, block_bytes: int, limit: int | None) -> tuple[list
 def _duckdb_units(f: InputFile, sql: SqlSpec | None, limit: int | None,
                   cache_dir: str | None) -> tuple[list[ReadUnit], int]:
     """Key-range units over an integer key column (no OFFSET paging while reading)."""
-    from .sql import key_bounds, key_after_rows
+    from .sql import key_after_rows, key_bounds
 
     if sql is None:
         raise UserError(f"{f.path} is a DuckDB file: give --table NAME or --query 'SELECT ...'")
@@ -242,7 +248,7 @@ def _parquet_units(base: ReadUnit, limit: int | None) -> tuple[list[ReadUnit], i
     try:
         with random_access_source(base.path) as source:
             meta = pq.ParquetFile(source).metadata
-    except Exception as exc:  # not a parquet file at all
+    except Exception as exc:  # noqa: BLE001 - not a Parquet file: pyarrow's errors share no base
         raise UserError(f"cannot read Parquet file {redact_url(base.path)}: {exc}") from None
     n_rows = meta.num_rows if limit is None else min(meta.num_rows, limit)
     bounds = row_group_units([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],

@@ -12,7 +12,7 @@ A line's position is the byte offset of its first byte in the (decompressed) fil
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Union
+from collections.abc import Iterable, Iterator
 
 from .text import RejectRow
 
@@ -20,7 +20,7 @@ CHUNK_BYTES = 1024 * 1024
 # The longest line read: a JSON record of 64 MiB (the json module makes ~3-5x that in Python
 # objects) is no paper's metadata; the cap keeps a read task's memory bounded whatever the file.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-Line = tuple[int, Union[bytes, RejectRow]]
+Line = tuple[int, bytes | RejectRow]
 
 
 def iter_lines(chunks: Iterable[bytes], position: int = 0, end: int | None = None,

@@ -15,8 +15,8 @@ import hashlib
 
 from ..errors import InputChanged
 from ..redact import redact_url
-from .inputs import InputFile
 from ..storage.remote_files import identity_of, open_stream, user_errors, version_of
+from .inputs import InputFile
 
 EDGE_BYTES = 64 * 1024
 

@@ -28,14 +28,14 @@ class ReadPlan:
         return {"manifest": self.manifest, "block_bytes": self.block_bytes, "limit": self.limit,
                 "units": [{**asdict(u), "path": redact_url(u.path)} for u in self.units]}
 
-    def reading(self, files: list[InputFile]) -> "ReadPlan":
+    def reading(self, files: list[InputFile]) -> ReadPlan:
         """The plan with each unit's file as this run names it (`files`, in manifest order:
         check_resume found them the same inputs), the URL the readers open."""
         return replace(self, units=[replace(u, path=files[u.file_index].path)
                                     for u in self.units])
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ReadPlan":
+    def from_dict(cls, data: dict) -> ReadPlan:
         return cls(data["manifest"], data["block_bytes"], data["limit"],
                    [ReadUnit(**u) for u in data["units"]])
 
@@ -53,7 +53,8 @@ def check_resume(old: ReadPlan | None, manifest: list[dict], limit: int | None, 
         return
     changes = manifest_changes(old.manifest, manifest)
     if changes:
-        shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+        more = f"; and {len(changes) - 3} more" if len(changes) > 3 else ""
+        shown = "; ".join(changes[:3]) + more
         raise UserError(f"the inputs of {where} changed since it started: {shown}. Use --fresh "
                         f"to start over, or a new --output with --previous {where} to embed "
                         f"only new and changed papers")

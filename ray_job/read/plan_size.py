@@ -1,12 +1,13 @@
 """Sane read plans: a floor under --block-bytes and a cap on the read units of a plan.
 
 Every read unit costs a Ray task, a reads record and a line of plan.json (~180 bytes), so a
-unit must hold more than a few bytes: `--block-bytes 1` on 20 rows (26 KB) made a 4.8 MB plan
-of 26,166 units and embedded nothing in 4 minutes. The floor (config_checks.MIN_BLOCK_BYTES_OPTION, a few
-records per unit) is refused below in one line; above it, a block size that would still cut
-the plain JSONL inputs into more than MAX_PLAN_UNITS units is raised until they fit (and said
-so). Compressed files, JSON arrays, Parquet and DuckDB inputs are cut by their own rules
-(inputs.py), never finer than one unit per 20,000 rows or per file.
+unit must hold more than a few bytes: at a few bytes a unit, the plan of even a small file
+holds tens of thousands of units and the job spends its time scheduling them. The floor
+(config_checks.MIN_BLOCK_BYTES_OPTION, a few records per unit) is refused below in one line;
+above it, a block size that would still cut the plain JSONL inputs into more than
+MAX_PLAN_UNITS units is raised until they fit (and said so). Compressed files, JSON arrays,
+Parquet and DuckDB inputs are cut by their own rules (inputs.py), never finer than one unit
+per 20,000 rows or per file.
 """
 from __future__ import annotations
 

@@ -88,7 +88,8 @@ class Previous:
             return "changed", -1
         return "reused", int(self.row[i])
 
-    def classify_many(self, id_hash: np.ndarray, t_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def classify_many(self, id_hash: np.ndarray,
+                      t_hash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every row at once: (status per row: NEW / CHANGED / REUSED, row in the old file or
         -1), from the rows' id hashes and text hashes (uint64 arrays)."""
         id_hash = np.asarray(id_hash, dtype=np.uint64)

@@ -8,19 +8,19 @@ JSONL and Parquet are read where they are (ranged requests), a DuckDB file from 
 """
 from __future__ import annotations
 
-from typing import Iterator, Union
+from collections.abc import Iterator
 
+from ..storage.failures import StorageError
+from ..storage.files import STREAM_BUFFER_BYTES
+from ..storage.remote_files import local_copy, open_stream, random_access_source
 from .decompress import DAMAGED, open_decompressed
 from .inputs import ReadUnit
 from .json_array import BOM, load_array, loads_json
 from .lines import Line, first_line_start, iter_lines, range_chunks, stream_chunks
-from ..storage.failures import StorageError
 from .manifest import check_identity
-from ..storage.files import STREAM_BUFFER_BYTES
-from ..storage.remote_files import local_copy, open_stream, random_access_source
 from .text import RejectRow
 
-Item = tuple[int, Union[dict, RejectRow]]
+Item = tuple[int, dict | RejectRow]
 LINE_SLACK_BYTES = 64 * 1024   # read past a range's end for its last line in the same request
 
 

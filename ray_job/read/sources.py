@@ -2,21 +2,21 @@
 OUT/rejects/ with a reason. Also builds the Ray Dataset of read units."""
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Collection, Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from .previous import REUSED, STATUS_NAMES, Previous, id_hashes, text_hash
-from .inputs import ReadUnit
-from .keys import make_key
-from .resume import resume_fields, unit_done_keys
-from .readers import read_unit
 from ..redact import redact_text, redact_url, redacting
 from ..rundir.rejects import reject_record
 from ..rundir.reuse import reuse_table
 from ..rundir.stage import RunContext
+from .inputs import ReadUnit
+from .keys import make_key
+from .previous import REUSED, STATUS_NAMES, Previous, id_hashes, text_hash
+from .readers import read_unit
+from .resume import resume_fields, unit_done_keys
 from .text import SEP_FIELD, RejectRow, TextTemplate, cap_text, printable, reads_record, record_id
 
 ROW_SCHEMA = pa.schema([("key", pa.int64()), ("id", pa.string()), ("text", pa.string()),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import UserError
 from .keys import MAX_POSITION

@@ -1,13 +1,15 @@
 """Text templates over a record's fields (pure functions).
 
-`{title}{sep}{abstract}`: `{sep}` is the tokenizer's separator token, every other name is a field
-of the record (what a template may hold is `template_syntax`'s, shared with the config checks). A record that cannot fill the template is rejected with a reason, never dropped.
+`{title}{sep}{abstract}`: `{sep}` is the tokenizer's separator token, every other name is a
+field of the record (what a template may hold is `template_syntax`'s, shared with the config
+checks). A record that cannot fill the template is rejected with a reason, never dropped.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from ..template_syntax import SEP_FIELD, not_utf8, template_fields
 
@@ -56,7 +58,7 @@ class TextTemplate:
     max_bytes: int | None = None     # texts cut to this many UTF-8 bytes (cap_text); None: no cap
 
     def __post_init__(self) -> None:
-        self.fields  # a bad template is a ValueError here, on the driver, not in every row
+        _ = self.fields  # a bad template is a ValueError here, on the driver, not in every row
 
     @cached_property
     def fields(self) -> tuple[str, ...]:

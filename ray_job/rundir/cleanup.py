@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
-from . import layout
 from ..storage.store import Store
+from . import layout
 
 SHOWN = 3
 

@@ -87,7 +87,7 @@ class FencedStore(Store):
     """A Store whose every write, put, move and removal first checks `fence`."""
     fence: Fence | None = None
 
-    def sub(self, name: str) -> "FencedStore":
+    def sub(self, name: str) -> FencedStore:
         return FencedStore(f"{self.url}/{name}", self.fence)
 
     def write_bytes(self, name: str, data) -> None:

@@ -25,8 +25,9 @@ import importlib.metadata
 import json
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..config import TUPLE_FIELDS, JobConfig, OutputSpec, RunOptions
 from ..errors import DataError, UserError
@@ -116,7 +117,7 @@ class JobRecord:
     @classmethod
     def new(cls, cfg: JobConfig, model: ModelInfo, identity: Mapping[str, str], device: str,
             precision: str, previous_pin: Mapping[str, str] | None = None,
-            precision_choice: Mapping[str, Any] | None = None) -> "JobRecord":
+            precision_choice: Mapping[str, Any] | None = None) -> JobRecord:
         """The record of a run about to encode (its config validated, device and precision
         resolved): credentials redacted, this machine's package versions, the time now."""
         redacted = redact_config(cfg.to_dict())
@@ -144,7 +145,7 @@ class JobRecord:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> "JobRecord":
+    def from_json(cls, text: str, where: str) -> JobRecord:
         """A record as job.json holds it, in this format or an older one; a job.json that
         does not read as one is a one-line DataError naming `where`."""
         try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 
 JOB = "job.json"                  # resolved config, model facts, versions, config hash
-REPORT = "report.json"            # counts, timings (written last: a reader that sees it sees the rest)
+# counts, timings (written last: a reader that sees it sees the rest)
+REPORT = "report.json"
 H5 = "embeddings.h5"              # the result
 DUCKDB = "embeddings.duckdb"      # export
 INT8 = "embeddings-int8.h5"       # export: int8 vectors (finalize/quantize.py)
@@ -15,7 +16,8 @@ PARQUET = "parquet"               # export folder: part-*.parquet
 PARQUET_GLOB = "part-*.parquet"
 CARD = "README.md"                # dataset card, made when publishing
 # how every dataset card of ours begins (a README.md that does not is a user's)
-CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n"   # how the dataset card begins (its front matter)
+# how the dataset card begins (its front matter)
+CARD_HEAD = "---\ntags: [embeddings, ray-embed]\n"
 SHARDS = "shards"                 # part-*.arrow, each complete or absent
 SHARD_GLOB = "part-*.arrow"
 SHARD_TEMP_GLOB = ".part-*.tmp"   # left by a writer that was killed

@@ -28,7 +28,7 @@ class LeaseRecord:
     heartbeat: float
 
     @classmethod
-    def mine(cls) -> "LeaseRecord":
+    def mine(cls) -> LeaseRecord:
         now = time.time()
         return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), now, now)
 
@@ -64,7 +64,7 @@ class Lease(Poller):
         self.store, self.name, self.where, self.interval = store, name, where, heartbeat_s
         self.record = LeaseRecord.mine()
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self._acquire()
         return super().__enter__()
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Iterator
 
 import numpy as np
 
+from ..storage.store import Store
 from . import layout
 from .rejects import parse_rejects, reject_line, rejects_text
-from ..storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class RejectFiles:
     """The rejects under `store` (the run directory's own, fenced or not); `scratch`: a fresh
     local folder for the duplicates file (RunDir.scratch)."""
     store: Store
-    scratch: Callable[[], ContextManager[Path]] = contextlib.nullcontext
+    scratch: Callable[[], contextlib.AbstractContextManager[Path]] = contextlib.nullcontext
 
     @property
     def _folder(self) -> Store:

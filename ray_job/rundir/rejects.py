@@ -3,7 +3,7 @@ per row rejected after the read stage. Pure helpers; RunDir reads and writes the
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def reject_record(reason: str, detail: str, key: int, source: str, row_id: str | None) -> dict:

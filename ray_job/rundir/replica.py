@@ -39,7 +39,7 @@ class ReplicaSpec:
 
     @classmethod
     def of(cls, spec: OutputSpec, options: RunOptions, source: str, revision: str | None,
-           device: str, precision: str, model=None) -> "ReplicaSpec":
+           device: str, precision: str, model=None) -> ReplicaSpec:
         """`model`: the run's ModelInfo, whose document prompt the replica's texts get (else
         the spec's setting)."""
         prompt, name = ((model.prompt, model.prompt_name) if model is not None

@@ -18,24 +18,24 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 
 from ..errors import LeaseLost, UserError
 from ..redact import redact_url
+from ..storage.store import Store
 from . import layout
 from .cleanup import clear_run
-from .reject_files import RejectFiles
-from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
-from .shard_files import ShardFiles
 from .fence import Fence, FencedStore
 from .job import JobRecord
 from .lease import Lease
-from ..storage.store import Store
+from .reject_files import RejectFiles
+from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
+from .shard_files import ShardFiles
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class RunDir:
     fence: Fence | None = None        # set while a driver holds the lease (`held`)
 
     @classmethod
-    def at(cls, location: str | Path) -> "RunDir":
+    def at(cls, location: str | Path) -> RunDir:
         return cls(Store.at(location).url)
 
     @cached_property
@@ -90,7 +90,9 @@ class RunDir:
     # ---- the frozen read plan and what the read stage saw -------------------------------------
 
     def load_plan(self) -> dict | None:
-        return json.loads(self.store.read_text(layout.PLAN)) if self.store.exists(layout.PLAN) else None
+        if not self.store.exists(layout.PLAN):
+            return None
+        return json.loads(self.store.read_text(layout.PLAN))
 
     def write_plan(self, plan: dict) -> None:
         self.store.write_text(layout.PLAN, json.dumps(plan, separators=(",", ":")))
@@ -265,7 +267,7 @@ class RunDir:
         return Lease(Store(self.url), layout.LEASE, self.url)
 
     @contextlib.contextmanager
-    def held(self) -> Iterator["RunDir"]:
+    def held(self) -> Iterator[RunDir]:
         """Hold the run's lease while the block runs; yields this run directory fenced by it
         (every commit checks the lease is still this driver's: LeaseLost otherwise)."""
         with self.lease() as lease:

@@ -10,8 +10,9 @@ their own.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .fence import Fence
 from .replica import ReplicaSpec

@@ -35,6 +35,7 @@ def run_status(location: str | Path, config_path: str | None = None) -> dict:
 
 def format_status(s: dict) -> str:
     rejected = sum(s["rejected_by_reason"].values())
+    by_reason = ", ".join(f"{r}: {n}" for r, n in s["rejected_by_reason"].items())
     lines = [
         f"run directory  {s['directory']}",
         f"model          {s['model']} (config {s['config_hash']}; {s['precision']} on "
@@ -42,13 +43,15 @@ def format_status(s: dict) -> str:
         f"prompts        document {s['prompts']['document']}; query {s['prompts']['query']}",
         f"rows done      {s['rows_done']:,} in {s['shards']:,} shards"
         + (f" (limit {s['limit']:,})" if s["limit"] else ""),
-        f"rejected       {rejected:,}" + (f" ({', '.join(f'{r}: {n}' for r, n in s['rejected_by_reason'].items())})" if rejected else ""),
+        f"rejected       {rejected:,}" + (f" ({by_reason})" if rejected else ""),
         f"finalized      {'yes: embeddings.h5' if s['finalized'] else 'no'}",
     ]
     if s["corrupt_shards"]:
-        lines.append(f"corrupt        {s['corrupt_shards']} shard(s) set aside; re-run to recompute")
+        lines.append(f"corrupt        {s['corrupt_shards']} shard(s) set aside; "
+                     f"re-run to recompute")
     if s["last_docs_per_s"]:
         lines.append(f"last rate      {s['last_docs_per_s']:,.1f} docs/s")
     if s["config_matches"] is not None:
-        lines.append(f"config         {'matches' if s['config_matches'] else 'DIFFERS: the run would be refused'}")
+        config = "matches" if s["config_matches"] else "DIFFERS: the run would be refused"
+        lines.append(f"config         {config}")
     return "\n".join(lines)

@@ -9,9 +9,9 @@ index itself, one chunk, and a training sample of TRAIN_PER_LIST rows per list.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np

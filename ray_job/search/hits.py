@@ -28,7 +28,7 @@ def make_hits(h5_path: Path, rows: np.ndarray, scores: np.ndarray,
         ids = [h5["ids"][r].decode() for r in rows]
         urls = [h5["urls"][r].decode() for r in rows] if "urls" in h5 else [None] * len(rows)
     return [Hit(rank + 1, float(score), i, title, url) for rank, (i, score, title, url)
-            in enumerate(zip(ids, scores, read_titles(titles, rows), urls))]
+            in enumerate(zip(ids, scores, read_titles(titles, rows), urls, strict=True))]
 
 
 def format_hits(hits: list[Hit]) -> str:

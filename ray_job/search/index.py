@@ -21,12 +21,13 @@ from pathlib import Path
 import h5py
 
 from ..read.plan import ReadPlan
+from ..rundir.fingerprint import h5_fingerprint, stat_key
 from ..rundir.job import JobRecord, now_iso
 from ..rundir.layout import H5, INDEX_ANN, INDEX_INFO, INDEX_TITLES
 from ..rundir.rundir import RunDir
 from . import ann, compact
-from ..rundir.fingerprint import h5_fingerprint, stat_key
 from .titles import write_titles
+
 
 def result_h5(run_dir: RunDir) -> Path:
     """A local copy of the run's embeddings.h5 (one line if the run has none yet)."""
@@ -124,7 +125,7 @@ class LoadedIndex:
     info: dict | None = None          # index.json (None: a float32 index)
 
     @classmethod
-    def open(cls, run_dir: RunDir, info: dict) -> "LoadedIndex":
+    def open(cls, run_dir: RunDir, info: dict) -> LoadedIndex:
         path = run_dir.local_result(INDEX_ANN)
         vectors = _kind(info)["vectors"]
         if vectors == "float32":

@@ -39,7 +39,8 @@ def top_k(h5_path: Path, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     q = ann.unit(queries)
     best_idx = np.empty((len(q), 0), dtype=np.int64)
     best_score = np.empty((len(q), 0), dtype=np.float32)
-    for start, chunk in zip(range(0, 1 << 62, CHUNK_ROWS), ann.h5_chunks(h5_path, CHUNK_ROWS)):
+    for start, chunk in zip(range(0, 1 << 62, CHUNK_ROWS), ann.h5_chunks(h5_path, CHUNK_ROWS),
+                            strict=False):   # the range only numbers the chunks
         scores = np.concatenate([best_score, q @ chunk.T], axis=1)
         idx = np.concatenate([best_idx, np.broadcast_to(
             np.arange(start, start + len(chunk)), (len(q), len(chunk)))], axis=1)

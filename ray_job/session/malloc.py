@@ -22,7 +22,7 @@ def bound_malloc_arenas(arenas: int = DRIVER_ARENAS) -> bool:
     try:
         libc = ctypes.CDLL(name)
         mallopt = libc.mallopt
-        libc.gnu_get_libc_version           # glibc only: musl and macOS have no such symbol
+        _ = libc.gnu_get_libc_version       # glibc only: musl and macOS have no such symbol
     except (OSError, AttributeError, TypeError):
         return False
     return mallopt(M_ARENA_MAX, arenas) == 1

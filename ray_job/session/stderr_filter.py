@@ -16,7 +16,7 @@ import os
 import select
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 BENIGN = (b"has constructor arguments in the object store and max_restarts > 0",)
 HOLD_SECONDS = 0.2

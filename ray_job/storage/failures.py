@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..redact import redact_text
 

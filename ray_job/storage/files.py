@@ -55,7 +55,7 @@ def url_path(url: str) -> str:
     return urlsplit(url).path
 
 
-def files_for(location: str) -> tuple["Files", str]:
+def files_for(location: str) -> tuple[Files, str]:
     """The files `location` (a local path or a URL) is on, and its path there; a URL whose
     backend is not installed, or of an unknown protocol, is a one-line UserError."""
     from fsspec.core import url_to_fs
@@ -258,7 +258,8 @@ class Files:
         try:
             self.fs.pipe_file(path, data, mode="create")
         except (FileExistsError, OSError) as exc:
-            if "PreconditionFailed" in repr(exc) or isinstance(exc, FileExistsError) or "412" in str(exc):
+            if ("PreconditionFailed" in repr(exc) or isinstance(exc, FileExistsError)
+                    or "412" in str(exc)):
                 return False
             raise
         except (TypeError, NotImplementedError):

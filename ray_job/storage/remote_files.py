@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
 from ..errors import UserError
 from ..redact import redact_text
@@ -46,7 +46,7 @@ def user_errors(url: str) -> Iterator[None]:
         raise UserError(_says(f"access denied to {url}: {first_line(exc)}")) from None
     except StorageError as exc:
         raise UserError(_says(f"cannot read {url}: {exc.strerror}")) from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each fsspec backend raises its own kinds
         raise UserError(_says(f"cannot read {url}: {first_line(exc)}")) from None
 
 
@@ -149,7 +149,8 @@ def local_copy(path: str, cache_dir: str | None = None) -> str:
 
 def cache_name(url: str, info: dict) -> str:
     """A name that changes with the URL and the stored file's size and version."""
-    digest = hashlib.sha256(f"{url}\n{info.get('size')}\n{stored_version(info)}".encode()).hexdigest()
+    identity = f"{url}\n{info.get('size')}\n{stored_version(info)}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()
     return f"{digest[:24]}-{PurePosixPath(url_path(url)).name}"
 
 

@@ -19,7 +19,7 @@ class Store:
     url: str
 
     @classmethod
-    def at(cls, location: str | Path) -> "Store":
+    def at(cls, location: str | Path) -> Store:
         """A local path becomes absolute; a URL is kept as given (without a trailing /)."""
         text = str(location)
         return cls(text.rstrip("/") if is_url(text) else str(Path(text).expanduser().resolve()))
@@ -47,7 +47,7 @@ class Store:
             raise ValueError(f"{self.url} is not on the local filesystem")
         return Path(self.root)
 
-    def sub(self, name: str) -> "Store":
+    def sub(self, name: str) -> Store:
         return Store(f"{self.url}/{name}")
 
     def path(self, name: str) -> str:
@@ -72,7 +72,8 @@ class Store:
 
     def sizes(self, pattern: str = "*") -> dict[str, int]:
         """Name -> size of the files directly in this directory that match `pattern`."""
-        return {p.rsplit("/", 1)[-1]: size for p, size in self.files.sizes(self.path(pattern)).items()}
+        sizes = self.files.sizes(self.path(pattern))
+        return {p.rsplit("/", 1)[-1]: size for p, size in sizes.items()}
 
     def files_below(self) -> list[str]:
         """Sorted paths (relative to this directory) of every file anywhere below it."""

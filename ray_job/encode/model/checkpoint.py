@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .info import LOADED_BYTES_PER_PARAM
 

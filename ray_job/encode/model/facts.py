@@ -20,13 +20,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import UserError
-from .checkpoint import small_files, weight_bytes, weights_of
-from .info import (ModelInfo, backend_name, model_error, model_info, model_name,
-                         pooling_name, st_max_length, transformers_max_length)
-from .prompts import Prompt, SavedPrompts, choose, prompt_token_count, unused_prompts_note
-from .st_format import (kind_of, module_stack, pooling_config, pooling_modes, read_json,
-                        st_config, transformer_settings)
 from ..tokenize import st_tokenizer
+from .checkpoint import small_files, weight_bytes, weights_of
+from .info import (
+    ModelInfo,
+    backend_name,
+    model_error,
+    model_info,
+    model_name,
+    pooling_name,
+    st_max_length,
+    transformers_max_length,
+)
+from .prompts import Prompt, SavedPrompts, choose, prompt_token_count, unused_prompts_note
+from .st_format import (
+    kind_of,
+    module_stack,
+    pooling_config,
+    pooling_modes,
+    read_json,
+    st_config,
+    transformer_settings,
+)
 
 # the pooling of `--pooling` a causal decoder cannot be embedded with
 CAUSAL_REFUSED_POOLING = ("cls",)
@@ -87,8 +102,10 @@ def is_causal(config) -> bool:
     """Whether the model's attention is causal (a decoder): a causal-LM architecture, or a
     model type transformers knows only as a causal LM; not where the config makes the
     attention bidirectional (EmbeddingGemma)."""
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     if getattr(config, "use_bidirectional_attention", False) or not getattr(config, "is_causal",
                                                                             True):
@@ -96,7 +113,8 @@ def is_causal(config) -> bool:
     if any(a.endswith("ForCausalLM") for a in getattr(config, "architectures", None) or ()):
         return True
     kind = getattr(config, "model_type", "")
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return (kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
 
 def _prompts(folder: Path, cfg, name: str, side: str, tokenizer,

@@ -23,7 +23,8 @@ def local_weights_digest(folder: Path, patterns=None) -> str:
     chosen = (weight_files(names) if patterns is None
               else sorted(n for n in names if any(Path(n).match(p) for p in patterns)))
     if not chosen:
-        raise UserError(f"model folder {folder} holds no weight files (*.safetensors, pytorch_*.bin)")
+        raise UserError(f"model folder {folder} holds no weight files "
+                        f"(*.safetensors, pytorch_*.bin)")
     digest = hashlib.sha256()
     for name in chosen:
         digest.update(name.encode() + b"\0")
@@ -39,11 +40,11 @@ def hub_revision(repo: str) -> str:
 
     try:
         sha = HfApi().model_info(repo).sha
-    except Exception:  # offline or unreachable: what this machine has cached
+    except Exception:  # noqa: BLE001 - offline or unreachable: what this machine has cached
         try:
             sha = Path(snapshot_download(repo, allow_patterns=["config.json"],
                                          local_files_only=True)).name
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the cache look-up: one line
             raise UserError(f"cannot resolve model {repo!r} on the Hub: {exc}") from None
     return "commit:" + str(sha)
 

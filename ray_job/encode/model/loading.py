@@ -17,14 +17,14 @@ describe`, the driver's own rules, so a replica and the driver agree.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ...errors import UserError
-from .facts import describe
 from .checkpoint import dense_state, small_files
+from .facts import describe
 from .info import BUNDLED_ALIASES, ModelInfo, backend_name, model_error, model_name
 from .location import bundled_model_path, resolve_model_source
 from .st_format import NativePlan, NotNative, native_modules, route_name

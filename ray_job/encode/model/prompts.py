@@ -16,8 +16,8 @@ load time, so its `encode_document` finds an empty "document" prompt before a mo
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ...errors import UserError
 
@@ -38,7 +38,7 @@ class SavedPrompts:
     default_name: str | None = None
 
     @classmethod
-    def of(cls, st_config: Mapping) -> "SavedPrompts":
+    def of(cls, st_config: Mapping) -> SavedPrompts:
         prompts = {str(k): str(v) for k, v in (st_config.get("prompts") or {}).items()
                    if v is not None}
         return cls(prompts, st_config.get("default_prompt_name") or None)

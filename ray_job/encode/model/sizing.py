@@ -2,8 +2,15 @@
 the Ray cluster's resources, and the settings the user left unset filled in."""
 from __future__ import annotations
 
-from .defaults import (CPU_MAX_BATCH_TOKENS, Defaults, ModelSize, Node, choose_defaults,
-                       cpu_defaults, typical_tokens)
+from .defaults import (
+    CPU_MAX_BATCH_TOKENS,
+    Defaults,
+    ModelSize,
+    Node,
+    choose_defaults,
+    cpu_defaults,
+    typical_tokens,
+)
 from .info import ModelInfo
 from .shape import shape_of_folder
 
