@@ -32,7 +32,8 @@ KINDS = (("MapBatches(Encoder)", "replica"), ("Encoder", "replica"),
          ("raylet", "raylet"), ("gcs_server", "gcs"), ("log_monitor", "log monitor"),
          ("dashboard", "dashboard agent"), ("DashboardAgent", "dashboard agent"),
          ("monitor.py", "autoscaler monitor"), ("RuntimeEnvAgent", "runtime-env agent"),
-         ("_StatsActor", "Ray Data helper actors"), ("AutoscalingCoordinator", "Ray Data helper actors"),
+         ("_StatsActor", "Ray Data helper actors"),
+         ("AutoscalingCoordinator", "Ray Data helper actors"),
          ("ActorLocationTracker", "Ray Data helper actors"), ("ray_job", "driver"),
          ("ray::", "other Ray workers"))
 HZ = os.sysconf("SC_CLK_TCK")

@@ -52,9 +52,9 @@ def cpu_model() -> str:
 def tokenizer_alone(model: Path, corpus: Path, threads: int) -> dict:
     """The model's fast tokenizer on the pipeline's own texts (rendered by its template)."""
     os.environ["RAYON_NUM_THREADS"] = str(threads)
+    from ray_job.config import JobConfig
     from ray_job.encode.model.facts import describe
     from ray_job.encode.tokenize import load_tokenizer
-    from ray_job.config import JobConfig
     from ray_job.read.text import TextTemplate
 
     info = describe(JobConfig.of(model=str(model), text=TEMPLATE).spec, str(model))
@@ -88,7 +88,7 @@ def functions_alone(corpus: Path, tok: dict) -> dict:
     size = corpus.stat().st_size
     bounds = list(range(0, size, max(1, size // max(1, tok["docs"] // 2000))))[1:]
     units = [ReadUnit(0, str(corpus), "jsonl", None, a, b)
-             for a, b in zip([0] + bounds, bounds + [None])]
+             for a, b in zip([0] + bounds, bounds + [None], strict=True)]
     start, cpu_start = time.perf_counter(), time.process_time()
     rows = 0
     for unit in units:
@@ -158,8 +158,10 @@ def format_table(result: dict) -> str:
              f"| pipeline data path (Ray tasks: read, text, tokenize, write) | | | "
              f"{pipe['data_path_docs_per_cpu_s'] or 0:,.0f} |",
              f"| pipeline end to end, steady state (tiny model) | "
-             f"{pipe['steady_docs_per_s'] or 0:,.0f} | {pipe['steady_docs_per_s_per_cpu'] or 0:,.0f} | |",
-             f"| pipeline end to end, whole encode phase | {pipe['whole_run_docs_per_s'] or 0:,.0f} | | |",
+             f"{pipe['steady_docs_per_s'] or 0:,.0f} | "
+             f"{pipe['steady_docs_per_s_per_cpu'] or 0:,.0f} | |",
+             f"| pipeline end to end, whole encode phase | "
+             f"{pipe['whole_run_docs_per_s'] or 0:,.0f} | | |",
              "", f"data path / tokenizer (per CPU-second): "
              f"{result['data_path_over_tokenizer_per_cpu_s']}; end to end / tokenizer (wall): "
              f"{result['pipeline_over_tokenizer']}; start-up "

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from oracles import pad_rows_loop  # noqa: E402  (the former per-row loop)
+
 from ray_job.config import JobConfig  # noqa: E402
 from ray_job.encode.batching import length_order, pad_rows, token_budget_batches  # noqa: E402
 from ray_job.encode.encoder import Encoder  # noqa: E402
@@ -38,8 +39,6 @@ from ray_job.encode.model.loading import bundled_model_path  # noqa: E402
 from ray_job.encode.model.precision import autocast, cpu_has_native_bf16  # noqa: E402
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts  # noqa: E402
 from ray_job.rundir.replica import ReplicaSpec  # noqa: E402
-
-
 
 
 def best_us(fn, repeats: int, number: int) -> float:
@@ -56,7 +55,7 @@ def best_us(fn, repeats: int, number: int) -> float:
 
 def pad_benchmark(values, offsets, rows, label: str, number: int) -> dict:
     want, got = pad_rows_loop(values, offsets, rows, 0), pad_rows(values, offsets, rows, 0)
-    assert all(np.array_equal(w, g) for w, g in zip(want, got))
+    assert all(np.array_equal(w, g) for w, g in zip(want, got, strict=True))
     loop = best_us(lambda: pad_rows_loop(values, offsets, rows, 0), 5, number)
     vec = best_us(lambda: pad_rows(values, offsets, rows, 0), 5, number)
     width = int((offsets[rows + 1] - offsets[rows]).max())
@@ -143,9 +142,10 @@ def main(argv=None) -> list[dict]:
     results.append(corpus_pad_benchmark(values, offsets, [order[p] for p in parts]))
     print(json.dumps(results[-1]), flush=True)
 
-    runs = [] if args.pad_only else ([("before", lambda: before(encoders.get("fp32") or first, ids))]
-            if not args.no_before else []) + [
-        (p, (lambda e: lambda: e.embed_token_lists(ids)[0])(e)) for p, e in encoders.items()]
+    runs = [] if args.pad_only else (
+        [("before", lambda: before(encoders.get("fp32") or first, ids))]
+        if not args.no_before else []) + [
+        (p, lambda e=e: e.embed_token_lists(ids)[0]) for p, e in encoders.items()]
     outputs, best = {}, {}
     for _ in range(args.rounds):                 # modes alternate, so load changes hit them all
         for name, fn in runs:

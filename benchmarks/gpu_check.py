@@ -108,7 +108,6 @@ def main(argv=None) -> int:
 
         return child_main(args.child, args.child_spec)
     import torch
-
     from gpucheck import models, steps, system_steps
     from gpucheck.record import Results, run_step, table
 
@@ -134,9 +133,13 @@ def main(argv=None) -> int:
                     "environment", "prepare"):
                 continue
             if function == "speed":
-                fn = (lambda key=name.split(":", 1)[1]: steps.speed(check, key))
+                key = name.split(":", 1)[1]
+
+                def fn(key=key):
+                    return steps.speed(check, key)
             else:
-                fn = (lambda f=functions[function]: f(check))
+                def fn(f=functions[function]):
+                    return f(check)
             run_step(results, name, fn, estimate, deadline)
     results.note("imported_forbidden", sorted(
         m for m in sys.modules if m.split(".")[0] in set(args.forbid_imports)))

@@ -72,7 +72,8 @@ else:
     what = {"unit_done_keys": len(keys)}
 seconds = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({**what, "seconds": round(seconds, 2), "peak_above_imports_mib": round((peak - base) / 1024, 1)}))
+print(json.dumps({**what, "seconds": round(seconds, 2),
+                  "peak_above_imports_mib": round((peak - base) / 1024, 1)}))
 """
 
 
@@ -207,8 +208,8 @@ def bench_previous(args) -> None:
         fast, fast_s = timed(load_previous, str(cached), attrs)
         assert np.array_equal(old.id_hash, new.id_hash) and np.array_equal(old.row, fast.row)
         print(f"  load_previous  before {old_s:.2f} s   after {new_s:.2f} s   "
-              f"with stored id_hashes {fast_s:.2f} s   (lookup {new.id_hash.nbytes * 3 / 2**20:.0f} "
-              f"MiB, 24 B/row)")
+              f"with stored id_hashes {fast_s:.2f} s   "
+              f"(lookup {new.id_hash.nbytes * 3 / 2**20:.0f} MiB, 24 B/row)")
         bench_pin(cached, fast)
         # rows of a unit: half reused, a quarter changed, a quarter new
         m = min(args.classify_rows, n)
@@ -218,10 +219,12 @@ def bench_previous(args) -> None:
         row_t[m // 2: 3 * m // 4] += np.uint64(1)
         row_ids[3 * m // 4:] = [f"new.{i}" for i in range(m - 3 * m // 4)]
         row_t_list = row_t.tolist()
-        per_row, per_row_s = timed(lambda: [new.classify(i, h) for i, h in zip(row_ids, row_t_list)])
+        per_row, per_row_s = timed(lambda: [new.classify(i, h)
+                                            for i, h in zip(row_ids, row_t_list, strict=True)])
         (status, old_row), vec_s = timed(lambda: new.classify_many(id_hashes(row_ids), row_t))
         names = ("new", "changed", "reused")
-        assert [(names[s], r) for s, r in zip(status.tolist(), old_row.tolist())] == per_row
+        assert [(names[s], r) for s, r in zip(status.tolist(), old_row.tolist(),
+                                              strict=True)] == per_row
         print(f"  classify {m:,} rows  before (per row) {per_row_s:.3f} s   after (one pass) "
               f"{vec_s:.3f} s   x{per_row_s / max(vec_s, 1e-9):.0f}")
 

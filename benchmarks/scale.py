@@ -70,8 +70,10 @@ def encode_rss(size: dict) -> str:
 
 
 def format_table(result: dict) -> str:
-    cut = f", truncated to {result['max_seq_length']} tokens" if result.get("max_seq_length") else ""
-    lines = [f"{result['cpu']}, {result['cores']} cores; tiny 2-layer BERT, text {TEMPLATE}{cut}", "",
+    cut = (f", truncated to {result['max_seq_length']} tokens"
+           if result.get("max_seq_length") else "")
+    lines = [f"{result['cpu']}, {result['cores']} cores; tiny 2-layer BERT, "
+             f"text {TEMPLATE}{cut}", "",
              "| rows | embedded | steady docs/s | whole-run docs/s | start-up s | command s | "
              "driver RSS MiB, encode phase first -> last | driver peak RSS MiB |",
              "|---:|---:|---:|---:|---:|---:|---|---:|"]

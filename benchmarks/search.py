@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ray_job.search import ann, compact  # noqa: E402
-from ray_job.search.search import nearest, top_k  # noqa: E402
 from ray_job.search.index import LoadedIndex  # noqa: E402
+from ray_job.search.search import nearest, top_k  # noqa: E402
 
 TOPICS, SUBTOPICS = 1000, 20          # 20,000 subtopics
 CHUNK = 65536
@@ -65,7 +65,8 @@ def write_h5(path: Path, clusters: Clusters, rows: int) -> None:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f) & set(t)) / len(t)
+                          for f, t in zip(found, truth, strict=True)]))
 
 
 def measure(rows: int, dim: int, n_queries: int, k: int, nprobes: list[int], tmp: Path,

@@ -35,7 +35,8 @@ from datapath import cpu_model  # noqa: E402
 TOKENIZE = r"""
 import json, sys, time
 def rss():
-    return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+    return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status")
+                if l.startswith("VmRSS"))
 import ray.data, pyarrow
 from ray_job.encode import tokenize
 base, start = rss(), time.perf_counter()

@@ -104,7 +104,8 @@ def papers_db(tmp_path_factory, sample_records):
 
     path = tmp_path_factory.mktemp("db") / "papers.db"
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE papers_with_abstracts (corpusid BIGINT, title VARCHAR, abstract VARCHAR)")
+    con.execute("CREATE TABLE papers_with_abstracts "
+                "(corpusid BIGINT, title VARCHAR, abstract VARCHAR)")
     rows = [(1000 + 7 * i, r["title"], r["abstract"]) for i, r in enumerate(sample_records)]
     con.executemany("INSERT INTO papers_with_abstracts VALUES (?, ?, ?)", rows[::-1])
     con.close()

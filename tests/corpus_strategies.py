@@ -62,8 +62,9 @@ def records(draw) -> dict:
 
 
 good_ids = st.one_of(st.sampled_from(["p1", "1", " 1", "1 ", "P1", "\u00e9", "e\u0301", "0"]),
-                     st.integers(-5, 50), st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
-                                                 min_size=1, max_size=5))
+                     st.integers(-5, 50),
+                     st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+                             min_size=1, max_size=5))
 good_records = st.fixed_dictionaries({"id": good_ids, "title": plain_text, "abstract": plain_text})
 
 
@@ -107,7 +108,8 @@ class GenFile:
 
         id_type = pa.string() if self.id_type == "string" else pa.int64()
         types = {"id": id_type, "title": pa.string(), "abstract": pa.string()}
-        table = pa.table({c: pa.array([r.get(c) for r in self.values], t) for c, t in types.items()})
+        table = pa.table({c: pa.array([r.get(c) for r in self.values], t)
+                          for c, t in types.items()})
         sink = io.BytesIO()
         pq.write_table(table, sink, row_group_size=self.group_rows, compression="snappy")
         data = bytearray(sink.getvalue())

@@ -14,15 +14,19 @@ server does not know is recorded in `errors` and answered 404, so a new use show
     POST   /api/repos/create                              create_repo   (409 + url if it exists)
     POST   /api/validate-yaml                             validate_yaml (README.md commits)
     GET    /api/TYPE/{repo}[/revision/{rev}]              repo_info     (siblings; blobs=True)
-    POST   /api/TYPE/{repo}/preupload/{rev}               preupload     (uploadMode, shouldIgnore, oid)
+    POST   /api/TYPE/{repo}/preupload/{rev}               preupload     (uploadMode, shouldIgnore,
+                                                                         oid)
     POST   /PREFIX{repo}.git/info/lfs/objects/batch       lfs_batch     (basic transfer only)
     PUT    /lfs-objects/TYPE/{repo}/{sha256}?sig=...      lfs_upload    (href from lfs_batch)
     POST   /PREFIX{repo}.git/info/lfs/objects/verify      lfs_verify    (verify action)
     POST   /api/TYPE/{repo}/commit/{rev}                  commit        (NDJSON; create_pr=1)
-    GET    /api/TYPE/{repo}/tree/{rev}[/{path}]           tree          (recursive, expand, Link paging)
+    GET    /api/TYPE/{repo}/tree/{rev}[/{path}]           tree          (recursive, expand,
+                                                                         Link paging)
     POST   /api/TYPE/{repo}/paths-info/{rev}              paths_info
-    HEAD   /PREFIX{repo}/resolve/{rev}/{path}             resolve       (LFS files: 302 to lfs-objects)
-    GET    /PREFIX{repo}/resolve/{rev}/{path}             resolve       (Range -> 206 + Content-Range)
+    HEAD   /PREFIX{repo}/resolve/{rev}/{path}             resolve       (LFS files: 302 to
+                                                                         lfs-objects)
+    GET    /PREFIX{repo}/resolve/{rev}/{path}             resolve       (Range -> 206 +
+                                                                         Content-Range)
     GET    /lfs-objects/TYPE/{repo}/{sha256}?sig=...      lfs_download  (Range -> 206)
     GET    /api/TYPE/{repo}/xet-write-token/{rev}         xet_token     (xet=True: X-Xet-* headers)
 
@@ -108,7 +112,8 @@ def git_blob_sha1(data: bytes) -> str:
 
 
 def lfs_pointer(sha256: str, size: int) -> bytes:
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode()
+    return (f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
+            f"size {size}\n").encode()
 
 
 def _now() -> datetime:
@@ -209,7 +214,8 @@ class RecordedRequest:
 class HubError(Exception):
     """Raised by a handler: answered as the Hub's JSON error (status, X-Error-* headers)."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
 
@@ -243,7 +249,8 @@ class _Response:
 
     @classmethod
     def json(cls, obj, status: int = 200, headers: dict | None = None) -> _Response:
-        return cls(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
+        return cls(status, json.dumps(obj).encode(),
+                   {"Content-Type": "application/json", **(headers or {})})
 
 
 @dataclass
@@ -288,8 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         body = self._read_body()
         record = RecordedRequest(
-            method=self.command, path=split.path, query=parse_qs(split.query, keep_blank_values=True),
-            headers={k.lower(): v for k, v in self.headers.items()}, body_size=len(body), body=body, kind=None,
+            method=self.command, path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()}, body_size=len(body), body=body,
+            kind=None,
         )
         response = hub._serve(record, body)
         if response is None:  # injected dropped connection: no answer at all
@@ -299,7 +308,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, str(value))
-        length = response.length if (self.command == "HEAD" and response.length is not None) else len(response.body)
+        length = (response.length if (self.command == "HEAD" and response.length is not None)
+                  else len(response.body))
         self.send_header("Content-Length", str(length))
         self.end_headers()
         if self.command != "HEAD":
@@ -374,7 +384,8 @@ class HubServer:
     def start(self) -> HubServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.hub = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hub-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        name="hub-server", daemon=True)
         self._thread.start()
         return self
 
@@ -413,16 +424,20 @@ class HubServer:
 
     def _add_fault(self, count: int, kind: str, status: int | None, apply: bool = False) -> None:
         if kind in KINDS:
-            matches = lambda k, path, kind=kind: k == kind
+            def matches(k, path, kind=kind):
+                return k == kind
         else:
             regex = re.compile(kind)
-            matches = lambda k, path: regex.search(path) is not None
+
+            def matches(k, path):
+                return regex.search(path) is not None
         with self._lock:
             self._faults.append(_Fault(matches, count, status, apply))
 
     def requests_of(self, kind: str, method: str | None = None) -> list:
         with self._lock:
-            return [r for r in self.requests if r.kind == kind and (method is None or r.method == method)]
+            return [r for r in self.requests
+                    if r.kind == kind and (method is None or r.method == method)]
 
     def lfs_bytes_uploaded(self) -> int:
         """Bytes received by LFS object PUTs that were accepted."""
@@ -438,12 +453,14 @@ class HubServer:
         """Seed a file directly (creating the repo if needed) as one commit; returns its oid.
         `lfs=None` stores it the way preupload would classify it."""
         with self._lock:
-            repo = self._repos.get((repo_type, repo_id)) or self._new_repo(repo_type, repo_id, private)
+            repo = (self._repos.get((repo_type, repo_id))
+                    or self._new_repo(repo_type, repo_id, private))
             if lfs is None:
                 lfs = self._upload_mode(path, len(data)) == "lfs"
             if lfs:
                 repo.lfs_objects[hashlib.sha256(data).hexdigest()] = data
-            return self._apply_commit(repo, revision, f"Upload {path}", "", [("add", path, data, lfs)])
+            return self._apply_commit(repo, revision, f"Upload {path}", "",
+                                      [("add", path, data, lfs)])
 
     def files(self, repo_id: str, repo_type: str = "dataset", revision: str = "main") -> dict:
         """Committed state: path -> bytes (includes the initial `.gitattributes`)."""
@@ -476,17 +493,20 @@ class HubServer:
         record.kind = route.kind if route else None
         with self._lock:
             self.requests.append(record)
-            fault = next((f for f in self._faults if f.remaining > 0 and f.matches(record.kind, record.path)), None)
+            fault = next((f for f in self._faults
+                          if f.remaining > 0 and f.matches(record.kind, record.path)), None)
             if fault is not None:
                 fault.remaining -= 1
         if fault is not None and not fault.apply:
             if fault.status is None:
                 return None
-            return _Response.json({"error": f"Injected failure ({record.kind or record.path})"}, fault.status)
+            return _Response.json({"error": f"Injected failure ({record.kind or record.path})"},
+                                  fault.status)
         response = self._answer(record, route, groups, body)
         return None if fault is not None else response
 
-    def _answer(self, record: RecordedRequest, route: _Route | None, groups: dict, body: bytes) -> _Response:
+    def _answer(self, record: RecordedRequest, route: _Route | None, groups: dict,
+                body: bytes) -> _Response:
         if route is None:
             line = f"{record.method} {record.path}"
             self.errors.append((line, "no such endpoint in hub_server"))
@@ -535,7 +555,8 @@ class HubServer:
         if "api_type" in req.params:
             repo_type = _API_TYPES[req.params["api_type"]]
         else:
-            repo_type = {"datasets": "dataset", "spaces": "space"}.get(req.params.get("prefix"), "model")
+            repo_type = {"datasets": "dataset", "spaces": "space"}.get(req.params.get("prefix"),
+                                                                       "model")
         repo = self._repos.get((repo_type, self._repo_id(req)))
         if repo is None:
             raise HubError(404, "Repository not found", "RepoNotFound")
@@ -562,7 +583,8 @@ class HubServer:
     def _new_repo(self, repo_type: str, repo_id: str, private: bool) -> _Repo:
         repo = _Repo(repo_type, repo_id, private)
         self._repos[(repo_type, repo_id)] = repo
-        attributes = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in self.lfs_patterns)
+        attributes = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n"
+                             for p in self.lfs_patterns)
         oid = self._new_commit_oid(None, "initial commit")
         repo.commits[oid] = _Commit(oid, None, "initial commit", "", _now(),
                                     {".gitattributes": _Entry(attributes.encode(), False, oid)},
@@ -571,7 +593,8 @@ class HubServer:
         return repo
 
     def _new_commit_oid(self, parent: str | None, title: str) -> str:
-        return hashlib.sha1(f"{parent}\n{title}\n{next(self._counter)}\n{_now()}".encode()).hexdigest()
+        return hashlib.sha1(
+            f"{parent}\n{title}\n{next(self._counter)}\n{_now()}".encode()).hexdigest()
 
     def _resolve_revision(self, repo: _Repo, revision: str) -> str:
         if revision in repo.refs:
@@ -586,7 +609,8 @@ class HubServer:
 
     def _apply_commit(self, repo: _Repo, ref: str, title: str, message: str, ops: list) -> str:
         """Validate every operation against a copy of the branch's tree, then publish the new
-        commit in one step. ops: ("add", path, bytes, lfs) | ("delete", path) | ("delete_folder", path)."""
+        commit in one step. ops: ("add", path, bytes, lfs) | ("delete", path)
+        | ("delete_folder", path)."""
         parent = self._resolve_revision(repo, ref)
         tree = dict(repo.commits[parent].tree)
         oid = self._new_commit_oid(parent, title)
@@ -596,36 +620,42 @@ class HubServer:
             if kind == "add":
                 written.append(path)
                 old = tree.get(path)
-                if old is None or (old.data, old.lfs) != (op[2], op[3]):  # else: unchanged, keeps its last commit
+                # (else: unchanged, the file keeps its last commit)
+                if old is None or (old.data, old.lfs) != (op[2], op[3]):
                     tree[path] = _Entry(op[2], op[3], oid)
                     changed.append(path)
             elif kind == "delete":
                 if path not in tree:
-                    raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+                    raise HubError(404, f"A file with this name doesn't exist: {path}",
+                                   "EntryNotFound")
                 del tree[path]
                 deleted.append(path)
             else:
                 gone = [p for p in tree if p.startswith(path + "/")]
                 if not gone:
-                    raise HubError(404, f"A folder with this name doesn't exist: {path}", "EntryNotFound")
+                    raise HubError(404, f"A folder with this name doesn't exist: {path}",
+                                   "EntryNotFound")
                 for p in gone:
                     del tree[p]
                 deleted.extend(gone)
-        repo.commits[oid] = _Commit(oid, parent, title, message, _now(), tree, written, changed, deleted)
+        repo.commits[oid] = _Commit(oid, parent, title, message, _now(), tree, written, changed,
+                                    deleted)
         repo.refs[ref] = oid
         return oid
 
     def _file_json(self, repo: _Repo, path: str, entry: _Entry, expand: bool) -> dict:
         out = {"type": "file", "oid": entry.blob_id, "size": entry.size, "path": path}
         if entry.lfs:
-            out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": len(entry.pointer)}
+            out["lfs"] = {"oid": entry.sha256, "size": entry.size,
+                          "pointerSize": len(entry.pointer)}
         if expand:
             out["lastCommit"] = self._last_commit_json(repo, entry.commit)
         return out
 
     def _folder_json(self, repo: _Repo, path: str, tree: dict, expand: bool) -> dict:
         inside = sorted((p, e) for p, e in tree.items() if p.startswith(path + "/"))
-        tree_id = hashlib.sha1("".join(f"{p}:{e.blob_id}\n" for p, e in inside).encode()).hexdigest()
+        tree_id = hashlib.sha1(
+            "".join(f"{p}:{e.blob_id}\n" for p, e in inside).encode()).hexdigest()
         out = {"type": "directory", "oid": tree_id, "size": 0, "path": path}
         if expand:
             newest = max((repo.commits[e.commit] for _, e in inside), key=lambda c: c.date)
@@ -656,7 +686,8 @@ class HubServer:
             end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
         if start >= size or start > end:
             return _Response(416, b"", {**headers, "Content-Range": f"bytes */{size}"})
-        return _Response(206, data[start:end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{size}"},
+        return _Response(206, data[start:end + 1],
+                         {**headers, "Content-Range": f"bytes {start}-{end}/{size}"},
                          length=end - start + 1)
 
     # ----------------------------------------------------------------- handlers: repos
@@ -672,7 +703,8 @@ class HubServer:
         repo_id = f"{owner}/{body['name']}"
         url = f"{self.url}/{_URL_PREFIXES[repo_type]}{repo_id}"
         if (repo_type, repo_id) in self._repos:
-            return _Response.json({"error": f"You already created this {repo_type} repo", "url": url}, 409)
+            return _Response.json({"error": f"You already created this {repo_type} repo",
+                                   "url": url}, 409)
         self._new_repo(repo_type, repo_id, bool(body.get("private", False)))
         return _Response.json({"url": url, "name": repo_id, "id": secrets.token_hex(12)})
 
@@ -691,11 +723,13 @@ class HubServer:
             if blobs:
                 sibling.update(size=entry.size, blobId=entry.blob_id)
                 if entry.lfs:
-                    sibling["lfs"] = {"sha256": entry.sha256, "size": entry.size, "pointerSize": len(entry.pointer)}
+                    sibling["lfs"] = {"sha256": entry.sha256, "size": entry.size,
+                                      "pointerSize": len(entry.pointer)}
             siblings.append(sibling)
         return _Response.json({
             "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
-            "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private, "gated": False,
+            "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private,
+            "gated": False,
             "disabled": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings,
             "createdAt": _iso(repo.created), "lastModified": _iso(repo.commits[sha].date),
         })
@@ -709,7 +743,8 @@ class HubServer:
         files = []
         for item in req.json().get("files", []):
             path = item["path"]
-            answer = {"path": path, "uploadMode": self._upload_mode(path, int(item["size"])), "shouldIgnore": False}
+            answer = {"path": path, "uploadMode": self._upload_mode(path, int(item["size"])),
+                      "shouldIgnore": False}
             if path in tree:
                 answer["oid"] = tree[path].preupload_oid
             files.append(answer)
@@ -726,7 +761,8 @@ class HubServer:
         for obj in body.get("objects", []):
             answer = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
             if obj["oid"] not in repo.lfs_objects:
-                answer["actions"] = {"upload": {"href": self._lfs_href(repo, obj["oid"]), "header": {}}}
+                answer["actions"] = {"upload": {"href": self._lfs_href(repo, obj["oid"]),
+                                                "header": {}}}
                 if self.lfs_verify:
                     answer["actions"]["verify"] = {"href": verify_href, "header": {}}
             objects.append(answer)
@@ -767,11 +803,13 @@ class HubServer:
 
     @staticmethod
     def _repo_id(req: _Request) -> str:
-        return f"{req.params['owner']}/{req.params['name']}" if "owner" in req.params else req.params["name"]
+        return (f"{req.params['owner']}/{req.params['name']}" if "owner" in req.params
+                else req.params["name"])
 
     def _signed_repo(self, req: _Request) -> _Repo:
         repo = self._repos.get((_API_TYPES[req.params["api_type"]], self._repo_id(req)))
-        if repo is None or not hmac.compare_digest(req.arg("sig", ""), self._sign(repo, req.params["oid"])):
+        if repo is None or not hmac.compare_digest(req.arg("sig", ""),
+                                                   self._sign(repo, req.params["oid"])):
             raise HubError(403, "SignatureDoesNotMatch")
         return repo
 
@@ -781,7 +819,8 @@ class HubServer:
         oid = req.params["oid"]
         actual = hashlib.sha256(req.body).hexdigest()
         if actual != oid:
-            raise HubError(400, f"sha256 mismatch: expected {oid}, received {actual} ({len(req.body)} bytes)")
+            raise HubError(400, f"sha256 mismatch: expected {oid}, received {actual} "
+                                f"({len(req.body)} bytes)")
         repo.lfs_objects[oid] = req.body
         return _Response(200, b"", {"ETag": f'"{hashlib.md5(req.body).hexdigest()}"'})
 
@@ -791,7 +830,8 @@ class HubServer:
         body = req.json()
         data = repo.lfs_objects.get(body.get("oid"))
         if data is None or len(data) != body.get("size"):
-            raise HubError(404, f"LFS object {body.get('oid')} ({body.get('size')} bytes) not found")
+            raise HubError(404, f"LFS object {body.get('oid')} ({body.get('size')} bytes) "
+                                "not found")
         return _Response.json({"success": True})
 
     @_routes.add("POST", _API + r"/commit/(?P<rev>[^/]+)", "commit")
@@ -817,8 +857,9 @@ class HubServer:
             elif key == "lfsFile":
                 data = repo.lfs_objects.get(value.get("oid"))
                 if data is None or ("size" in value and value["size"] != len(data)):
-                    raise HubError(422, f"Your push was rejected because an LFS pointer pointed to a file that "
-                                        f"does not exist: {value.get('path')} ({value.get('oid')})")
+                    raise HubError(422, "Your push was rejected because an LFS pointer pointed "
+                                        f"to a file that does not exist: {value.get('path')} "
+                                        f"({value.get('oid')})")
                 ops.append(("add", value["path"], data, True))
             elif key == "deletedFile":
                 ops.append(("delete", value["path"]))
@@ -846,8 +887,8 @@ class HubServer:
             pr_url = f"{self.url}/{repo.url_path}/discussions/{repo.pr_count}"
         else:
             oid = self._apply_commit(repo, ref, title, header.get("description", ""), ops)
-        out = {"success": True, "commitOid": oid, "commitUrl": f"{self.url}/{repo.url_path}/commit/{oid}",
-               "hookOutput": ""}
+        out = {"success": True, "commitOid": oid,
+               "commitUrl": f"{self.url}/{repo.url_path}/commit/{oid}", "hookOutput": ""}
         if pr_url:
             out["pullRequestUrl"] = pr_url
         return _Response.json(out)
@@ -869,7 +910,8 @@ class HubServer:
             return path.startswith(prefix) and (recursive or "/" not in path[len(prefix):])
 
         entries = [self._folder_json(repo, p, tree, expand) for p in sorted(folders) if wanted(p)]
-        entries += [self._file_json(repo, p, e, expand) for p, e in sorted(tree.items()) if wanted(p)]
+        entries += [self._file_json(repo, p, e, expand) for p, e in sorted(tree.items())
+                    if wanted(p)]
         start = int(req.arg("cursor", "0"))
         page = entries[start:start + self.tree_page_size]
         headers = {}

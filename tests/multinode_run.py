@@ -8,11 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+from conftest import shard_files
 from ray.cluster_utils import Cluster
 
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
-from conftest import shard_files
 from ray_job.rundir.shards import rows_in_name
 
 
@@ -30,7 +30,8 @@ def main(sample: str, out: str, limit: int, lose_node: bool) -> None:
     seen: dict = {}
     if lose_node:
         threading.Thread(target=remove_a_worker_when_work_is_done,
-                         args=(cluster, Path(out) / "shards", workers[1], seen), daemon=True).start()
+                         args=(cluster, Path(out) / "shards", workers[1], seen),
+                         daemon=True).start()
     try:
         report = run(JobConfig.of(inputs=(sample,), output=out, limit=limit, precision="fp32",
                                address=cluster.address, block_bytes=20_000, shard_rows=16))

@@ -10,7 +10,7 @@ def pad_rows_loop(values, offsets, rows, pad_id):
     width = int((ends - starts).max()) if len(rows) else 0
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, (s, e) in enumerate(zip(starts, ends)):
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
         ids[i, : e - s] = values[s:e]
         mask[i, : e - s] = 1
     return ids, mask

@@ -22,7 +22,6 @@ from unittest import mock
 
 import h5py
 import numpy as np
-
 from corpus_oracle import Expected, text_hash
 
 USER_FILES = {"README.md": "# my notes\n", "parquet/2025.parquet": "mine",

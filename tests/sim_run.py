@@ -50,7 +50,7 @@ def attempt(run_dir: RunDir, units: list, rng: random.Random, shard_rows: int,
     `shard_rows`; with `stop_after`, it is killed after that many units: the last one read
     whole (reads record written) but only some of its rows in shards."""
     todo, done_shards = units_to_read(run_dir, units, None)
-    for n, (unit, shards) in enumerate(zip(todo, done_shards)):
+    for n, (unit, shards) in enumerate(zip(todo, done_shards, strict=True)):
         done = unit_done_keys(unit, (run_dir.shards.read(s, ["key"]).column("key").to_numpy()
                                      for s in shards))
         rows = rows_from_unit(unit, TEMPLATE, "id", done)

@@ -149,8 +149,12 @@ def embeddinggemma(root: Path, texts: list[str]) -> Path:
 
 
 def gte_modernbert(root: Path, texts: list[str]) -> Path:
-    from transformers import (AutoTokenizer, ModernBertConfig, ModernBertModel,
-                              PreTrainedTokenizerFast)
+    from transformers import (
+        AutoTokenizer,
+        ModernBertConfig,
+        ModernBertModel,
+        PreTrainedTokenizerFast,
+    )
 
     m = _st_modules()
     hf = root / "hf"

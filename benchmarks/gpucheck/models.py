@@ -213,7 +213,8 @@ def save_random(model_class, config, out: Path, device: str, seed: int) -> None:
 
 
 def write_st_modules(folder: Path, hidden: int, max_len: int, pooling: str = "mean") -> None:
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+    modules = [{"idx": 0, "name": "0", "path": "",
+                "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling",
                 "type": "sentence_transformers.models.Pooling"},
                {"idx": 2, "name": "2", "path": "2_Normalize",

@@ -63,7 +63,8 @@ def run_step(results: Results, name: str, fn, estimate_s: float, deadline: float
         status = f"skipped: {exc}"
     except Exception as exc:  # noqa: BLE001 - one failing measurement must not stop the rest
         traceback.print_exc()
-        status = f"failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        status = (f"failed: {type(exc).__name__}: "
+                  f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
     results.step(name, status, time.monotonic() - start)
     print(f"[{results.elapsed():6.1f} s] {name}: {status}", flush=True)
 

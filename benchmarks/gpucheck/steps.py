@@ -20,9 +20,9 @@ import torch
 
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
-from ray_job.rundir.replica import ReplicaSpec
 from ray_job.encode.feed import HostFeeder
 from ray_job.encode.model.shape import shape_of_folder
+from ray_job.rundir.replica import ReplicaSpec
 
 from . import corpus, models
 from .record import Results, Skip

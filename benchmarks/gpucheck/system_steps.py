@@ -203,8 +203,8 @@ def count_out_of_memory(encoder, cap_tokens: int | None) -> dict:
 
 
 def cuda_graphs(check: Check) -> None:
-    """MiniLM (fp16 on CUDA): shape-bucketed micro-batches eagerly and replayed as CUDA graphs, at two
-    token budgets, against the replica's own micro-batches."""
+    """MiniLM (fp16 on CUDA): shape-bucketed micro-batches eagerly and replayed as CUDA graphs,
+    at two token budgets, against the replica's own micro-batches."""
     key = "minilm"
     ids = check.ids[key]
     values, offsets = ids.values.to_numpy().astype(np.int64), ids.offsets.to_numpy()
@@ -220,7 +220,8 @@ def cuda_graphs(check: Check) -> None:
             started = time.perf_counter()
             vectors = runner.run(values, offsets, plan)
             first = time.perf_counter() - started
-            passes, seconds = repeat_for(lambda: runner.run(values, offsets, plan), check.min_s)
+            passes, seconds = repeat_for(
+                lambda runner=runner, plan=plan: runner.run(values, offsets, plan), check.min_s)
             ref = check.reference.get(key)
             check.results.row(
                 "cuda_graphs", model=key, variant=f"{check.half}, {budget:,} tokens, {name}"

@@ -67,7 +67,8 @@ def rates(docs: int, tokens: int, computed: np.ndarray, passes: int, seconds: fl
     return out
 
 
-def time_encoder(encoder, ids, shape: ModelShape, peaks: Peaks, min_s: float) -> tuple[dict, np.ndarray]:
+def time_encoder(encoder, ids, shape: ModelShape, peaks: Peaks,
+                 min_s: float) -> tuple[dict, np.ndarray]:
     """One measurement of `encoder` on token ids `ids`; returns (numbers, the vectors)."""
     device = str(encoder.torch_device)
     docs, tokens = len(ids), int(np.diff(ids.offsets.to_numpy()).sum())

@@ -91,7 +91,7 @@ MISTAKES = [
 
 
 def one_error_line(stderr: str, message: str) -> None:
-    lines = [l for l in stderr.splitlines() if l.startswith("ray-embed:")]
+    lines = [line for line in stderr.splitlines() if line.startswith("ray-embed:")]
     assert len(lines) == 1 and message in lines[0], stderr[-3000:]
     assert "Traceback" not in stderr
 
@@ -112,7 +112,8 @@ def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, monkeypatch, capsy
 # the arguments a command needs before it reads a positive option (no run directory is read
 # before the option is checked)
 BEFORE_OPTIONS = {"bench": ["bench"], "plan": ["plan", "--gpus", "0"],
-                  "search": ["search", "nowhere", "a query"], "similar": ["similar", "nowhere", "p1"]}
+                  "search": ["search", "nowhere", "a query"],
+                  "similar": ["similar", "nowhere", "p1"]}
 
 
 @pytest.mark.parametrize("command, flag", [(c, o.flag) for o in COMMAND_OPTIONS if o.positive

@@ -1,9 +1,8 @@
 """The cluster files parse and carry what they must, so they do not rot."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +23,8 @@ def test_example_jobs_are_valid_configs(job):
 
 def test_specter2_job_uses_the_published_recipe():
     cfg = build_config(str(CLUSTER / "jobs" / "s2-specter2.yaml"), {})
-    assert (cfg.spec.model, cfg.spec.adapter, cfg.spec.pooling) == ("allenai/specter2_base", "allenai/specter2", "cls")
+    assert (cfg.spec.model, cfg.spec.adapter, cfg.spec.pooling) == (
+        "allenai/specter2_base", "allenai/specter2", "cls")
     assert cfg.spec.table == "papers_with_abstracts" and cfg.spec.id_field == "corpusid"
 
 

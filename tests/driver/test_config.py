@@ -44,8 +44,10 @@ def test_config_round_trips_as_plain_data_and_hashes_what_defines_the_output():
     assert set(cfg.to_dict()) == {"spec", "options"}
     same = JobConfig.of(inputs=("a",), model="m", limit=50, replicas=3, verbose=True)
     assert cfg.config_hash() == same.config_hash()       # resources and limit do not count
-    assert cfg.config_hash() != JobConfig.of(inputs=("a",), model="m", text="{abstract}").config_hash()
-    assert JobConfig.of(url_template="arxiv").options.resolved_url_template == "https://arxiv.org/pdf/{id}.pdf"
+    assert cfg.config_hash() != JobConfig.of(inputs=("a",), model="m",
+                                             text="{abstract}").config_hash()
+    assert (JobConfig.of(url_template="arxiv").options.resolved_url_template
+            == "https://arxiv.org/pdf/{id}.pdf")
 
 
 def test_half_weights_are_a_precision_of_their_own_in_the_output_spec():

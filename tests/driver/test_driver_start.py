@@ -1,7 +1,8 @@
 """The driver's start: it imports neither torch nor transformers before it describes the
 model, plans the job before it starts Ray (a refused job never starts it), handles a stop
-right after Ray is up as its own, and hears of each shard as it is written. Real Ray, in child processes where a test needs a Ray
-of its own (the suite's session Ray is already up in this one)."""
+right after Ray is up as its own, and hears of each shard as it is written. Real Ray, in
+child processes where a test needs a Ray of its own (the suite's session Ray is already up
+in this one)."""
 from __future__ import annotations
 
 import os

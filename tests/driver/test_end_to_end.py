@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import reference_text
+
 from ray_job.config import JobConfig
 from ray_job.encode.model.precision import cpu_has_native_bf16
 from ray_job.errors import UserError
@@ -61,7 +61,8 @@ def test_report_and_job_files(full_sample_run, local_ray):
     assert local_ray.cluster_resources()["CPU"] == 2 and report["replicas"] == 1
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == report
-    assert (report["rows_read"], report["rows_embedded"], report["rows_rejected"]) == (1000, 1000, 0)
+    assert (report["rows_read"], report["rows_embedded"],
+            report["rows_rejected"]) == (1000, 1000, 0)
     assert report["docs_per_s"] > 0 and report["tokens_per_s"] > 0
     assert report["padding_efficiency"] >= 0.9
     chosen = report["pipeline"]["defaults"]          # what was left unset, chosen (CPU: as before)
@@ -84,7 +85,8 @@ def test_parquet_input_gives_the_same_embeddings(local_ray, full_sample_run, sam
     table = pa.Table.from_pylist([{"id": r["id"], "title": r["title"], "abstract": r["abstract"]}
                                   for r in sample_records[:150]])
     pq.write_table(table, tmp_path / "papers.parquet", row_group_size=32)    # 5 row groups
-    report = run(JobConfig.of(inputs=(str(tmp_path / "papers.parquet"),), output=str(tmp_path / "o")))
+    report = run(JobConfig.of(inputs=(str(tmp_path / "papers.parquet"),),
+                              output=str(tmp_path / "o")))
     assert report["rows_embedded"] == 150
     parquet, _ = read_h5(tmp_path / "o" / "embeddings.h5")
     jsonl, _ = read_h5(full_sample_run[0] / "embeddings.h5")
@@ -123,7 +125,7 @@ def test_search_finds_a_paper_from_its_own_title(full_sample_run, sample_records
     out, _ = full_sample_run
     picked = random.Random(0).sample(sample_records, 100)
     results = search(out, [" ".join(r["title"].split()) for r in picked], k=3)
-    found = sum(r["id"] in [h.id for h in hits] for r, hits in zip(picked, results))
+    found = sum(r["id"] in [h.id for h in hits] for r, hits in zip(picked, results, strict=True))
     assert found >= 90
     assert results[0][0].url.startswith("https://arxiv.org/pdf/")
     assert results[0][0].score >= results[0][1].score >= results[0][2].score

@@ -43,7 +43,8 @@ def test_the_manifest_names_a_file_that_appeared_changed_or_disappeared(tmp_path
     (folder / "a.jsonl").unlink()
     b.unlink()
     write_jsonl(folder / "z.jsonl", papers("z", 3, sample_records))
-    assert f"{b} disappeared" in manifest_changes(first, build_manifest(resolve_inputs([str(folder)])))
+    assert f"{b} disappeared" in manifest_changes(
+        first, build_manifest(resolve_inputs([str(folder)])))
 
 
 def test_a_resume_is_refused_when_inputs_changed_or_a_smaller_limit_would_drop_rows():

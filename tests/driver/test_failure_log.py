@@ -9,11 +9,11 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from http_ranges import RangeFileHandler
 
 from ray_job.errors import DataError, UserError
 from ray_job.outcome import EXIT_DATA, EXIT_REFUSED, EXIT_STORAGE, EXIT_UNEXPECTED, outcome_of
 from ray_job.storage.scratch import private_dir
-from http_ranges import RangeFileHandler
 
 SECRET_URL = "https://reader:hunter2@papers.example/a.jsonl?X-Amz-Signature=s3cr3tsig&x=1"
 SECRETS = ("hunter2", "s3cr3tsig")

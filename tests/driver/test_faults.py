@@ -11,13 +11,13 @@ import time
 import h5py
 import numpy as np
 import pytest
+from conftest import reference_text, shard_files
+from faultkit import FaultPlan, arm
 
 from ray_job.config import JobConfig
 from ray_job.errors import ConfigError, DataError
 from ray_job.pipeline import finalize_run, run
 from ray_job.rundir.rundir import RunDir
-from conftest import reference_text, shard_files
-from faultkit import FaultPlan, arm
 from ray_job.rundir.shards import rows_in_name
 
 
@@ -73,8 +73,8 @@ def test_a_driver_killed_mid_run_resumes_to_the_same_result(sample_path, sample_
 @pytest.mark.slow        # the same in S3 runs by default (test_remote_output), and test_finalize
 def test_a_damaged_shard_is_refused_then_exactly_its_rows_are_recomputed(
         local_ray, sample_path, tmp_path):
-    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30, block_bytes=20_000,
-                    precision="fp32")
+    cfg = JobConfig.of(inputs=(str(sample_path),), output=str(tmp_path), limit=90, shard_rows=30,
+                       block_bytes=20_000, precision="fp32")
     run(cfg)
     ids, emb = read(tmp_path)
     victim = shard_files(tmp_path / "shards")[1]

@@ -111,7 +111,8 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(ray_head, hub, sample_path, 
     assert hub.token not in result.stdout + result.stderr + jobs.stdout + jobs.stderr
     secret = hub.token.encode()
     leaks = [str(p) for root in (out, ray_temp) for p in root.rglob("*")
-             if p.is_file() and not p.is_symlink() and not p.is_socket() and secret in p.read_bytes()]
+             if p.is_file() and not p.is_symlink() and not p.is_socket()
+             and secret in p.read_bytes()]
     assert leaks == []
 
 
@@ -129,7 +130,7 @@ def test_a_client_without_the_token_gets_a_one_line_hint(ray_head, sample_path, 
          "--limit", "5", "--output", str(tmp_path / "run")],
         env={**client, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
-    lines = [l for l in result.stderr.splitlines() if l.startswith("ray-embed:")]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("ray-embed:")]
     assert len(lines) == 1 and "RAY_AUTH_MODE=token" in lines[0], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 

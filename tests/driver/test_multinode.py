@@ -11,7 +11,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import reference_text
 
 HERE = Path(__file__).resolve().parents[1]
@@ -22,7 +21,7 @@ def multinode(sample_path, out, limit, lose):
                              str(out), str(limit), "lose" if lose else "keep"],
                             capture_output=True, text=True, timeout=560, cwd=HERE)
     assert result.returncode == 0, result.stderr[-4000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("REPORT ")][-1]
+    line = [printed for printed in result.stdout.splitlines() if printed.startswith("REPORT ")][-1]
     return json.loads(line[len("REPORT "):])
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import run_ops
 import torch
+from corpus_oracle import expected
+from corpus_strategies import GenFile, corpora, gen_files, json_line, records
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-import run_ops
-from corpus_oracle import expected
-from corpus_strategies import GenFile, corpora, gen_files, json_line, records
 from ray_job.errors import DataError
 
 SEP = "[SEP]"                 # the tiny BERT's separator token, as {sep} renders it
@@ -43,7 +43,8 @@ def make_direct_encode(tiny_model: str):
     """texts -> vectors, written here from transformers: mean pooling over the mask, fp32."""
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer, model = AutoTokenizer.from_pretrained(tiny_model), AutoModel.from_pretrained(tiny_model)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModel.from_pretrained(tiny_model)
     model.eval()
 
     def encode(texts: list[str]) -> np.ndarray:
@@ -223,7 +224,8 @@ EXPLICIT = [("kill", run_ops.Flags(shard_rows=2, block_bytes=4096), "encode", 1)
             ("run", run_ops.Flags(shard_rows=4, replicas=1, block_bytes=8192)),
             ("fresh", run_ops.Flags(max_batch_tokens=64)), ("finalize",),
             ("previous", run_ops.Flags(), run_ops.Changes(
-                GenFile("x", "jsonl", ".ndjson", lines=[b'{"id": "new", "title": "t", "abstract": "a"}']),
+                GenFile("x", "jsonl", ".ndjson",
+                        lines=[b'{"id": "new", "title": "t", "abstract": "a"}']),
                 drop=None, change_line=0, appended={"id": "u", "title": "again", "abstract": "b"}))]
 
 

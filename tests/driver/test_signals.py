@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import shard_files
+from test_faults import assert_matches_reference, read
+
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
-from test_faults import assert_matches_reference, read
 
 LIMIT = 200
 

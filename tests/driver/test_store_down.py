@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+from faultkit import arm, disarm, storage_plan
+from test_faults import assert_matches_reference, read
 
 from ray_job.storage import timeouts
 from ray_job.storage.scratch import private_dir
-from faultkit import arm, disarm, storage_plan
-from test_faults import assert_matches_reference, read
 
 
 @pytest.fixture

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from ray_job.config import JobConfig
-from ray_job.encode.model.defaults import (CPU_MAX_BATCH_TOKENS, GPU_BUDGETS, MAX_REPLICAS_PER_GPU,
-                                     ModelSize, Node, activation_gib, choose_defaults,
-                                     typical_tokens)
+from ray_job.encode.model.defaults import (
+    CPU_MAX_BATCH_TOKENS,
+    GPU_BUDGETS,
+    MAX_REPLICAS_PER_GPU,
+    ModelSize,
+    Node,
+    activation_gib,
+    choose_defaults,
+    typical_tokens,
+)
 from ray_job.encode.model.shape import ModelShape
 from ray_job.encode.model.sizing import job_defaults, node_of, with_defaults
 
@@ -34,7 +41,7 @@ def test_smaller_models_get_more_replicas_per_gpu_and_more_cpus_per_gpu():
     assert replicas[0] == MAX_REPLICAS_PER_GPU
     cpus = [chosen[m].tokenize_cpus_per_gpu for m in (TINY, MINILM, BERT_BASE, ROBERTA_LARGE)]
     assert cpus == sorted(cpus, reverse=True) and cpus[-1] >= 2
-    for model, picked in chosen.items():
+    for _model, picked in chosen.items():
         assert picked.precision == "fp16" and picked.max_batch_tokens in GPU_BUDGETS
         assert len(picked.why) == 4
 
@@ -55,7 +62,8 @@ def test_the_token_budget_fits_the_memory_left_beside_the_weights():
     assert activation_gib(ROBERTA_LARGE, small) < 16 * 0.8 / 2
     unknown = choose_defaults(BERT_BASE, Node("cuda", 16.0, None))
     assert unknown.max_batch_tokens in GPU_BUDGETS
-    assert unknown.gpu_docs_per_s < choose_defaults(BERT_BASE, Node("cuda", 16.0, "H100")).gpu_docs_per_s
+    assert unknown.gpu_docs_per_s < choose_defaults(BERT_BASE,
+                                                    Node("cuda", 16.0, "H100")).gpu_docs_per_s
 
 
 def test_a_value_the_user_gives_wins_and_an_unset_one_is_chosen():

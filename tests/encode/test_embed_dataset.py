@@ -16,7 +16,7 @@ PAPERS = 40
 @pytest.fixture(scope="module")
 def papers(sample_path) -> list[dict]:
     with open(sample_path) as fh:
-        records = [json.loads(line) for _, line in zip(range(PAPERS), fh)]
+        records = [json.loads(line) for _, line in zip(range(PAPERS), fh, strict=False)]
     return [{"id": r["id"], "title": r["title"], "abstract": r["abstract"],
              "year": 2000 + i} for i, r in enumerate(records)]
 

@@ -8,19 +8,24 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from tiny_models import tiny_bert
 
 from ray_job.config import JobConfig
 from ray_job.config_checks import DEVICES, PRECISIONS
 from ray_job.encode.encoder import RAN_COLUMNS, RAN_TYPE, Encoder
-from ray_job.encode.model.precision import (RESOLVED, cpu_has_native_bf16, pick_precision,
-                                      replica_choice, weights_dtype)
+from ray_job.encode.model.precision import (
+    RESOLVED,
+    cpu_has_native_bf16,
+    pick_precision,
+    replica_choice,
+    weights_dtype,
+)
 from ray_job.encode.tokenize import load_tokenizer, tokenize_texts
 from ray_job.pipeline import replica_request
-from ray_job.rundir.replica import ReplicaSpec
 from ray_job.rundir.rejects import split_rejected
+from ray_job.rundir.replica import ReplicaSpec
 from ray_job.rundir.sink import write_shard_block
 from ray_job.rundir.stage import RunContext
-from tiny_models import tiny_bert
 
 TEXTS = ["a short title", "a much longer abstract about sparse attention in transformers", "x"]
 
@@ -66,7 +71,8 @@ def test_an_encoder_on_cpu_records_cpu_and_its_precision(bert, precision):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("asked, native, emulated", [("fp16", "bf16", "fp32"),
                                                       ("fp16-weights", "bf16-weights", "fp32")])
-def test_a_cuda_request_on_a_cpu_only_node_runs_on_its_cpu_and_says_so(bert, asked, native, emulated):
+def test_a_cuda_request_on_a_cpu_only_node_runs_on_its_cpu_and_says_so(bert, asked, native,
+                                                                        emulated):
     enc = encoder(bert, "cuda", asked)
     cpu_choice = native if cpu_has_native_bf16() else emulated     # bf16 or fp32, never fp16
     assert (enc.device, enc.precision) == ("cpu", cpu_choice)
@@ -80,7 +86,8 @@ def test_replica_choice_on_a_node_without_cuda():
     assert replica_choice("cuda", "fp32", False) == ("cpu", "fp32")
     assert replica_choice("cuda", "bf16", False) == ("cpu", "bf16")
     assert replica_choice("cpu", "fp16", False) == ("cpu", "fp16")   # asked for the CPU: as asked
-    assert replica_choice("cuda", "fp16-weights", False, native_bf16=True) == ("cpu", "bf16-weights")
+    assert replica_choice("cuda", "fp16-weights", False, native_bf16=True) == ("cpu",
+                                                                                "bf16-weights")
     assert replica_choice("cuda", "fp16-weights", False, native_bf16=False) == ("cpu", "fp32")
     assert replica_choice("cuda", "bf16-weights", False) == ("cpu", "bf16-weights")
     for unresolved in (("auto", "fp32"), ("cpu", "auto")):

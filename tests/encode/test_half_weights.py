@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import reference_text
+
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
 from ray_job.encode.model.loading import bundled_model_path

@@ -3,22 +3,26 @@ the facts equal what the loaded model says (`load_model(...).info`)."""
 from __future__ import annotations
 
 import dataclasses
-
 import os
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"      # before huggingface_hub is imported (see hub_server)
 
+import hub_server as hub_server_module
 import pytest
 import torch
-
-import hub_server as hub_server_module
 from conftest import reference_text
+from tiny_models import (
+    tiny_adapter,
+    tiny_bert,
+    tiny_roberta_sentence_transformer,
+    tiny_st_with_dense,
+)
+
 from ray_job.config import JobConfig, apply_preset
-from ray_job.encode.model.facts import describe
 from ray_job.encode.model.checkpoint import weight_files
+from ray_job.encode.model.facts import describe
 from ray_job.encode.model.loading import bundled_model_path, load_model, resolve_model_source
 from ray_job.pipeline import describe_model
-from tiny_models import tiny_adapter, tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
 
 hub_server = hub_server_module.hub_server
 

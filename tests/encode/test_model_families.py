@@ -2,8 +2,8 @@
 `encode_document` / `encode_query`: tiny random models of each family's real architecture,
 saved as their authors publish them (`tiny_families`), loaded through the code a user's model
 goes through (the driver's description, the tokenize stage's recipe, the replica's Encoder),
-at fp32 and at the reduced precision this CPU runs natively; on the real arXiv sample. Min cosine per row
->= 0.999, documents and queries."""
+at fp32 and at the reduced precision this CPU runs natively; on the real arXiv sample. Min
+cosine per row >= 0.999, documents and queries."""
 from __future__ import annotations
 
 import functools
@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from tiny_families import BGE_QUERY, GEMMA_PROMPTS, QWEN3_QUERY, STACKS, build
 
 from ray_job.config import JobConfig
 from ray_job.encode.encoder import Encoder
@@ -21,9 +22,9 @@ from ray_job.encode.tokenize import model_recipe, texts_encoder, token_array, to
 from ray_job.errors import ConfigError, UserError
 from ray_job.pipeline import describe_model, make_template
 from ray_job.rundir.job import JobRecord
-from tiny_families import BGE_QUERY, FAMILIES, GEMMA_PROMPTS, QWEN3_QUERY, STACKS, build
 
-REDUCED = pick_precision("auto", "cpu")    # the reduced precision this CPU runs natively (else fp32)
+# the reduced precision this CPU runs natively (else fp32)
+REDUCED = pick_precision("auto", "cpu")
 PRECISIONS = sorted({"fp32", REDUCED})
 N = 48
 QUERIES = ["neutrino oscillations in matter", "Bounds on the chromatic number of graphs",

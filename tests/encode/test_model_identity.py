@@ -8,13 +8,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_adapter, tiny_bert
 
 from ray_job.config import JobConfig
 from ray_job.encode.model.identity import local_weights_digest, model_identity
 from ray_job.errors import UserError
 from ray_job.read.previous import load_previous
 from ray_job.rundir.job import COMPAT_ATTRS, COMPAT_DEFAULTS, check_same_model, pinned_revision
-from tiny_models import tiny_adapter, tiny_bert
 
 
 def retrain(folder):

@@ -5,11 +5,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from conftest import clean, reference_text
+from tiny_models import tiny_adapter, tiny_bert, tiny_roberta_sentence_transformer
+
 from ray_job.config import build_config
 from ray_job.pipeline import run
-from tiny_models import tiny_adapter, tiny_bert, tiny_roberta_sentence_transformer
 
 N = 120
 
@@ -50,7 +50,8 @@ def test_specter2_recipe_base_plus_active_adapter_cls(local_ray, sample_path, sa
                        return_token_type_ids=False, max_length=512)
     with torch.inference_mode():
         expected = model(**inputs).last_hidden_state[:, 0, :].numpy()
-        without_adapter = BertModel.from_pretrained(str(tiny_dir["bert"]))(**inputs).last_hidden_state[:, 0].numpy()
+        plain = BertModel.from_pretrained(str(tiny_dir["bert"]))
+        without_adapter = plain(**inputs).last_hidden_state[:, 0].numpy()
     assert ids.tolist() == [d["id"].encode() for d in papers]
     np.testing.assert_allclose(emb, expected, rtol=1e-4, atol=1e-4)
     assert np.abs(emb - without_adapter).max() > 0.1      # the adapter is loaded and active

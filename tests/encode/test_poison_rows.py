@@ -10,15 +10,21 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ray_job.encode.tokenize import (TokenizerRecipe, encode_texts, load_tokenizer,
-                                     tokenize_batch, tokenize_rows, tokenize_table,
-                                     tokenizer_recipe)
+from ray_job.encode.tokenize import (
+    TokenizerRecipe,
+    encode_texts,
+    load_tokenizer,
+    tokenize_batch,
+    tokenize_rows,
+    tokenize_table,
+    tokenizer_recipe,
+)
 from ray_job.read.inputs import plan_units, resolve_inputs
 from ray_job.read.keys import make_key
 from ray_job.read.sources import rows_from_unit
 from ray_job.read.text import TextTemplate
-from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.rejects import split_rejected
+from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.sink import write_block_rejects
 from ray_job.rundir.stage import RunContext
 

@@ -1,8 +1,8 @@
 import pytest
 
-from ray_job.errors import UserError
-from ray_job.encode.model.precision import cpu_has_native_bf16, pick_precision
 from ray_job.encode.model.pool_resources import plan_resources
+from ray_job.encode.model.precision import cpu_has_native_bf16, pick_precision
+from ray_job.errors import UserError
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 4, 8, 16, 64])

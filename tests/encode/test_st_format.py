@@ -9,17 +9,17 @@ import sys
 
 os.environ["HF_HUB_DISABLE_XET"] = "1"      # before huggingface_hub is imported (see hub_server)
 
+import hub_server as hub_server_module
 import pytest
 import torch
-
-import hub_server as hub_server_module
 from conftest import reference_text
+from tiny_models import tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
+
 from ray_job.config import JobConfig
 from ray_job.encode.model import loading as models
 from ray_job.encode.model.loading import bundled_model_path, load_model
 from ray_job.encode.model.st_format import ACTIVATION_NAMES, NotNative, native_modules
 from ray_job.encode.model.st_modules import ACTIVATIONS, NativeSentenceModel, st_pool
-from tiny_models import tiny_bert, tiny_roberta_sentence_transformer, tiny_st_with_dense
 
 hub_server = hub_server_module.hub_server
 
@@ -98,7 +98,8 @@ def set_json(path, **values):
 
 @pytest.mark.parametrize("edit, why", [
     (lambda f: set_json(f / "config.json", model_type="xlnet"), "architecture"),
-    (lambda f: set_json(f / "sentence_bert_config.json", model_args={"attn_implementation": "eager"}),
+    (lambda f: set_json(f / "sentence_bert_config.json",
+                        model_args={"attn_implementation": "eager"}),
      "Transformer settings"),
     (lambda f: set_json(f / "2_Dense" / "config.json",
                         activation_function="torch.nn.modules.activation.GELU"), "Dense"),

@@ -8,11 +8,10 @@ import sys
 from dataclasses import asdict
 
 import pytest
+from tiny_models import tiny_roberta_tokenizer
 
 from ray_job.encode.model.loading import bundled_model_path
-from ray_job.encode.tokenize import (TokenizerRecipe, load_tokenizer, texts_encoder,
-                                     tokenizer_recipe)
-from tiny_models import tiny_roberta_tokenizer
+from ray_job.encode.tokenize import TokenizerRecipe, load_tokenizer, texts_encoder, tokenizer_recipe
 
 # a tokenize task's process: the recipe in, the ids out, and what it had to import
 TASK = r"""
@@ -67,7 +66,7 @@ def test_a_task_tokenizes_like_transformers_and_never_imports_it(tokenizers, sam
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     assert result["imported"] == []
-    for case, ids, want in zip(cases, result["ids"], expected):
+    for case, ids, want in zip(cases, result["ids"], expected, strict=True):
         assert ids == want, (case["source"], case["max_length"])
     assert expected[2] != expected[0]         # cutting from the left is not the same ids
 

@@ -37,7 +37,6 @@ def test_scale_measures_a_child_run_at_a_tiny_size(tmp_path):
     sys.path.insert(0, str(BENCH))
     import datapath
     import scale
-
     from tiny_models import tiny_bert
 
     corpus = datapath.write_corpus(200, tmp_path / "scale.jsonl")

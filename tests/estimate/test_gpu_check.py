@@ -59,10 +59,10 @@ def test_the_check_refuses_ray_and_adapters_by_default():
 
 def test_the_carried_fp16_minilm_comes_back_as_the_bundled_model(tmp_path):
     import torch
-    from safetensors.torch import load_file
-
     from gpucheck.carry import write_minilm_fp16
     from gpucheck.models import minilm_folder
+    from safetensors.torch import load_file
+
     from ray_job.encode.model.loading import bundled_model_path
 
     bundled = Path(bundled_model_path())
@@ -104,8 +104,8 @@ def test_bucketed_micro_batches_have_one_shape_per_width_and_hold_every_row_once
 
 @pytest.mark.parametrize("lengths", [[128], [10, 300, 77]])
 def test_forward_flops_count_the_matmuls_of_each_padded_row(lengths):
-    from ray_job.encode.model.shape import ModelShape, shape_of_folder
     from ray_job.encode.model.loading import bundled_model_path
+    from ray_job.encode.model.shape import ModelShape, shape_of_folder
 
     shape = shape_of_folder(bundled_model_path())
     assert (shape.layers, shape.hidden, shape.intermediate, shape.heads) == (6, 384, 1536, 12)

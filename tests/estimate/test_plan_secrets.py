@@ -13,8 +13,8 @@ from ray_job.config import JobConfig
 from ray_job.read.inputs import SqlSpec, resolve_inputs
 from ray_job.read.manifest import build_manifest
 from ray_job.read.plan import ReadPlan, check_resume, resolve_plan
-from ray_job.read.resume import unit_fingerprint
 from ray_job.read.readers import read_unit
+from ray_job.read.resume import unit_fingerprint
 
 SECRET = "s3cr3t"
 

@@ -77,7 +77,7 @@ class StorageFaults:
         return {"rules": [asdict(r) for r in self.rules], "state_dir": self.state_dir}
 
     @classmethod
-    def from_dict(cls, data) -> "StorageFaults":
+    def from_dict(cls, data) -> StorageFaults:
         """`{"rules": [{...}, ...], "state_dir": ...}`, or just the list of rules."""
         try:
             data = {"rules": data} if isinstance(data, list) else dict(data)
@@ -94,7 +94,7 @@ class StorageFaults:
             raise ConfigError(f"storage fault plan is not a list of rules: {exc}") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "StorageFaults":
+    def from_json(cls, text: str) -> StorageFaults:
         try:
             return cls.from_dict(json.loads(text))
         except ValueError as exc:
@@ -128,7 +128,7 @@ class FaultPlan:
                            "marker": self.marker, "storage": self.storage.to_dict()})
 
     @classmethod
-    def load(cls, path: str | Path) -> "FaultPlan":
+    def load(cls, path: str | Path) -> FaultPlan:
         data = json.loads(Path(path).read_text())
         return cls(data["kill_encoder_after"], data["marker"],
                    StorageFaults.from_dict(data["storage"]))

@@ -6,8 +6,8 @@ import contextlib
 import dataclasses
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from unittest import mock
 
 from ray_job.hooks import HOOKS_ENV

@@ -8,9 +8,9 @@ import random
 import h5py
 import numpy as np
 import pytest
+from conftest import copy_run
 from sentence_transformers.util import quantize_embeddings
 
-from conftest import copy_run
 from ray_job.finalize.exports import run_exports
 from ray_job.rundir.rundir import RunDir
 
@@ -78,7 +78,8 @@ def test_search_through_a_compact_index_rescores_exactly(full_sample_run, tmp_pa
     if vectors == "binary":             # a query embedded by the run's model, too
         picked = random.Random(0).sample(sample_records, 40)
         results = search(out, [" ".join(r["title"].split()) for r in picked], k=3)
-        assert sum(r["id"] in [h.id for h in hs] for r, hs in zip(picked, results)) >= 36
+        assert sum(r["id"] in [h.id for h in hs]
+                   for r, hs in zip(picked, results, strict=True)) >= 36
     assert build_index(out, vectors=vectors, truncate_dim=truncate_dim)["rebuilt"] is False
     assert build_index(out)["vectors"] == "float32"              # another kind: built again
 

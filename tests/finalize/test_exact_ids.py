@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pytest
-
 import sim_run
 from corpus_strategies import GenFile, json_line
+
 from ray_job.errors import UserError
 from ray_job.finalize.h5out import VerificationError
 from ray_job.read.text import RejectRow, record_id

@@ -27,13 +27,15 @@ def test_float16_gzip_hdf5_with_parquet_and_duckdb_exports(local_ray, sample_pat
     assert table.column("id").to_pylist() == ids and table.column("url").to_pylist() == urls
     kind = table.schema.field("embedding").type
     assert kind.list_size == 384 and str(kind.value_type) == "float"
-    np.testing.assert_array_equal(np.stack(table.column("embedding").to_numpy(zero_copy_only=False)), emb)
+    np.testing.assert_array_equal(
+        np.stack(table.column("embedding").to_numpy(zero_copy_only=False)), emb)
     assert report["exports"]["parquet"] == [str(tmp_path / "parquet" / "part-00000.parquet")]
 
     con = duckdb.connect(str(tmp_path / "embeddings.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 40
     kind = con.execute("SELECT data_type FROM information_schema.columns "
-                       "WHERE table_name = 'embeddings' AND column_name = 'embedding'").fetchone()[0]
+                       "WHERE table_name = 'embeddings' AND column_name = 'embedding'"
+                       ).fetchone()[0]
     assert kind == "FLOAT[384]"
     row = con.execute("SELECT embedding FROM embeddings WHERE id = ?", [ids[7]]).fetchone()[0]
     np.testing.assert_array_equal(np.array(row, dtype=np.float32), emb[7])

@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import shard_files
 
 from ray_job.encode.encoder import embedding_array
-from conftest import shard_files
 from ray_job.finalize.merge import MergeSpec, VerificationError, finalize
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.shards import CorruptShard
@@ -47,13 +47,15 @@ def test_shards_interleaved_in_key_space_merge_in_key_order(tmp_path):
 
 
 def test_a_block_written_twice_counts_once_and_duplicate_ids_keep_the_first(tmp_path):
-    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]), shard_table([1, 2, 3], ["a", "b", "c"]),
+    run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"]),
+                              shard_table([1, 2, 3], ["a", "b", "c"]),
                               shard_table([4], ["a"])])
     result = merge(run)
     with h5py.File(run / "embeddings.h5") as h5:
         assert h5["ids"][:].tolist() == [b"a", b"b", b"c"]
         assert "urls" not in h5
-    dup = [json.loads(l) for l in (run / "rejects" / "duplicates.jsonl").read_text().splitlines()]
+    dup = [json.loads(line)
+           for line in (run / "rejects" / "duplicates.jsonl").read_text().splitlines()]
     assert dup == [{"reason": "duplicate_id", "detail": dup[0]["detail"], "key": 4, "id": "a"}]
     assert result.duplicates == 1
 
@@ -134,7 +136,9 @@ def test_a_row_rejected_by_one_attempt_and_embedded_by_the_next_is_not_a_reject(
     run = make_run(tmp_path, [shard_table([1, 2], ["a", "b"])])
     rejects = tmp_path / "rejects"
     rejects.mkdir(exist_ok=True)
-    (rejects / f"encode-{2:019d}.jsonl").write_text(_json.dumps({"reason": "model_error", "key": 2}) + "\n")
-    (rejects / f"encode-{3:019d}.jsonl").write_text(_json.dumps({"reason": "model_error", "key": 3}) + "\n")
+    (rejects / f"encode-{2:019d}.jsonl").write_text(
+        _json.dumps({"reason": "model_error", "key": 2}) + "\n")
+    (rejects / f"encode-{3:019d}.jsonl").write_text(
+        _json.dumps({"reason": "model_error", "key": 3}) + "\n")
     merge(run)
     assert sorted(p.name for p in rejects.glob("encode-*")) == [f"encode-{3:019d}.jsonl"]

@@ -76,7 +76,8 @@ def old_merge(run_dir: RunDir, previous_h5: str | None, units: list | None):
 def shard(keys, ids, rng, offset=0.0, dim=DIM):
     keys = np.asarray(keys, np.int64)
     emb = rng.standard_normal((len(keys), dim)).astype(np.float32) + offset
-    return pa.table({"key": keys, "id": pa.array(ids, pa.string()), "embedding": embedding_array(emb),
+    return pa.table({"key": keys, "id": pa.array(ids, pa.string()),
+                     "embedding": embedding_array(emb),
                      "text_hash": pa.array((keys * 31 + 7).astype(np.uint64)),
                      "n_tokens": np.full(len(keys), 3, np.int32),
                      "n_computed": np.full(len(keys), 4, np.int32)})
@@ -87,8 +88,9 @@ def random_run(tmp_path, seed: int, reuse: bool):
     n = int(rng.integers(150, 400))
     files = rng.integers(0, 3, n)
     keys = np.array(sorted({make_key(int(f), int(p)) for f, p in
-                            zip(files, rng.integers(0, 5000, n))}), np.int64)
-    pool = [f"{i:04d}.{i * 7 % 1000:05d}" + "é" * (i % 3) + "x" * (i % 17) for i in range(len(keys))]
+                            zip(files, rng.integers(0, 5000, n), strict=True)}), np.int64)
+    pool = [f"{i:04d}.{i * 7 % 1000:05d}" + "é" * (i % 3) + "x" * (i % 17)
+            for i in range(len(keys))]
     ids = [pool[i] if rng.random() > 0.15 else pool[int(rng.integers(0, len(pool)))]
            for i in range(len(keys))]
     run_dir = RunDir.at(tmp_path / "run")
@@ -148,7 +150,8 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
     assert dups and copies > len(ids) + len(dups)      # duplicate ids and keys written twice
     for u in units:                    # what the read stage would have seen: all adds up
         lo, hi = make_key(u.file_index, 0), make_key(u.file_index + 1, 0)
-        seen = int(((kept_keys >= lo) & (kept_keys < hi)).sum() + ((dup_keys >= lo) & (dup_keys < hi)).sum())
+        seen = int(((kept_keys >= lo) & (kept_keys < hi)).sum()
+                   + ((dup_keys >= lo) & (dup_keys < hi)).sum())
         bad = [{"reason": "bad_json", "detail": "x", "key": lo + i, "source": "s"}
                for i in range(u.file_index)]
         run_dir.rejects.write_unit(u.name, bad)
@@ -161,11 +164,13 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
         assert h5["text_hashes"][:].tolist() == hashes.tolist()
         assert np.array_equal(h5["embeddings"][:], emb)
         urls = [TEMPLATE.format(id=i.decode()).encode() for i in ids]
-        assert h5["urls"][:].tolist() == urls and h5["urls"].dtype.itemsize == ids.dtype.itemsize + 22
+        assert (h5["urls"][:].tolist() == urls
+                and h5["urls"].dtype.itemsize == ids.dtype.itemsize + 22)
         assert dict(h5.attrs) == {"model": "m", "precision": "unknown", "dims": "[1, 2]",
                                   "devices": "", "count": len(ids), "dim": DIM}
     dup_file = run_dir.store.local_path / "rejects" / "duplicates.jsonl"
-    found = [json.loads(line) for line in dup_file.read_text().splitlines()] if dup_file.exists() else []
+    found = ([json.loads(line) for line in dup_file.read_text().splitlines()]
+             if dup_file.exists() else [])
     assert found == dups
     assert (result.count, result.duplicates, result.reconciliation) == (len(ids), len(dups), totals)
     assert result.rejected_by_reason == run_dir.rejects.counts() == {"bad_json": 3,
@@ -189,7 +194,8 @@ def test_a_very_long_id_makes_the_id_column_variable_length_not_every_row_wide(t
         assert h5["urls"][1] == TEMPLATE.format(id=long_id).encode()
     from ray_job.finalize.exports import h5_chunks
 
-    assert next(h5_chunks(tmp_path / "embeddings.h5")).column("id").to_pylist() == ["a", long_id, "b"]
+    assert next(h5_chunks(tmp_path / "embeddings.h5")).column("id").to_pylist() == [
+        "a", long_id, "b"]
 
 
 def test_ids_at_the_limit_stay_fixed_width_and_a_stale_duplicates_file_goes(tmp_path):
@@ -230,5 +236,6 @@ def test_shards_of_different_dimensions_are_refused_by_name(tmp_path):
     run_dir = RunDir.at(tmp_path)
     run_dir.shards.write(shard([1, 2], ["a", "b"], rng))
     name = run_dir.shards.write(shard([3], ["c"], rng, dim=DIM + 1))
-    with pytest.raises(VerificationError, match=f"{name} holds 6-dimensional embeddings, other sources 5"):
+    with pytest.raises(VerificationError,
+                       match=f"{name} holds 6-dimensional embeddings, other sources 5"):
         finalize(run_dir, MergeSpec({}))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

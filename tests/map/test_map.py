@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import copy_run
+
 from ray_job.map.build import build_map
-from ray_job.rundir.map_state import read_coords
 from ray_job.map.labels import archive_of, by_keywords
+from ray_job.rundir.map_state import read_coords
 from ray_job.rundir.rundir import RunDir
 
 
@@ -80,7 +80,7 @@ def test_without_categories_clusters_are_named_by_their_titles_words():
     titles = [f"On the {' '.join(topics[w])} of a model {i}" for i, w in enumerate(which)]
     labels = by_keywords(coords, np.arange(600), titles)
     assert labels.source == "title keywords" and len(labels.names) >= 3
-    for topic, centre in zip(topics, centres):
+    for topic, centre in zip(topics, centres, strict=True):
         near = labels.codes[np.linalg.norm(coords - centre, axis=1) < 3]
         named = {labels.names[c] for c in near}
         assert all(topic[0] in n or topic[1] in n for n in named), (topic, named)

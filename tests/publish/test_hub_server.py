@@ -62,7 +62,8 @@ def without_gitattributes(files: dict) -> dict:
 
 
 def upload(api, folder):
-    return api.upload_folder(repo_id=REPO, repo_type="dataset", folder_path=folder, commit_message="publish")
+    return api.upload_folder(repo_id=REPO, repo_type="dataset", folder_path=folder,
+                             commit_message="publish")
 
 
 # --------------------------------------------------------------------------- uploads
@@ -77,7 +78,8 @@ def test_create_repo_and_upload_folder_roundtrip(hub_server, folder):
 
     info = upload(api, folder)
 
-    assert without_gitattributes(hub_server.files(REPO)) == {"manifest.json": SMALL, "vectors/shard-0.bin": BIG}
+    assert without_gitattributes(hub_server.files(REPO)) == {"manifest.json": SMALL,
+                                                             "vectors/shard-0.bin": BIG}
     commits = hub_server.commits(REPO)
     assert [c.title for c in commits] == ["initial commit", "publish"]
     assert info.oid == commits[-1].oid
@@ -122,7 +124,8 @@ def test_preupload_oids_are_what_the_client_compares(hub_server, folder):
     api = api_for(hub_server)
     api.create_repo(REPO, repo_type="dataset")
     upload(api, folder)
-    ops = [CommitOperationAdd("manifest.json", SMALL), CommitOperationAdd("vectors/shard-0.bin", BIG),
+    ops = [CommitOperationAdd("manifest.json", SMALL),
+           CommitOperationAdd("vectors/shard-0.bin", BIG),
            CommitOperationAdd("new.txt", b"x")]
     api.preupload_lfs_files(REPO, ops, repo_type="dataset")
     assert [op._upload_mode for op in ops] == ["regular", "lfs", "regular"]
@@ -148,8 +151,8 @@ def test_parent_commit_must_be_the_head(hub_server):
     api.upload_file(path_or_fileobj=b"1", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset",
                     parent_commit=first)
     with pytest.raises(HfHubHTTPError) as err:
-        api.upload_file(path_or_fileobj=b"2", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset",
-                        parent_commit=first)
+        api.upload_file(path_or_fileobj=b"2", path_in_repo="a.txt", repo_id=REPO,
+                        repo_type="dataset", parent_commit=first)
     assert err.value.response.status_code == 412
     assert hub_server.files(REPO)["a.txt"] == b"1"
 
@@ -164,24 +167,27 @@ def test_get_paths_info_and_tree_report_blob_ids_and_lfs_sha256(hub_server, fold
 
     small, big, directory = api.get_paths_info(
         REPO, ["manifest.json", "vectors/shard-0.bin", "vectors"], repo_type="dataset")
-    assert (small.path, small.size, small.blob_id, small.lfs) == ("manifest.json", len(SMALL), git_hash(SMALL), None)
+    assert (small.path, small.size, small.blob_id, small.lfs) == (
+        "manifest.json", len(SMALL), git_hash(SMALL), None)
     assert big.size == len(BIG) and big.lfs is not None
     assert big.lfs.sha256 == hashlib.sha256(BIG).hexdigest() and big.lfs.size == len(BIG)
-    assert big.lfs.pointer_size > 0 and big.blob_id != git_hash(BIG)  # the pointer's blob id, as on the Hub
+    # the pointer's blob id, as on the Hub
+    assert big.lfs.pointer_size > 0 and big.blob_id != git_hash(BIG)
     assert directory.path == "vectors" and directory.tree_id
 
     tree = {e.path: e for e in api.list_repo_tree(REPO, repo_type="dataset", recursive=True)}
     assert set(tree) == {".gitattributes", "manifest.json", "vectors", "vectors/shard-0.bin"}
     assert tree["vectors/shard-0.bin"].lfs.sha256 == big.lfs.sha256
-    assert set(api.list_repo_files(REPO, repo_type="dataset")) == {".gitattributes", "manifest.json",
-                                                                   "vectors/shard-0.bin"}
+    assert set(api.list_repo_files(REPO, repo_type="dataset")) == {
+        ".gitattributes", "manifest.json", "vectors/shard-0.bin"}
 
 
 def test_tree_pagination_follows_link_headers():
     with HubServer(tree_page_size=2) as hub:
         for i in range(5):
             hub.add_file(REPO, f"d/f{i}.txt", b"%d" % i)
-        paths = [e.path for e in api_for(hub).list_repo_tree(REPO, repo_type="dataset", recursive=True)]
+        paths = [e.path for e in api_for(hub).list_repo_tree(REPO, repo_type="dataset",
+                                                             recursive=True)]
         assert sorted(paths) == [".gitattributes", "d"] + [f"d/f{i}.txt" for i in range(5)]
         assert len(hub.requests_of("tree")) == 4  # 7 entries, 2 per page
 
@@ -192,7 +198,8 @@ def test_hf_hub_download_returns_identical_bytes(hub_server, folder, tmp_path):
     upload(api, folder)
     head = hub_server.commits(REPO)[-1].oid
     for filename, data in [("manifest.json", SMALL), ("vectors/shard-0.bin", BIG)]:
-        path = hf_hub_download(REPO, filename, repo_type="dataset", cache_dir=tmp_path / "cache", token=False)
+        path = hf_hub_download(REPO, filename, repo_type="dataset", cache_dir=tmp_path / "cache",
+                               token=False)
         assert Path(path).read_bytes() == data
         assert f"snapshots/{head}/" in path.replace(os.sep, "/")
     resolves = hub_server.requests_of("resolve")
@@ -234,8 +241,10 @@ def test_hffs_ls_glob_info_exists(hub_server):
     fs = HfFileSystem(endpoint=hub_server.url, token=False)
     root = f"datasets/{REPO}"
     assert fs.glob(f"{root}/dir/*.jsonl") == [f"{root}/dir/a.jsonl", f"{root}/dir/b.jsonl"]
-    assert fs.glob(f"{root}/**/*.jsonl") == [f"{root}/dir/a.jsonl", f"{root}/dir/b.jsonl", f"{root}/dir/sub/c.jsonl"]
-    assert sorted(fs.ls(f"{root}/dir", detail=False)) == [f"{root}/dir/a.jsonl", f"{root}/dir/b.jsonl",
+    assert fs.glob(f"{root}/**/*.jsonl") == [f"{root}/dir/a.jsonl", f"{root}/dir/b.jsonl",
+                                             f"{root}/dir/sub/c.jsonl"]
+    assert sorted(fs.ls(f"{root}/dir", detail=False)) == [f"{root}/dir/a.jsonl",
+                                                          f"{root}/dir/b.jsonl",
                                                           f"{root}/dir/sub"]
     assert fs.info(f"{root}/dir/sub")["type"] == "directory"
     assert fs.exists(f"{root}/other.txt") and not fs.exists(f"{root}/missing.txt")
@@ -257,13 +266,14 @@ def test_fsspec_open_in_a_subprocess_with_hf_endpoint(hub_server):
     """)
     env = {**os.environ, "HF_ENDPOINT": hub_server.url, "HF_HUB_DISABLE_XET": "1"}
     env.pop("HF_TOKEN", None)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert bytes.fromhex(out["whole"]) == SEEDED and bytes.fromhex(out["part"]) == SEEDED[100:200]
     assert out["endpoint"] == hub_server.url and out["xet"] is False
-    assert any(r.headers.get("range", "").startswith("bytes=100-") for r in hub_server.requests_of("resolve"))
+    assert any(r.headers.get("range", "").startswith("bytes=100-")
+               for r in hub_server.requests_of("resolve"))
 
 
 # --------------------------------------------------------------------------- failures
@@ -278,14 +288,17 @@ def test_failed_commit_is_not_retried_by_the_client_and_changes_nothing(hub_serv
     hub_server.fail_next(2, "commit")
 
     with pytest.raises(HfHubHTTPError) as err:
-        api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO,
+                        repo_type="dataset")
     assert err.value.response.status_code == 500
     assert len(hub_server.requests_of("commit")) == 1  # the client did not retry by itself
     assert (hub_server.files(REPO), len(hub_server.commits(REPO))) == before
 
     with pytest.raises(HfHubHTTPError):  # the second injected failure
-        api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset")
-    api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO,
+                        repo_type="dataset")
+    api.upload_file(path_or_fileobj=b"v2", path_in_repo="a.txt", repo_id=REPO,
+                    repo_type="dataset")
     assert [r.status for r in hub_server.requests_of("commit")] == [500, 500, 200]
     assert hub_server.files(REPO)["a.txt"] == b"v2"
 
@@ -297,13 +310,15 @@ def test_dropped_commit_connection_is_not_retried(hub_server):
 
     hub_server.drop_next(1, "commit")
     with pytest.raises(requests.exceptions.ConnectionError):
-        api.upload_file(path_or_fileobj=b"v1", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"v1", path_in_repo="a.txt", repo_id=REPO,
+                        repo_type="dataset")
     assert len(hub_server.requests_of("commit")) == 1 and hub_server.files(REPO) == before
 
     # the commit lands but its answer is lost: same error for the client, different server state
     hub_server.drop_next(1, "commit", apply=True)
     with pytest.raises(requests.exceptions.ConnectionError):
-        api.upload_file(path_or_fileobj=b"v1", path_in_repo="a.txt", repo_id=REPO, repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"v1", path_in_repo="a.txt", repo_id=REPO,
+                        repo_type="dataset")
     assert len(hub_server.requests_of("commit")) == 2 and hub_server.files(REPO)["a.txt"] == b"v1"
 
 
@@ -313,7 +328,8 @@ def test_preupload_and_lfs_batch_5xx_are_not_retried(hub_server, kind):
     api.create_repo(REPO, repo_type="dataset")
     hub_server.fail_next(1, kind, status=503)
     with pytest.raises(HfHubHTTPError) as err:
-        api.upload_file(path_or_fileobj=BIG, path_in_repo="big.bin", repo_id=REPO, repo_type="dataset")
+        api.upload_file(path_or_fileobj=BIG, path_in_repo="big.bin", repo_id=REPO,
+                        repo_type="dataset")
     assert err.value.response.status_code == 503
     assert len(hub_server.requests_of(kind)) == 1
     assert hub_server.requests_of("commit") == [] and hub_server.lfs_bytes_uploaded() == 0
@@ -339,8 +355,8 @@ def test_download_5xx_is_retried_by_the_client(hub_server, tmp_path):
     hub_server.fail_next(1, "resolve", status=502)
     path = hf_hub_download(REPO, "a.txt", repo_type="dataset", cache_dir=tmp_path, token=False)
     assert Path(path).read_bytes() == SMALL
-    assert [(r.method, r.status) for r in hub_server.requests_of("resolve")] == [("HEAD", 502), ("HEAD", 200),
-                                                                              ("GET", 200)]
+    assert [(r.method, r.status) for r in hub_server.requests_of("resolve")] == [
+        ("HEAD", 502), ("HEAD", 200), ("GET", 200)]
 
 
 def test_fault_by_path_regex(hub_server):
@@ -349,7 +365,8 @@ def test_fault_by_path_regex(hub_server):
     with pytest.raises(HfHubHTTPError) as err:
         api_for(hub_server).get_paths_info(REPO, ["a.txt"], repo_type="dataset")
     assert err.value.response.status_code == 503
-    assert api_for(hub_server).get_paths_info(REPO, ["a.txt"], repo_type="dataset")[0].size == len(SMALL)
+    assert api_for(hub_server).get_paths_info(REPO, ["a.txt"],
+                                              repo_type="dataset")[0].size == len(SMALL)
 
 
 # --------------------------------------------------------------------------- auth
@@ -368,14 +385,17 @@ def test_writes_and_private_reads_need_the_token(monkeypatch, tmp_path):
         owner.create_repo(REPO, repo_type="dataset", private=True)
         for api in (anonymous, wrong):
             with pytest.raises(HfHubHTTPError) as err:
-                api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=REPO, repo_type="dataset")
+                api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=REPO,
+                                repo_type="dataset")
             assert err.value.response.status_code == 401
         assert "Invalid credentials" in str(err.value)
         assert hub.requests_of("commit") == []
 
-        owner.upload_file(path_or_fileobj=SEEDED, path_in_repo="t.parquet", repo_id=REPO, repo_type="dataset")
+        owner.upload_file(path_or_fileobj=SEEDED, path_in_repo="t.parquet", repo_id=REPO,
+                          repo_type="dataset")
         assert hub.files(REPO)["t.parquet"] == SEEDED
-        writes = [r for r in hub.requests if r.kind in ("preupload", "lfs_batch", "lfs_verify", "commit")
+        writes = [r for r in hub.requests
+                  if r.kind in ("preupload", "lfs_batch", "lfs_verify", "commit")
                   and r.status == 200]
         assert {r.kind for r in writes} == {"preupload", "lfs_batch", "lfs_verify", "commit"}
         assert all(r.headers.get("authorization") == "Bearer hf_secret" for r in writes)
@@ -389,7 +409,8 @@ def test_writes_and_private_reads_need_the_token(monkeypatch, tmp_path):
         assert not HfFileSystem(endpoint=hub.url, token=False).exists(f"datasets/{REPO}/t.parquet")
         fs = HfFileSystem(endpoint=hub.url, token="hf_secret")
         assert fs.cat_file(f"datasets/{REPO}/t.parquet", start=100, end=200) == SEEDED[100:200]
-        path = hf_hub_download(REPO, "t.parquet", repo_type="dataset", cache_dir=tmp_path, token="hf_secret")
+        path = hf_hub_download(REPO, "t.parquet", repo_type="dataset", cache_dir=tmp_path,
+                               token="hf_secret")
         assert Path(path).read_bytes() == SEEDED
         assert constants.ENDPOINT == hub.url
         assert not hub.errors

@@ -15,9 +15,9 @@ from ray_job.config import JobConfig
 from ray_job.pipeline import finalize_run, run
 from ray_job.publish.upload import upload
 from ray_job.rundir.rundir import RunDir
-from ray_job.search.search import search
 from ray_job.rundir.shards import CorruptShard
 from ray_job.rundir.status import run_status
+from ray_job.search.search import search
 
 
 def keys_under(s3, prefix: str) -> set[str]:

@@ -47,8 +47,8 @@ def test_every_bad_row_is_rejected_with_a_reason_and_the_run_goes_on(ray_embed, 
     assert 0 < len(from_gz) < 50                                 # what was readable of the .gz
     assert ids[:4] == [sample_records[i]["id"] for i in (0, 4, 2, 3)]   # file order, 1 MB one kept
     assert report["rows_read"] == report["rows_embedded"] + report["rows_rejected"]
-    rejects = [json.loads(l) for p in (tmp_path / "o" / "rejects").glob("*.jsonl")
-               for l in p.read_text().splitlines()]
+    rejects = [json.loads(line) for p in (tmp_path / "o" / "rejects").glob("*.jsonl")
+               for line in p.read_text().splitlines()]
     assert all(r["reason"] for r in rejects)
     # no id where the line is not JSON; the second copy's id for a duplicate
     assert {r.get("id") for r in rejects} >= {None, "x-empty", "x-title-only", "x-number",

@@ -219,7 +219,7 @@ def test_the_cap_never_changes_the_first_tokens_of_the_sample(sample_records):
     template = TextTemplate("{title}{sep}{abstract}", sep=" [SEP] ")
     texts = [template.render(r) for r in sample_records]
     capped = [cap_text(t, text_byte_cap(n))[0] for t in texts]
-    assert sum(c != t for c, t in zip(capped, texts)) > 500             # the cap bit
+    assert sum(c != t for c, t in zip(capped, texts, strict=True)) > 500             # the cap bit
     full = tok(texts, truncation=True, max_length=n)["input_ids"]
     cut = tok(capped, truncation=True, max_length=n)["input_ids"]
     assert full == cut
@@ -235,7 +235,7 @@ def test_capped_rows_keep_the_full_texts_hash_and_are_counted_on_every_attempt(
     full = [TextTemplate("{title}{sep}{abstract}").render(r) for r in sample_records[:50]]
     assert rows.table["text_hash"].to_pylist() == [text_hash(t) for t in full]
     texts = rows.table["text"].to_pylist()
-    assert all(len(t.encode()) <= 400 and f.startswith(t) for t, f in zip(texts, full))
+    assert all(len(t.encode()) <= 400 and f.startswith(t) for t, f in zip(texts, full, strict=True))
     assert rows.capped == sum(len(f.encode()) > 400 for f in full) > 0
     import numpy as np
     done = np.sort(np.array(rows.table["key"].to_pylist(), dtype=np.int64))

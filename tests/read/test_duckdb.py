@@ -6,9 +6,9 @@ import pytest
 
 from ray_job.config import JobConfig
 from ray_job.errors import UserError
+from ray_job.pipeline import run
 from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs
 from ray_job.read.readers import read_unit
-from ray_job.pipeline import run
 
 
 def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch):
@@ -18,7 +18,8 @@ def test_key_range_units_read_every_row_once_in_key_order(papers_db, monkeypatch
     assert len(units) == 16
     keys = [pos for u in units for pos, _ in read_unit(u)]
     assert keys == [1000 + 7 * i for i in range(1000)]
-    limited = plan_units(files, 0, 10, SqlSpec("corpusid", query="SELECT * FROM papers_with_abstracts"))
+    limited = plan_units(files, 0, 10,
+                         SqlSpec("corpusid", query="SELECT * FROM papers_with_abstracts"))
     assert [pos for u in limited for pos, _ in read_unit(u)] == [1000 + 7 * i for i in range(10)]
 
 

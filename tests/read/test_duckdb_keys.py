@@ -35,7 +35,7 @@ def read_all(db, done_keys=None):
     units = plan_units(resolve_inputs([str(db)]), 0, None, SqlSpec("id", table="t"))
     results = [rows_from_unit(u, TEMPLATE, "id", done_keys) for u in units]
     texts = {i: t for r in results for i, t in zip(r.table.column("id").to_pylist(),
-                                                   r.table.column("text").to_pylist())}
+                                                   r.table.column("text").to_pylist(), strict=True)}
     return texts, [j for r in results for j in r.rejects]
 
 

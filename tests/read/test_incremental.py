@@ -1,4 +1,5 @@
-"""Weekly snapshot updates: only new and changed papers are encoded; the result equals a full run."""
+"""Weekly snapshot updates: only new and changed papers are encoded; the result equals a full
+run."""
 from __future__ import annotations
 
 import json

@@ -12,8 +12,8 @@ import h5py
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 import sim_run
+
 from ray_job.rundir.rundir import RunDir
 
 

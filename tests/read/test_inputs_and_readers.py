@@ -22,12 +22,13 @@ def test_byte_range_units_read_every_line_exactly_once(sample_path, sample_recor
     assert [item["id"] for _, _, item in items] == [r["id"] for r in sample_records]
     offsets = [pos for _, pos, _ in items]
     lines = sample_path.read_bytes().splitlines(keepends=True)
-    expected = [sum(len(l) for l in lines[:i]) for i in range(len(lines))]
+    expected = [sum(len(line) for line in lines[:i]) for i in range(len(lines))]
     assert offsets == expected  # the key's position is the line's byte offset
 
 
 @pytest.mark.parametrize("limit", [1, 7, 999, 1000, 5000])
-def test_limit_takes_the_first_n_records_whatever_the_block_size(sample_path, sample_records, limit):
+def test_limit_takes_the_first_n_records_whatever_the_block_size(sample_path, sample_records,
+                                                                 limit):
     files = resolve_inputs([str(sample_path)])
     for block_bytes in (3000, 10**6):
         ids = [item["id"] for _, _, item in all_items(plan_units(files, block_bytes, limit))]

@@ -191,7 +191,8 @@ def test_an_object_replaced_in_the_store_is_named_by_its_etag(s3, tmp_path, samp
     reading = read_unit(units[0], expected=manifest[0])
     next(reading)
     s3.put_object(Bucket=s3.bucket, Key="in/papers.jsonl", Body=data[::-1])
-    with pytest.raises(InputChanged, match=r"papers.jsonl changed while the run read it \(version\)"):
+    with pytest.raises(InputChanged,
+                       match=r"papers.jsonl changed while the run read it \(version\)"):
         list(reading)
     with pytest.raises(InputChanged, match=r"\(version\)"):
         next(read_unit(units[1], expected=manifest[0]))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from oracles import pad_rows_loop
+
 from ray_job.encode.batching import length_order, pad_rows, padding_efficiency, token_budget_batches
 from ray_job.read.keys import make_key, split_key
 
@@ -60,7 +60,7 @@ def test_pad_rows_matches_the_per_row_loop(seed):
                  np.array([], dtype=np.int64)):
         want = pad_rows_loop(values, offsets, rows, pad_id=7)
         got = pad_rows(values, offsets, rows, pad_id=7)
-        for w, g in zip(want, got):
+        for w, g in zip(want, got, strict=True):
             assert g.dtype == np.int64 and g.shape == w.shape
             np.testing.assert_array_equal(g, w)
 

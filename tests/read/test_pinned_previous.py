@@ -25,7 +25,7 @@ def write_jsonl(path, records):
 
 def vectors(h5_path):
     with h5py.File(h5_path, "r") as h5:
-        return dict(zip(h5["ids"].asstr()[:], h5["embeddings"][:]))
+        return dict(zip(h5["ids"].asstr()[:], h5["embeddings"][:], strict=True))
 
 
 def rows_reversed(src, dst):

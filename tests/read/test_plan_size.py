@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ray_job.config_checks import MIN_BLOCK_BYTES_OPTION
 from ray_job.errors import ConfigError
 from ray_job.read.inputs import InputFile, SqlSpec
 from ray_job.read.plan import resolve_plan
-from ray_job.config_checks import MIN_BLOCK_BYTES_OPTION
 from ray_job.read.plan_size import MAX_PLAN_UNITS
 
 

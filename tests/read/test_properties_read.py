@@ -16,12 +16,12 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import sim_run
 from corpus_oracle import expected, expected_titles, text_hash
 from corpus_strategies import corpora
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from ray_job.rundir.rundir import RunDir
 
 COMMON = dict(deadline=None, database=None, print_blob=True,
@@ -135,8 +135,9 @@ def test_the_duckdb_export_holds_exactly_the_output_ids(tmp_path):
     run_dir = RunDir.at(tmp_path / "out")
     sim_run.attempt(run_dir, units, random.Random(0), 4)
     sim_run.finalize_units(run_dir, units)
-    from ray_job.finalize.exports import export_duckdb
     import duckdb
+
+    from ray_job.finalize.exports import export_duckdb
 
     export_duckdb(tmp_path / "out" / "embeddings.h5", run_dir)
     con = duckdb.connect(str(tmp_path / "out" / "embeddings.duckdb"), read_only=True)
@@ -168,6 +169,7 @@ def check_faulted_corpus(files, block_bytes: int, shard_rows: int, rules: list,
     another exception, a reject or a lost row); one clean attempt and finalize then give the
     oracle's output."""
     from faultkit import StorageFaults, injected
+
     from ray_job.storage.failures import StorageError
 
     with simulated(files, block_bytes, seed) as sim:

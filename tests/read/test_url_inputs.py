@@ -12,16 +12,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from http_ranges import RangeFileHandler
 
-from ray_job.storage import remote_files
-from ray_job.storage.files import Files
 from ray_job.config import JobConfig, absolute_inputs
 from ray_job.errors import UserError
 from ray_job.read.inputs import SqlSpec, plan_units, resolve_inputs
 from ray_job.read.keys import make_key
 from ray_job.read.readers import read_unit
+from ray_job.storage import remote_files
+from ray_job.storage.files import Files
 
 SAMPLE_NAMES = ("sample.jsonl", "sample.jsonl.gz", "sample.parquet")
 
@@ -200,7 +199,8 @@ def test_duckdb_copy_defaults_to_the_nodes_temp_dir(s3, papers_db, tmp_path, mon
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     url = upload(s3, papers_db, "papers.duckdb")
-    units = plan_units(resolve_inputs([url]), 0, 5, SqlSpec("corpusid", table="papers_with_abstracts"))
+    units = plan_units(resolve_inputs([url]), 0, 5,
+                       SqlSpec("corpusid", table="papers_with_abstracts"))
     assert units and all(u.cache_dir is None for u in units)  # each node picks its own
     assert [key for u in units for key, _ in read_unit(u)] == [1000 + 7 * i for i in range(5)]
     cache = tmp_path / f"ray-embed-{os.getuid()}" / "inputs"         # private to this user
@@ -236,7 +236,6 @@ def hub(monkeypatch):
     storage-option route (FSSPEC_HF_ENDPOINT=...) a user has, no ray_job setting involved.
     (huggingface_hub read HF_ENDPOINT at import, long before this test.)"""
     import fsspec.config
-
     from hub_server import HubServer
 
     with HubServer() as server:
@@ -267,7 +266,8 @@ def test_hf_dataset_jsonl_is_read_in_ranges_like_the_local_file(hub, sample_path
 
 def test_a_whole_hf_dataset_repo_reads_the_files_of_its_train_split(hub, sample_records, tmp_path):
     """hf://datasets/OWNER/NAME, laid out the way the Hub publishes datasets (data/SPLIT-*)."""
-    table = pa.Table.from_pylist([{"corpusid": 1000 + i, "title": r["title"], "abstract": r["abstract"]}
+    table = pa.Table.from_pylist([{"corpusid": 1000 + i, "title": r["title"],
+                                   "abstract": r["abstract"]}
                                   for i, r in enumerate(sample_records[:300])])
     parts = []
     for n, piece in enumerate((table.slice(0, 200), table.slice(200))):
@@ -284,7 +284,8 @@ def test_a_whole_hf_dataset_repo_reads_the_files_of_its_train_split(hub, sample_
     assert len(keyed_items(files, 10**6)) == 300
 
     hub.add_file("owner/flat", "papers.jsonl", b'{"id": "a", "title": "t", "abstract": "x"}\n')
-    hub.add_file("owner/flat", "more/papers2.jsonl", b'{"id": "b", "title": "t", "abstract": "x"}\n')
+    hub.add_file("owner/flat", "more/papers2.jsonl",
+                 b'{"id": "b", "title": "t", "abstract": "x"}\n')
     assert [f.path for f in resolve_inputs(["hf://datasets/owner/flat/"])] == [
         "hf://datasets/owner/flat/more/papers2.jsonl", "hf://datasets/owner/flat/papers.jsonl"]
     hub.add_file("owner/only-test", "data/test-00000.parquet", parts[0].read_bytes())

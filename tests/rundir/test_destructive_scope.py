@@ -152,9 +152,10 @@ def test_fresh_on_a_new_folder_is_no_refusal(folder):
 def test_every_name_the_run_makes_is_declared():
     """The names RunDir and the exporters build, at the sizes they can reach (a 6-digit file
     index, a 19-digit key), are the layout's: none is ever ignored as a user's file."""
+    import numpy as np
+
     from ray_job.read.inputs import ReadUnit
     from ray_job.rundir.shards import shard_name
-    import numpy as np
 
     unit = ReadUnit(123_456, "x.jsonl", "jsonl", None, 2**40 - 1, None).name
     for folder, name in [(layout.READS, layout.unit_reads(unit)),

@@ -29,8 +29,10 @@ def release_record(name: str = "finished") -> JobRecord:
 
 def test_a_release_record_loads_typed_and_writes_the_attributes_that_release_wrote():
     job = release_record()
-    assert (job.device, job.precision, job.model.dim, job.model.normalized) == ("cpu", "fp32", 384, True)
-    assert job.spec.inputs == ("s3://ray-embed-fixture/papers-20.jsonl",) and job.options.shard_rows == 4
+    assert (job.device, job.precision, job.model.dim, job.model.normalized) == (
+        "cpu", "fp32", 384, True)
+    assert (job.spec.inputs == ("s3://ray-embed-fixture/papers-20.jsonl",)
+            and job.options.shard_rows == 4)
     assert job.identity["weights"].startswith("sha256:") and job.revision is None
     with h5py.File(RELEASE / "finished" / "embeddings.h5") as h5:
         written = {k: h5.attrs[k] for k in h5.attrs if k not in ("count", "devices")}
@@ -75,8 +77,9 @@ def test_a_job_json_that_is_not_a_record_is_one_line(tmp_path, capsys, text, say
 
 
 def test_a_replica_gets_its_slice_with_no_config_built_or_query_parsed(tmp_path, monkeypatch):
-    from ray_job.encode.encoder import Encoder
     from tiny_models import tiny_bert
+
+    from ray_job.encode.encoder import Encoder
 
     bert = str(tiny_bert(tmp_path / "bert"))
     cfg = JobConfig.of(inputs=("papers.db",), id_field="corpusid", model=bert, pooling="mean",

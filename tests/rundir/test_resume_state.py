@@ -14,8 +14,14 @@ from ray_job.encode.encoder import embedding_array
 from ray_job.read.inputs import ReadUnit
 from ray_job.read.keys import make_key
 from ray_job.read.previous import ID_HASHES, Previous, id_hashes, load_previous, text_hash
-from ray_job.read.resume import (is_finished, resume_fields, scan_shards, unit_done_keys,
-                                 units_of_keys, units_to_read)
+from ray_job.read.resume import (
+    is_finished,
+    resume_fields,
+    scan_shards,
+    unit_done_keys,
+    units_of_keys,
+    units_to_read,
+)
 from ray_job.read.sources import ROW_SCHEMA, UnitRows, rows_from_unit, stream_unit_rows
 from ray_job.read.text import TextTemplate
 from ray_job.rundir.job import COMPAT_ATTRS
@@ -133,7 +139,7 @@ def per_row_oracle(u, previous, done):
     everything = rows_from_unit(u, TEMPLATE, "id")
     counts, reused, encode = {"reused": 0, "new": 0, "changed": 0}, [], []
     for key, row_id, t_hash in zip(*(everything.table.column(c).to_pylist()
-                                     for c in ("key", "id", "text_hash"))):
+                                     for c in ("key", "id", "text_hash")), strict=True):
         status, old_row = previous.classify(row_id, t_hash)
         counts[status] += 1
         if status == "reused":
@@ -157,8 +163,8 @@ def test_previous_classified_in_one_pass_equals_the_per_row_classification(tmp_p
         rows = rows_from_unit(u, TEMPLATE, "id", done, previous)
         counts, reused, encode = per_row_oracle(u, previous, done)
         assert rows.counts == counts == {"reused": 32, "new": 10, "changed": 3}
-        assert list(zip(*(rows.reused[c] for c in ("key", "id", "text_hash", "previous_row")))) \
-            == reused
+        assert list(zip(*(rows.reused[c] for c in ("key", "id", "text_hash", "previous_row")),
+                        strict=True)) == reused
         assert rows.table.column("key").to_pylist() == encode
         assert len(rows.rejects) == 1 and rows.seen == 46
         chunked = UnitRows(ROW_SCHEMA.empty_table(), [])               # classified per chunk
@@ -181,8 +187,9 @@ def test_classify_many_equals_classify_with_collisions_and_empty_lookups():
     query_t[5] += np.uint64(1)                                 # changed
     status, old_row = previous.classify_many(id_hashes(query_ids), query_t)
     names = ("new", "changed", "reused")
-    expected = [previous.classify(i, int(h)) for i, h in zip(query_ids, query_t)]
-    assert [(names[s], r) for s, r in zip(status.tolist(), old_row.tolist())] == expected
+    expected = [previous.classify(i, int(h)) for i, h in zip(query_ids, query_t, strict=True)]
+    assert [(names[s], r)
+            for s, r in zip(status.tolist(), old_row.tolist(), strict=True)] == expected
     empty = Previous("x.h5", np.empty(0, np.uint64), np.empty(0, np.uint64),
                      np.empty(0, np.int64), 0)
     status, old_row = empty.classify_many(id_hashes(["a"]), np.array([1], np.uint64))
@@ -240,7 +247,7 @@ def test_a_resume_reads_again_only_the_units_whose_rows_are_not_all_in_shards(
     from ray_job.read.plan import ReadPlan
     units = ReadPlan.from_dict(run_dir.load_plan()).units
     holding = {f"unit-{u.name}.json" for u, rows in
-               zip(units, scan_shards(units, [(lost, lost_keys)]).shard_rows) if rows}
+               zip(units, scan_shards(units, [(lost, lost_keys)]).shard_rows, strict=True) if rows}
     assert reread == holding and 0 < len(holding) < len(reads)
     assert again["rows_embedded_this_run"] == len(lost_keys)
     assert again["rows_embedded"] == first["rows_embedded"] == 60

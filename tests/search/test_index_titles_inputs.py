@@ -31,7 +31,8 @@ def test_the_index_of_a_run_whose_inputs_moved_has_no_titles_and_says_so(tmp_pat
     [line] = err.strip().splitlines()
     assert line.startswith("ray-embed: titles left out of the index") and "papers.jsonl" in line
     assert "no titles" in out
-    assert not (root / "index" / "titles.arrow").exists() and (root / "index" / "ann.faiss").exists()
+    assert (not (root / "index" / "titles.arrow").exists()
+            and (root / "index" / "ann.faiss").exists())
     assert json.loads((root / "index" / "index.json").read_text())["titles"] is False
 
 

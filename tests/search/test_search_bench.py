@@ -25,7 +25,7 @@ def test_search_benchmark_runs_tiny(tmp_path, monkeypatch):
     # the compact indexes: int8 and binary codes, all dims and half, rescored exactly
     kinds = [(c["vectors"], c["truncate_dim"]) for c in run["compact"]]
     assert kinds == [("int8", 0), ("binary", 0), ("int8", 16), ("binary", 16)]
-    sizes = {kind: c["code_bytes_per_row"] for kind, c in zip(kinds, run["compact"])}
+    sizes = {kind: c["code_bytes_per_row"] for kind, c in zip(kinds, run["compact"], strict=True)}
     assert sizes[("int8", 0)] == 32 and sizes[("binary", 0)] == 4 and sizes[("int8", 16)] == 16
     for c in run["compact"]:
         assert c["recall_at_k"] >= c["recall_at_k_index_only"] and c["latency_ms_p50"] > 0

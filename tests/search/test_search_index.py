@@ -38,7 +38,8 @@ def synthetic_run(root, rows: int, dim: int, seed: int = 0):
     job = JobRecord.new(cfg, info, {"weights": "sha256:x"}, "cpu", "fp32")
     (root / "job.json").write_text(job.to_json())
     centres = rng.standard_normal((50, dim)).astype(np.float32)
-    emb = centres[rng.integers(0, 50, rows)] + 0.5 * rng.standard_normal((rows, dim)).astype(np.float32)
+    emb = (centres[rng.integers(0, 50, rows)]
+           + 0.5 * rng.standard_normal((rows, dim)).astype(np.float32))
     with h5py.File(root / "embeddings.h5", "w") as h5:
         h5["ids"] = np.array([i.encode() for i in ids])
         h5["embeddings"] = emb
@@ -50,14 +51,15 @@ def test_a_large_run_gets_an_ivf_index_that_answers_like_the_exact_scan(tmp_path
     root, emb = synthetic_run(tmp_path / "run", rows=ann.FLAT_BELOW + 10_000, dim=32)
     info = build_index(root)
     assert info["rebuilt"] and info["nlist"] > 0 and info["titles"]
-    assert {p.name for p in (root / "index").iterdir()} == {"ann.faiss", "index.json", "titles.arrow"}
+    assert {p.name for p in (root / "index").iterdir()} == {"ann.faiss", "index.json",
+                                                            "titles.arrow"}
     h5 = root / "embeddings.h5"
     index = current_index(RunDir.at(root), h5)
     assert index is not None
     queries = emb[::6000] + 0.1
     exact, _ = top_k(h5, queries, 10)
     found = [nearest(h5, index, q, 10)[0] for q in queries]
-    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
     assert recall >= 0.95
     hits = similar(root, "p000004", k=3)
     assert "p000004" not in [h.id for h in hits]
@@ -123,7 +125,8 @@ def test_an_index_for_a_run_in_s3(finished_run, s3, sample_records, tmp_path):
     info = build_index(url)
     assert info["rebuilt"] and info["titles"]
     listed = s3.list_objects_v2(Bucket=s3.bucket, Prefix="runs/indexed/index/")["Contents"]
-    assert {o["Key"].rsplit("/", 1)[1] for o in listed} == {"ann.faiss", "index.json", "titles.arrow"}
+    assert {o["Key"].rsplit("/", 1)[1] for o in listed} == {"ann.faiss", "index.json",
+                                                            "titles.arrow"}
     assert not build_index(url)["rebuilt"]
     hits = similar(url, sample_records[2]["id"], k=2)
     assert len(hits) == 2 and all(h.title for h in hits)

@@ -15,7 +15,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import reference_text
 from faultkit import arm, disarm, storage_plan
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from faultkit import FaultPlan, Injector, StorageFault, StorageFaults, injected, switch_env
+
 from ray_job import hooks
 from ray_job.errors import ConfigError
 from ray_job.storage import timeouts
