@@ -94,7 +94,7 @@ def write_run(out: Path, shards: int, keys: int, unit_keys: int, unfinished: int
                         "units": [u.__dict__ for u in units]})
     for i, u in enumerate(units):
         seen = u.end - u.start + (1 if i >= len(units) - unfinished else 0)   # a lost row
-        run_dir.write_unit_reads(u.name, {"seen": seen, **resume_fields(u, 0, 0, None)})
+        run_dir.reads.write_unit(u.name, {"seen": seen, **resume_fields(u, 0, 0, None)})
     assert make_key(0, total) == total
     return len(units)
 

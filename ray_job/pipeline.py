@@ -80,8 +80,8 @@ def with_resolved_inputs(cfg: JobConfig, run_dir: RunDir) -> JobConfig:
     if cfg.spec.inputs:
         return absolute_inputs(cfg)
     name = f"{DEMO}/arxiv-demo-{cfg.options.demo_docs}.jsonl"
-    if not run_dir.has_result(name):
-        with run_dir.result_writer(name) as tmp:
+    if not run_dir.results.has(name):
+        with run_dir.results.writer(name) as tmp:
             write_demo_corpus(tmp, cfg.options.demo_docs)
     return cfg.replace(inputs=(run_dir.child_url(name),))
 
@@ -503,12 +503,12 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
         stats.encode_s, stats.resumed, ",".join(ran["devices"]) or stats.device,
         ran["precision"] or job.precision, stats.replicas, job.model.param_bytes)
     if previous:
-        report["incremental"] = {**incremental_counts(run_dir.reuse_counts(), previous),
+        report["incremental"] = {**incremental_counts(run_dir.reads.reuse_counts(), previous),
                                  "previous": options.previous}
     if result.reconciliation:
         report["rows_read"] = result.reconciliation["rows_seen"]
         report["reconciliation"] = result.reconciliation
-    report["text_cap"] = result.text_cap or text_cap_summary(run_dir.unit_reads())
+    report["text_cap"] = result.text_cap or text_cap_summary(run_dir.reads.units())
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)

@@ -55,7 +55,7 @@ def attempt(run_dir: RunDir, units: list, rng: random.Random, shard_rows: int,
                                      for s in shards))
         rows = rows_from_unit(unit, TEMPLATE, "id", done)
         run_dir.rejects.write_unit(unit.name, rows.rejects)
-        run_dir.write_unit_reads(unit.name, {**reads_record(rows.seen, rows.capped, None),
+        run_dir.reads.write_unit(unit.name, {**reads_record(rows.seen, rows.capped, None),
                                              **resume_fields(unit, len(rows.rejects), 0, None)})
         killed = stop_after is not None and n == stop_after
         table = rows.table

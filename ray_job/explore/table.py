@@ -82,7 +82,7 @@ def label_places(frame: pd.DataFrame) -> list[dict]:
 
 
 def explore_table(run_dir: RunDir) -> ExploreTable:
-    h5 = run_dir.local_result(H5)
+    h5 = run_dir.results.local(H5)
     info = build_map(run_dir)
     if info["rebuilt"]:
         print(format_build(info))

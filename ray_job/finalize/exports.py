@@ -54,14 +54,14 @@ def current_coords(run_dir: RunDir, h5_path: Path) -> pa.Table | None:
 def export_parquet(h5_path: Path, run_dir: RunDir) -> list[str]:
     """id, url (when the run has urls), embedding as fixed-size list, and the map's columns
     when the run has a current map; files of ~256 MB."""
-    for old in run_dir.result_names(PARQUET):
-        run_dir.remove_result(old)
+    for old in run_dir.results.names(PARQUET):
+        run_dir.results.remove(old)
     names: list[str] = []
     chunks = with_map(h5_chunks(h5_path), current_coords(run_dir, h5_path))
     table = next(chunks, None)
     while table is not None:
         names.append(f"{PARQUET}/part-{len(names):05d}.parquet")
-        with run_dir.result_writer(names[-1]) as tmp:
+        with run_dir.results.writer(names[-1]) as tmp:
             table = _write_parquet_file(tmp, table, chunks)
     return names
 
@@ -85,7 +85,7 @@ def export_duckdb(h5_path: Path, run_dir: RunDir) -> str:
 
     with h5py.File(h5_path, "r") as h5:
         dim = h5["embeddings"].shape[1]
-    with run_dir.result_writer(DUCKDB) as tmp:
+    with run_dir.results.writer(DUCKDB) as tmp:
         con = duckdb.connect(str(tmp))
         con.execute(f"CREATE TABLE embeddings (id VARCHAR PRIMARY KEY, embedding FLOAT[{dim}])")
         for chunk in h5_chunks(h5_path):
@@ -107,7 +107,7 @@ def run_exports(run_dir: RunDir, names: tuple[str, ...],
     done: dict[str, list[str]] = {}
     if not names:
         return done
-    h5_path = run_dir.local_result(H5)
+    h5_path = run_dir.results.local(H5)
     if "parquet" in names:
         done["parquet"] = [run_dir.child_url(n) for n in export_parquet(h5_path, run_dir)]
     if "duckdb" in names:
@@ -123,6 +123,6 @@ def run_exports(run_dir: RunDir, names: tuple[str, ...],
 
 def refresh_parquet(run_dir: RunDir) -> list[str]:
     """Write the Parquet export again when the run has one (the map it carries changed)."""
-    if not run_dir.result_names(PARQUET):
+    if not run_dir.results.names(PARQUET):
         return []
-    return export_parquet(run_dir.local_result(H5), run_dir)
+    return export_parquet(run_dir.results.local(H5), run_dir)

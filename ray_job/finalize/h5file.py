@@ -7,7 +7,7 @@ library's own clean-up at interpreter exit then dies with a segmentation fault (
 1 MiB tmpfs: every way of closing after the error, or not closing, ends in SIGSEGV). So when
 anything fails while the file is open, its file descriptor is first pointed at /dev/null
 (`os.dup2`): HDF5 then closes cleanly, writing into nothing, and the temp file is removed by
-its owner (RunDir.result_writer). A failure of the storage is raised as one StorageError
+its owner (RunDir.results.writer). A failure of the storage is raised as one StorageError
 naming the result, not HDF5's multi-line error stack.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ vector), for search stacks built on LanceDB:
 Written in bounded memory: LanceDB takes a stream of record batches, made one chunk of
 embeddings.h5 at a time, with each row's title read again from the inputs alongside
 (finalize/row_records.py; no titles, with a note, when the inputs cannot be read again).
-The table is built in a fresh folder and put in place whole (rundir.result_folder_writer).
+The table is built in a fresh folder and put in place whole (RunDir.results.folder_writer).
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def export_lance(h5_path: Path, run_dir: RunDir) -> str:
     with h5py.File(h5_path, "r") as h5:
         dim = h5["embeddings"].shape[1]
     name = f"{LANCE}/{LANCE_TABLE}.lance"
-    with run_dir.result_folder_writer(name) as folder:
+    with run_dir.results.folder_writer(name) as folder:
         db = lancedb.connect(str(folder.parent))
         db.create_table(LANCE_TABLE, data=record_batches(h5_path, run_dir),
                         schema=lance_schema(dim), mode="create")

@@ -97,7 +97,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
         row_rejected = np.setdiff1d(row_rejected, embedded_later)
     totals = text_cap = None
     if spec.units is not None:
-        reads = run_dir.unit_reads()
+        reads = run_dir.reads.units()
         totals = reconcile_counts(spec.units, kept, dup_units, reads, rejects.per_unit(),
                                   row_rejected)
         text_cap = text_cap_summary(reads)
@@ -105,7 +105,7 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     rejects.set_duplicates(dups.count)
     n = ordered.rows - dups.count
     idcol = IdColumn(scan.id_width)
-    with run_dir.result_writer(H5) as tmp:
+    with run_dir.results.writer(H5) as tmp:
         with new_h5(tmp, run_dir.child_url(H5)) as h5:
             writer = H5Writer(h5, n, idcol, np.uint64, spec, run_dir.child_url(H5))
             ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized,

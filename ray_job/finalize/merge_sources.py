@@ -42,7 +42,7 @@ class ReuseSource:
     previous_h5: str
 
     def index_table(self) -> pa.Table:
-        table = self.run_dir.read_reuse(self.name)
+        table = self.run_dir.reads.read_reuse(self.name)
         zeros = pa.array(np.zeros(table.num_rows, np.int32))
         return table.select(["key", "id", "text_hash"]).append_column(
             "n_tokens", zeros).append_column("n_computed", zeros)
@@ -50,7 +50,7 @@ class ReuseSource:
     def vectors(self, rows: np.ndarray, first: bool) -> tuple[np.ndarray, dict]:
         """The old file's vectors of `rows`, each row checked to hold the id and text the
         reuse list says (never another paper's vector, whatever happened to the old file)."""
-        table = self.run_dir.read_reuse(self.name)
+        table = self.run_dir.reads.read_reuse(self.name)
         previous = table.column("previous_row").to_numpy()[rows]
         ids = table.column("id").take(pa.array(rows)).to_pylist()
         t_hash = table.column("text_hash").to_numpy()[rows]
@@ -62,5 +62,5 @@ def row_sources(run_dir: RunDir, previous_h5: str | None) -> list:
     between copies of one key (the first source wins)."""
     sources: list = [ShardSource(run_dir, name) for name in run_dir.shards.names()]
     if previous_h5:
-        sources += [ReuseSource(run_dir, name, previous_h5) for name in run_dir.reuse_names()]
+        sources += [ReuseSource(run_dir, name, previous_h5) for name in run_dir.reads.reuse_names()]
     return sources

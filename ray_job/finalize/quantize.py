@@ -97,7 +97,7 @@ def export_compact(h5_path: Path, run_dir: RunDir, precision: str,
     """Write the `precision` export of `h5_path` into the run; returns its name."""
     name = FILES[precision]
     ranges = int8_ranges(h5_path, truncate_dim) if precision == "int8" else None
-    with h5py.File(h5_path, "r") as source, run_dir.result_writer(name) as tmp:
+    with h5py.File(h5_path, "r") as source, run_dir.results.writer(name) as tmp:
         rows, dim = source["embeddings"].shape
         kept = truncate_dim or dim
         width = kept if precision == "int8" else -(-kept // 8)

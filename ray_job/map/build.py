@@ -43,7 +43,7 @@ def build_map(run_dir: RunDir | str | Path, force: bool = False,
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir.at(run_dir)
     if sample < MIN_ROWS:
         raise UserError(f"--sample must be at least {MIN_ROWS}; got {sample}")
-    h5 = run_dir.local_result(H5)
+    h5 = run_dir.results.local(H5)
     if not force:
         info = current_info(run_dir, h5)
         if info is not None:
@@ -54,9 +54,9 @@ def build_map(run_dir: RunDir | str | Path, force: bool = False,
         info.update(fingerprint=h5_fingerprint(h5), h5_stat=local_stat(h5, run_dir.is_remote),
                     built=now_iso(), build_s=round(time.monotonic() - started, 2))
         (Path(tmp) / "map.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        run_dir.put_result(Path(tmp) / "coords.arrow", MAP_COORDS)
-        run_dir.put_result(Path(tmp) / "map.png", MAP_PICTURE)
-        run_dir.put_result(Path(tmp) / "map.json", MAP_INFO)       # last: the map is current
+        run_dir.results.put(Path(tmp) / "coords.arrow", MAP_COORDS)
+        run_dir.results.put(Path(tmp) / "map.png", MAP_PICTURE)
+        run_dir.results.put(Path(tmp) / "map.json", MAP_INFO)       # last: the map is current
     return {**info, "rebuilt": True}
 
 

@@ -17,13 +17,13 @@ from ..rundir.rundir import RunDir
 
 
 def ensure_parquet(run_dir: RunDir) -> None:
-    if run_dir.result_names(PARQUET):
+    if run_dir.results.names(PARQUET):
         return
     from ..finalize.exports import export_parquet
 
     print("ray-embed: writing the Parquet export first (what the Hub's viewer and "
           "datasets.load_dataset read)", file=sys.stderr)
-    export_parquet(run_dir.local_result(H5), run_dir)
+    export_parquet(run_dir.results.local(H5), run_dir)
 
 
 def data_path(prefix: str) -> str:
@@ -33,7 +33,7 @@ def data_path(prefix: str) -> str:
 
 def configs_yaml(run_dir: RunDir, prefix: str = "") -> str:
     """The card's `configs:` block (YAML front matter lines), or "" without a Parquet export."""
-    if not run_dir.result_names(PARQUET):
+    if not run_dir.results.names(PARQUET):
         return ""
     return ("configs:\n- config_name: default\n  data_files:\n  - split: train\n"
             f"    path: \"{data_path(prefix)}\"\n")
@@ -42,11 +42,11 @@ def configs_yaml(run_dir: RunDir, prefix: str = "") -> str:
 def card_sections(run_dir: RunDir, prefix: str = "") -> str:
     """The card's map picture and the `datasets` recipe, where the run has them."""
     parts = []
-    if run_dir.has_result(MAP_PICTURE):
+    if run_dir.results.has(MAP_PICTURE):
         parts.append(f"## The map\n\n![the papers laid out in 2-D with UMAP]({MAP_PICTURE})\n\n"
                      "`map/coords.arrow` (and the Parquet files' `map_x`, `map_y`, "
                      "`map_label`) hold every paper's place.\n")
-    if run_dir.result_names(PARQUET):
+    if run_dir.results.names(PARQUET):
         where = f', data_files="{data_path(prefix)}"' if prefix else ""
         parts.append("## With `datasets`\n\n```python\nfrom datasets import load_dataset\n"
                      f'papers = load_dataset("OWNER/NAME"{where}, split="train")   '

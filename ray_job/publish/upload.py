@@ -37,14 +37,14 @@ def open_target(destination: str, before_commit: Callable[[], None] | None = Non
 def files_to_publish(run_dir: RunDir, hub_prefix: str | None = None) -> dict[str, Path]:
     """name -> local file of everything to publish; the dataset card is made first.
     `hub_prefix`: the path in a Hub repo it goes to (None: not to the Hub)."""
-    if not run_dir.has_result(REPORT):      # written last: the run is finished
+    if not run_dir.results.has(REPORT):      # written last: the run is finished
         raise UserError(f"{run_dir.url} is not finished (no {REPORT} yet): run or finalize "
                         f"it first")
     if hub_prefix is not None:
         ensure_parquet(run_dir)
-    with run_dir.result_writer(CARD) as card:
+    with run_dir.results.writer(CARD) as card:
         card.write_text(dataset_card(run_dir, hub_prefix or ""))
-    return run_dir.publishable()
+    return run_dir.results.publishable()
 
 
 def dataset_card(run_dir: RunDir, prefix: str = "") -> str:

@@ -2,7 +2,7 @@
 keeps its old embedding; only new and changed papers are encoded.
 
 The read stage sorts each row into reused / changed / new; reused rows are listed in the run's
-reuse lists (RunDir.write_reuse: key, id, text hash, row in the old file) and the finalizer
+reuse lists (RunDir.reads.write_reuse: key, id, text hash, row in the old file) and the finalizer
 copies their vectors from the old embeddings.h5.
 
 What a run reuses is pinned to the old file's content: `open_previous` (on the driver, before
@@ -121,9 +121,9 @@ def previous_h5(path: str) -> Path:
     parent, name = (path.rstrip("/").rsplit("/", 1) if path.rstrip("/").endswith(".h5")
                     else (path, H5))
     run_dir = RunDir.at(parent if is_url(path) else Path(parent).expanduser())
-    if not run_dir.has_result(name):
+    if not run_dir.results.has(name):
         raise UserError(f"--previous {path}: no embeddings.h5 there")
-    return run_dir.local_result(name)
+    return run_dir.results.local(name)
 
 
 def load_previous(path: str, expected: dict) -> Previous:

@@ -33,7 +33,7 @@ def units_to_read(run_dir, units: list[ReadUnit], previous: str | None,
     `on_quarantine(error)`), units finished by an earlier attempt are skipped. `previous`:
     the fingerprint of this run's --previous lookup (None without one)."""
     state = scan_shards(units, run_dir.shards.keys(on_quarantine))
-    todo, done_shards = state.todo(run_dir.unit_reads(), previous)
+    todo, done_shards = state.todo(run_dir.reads.units(), previous)
     if len(todo) < len(units):
         log.info("%d of %d read units were finished by an earlier attempt",
                  len(units) - len(todo), len(units))

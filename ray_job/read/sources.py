@@ -201,8 +201,8 @@ def _units_to_rows(batch: pa.Table, context: RunContext) -> Iterator[pa.Table]:
                                     expected=expected)
         run_dir.rejects.write_unit(unit.name, rows.rejects)
         if previous is not None:
-            run_dir.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
-        run_dir.write_unit_reads(unit.name, {
+            run_dir.reads.write_reuse(unit.name, reuse_table(rows.reused), rows.counts)
+        run_dir.reads.write_unit(unit.name, {
             **reads_record(rows.seen, rows.capped, tpl.max_bytes),
             **resume_fields(unit, len(rows.rejects), rows.counts["reused"] if previous else 0,
                             previous.fingerprint if previous is not None else None)})

@@ -142,7 +142,7 @@ def cap_text(text: str, max_bytes: int | None) -> tuple[str, bool]:
 
 
 def reads_record(seen: int, capped: int, max_bytes: int | None) -> dict:
-    """What the read stage writes for a unit (RunDir.write_unit_reads)."""
+    """What the read stage writes for a unit (RunDir.reads.write_unit)."""
     return {"seen": seen, "texts_capped": capped, "text_max_bytes": max_bytes}
 
 

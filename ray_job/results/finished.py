@@ -2,7 +2,7 @@
 
 A run is finished when its report.json is there (written last: a reader that sees it sees the
 rest) beside its job.json and embeddings.h5. A remote run's embeddings.h5 is read from a local
-copy in this user's cache (`RunDir.local_result`), fetched once and again when it changes.
+copy in this user's cache (`RunDir.results.local`), fetched once and again when it changes.
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ def open_run(location: str | Path) -> FinishedRun:
     A location that is not a finished run is a one-line `UserError` saying why."""
     run_dir = RunDir.at(location)
     job = run_dir.load_job()            # not a run directory: one line
-    if not run_dir.has_result(REPORT):
+    if not run_dir.results.has(REPORT):
         raise UserError(f"{run_dir.url} is not a finished run (no {REPORT}: run or finalize "
                         f"it first)")
-    if not run_dir.has_result(H5):
+    if not run_dir.results.has(H5):
         raise UserError(f"{run_dir.url} is not a finished run (no {H5})")
     return FinishedRun(run_dir, job)
 
@@ -71,7 +71,7 @@ class FinishedRun:
     @cached_property
     def h5_path(self) -> Path:
         """A local readable embeddings.h5 (the file itself for a local run)."""
-        return self.run_dir.local_result(H5)
+        return self.run_dir.results.local(H5)
 
     @cached_property
     def ids(self) -> H5Column:

@@ -3,7 +3,7 @@
 The fencing token is the owner id in the lease (`LeaseRecord.owner`, a random id: lease.py).
 A fenced run directory (`RunDir.fence` set, `RunDir.held()`) reads lease.json before every
 commit, that is every write, PUT, rename or removal of a file in it (`FencedStore`) and the
-final rename of a result (`RunDir.result_writer`), and raises LeaseLost, writing nothing, when
+final rename of a result (`RunDir.results.writer`), and raises LeaseLost, writing nothing, when
 lease.json no longer names its token: another driver took the run over (this one was paused
 past its lease, or lost its heartbeat) or the lease is gone. The token is plain data: Ray
 workers get it with the run's URL and check it at their own commits (shards, rejects, reads,
@@ -29,7 +29,7 @@ check. What keeps that harmless:
   content (a --fresh run with other settings rewrites them as it reads each unit again);
 - results (embeddings.h5, exports, index files): a reader trusts a run only once report.json
   is there, and report.json is written last under a fresh check; a result renamed in the
-  window is checked again right after (`RunDir.result_writer`), so the stale driver's one line
+  window is checked again right after (`RunDir.results.writer`), so the stale driver's one line
   then names the file that may have replaced the new holder's and says to finalize again once
   that driver is done (under the same settings it holds the same rows anyway);
 - the lease's own heartbeat (lease.py) reads lease.json, then rewrites it: one paused between

@@ -16,9 +16,9 @@ from .rundir import RunDir
 
 
 def stored_info(run_dir: RunDir) -> dict | None:
-    if not (run_dir.has_result(MAP_INFO) and run_dir.has_result(MAP_COORDS)):
+    if not (run_dir.results.has(MAP_INFO) and run_dir.results.has(MAP_COORDS)):
         return None
-    return json.loads(run_dir.read_result_text(MAP_INFO))
+    return json.loads(run_dir.results.read_text(MAP_INFO))
 
 
 def current_info(run_dir: RunDir, h5: Path | None = None) -> dict | None:
@@ -26,10 +26,10 @@ def current_info(run_dir: RunDir, h5: Path | None = None) -> dict | None:
     info = stored_info(run_dir)
     if info is None:
         return None
-    h5 = h5 or run_dir.local_result(H5)
+    h5 = h5 or run_dir.results.local(H5)
     return info if made_from(info, h5, run_dir.is_remote) else None
 
 
 def read_coords(run_dir: RunDir) -> pa.Table:
     """map/coords.arrow: 10 bytes a row."""
-    return ipc.open_file(str(run_dir.local_result(MAP_COORDS))).read_all()
+    return ipc.open_file(str(run_dir.results.local(MAP_COORDS))).read_all()

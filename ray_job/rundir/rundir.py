@@ -1,12 +1,15 @@
-"""RunDir: the one door to a run directory (job.json, shards/, rejects/, reuse/, results), on
-local disk or in object storage (s3://, gs://, ...).
+"""RunDir: the one door to a run directory (job.json, report.json, plan.json, the lease), on
+local disk or in object storage (s3://, gs://, ...); each other part of it is an object it hands
+out, in a module of its own: `shards` (shard_files.py), `rejects` (reject_files.py), `reads`
+(reads/ and reuse/: read_records.py) and `results` (embeddings.h5, exports: result_files.py).
 
 It is plain data (its URL, and the fence of the lease its driver holds), so Ray workers build
-their own from those and write shards, rejects and reuse lists through it; the driver reads
+their own from those and write shards, rejects and read records through it; the driver reads
 shards from where they are (memory mapped locally, ranged reads from an object store) and gets
-a local file only where h5py needs one (`local_result`, a private cache). Names and patterns
-come from `layout`. A RunDir made by `held()` is fenced: each of its commits first checks that
-the lease is still its driver's (fence.py); one made by `at()` reads, and writes unfenced.
+a local file only where h5py needs one (`results.local`, a private cache). Names and patterns
+come from `layout`. A RunDir made by `held()` is fenced: each of its commits, through any of its
+pieces, first checks that the lease is still its driver's (fence.py); one made by `at()` reads,
+and writes unfenced.
 """
 from __future__ import annotations
 
@@ -14,27 +17,23 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import pyarrow as pa
-
-from ..errors import LeaseLost, UserError
-from ..redact import redact_url
+from ..errors import UserError
 from ..storage.store import Store
 from . import layout
 from .cleanup import clear_run
 from .fence import Fence, FencedStore
 from .job import JobRecord
 from .lease import Lease
+from .read_records import ReadRecords
 from .reject_files import RejectFiles
-from .reuse import COUNT_NAMES, decode_reuse, encode_reuse
+from .result_files import ResultFiles
 from .shard_files import ShardFiles
 
 
@@ -87,7 +86,7 @@ class RunDir:
         self.store.write_text(name, text)
         return self.child_url(name)
 
-    # ---- the frozen read plan and what the read stage saw -------------------------------------
+    # ---- the frozen read plan ---------------------------------------------------------------
 
     def load_plan(self) -> dict | None:
         if not self.store.exists(layout.PLAN):
@@ -97,19 +96,7 @@ class RunDir:
     def write_plan(self, plan: dict) -> None:
         self.store.write_text(layout.PLAN, json.dumps(plan, separators=(",", ":")))
 
-    def write_unit_reads(self, unit_name: str, counts: dict) -> None:
-        self.store.sub(layout.READS).write_text(layout.unit_reads(unit_name), json.dumps(counts))
-
-    def unit_reads(self) -> dict[str, dict]:
-        """unit name -> what the read stage counted in it (rows seen, ...)."""
-        reads = self.store.sub(layout.READS)
-        return {layout.unit_of(name): json.loads(data)
-                for name, data in reads.read_many(self._declared(layout.READS, layout.READS_GLOB))}
-
-    def _declared(self, folder: str, pattern: str) -> list[str]:
-        return layout.declared(self.store, folder, pattern)
-
-    # ---- shards and rejects ------------------------------------------------------------------
+    # ---- the pieces of the run directory, each an object of its own ----------------------------
 
     @cached_property
     def shards(self) -> ShardFiles:
@@ -121,128 +108,19 @@ class RunDir:
         """rejects/: the rows that are not embedded, with their reasons."""
         return RejectFiles(self.store, self.scratch)
 
-    # ---- reuse lists (incremental runs) -------------------------------------------------------
+    @cached_property
+    def reads(self) -> ReadRecords:
+        """reads/ and reuse/: what the read stage counted per unit, and the rows an
+        incremental run reuses."""
+        return ReadRecords(self.store)
 
-    @property
-    def _reuse(self) -> Store:
-        return self.store.sub(layout.REUSE)
+    @cached_property
+    def results(self) -> ResultFiles:
+        """The files the driver makes (embeddings.h5, exports, index, map, card, report)."""
+        return ResultFiles(self.store, self.fence, lambda: self.cache_dir)
 
-    def write_reuse(self, unit_name: str, table: pa.Table, counts: dict) -> None:
-        """The reused rows of one unit, then its reused/new/changed counts (each file whole)."""
-        self._reuse.write_bytes(layout.unit_reuse_rows(unit_name), encode_reuse(table))
-        self._reuse.write_text(layout.unit_reuse_counts(unit_name), json.dumps(counts))
+    # ---- local folders of this user ----------------------------------------------------------
 
-    def reuse_names(self) -> list[str]:
-        return self._declared(layout.REUSE, layout.REUSE_ROWS_GLOB)
-
-    def read_reuse(self, name: str) -> pa.Table:
-        with self._reuse.open_random(name) as source:
-            return decode_reuse(source)
-
-    def reuse_counts(self) -> dict[str, int]:
-        totals = dict.fromkeys(COUNT_NAMES, 0)
-        for name in self._declared(layout.REUSE, layout.REUSE_COUNTS_GLOB):
-            for k, v in json.loads(self._reuse.read_text(name)).items():
-                totals[k] += v
-        return totals
-
-    # ---- results (files the driver makes: embeddings.h5, exports, the card) -----------------
-
-    def has_result(self, name: str) -> bool:
-        return self.store.exists(name)
-
-    def local_result(self, name: str) -> Path:
-        """A local readable copy of a result file: the file itself for a local run; for a
-        remote one a copy in this user's private cache, fetched again when the stored file
-        changed (size or version)."""
-        if not self.has_result(name):
-            raise UserError(f"{self.url} has no {name} yet (run or finalize it first)")
-        if not self.is_remote:
-            return self.store.local_path / name
-        from ..storage.remote_files import local_copy
-
-        return Path(local_copy(self.child_url(name), str(self.cache_dir)))
-
-    @contextlib.contextmanager
-    def result_writer(self, name: str) -> Iterator[Path]:
-        """Yields a fresh local path to write `name` to; when the block ends without an error
-        the file is put in place whole (nothing half-written is ever visible)."""
-        folder = (self.store.local_path / name).parent if not self.is_remote else self.cache_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{Path(name).name}.{uuid.uuid4().hex[:12]}.tmp"
-        try:
-            yield tmp
-            if self.is_remote:
-                self.store.put(tmp, name)          # fenced like every write of the store
-            else:                       # a rename through the door, like every other write
-                self.check_fence()
-                self.store.files.move(str(tmp), self.store.path(name))
-            self._still_held_after(name)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    @contextlib.contextmanager
-    def result_folder_writer(self, name: str) -> Iterator[Path]:
-        """Yields a fresh local path (not yet there) to build the folder `name` in; when the
-        block ends without an error the old folder is removed and the new one put in its
-        place (locally a rename; in an object store its files one by one, a Lance table's
-        version manifests last, so no reader takes a half-copied folder for a table)."""
-        base = (self.store.local_path / name).parent if not self.is_remote else self.cache_dir
-        work = base / f".{Path(name).name}.{uuid.uuid4().hex[:12]}.tmp"
-        work.mkdir(parents=True)
-        try:
-            yield work / Path(name).name
-            built = work / Path(name).name
-            target = self.store.sub(name)
-            target.remove_tree()                   # fenced, as each put below
-            if not self.is_remote:
-                self.check_fence()
-                os.replace(built, target.local_path)
-            else:
-                files = [p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()]
-                for rel in sorted(files, key=lambda n: _publish_order(f"{name}/{n}")):
-                    target.put(built / rel, rel)
-            self._still_held_after(name)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-    def put_result(self, local: Path, name: str) -> None:
-        """Store a copy of a local file under `name`, complete or not at all."""
-        self.store.put(Path(local), name)
-        self._still_held_after(name)
-
-    def _still_held_after(self, name: str) -> None:
-        """A result committed in the instant the lease changed hands (between the check and
-        the rename, fence.py) may have replaced the new holder's: say so in the one line."""
-        try:
-            self.check_fence()
-        except LeaseLost as lost:
-            raise LeaseLost(f"{lost}; its {name} was written as the lease changed hands and may "
-                            f"have replaced that driver's: run `ray-embed finalize "
-                            f"{redact_url(self.url)}` once it has finished") from None
-
-    def read_result_text(self, name: str) -> str:
-        return self.store.read_text(name)
-
-    def remove_result(self, name: str) -> None:
-        self.store.remove(name)
-
-    def result_names(self, folder: str) -> list[str]:
-        """The result files in a folder of results (e.g. parquet/), as names in the run."""
-        pattern = layout.RESULT_FOLDERS[folder]
-        store = self.store.sub(folder)
-        found = ([n for n in store.files_below() if layout.in_owned_tree(folder, n)]
-                 if pattern == layout.TREE else self._declared(folder, pattern))
-        names = sorted(found, key=lambda n: _publish_order(f"{folder}/{n}"))
-        return [f"{folder}/{n}" for n in names]
-
-    def publishable(self) -> dict[str, Path]:
-        """name -> local file of everything `ray-embed upload` sends (report.json last)."""
-        names = [n for n in layout.RESULT_FILES if n != layout.REPORT and self.has_result(n)]
-        for folder in layout.RESULT_FOLDERS:
-            names += self.result_names(folder)
-        names += [layout.REPORT] if self.has_result(layout.REPORT) else []
-        return {name: self.local_result(name) for name in names}
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[Path]:
@@ -291,12 +169,6 @@ class RunDir:
         (and, fenced, only under the lease: its check comes before the folder's)."""
         self.check_fence()
         clear_run(self.store)
-
-
-def _publish_order(name: str) -> tuple[bool, bool, str]:
-    """A folder's record (index.json, map.json) and a Lance table's version manifests go
-    after the files they name, so a reader of a half-published copy never trusts it."""
-    return name in layout.LAST_IN_FOLDER, "/_versions/" in name, name
 
 
 def _json_text(data: dict) -> str:

@@ -1,7 +1,7 @@
 """The shard sink, the pipeline's last Ray stage and the only writer of shards and of the
 rejects of rows rejected after the read stage: each encoded block's rejected rows become their
 reject files, then its other rows one complete shard file in the run directory
-(`RunDir.write_shard`), and the stage names the shard to the driver.
+(`RunDir.shards.write`), and the stage names the shard to the driver.
 
 Exactly once: a block's rejects and its shard are written in the one step that commits the
 block, rejects first, the shard last. Every file is named after the keys it holds, so a block

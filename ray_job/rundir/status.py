@@ -24,7 +24,7 @@ def run_status(location: str | Path, config_path: str | None = None) -> dict:
         "shards": len(shards), "rows_done": sum(rows_in_name(name) for name in shards),
         "corrupt_shards": run_dir.shards.corrupt_count(),
         "rejected_by_reason": run_dir.rejects.counts(),
-        "finalized": run_dir.has_result(H5), "limit": facts["limit"],
+        "finalized": run_dir.results.has(H5), "limit": facts["limit"],
         "last_docs_per_s": report.get("docs_per_s"), "config_matches": None,
     }
     if config_path:

@@ -31,13 +31,13 @@ from .titles import write_titles
 
 def result_h5(run_dir: RunDir) -> Path:
     """A local copy of the run's embeddings.h5 (one line if the run has none yet)."""
-    return run_dir.local_result(H5)
+    return run_dir.results.local(H5)
 
 
 def stored_info(run_dir: RunDir) -> dict | None:
-    if not (run_dir.has_result(INDEX_INFO) and run_dir.has_result(INDEX_ANN)):
+    if not (run_dir.results.has(INDEX_INFO) and run_dir.results.has(INDEX_ANN)):
         return None
-    return json.loads(run_dir.read_result_text(INDEX_INFO))
+    return json.loads(run_dir.results.read_text(INDEX_INFO))
 
 
 def build_index(run_dir: RunDir | str | Path, force: bool = False, vectors: str = "float32",
@@ -66,10 +66,10 @@ def build_index(run_dir: RunDir | str | Path, force: bool = False, vectors: str 
                     h5_stat=_local_stat(run_dir, h5), built=now_iso(),
                     build_s=round(time.monotonic() - started, 2))
         (local / "index.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        run_dir.put_result(local / "ann.faiss", INDEX_ANN)
+        run_dir.results.put(local / "ann.faiss", INDEX_ANN)
         if info["titles"]:
-            run_dir.put_result(local / "titles.arrow", INDEX_TITLES)
-        run_dir.put_result(local / "index.json", INDEX_INFO)      # last: the index is current
+            run_dir.results.put(local / "titles.arrow", INDEX_TITLES)
+        run_dir.results.put(local / "index.json", INDEX_INFO)      # last: the index is current
     return {**info, "rebuilt": True}
 
 
@@ -126,13 +126,13 @@ class LoadedIndex:
 
     @classmethod
     def open(cls, run_dir: RunDir, info: dict) -> LoadedIndex:
-        path = run_dir.local_result(INDEX_ANN)
+        path = run_dir.results.local(INDEX_ANN)
         vectors = _kind(info)["vectors"]
         if vectors == "float32":
             index = ann.load(path, ann.AnnSpec(info["factory"], info["nlist"], info["nprobe"]))
         else:
             index = compact.load(path, vectors)
-        return cls(index, run_dir.local_result(INDEX_TITLES) if info.get("titles") else None,
+        return cls(index, run_dir.results.local(INDEX_TITLES) if info.get("titles") else None,
                    info)
 
     @property

@@ -49,7 +49,7 @@ def test_int8_and_binary_exports_are_quantize_embeddings_codes(exported):
     assert (iattrs["dim"], iattrs["truncate_dim"], iattrs["source_dim"]) == (256, 256, 384)
     for codes in (binary, int8):
         assert codes["ids"].tolist() == full["ids"].tolist()
-    published = RunDir.at(out).publishable()
+    published = RunDir.at(out).results.publishable()
     assert {"embeddings-int8.h5", "embeddings-binary.h5"} <= set(published)
 
 

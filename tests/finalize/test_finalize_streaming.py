@@ -57,7 +57,7 @@ def old_merge(run_dir: RunDir, previous_h5: str | None, units: list | None):
         pos = position[mine]
         if (pos >= 0).any():
             if hasattr(source, "previous_h5"):
-                prev = run_dir.read_reuse(source.name).column("previous_row").to_numpy()
+                prev = run_dir.reads.read_reuse(source.name).column("previous_row").to_numpy()
                 all_emb = previous_embeddings(previous_h5, prev)
             else:
                 all_emb = run_dir.shards.embeddings(source.name)[0]
@@ -66,7 +66,7 @@ def old_merge(run_dir: RunDir, previous_h5: str | None, units: list | None):
              "key": int(keys[r]), "id": ids[r].decode()} for r in np.sort(dup_rows)]
     totals = None
     if units is not None:
-        totals = reconcile(units, keys[rows], keys[dup_rows], run_dir.unit_reads(),
+        totals = reconcile(units, keys[rows], keys[dup_rows], run_dir.reads.units(),
                            run_dir.rejects.unit_counts(), run_dir.rejects.row_keys())
     return ids[rows], hashes[rows], emb, dups, totals, keys[rows], keys[dup_rows]
 
@@ -125,7 +125,7 @@ def random_run(tmp_path, seed: int, reuse: bool):
             h5["embeddings"] = rng.standard_normal((n_old, DIM)).astype(np.float32)
         start = 0
         for u, part in enumerate(parts):
-            run_dir.write_reuse(f"r{u}", reuse_table({
+            run_dir.reads.write_reuse(f"r{u}", reuse_table({
                 "key": keys[part], "id": [ids[i] for i in part],
                 "text_hash": (keys[part] * 31 + 7).astype(np.uint64),
                 "previous_row": at[start:start + len(part)]}), {"reused": len(part)})
@@ -155,11 +155,11 @@ def test_the_streaming_merge_writes_what_the_old_merge_wrote(tmp_path, tiny_buff
         bad = [{"reason": "bad_json", "detail": "x", "key": lo + i, "source": "s"}
                for i in range(u.file_index)]
         run_dir.rejects.write_unit(u.name, bad)
-        run_dir.write_unit_reads(u.name, {"seen": seen + len(bad)})
+        run_dir.reads.write_unit(u.name, {"seen": seen + len(bad)})
     totals = old_merge(run_dir, previous, units)[4]
     attrs = {"model": "m", "precision": "auto", "dims": [1, 2]}
     result = finalize(run_dir, MergeSpec(attrs, TEMPLATE, previous_h5=previous, units=units))
-    with h5py.File(run_dir.local_result("embeddings.h5")) as h5:
+    with h5py.File(run_dir.results.local("embeddings.h5")) as h5:
         assert h5["ids"].dtype == ids.dtype and h5["ids"][:].tolist() == ids.tolist()
         assert h5["text_hashes"][:].tolist() == hashes.tolist()
         assert np.array_equal(h5["embeddings"][:], emb)

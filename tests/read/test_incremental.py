@@ -20,7 +20,7 @@ def write_jsonl(path, records):
 
 
 def read(out):
-    with h5py.File(RunDir.at(out).local_result("embeddings.h5")) as h5:   # local, or from S3
+    with h5py.File(RunDir.at(out).results.local("embeddings.h5")) as h5:   # local, or from S3
         return h5["ids"][:].tolist(), h5["embeddings"][:], h5["text_hashes"][:]
 
 

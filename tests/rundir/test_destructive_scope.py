@@ -137,7 +137,7 @@ def test_a_users_file_among_the_run_files_is_never_taken_for_one(tmp_path):
     run_dir = RunDir(store.url)
     assert run_dir.shards.names() == [] and list(run_dir.shards.keys()) == []
     assert run_dir.shards.corrupt_count() == 0 and run_dir.rejects.tally() == {}
-    assert run_dir.result_names(layout.PARQUET) == [] and run_dir.result_names(layout.INDEX) == []
+    assert run_dir.results.names(layout.PARQUET) == [] and run_dir.results.names(layout.INDEX) == []
     assert {n: d for n, d in listing(store).items() if n in mine} == mine
 
 

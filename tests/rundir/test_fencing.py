@@ -53,17 +53,17 @@ COMMITS = {
     "plan.json": lambda r: r.write_plan({"manifest": [], "block_bytes": 1, "limit": None,
                                          "units": []}),
     "report.json": lambda r: r.write_report({"rows": 1}),
-    "reads": lambda r: r.write_unit_reads("00000-0000000000000", {"seen": 1}),
+    "reads": lambda r: r.reads.write_unit("00000-0000000000000", {"seen": 1}),
     "rejects": lambda r: r.rejects.write_unit("00000-0000000000000", [{"reason": "x", "key": 1}]),
     "row rejects": lambda r: r.rejects.write_rows("tokenize", [{"reason": "x", "key": 5}]),
     "duplicates": lambda r: r.rejects.write_duplicates([{"reason": "duplicate_id", "key": 2}]),
-    "reuse": lambda r: r.write_reuse("00000-0000000000000", _reuse(), {"reused": 1}),
+    "reuse": lambda r: r.reads.write_reuse("00000-0000000000000", _reuse(), {"reused": 1}),
     "shard": lambda r: r.shards.write(shard_table([7, 8])),
     "worker shard": lambda r: write_shard_block(shard_table([9]), RunContext(r.url, r.fence)),
     "embeddings.h5": lambda r: _result(r, "embeddings.h5"),
     "export": lambda r: _result(r, "parquet/part-00000.parquet"),
     "folder export": lambda r: _folder_result(r, "lance/papers.lance"),
-    "put": lambda r: r.put_result(_local_file(r), "index/index.json"),
+    "put": lambda r: r.results.put(_local_file(r), "index/index.json"),
     "quarantine": lambda r: r.shards.quarantine("part-0000000000000001-1-00000000.arrow", "bad"),
     "fresh": lambda r: r.clear(),
 }
@@ -83,12 +83,12 @@ def _reuse():
 
 
 def _result(run_dir, name):
-    with run_dir.result_writer(name) as tmp:
+    with run_dir.results.writer(name) as tmp:
         tmp.write_bytes(b"new")
 
 
 def _folder_result(run_dir, name):
-    with run_dir.result_folder_writer(name) as folder:
+    with run_dir.results.folder_writer(name) as folder:
         folder.mkdir()
         (folder / "data.lance").write_bytes(b"new")
 
@@ -105,7 +105,7 @@ def check_every_commit_is_fenced(run_dir: RunDir) -> None:
     with run_dir.held() as held:
         assert held.fence and held.fence.token == json.loads(
             run_dir.store.read_text("lease.json"))["owner"]
-        held.write_unit_reads("00000-0000000000000", {"seen": 1})    # holds it: written
+        held.reads.write_unit("00000-0000000000000", {"seen": 1})    # holds it: written
         thief = take_over(run_dir)
         before = listing(run_dir)
         for what, commit in COMMITS.items():

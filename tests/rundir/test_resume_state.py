@@ -94,7 +94,7 @@ def test_the_driver_skips_finished_units_and_quarantines_bad_shards_first(tmp_pa
     bad = run_dir.shards.write(shard([k(0, 260)]))
     (tmp_path / "shards" / bad).write_bytes(b"not arrow")
     for u, seen, rejected in ((units[0], 4, 1), (units[1], 2, 0), (units[2], 2, 0)):
-        run_dir.write_unit_reads(u.name, {"seen": seen, **resume_fields(u, rejected, 0, None)})
+        run_dir.reads.write_unit(u.name, {"seen": seen, **resume_fields(u, rejected, 0, None)})
     # unit 0: 4 seen, 2 in shards + 1 rejected (one row lost with a killed attempt); unit 1:
     # 2 seen, 2 in shards (finished); unit 2: its second row was in the shard that does not parse
     seen = []
