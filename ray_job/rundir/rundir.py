@@ -117,7 +117,7 @@ class RunDir:
     @cached_property
     def results(self) -> ResultFiles:
         """The files the driver makes (embeddings.h5, exports, index, map, card, report)."""
-        return ResultFiles(self.store, self.fence, lambda: self.cache_dir)
+        return ResultFiles(self.store, self.fence, self.local_cache)
 
     # ---- local folders of this user ----------------------------------------------------------
 
@@ -131,6 +131,10 @@ class RunDir:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def local_cache(self) -> Path:
+        """`cache_dir`, made when first asked for (a bound method, so a RunDir stays picklable)."""
+        return self.cache_dir
 
     @cached_property
     def cache_dir(self) -> Path:
