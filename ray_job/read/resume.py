@@ -3,11 +3,11 @@
 The driver reads the key column of one shard at a time and keeps, per read unit of the plan,
 only how many shard rows fall in its key range and the names of the shards that hold them.
 A unit whose reads record (written last by the task that read it) matches the unit and this
-run's --previous, and whose rows all landed (seen = in shards + rejected + reused), is
-finished: it is not read again (its reads, rejects and reuse files stay for finalize). Every
-other unit's task gets the names of its shards only and builds the set of its own done keys.
-Pure functions, and `units_to_read` (the driver's call, over a RunDir); the tasks' side is in
-sources.py.
+run's --previous, and whose rows all landed (seen = in shards + rejected + reused, counted
+over shards whose key ranges inside the unit do not overlap), is finished: it is not read
+again (its reads, rejects and reuse files stay for finalize). Every other unit's task gets
+the names of its shards only and builds the set of its own done keys. Pure functions, and
+`units_to_read` (the driver's call, over a RunDir); the tasks' side is in sources.py.
 """
 from __future__ import annotations
 
@@ -63,10 +63,17 @@ class ResumeState:
     shard_rows: np.ndarray                 # int64, one per unit
     shards: list[list[str]]                # shard names, one list per unit
     outside: int = 0                       # shard rows in no unit's range
+    # per unit: two of its shards' key ranges (within the unit) overlap. A block written twice
+    # with other rows (a task retried after its shard landed, on a block Ray cut otherwise)
+    # leaves a key in two shards, and then a row count can add up while a row is missing.
+    overlapping: np.ndarray | None = None  # bool, one per unit
 
     def finished(self, reads: dict[str, dict], previous: str | None) -> np.ndarray:
         """Which units need no read this time (see the module doc)."""
-        return np.array([is_finished(u, reads.get(u.name), int(self.shard_rows[i]), previous)
+        overlapping = (self.overlapping if self.overlapping is not None
+                       else np.zeros(len(self.units), dtype=bool))
+        return np.array([is_finished(u, reads.get(u.name), int(self.shard_rows[i]), previous,
+                                     bool(overlapping[i]))
                          for i, u in enumerate(self.units)], dtype=bool)
 
     def todo(self, reads: dict[str, dict],
@@ -78,12 +85,14 @@ class ResumeState:
 
 
 def is_finished(unit: ReadUnit, record: dict | None, shard_rows: int,
-                previous: str | None) -> bool:
+                previous: str | None, overlapping: bool = False) -> bool:
     """A unit is finished when its reads record is of this very unit and --previous, and every
     row it saw is in a shard, in its rejects or in its reuse list. Rows rejected later one by
     one (tokenizer, model) are not counted: such a unit is read again, as before, so a row the
-    model failed on gets another try. Records of older versions (no fingerprint) never match."""
-    if not record or record.get("unit") != unit_fingerprint(unit):
+    model failed on gets another try. Records of older versions (no fingerprint) never match.
+    `overlapping`: the unit's shards overlap in key range, so `shard_rows` may count a key
+    twice: the unit is read again, and its task skips exactly the keys already in shards."""
+    if overlapping or not record or record.get("unit") != unit_fingerprint(unit):
         return False
     if record.get("previous") != previous:
         return False
@@ -98,16 +107,38 @@ def scan_shards(units: list[ReadUnit], shard_keys: Iterable[tuple[str, np.ndarra
     lo_sorted, hi_sorted = lo[order], hi[order]
     rows = np.zeros(len(units), dtype=np.int64)
     shards: list[list[str]] = [[] for _ in units]
+    ranges: list[list[tuple[int, int]]] = [[] for _ in units]
     outside = 0
     for name, keys in shard_keys:
-        at = units_of_keys(np.asarray(keys, dtype=np.int64), lo_sorted, hi_sorted)
+        keys = np.asarray(keys, dtype=np.int64)
+        at = units_of_keys(keys, lo_sorted, hi_sorted)
         inside = at >= 0
         outside += int((~inside).sum())
         counts = np.bincount(at[inside], minlength=len(units))
+        first, last = _range_per_unit(keys[inside], at[inside], len(units))
         for u in np.flatnonzero(counts):
             shards[order[u]].append(name)
+            ranges[order[u]].append((int(first[u]), int(last[u])))
         rows[order] += counts
-    return ResumeState(list(units), rows, shards, outside)
+    overlapping = np.array([_overlap(r) for r in ranges], dtype=bool)
+    return ResumeState(list(units), rows, shards, outside, overlapping)
+
+
+def _range_per_unit(keys: np.ndarray, at: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest of `keys` per unit index `at` (unset where a unit has none)."""
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, at, keys)
+    np.maximum.at(last, at, keys)
+    return first, last
+
+
+def _overlap(ranges: list[tuple[int, int]]) -> bool:
+    """Whether any two closed key ranges share a key (sorted by start, each must end before
+    the next begins)."""
+    ranges = sorted(ranges)
+    pairs = zip(ranges, ranges[1:], strict=False)
+    return any(b_start <= a_end for (_, a_end), (b_start, _) in pairs)
 
 
 def units_of_keys(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

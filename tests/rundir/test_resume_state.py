@@ -58,6 +58,22 @@ def test_shards_are_grouped_by_the_units_whose_keys_they_hold():
     assert shuffled.shards == [[], ["b"], [], ["b"]]
 
 
+def test_a_key_in_two_shards_never_makes_a_unit_look_finished():
+    """A block written twice with other rows (a retried task on a block cut otherwise) puts a
+    key in two shards: the rows then add up to what the unit saw while one is missing, and
+    the unit must be read again (found by the generated-corpus test: a row lost for good)."""
+    u = unit(0, 100)
+    k = make_key
+    record = {"seen": 4, **resume_fields(u, rejected=0, reused=0, previous=None)}
+    twice = scan_shards([u], [("a", np.array([k(0, 0)])), ("b", np.array([k(0, 0), k(0, 10)])),
+                              ("c", np.array([k(0, 20)]))])
+    assert twice.shard_rows.tolist() == [4] and twice.overlapping.tolist() == [True]
+    assert not twice.finished({u.name: record}, None)[0]       # k(0, 30) is still to read
+    apart = scan_shards([u], [("a", np.array([k(0, 0), k(0, 10)])),
+                              ("b", np.array([k(0, 20), k(0, 30)]))])
+    assert apart.overlapping.tolist() == [False] and apart.finished({u.name: record}, None)[0]
+
+
 def test_units_of_keys_is_minus_one_between_and_outside_ranges():
     lo, hi = np.array([10, 20]), np.array([15, 30])
     assert units_of_keys(np.array([0, 10, 14, 15, 19, 20, 29, 30]), lo, hi).tolist() == \
