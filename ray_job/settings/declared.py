@@ -161,6 +161,11 @@ OPTION_SETTINGS = (
             help="fail (exit code 1) when any row is rejected"),
     Setting("index", bool, False, OPTIONS, commands=RUN_ONLY,
             help="after finalizing, build the nearest-neighbour index (ray-embed index)"),
+    Setting("label_field", str | None, None, OPTIONS, metavar="FIELD", commands=RUN_ONLY,
+            default_text="categories (arXiv) or fieldsOfStudy (Semantic Scholar)",
+            help="the input field whose value labels a paper, for the quality report's "
+                 "label agreement and the map (default: arXiv categories or Semantic "
+                 "Scholar fields of study, when the input has them)"),
 )
 
 APPLIED_SETTINGS = (

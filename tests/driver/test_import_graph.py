@@ -19,6 +19,7 @@ LAYERS = (
     ("read",),                               # the stages, in data-flow order
     ("encode",),                             # encode/model/: what a model is, its size (below)
     ("finalize",),
+    ("quality",),                            # what the vectors are worth: report, compare
     ("publish",),
     ("search",),
     ("map",),                                # the 2-D map of a finished run
