@@ -4,6 +4,7 @@ finalize
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -179,6 +180,33 @@ def cmd_finalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .finalize.report import report_lines
+    from .rundir.rundir import RunDir
+
+    run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line
+    report = run_dir.load_report()
+    if not report:
+        raise UserError(f"{run_dir.url} is not finished (no report.json yet): run or "
+                        f"finalize it first")
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    from .quality.format import quality_lines
+
+    print("\n".join(report_lines(report) + quality_lines(report.get("quality"))))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .quality.compare import compare_lines, compare_runs
+
+    result = compare_runs(args.run_a, args.run_b, args.show)
+    print(json.dumps(result, indent=2) if args.json else "\n".join(compare_lines(result)))
+    return 0
+
+
 def print_summary(report: dict) -> None:
     rejected = report["rows_rejected"]
     line = (f"wrote {report['rows_embedded']:,} embeddings (dim {report['dim']}) to "
@@ -190,12 +218,15 @@ def print_summary(report: dict) -> None:
     if rate:
         print(f"{rate:,.1f} docs/s, {report['tokens_per_s']:,.0f} tokens/s, padding efficiency "
               f"{report['padding_efficiency']:.3f} on {report['device']} ({report['precision']})")
+    if report.get("quality"):
+        print(report["quality"]["verdict"])
 
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_status,
             "search": cmd_search,
             "similar": cmd_similar, "index": cmd_index, "upload": cmd_upload,
-            "finalize": cmd_finalize, "map": cmd_map, "explore": cmd_explore}
+            "finalize": cmd_finalize, "map": cmd_map, "explore": cmd_explore,
+            "report": cmd_report, "compare": cmd_compare}
 
 
 # What the Hub client and transformers read when first imported: their chatter stays behind

@@ -36,6 +36,10 @@ from .finalize.report import build_report
 from .hooks import worker_env_vars
 from .map.build import build_map, map_summary
 from .publish.upload import ShardPublisher, upload
+from .quality.baseline import measure_baseline
+from .quality.sample_file import write_sample
+from .quality.section import quality_section
+from .quality.tap import QualityTap
 from .read.demo import write_demo_corpus
 from .read.estimate import RowEstimate
 from .read.inputs import SqlSpec, auto_block_bytes, resolve_inputs
@@ -213,6 +217,7 @@ class RunStats:
     device: str = "n/a"
     replicas: int = 0
     pipeline: dict | None = None     # start-up, steady-state rate, per-operator times
+    random_text_cosine: float | None = None   # the model's, for the quality section
 
 
 def run(cfg: JobConfig) -> dict:
@@ -302,6 +307,11 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     stats.device, stats.replicas = plan.device, plan.resources.replicas
     read_plan = record_run(run_dir, plan, old_plan)
     stream_rows(ray, plan, read_plan, run_dir, stats)
+    replica = plan.record.replica()
+    stats.random_text_cosine = measure_baseline(
+        ray, replica, dict(planned.identity),
+        model_recipe(planned.info, replica.trust_remote_code, replica.revision),
+        plan.resources.actor_cpus, plan.resources.actor_gpus)
 
 
 def plan_encode(ray, planned: PlannedJob, carried: JobRecord | None) -> EncodePlan:
@@ -479,6 +489,14 @@ def run_map(run_dir: RunDir) -> dict:
         return {"skipped": str(exc)}
 
 
+def measure_quality(run_dir: RunDir, measured, job: JobRecord, plan: ReadPlan | None,
+                    baseline: float | None) -> dict:
+    """report.json's quality section; the sample it judged goes to RUN/quality/."""
+    section, sample = quality_section(measured, job, plan, run_dir.results.local(H5), baseline)
+    write_sample(run_dir, sample, measured.sample.keys)
+    return section
+
+
 def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
                  previous: str | None = None) -> dict:
     """Merge the shards of `run_dir` into embeddings.h5, run the exports and write
@@ -496,7 +514,10 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
                       str(previous) if previous else None,
                       Storage(options.storage_dtype, options.compression),
                       plan.units if plan else None)
-    result = finalize(run_dir, merge)
+    with run_dir.scratch() as scratch:
+        tap = QualityTap(scratch, job.model.max_seq_length)
+        result = finalize(run_dir, merge, tap)
+        measured = tap.finish()
     ran = result.ran_with
     report = build_report(
         result, result.rejected_by_reason, stats.embedded_now, time.monotonic() - stats.started,
@@ -512,6 +533,9 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     if stats.pipeline:
         report["pipeline"] = stats.pipeline
     report["output"] = run_dir.child_url(H5)
+    baseline = (stats.random_text_cosine if stats.random_text_cosine is not None
+                else (run_dir.load_report().get("quality") or {}).get("random_text_cosine"))
+    report["quality"] = measure_quality(run_dir, measured, job, plan, baseline)
     if options.map:
         report["map"] = run_map(run_dir)                      # before the Parquet export
     report["exports"] = run_exports(run_dir, options.exports, job.export_truncate_dim)

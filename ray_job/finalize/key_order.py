@@ -40,7 +40,8 @@ class Scan:
 
 
 def scan_sources(sources: list, folder: Path) -> Scan:
-    """Pass 1: each source's index columns, once; sorted runs of (key, seq, id, text_hash)."""
+    """Pass 1: each source's index columns, once; sorted runs of (key, seq, id, text_hash,
+    n_tokens)."""
     writer = RunWriter(folder, "index", ORDER)
     sizes, width, real, computed = [0], 0, 0, 0
     for source in sources:
@@ -54,7 +55,8 @@ def scan_sources(sources: list, folder: Path) -> Scan:
         order = np.argsort(keys, kind="stable")          # take() copies: no shard map kept
         writer.add(pa.table({"key": keys[order], "seq": seq[order],
                              "id": table.column("id").take(order),
-                             "text_hash": table.column("text_hash").take(order)}))
+                             "text_hash": table.column("text_hash").take(order),
+                             "n_tokens": table.column("n_tokens").take(order)}))
         sizes.append(sizes[-1] + n)
         del table
     return Scan(writer.finish(), np.array(sizes, np.int64), max(width, 1), real, computed)
@@ -81,7 +83,7 @@ def order_rows(scan: Scan, path: Path,
     import pyarrow.ipc as ipc
 
     schema = pa.schema([("key", pa.int64()), ("seq", pa.int64()), ("id", pa.string()),
-                        ("text_hash", pa.uint64())])
+                        ("text_hash", pa.uint64()), ("n_tokens", pa.int32())])
     position = 0
     with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as writer:
         for chunk in rechunk(_first_of_each_key(merge_runs(scan.runs, ORDER), schema),

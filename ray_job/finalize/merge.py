@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +54,17 @@ class MergeSpec:
     units: list | None = None           # the read plan's units: reconciled when given
 
 
+class RowWatcher(Protocol):
+    """Sees every row finalize writes, in output order, once (the quality measures:
+    quality/tap.py). `begin` gets the number of rows the file will hold; `add` each written
+    chunk: the h5 row of its first row, its index columns (key, id, text_hash, n_tokens: 0
+    for a row reused from --previous) and its vectors as written (not normalised)."""
+
+    def begin(self, rows: int) -> None: ...
+
+    def add(self, start: int, batch: pa.RecordBatch, vectors: np.ndarray) -> None: ...
+
+
 @dataclass
 class FinalizeResult:
     count: int
@@ -66,16 +78,19 @@ class FinalizeResult:
     text_cap: dict | None = None        # from the reads/ records reconciliation read
 
 
-def finalize(run_dir: RunDir, spec: MergeSpec) -> FinalizeResult:
-    """Merge and verify into the run's embeddings.h5; a corrupt shard is quarantined."""
+def finalize(run_dir: RunDir, spec: MergeSpec,
+             watcher: RowWatcher | None = None) -> FinalizeResult:
+    """Merge and verify into the run's embeddings.h5; a corrupt shard is quarantined.
+    `watcher` sees the rows as they are written."""
     try:
         with run_dir.scratch() as scratch:
-            return _finalize(run_dir, spec, scratch)
+            return _finalize(run_dir, spec, scratch, watcher)
     except CorruptShard as exc:
         raise run_dir.shards.quarantine(exc.name, exc.why) from None
 
 
-def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult:
+def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path,
+              watcher: RowWatcher | None) -> FinalizeResult:
     sources = row_sources(run_dir, spec.previous_h5)
     scan = scan_sources(sources, scratch)
     if not scan.rows:
@@ -104,12 +119,14 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
     run_dir.rejects.write_duplicates(dups.records())
     rejects.set_duplicates(dups.count)
     n = ordered.rows - dups.count
+    if watcher is not None:
+        watcher.begin(n)
     idcol = IdColumn(scan.id_width)
     with run_dir.results.writer(H5) as tmp:
         with new_h5(tmp, run_dir.child_url(H5)) as h5:
             writer = H5Writer(h5, n, idcol, np.uint64, spec, run_dir.child_url(H5))
             ran = _write_rows(writer, ordered, dups, sources, scan, spec.normalized,
-                              spec.attrs.get("config_hash"))
+                              spec.attrs.get("config_hash"), watcher)
             dim = writer.finish(ran)
         verify_h5(tmp, n, writer.digest.hexdigest(), CHUNK_ROWS)
     return FinalizeResult(n, dim, dups.count, scan.real_tokens, scan.computed_tokens, ran, totals,
@@ -117,7 +134,8 @@ def _finalize(run_dir: RunDir, spec: MergeSpec, scratch: Path) -> FinalizeResult
 
 
 def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: list,
-                scan: Scan, normalized: bool, config_hash: str | None = None) -> dict:
+                scan: Scan, normalized: bool, config_hash: str | None = None,
+                watcher: RowWatcher | None = None) -> dict:
     """Pass 3: the kept rows, in order, chunk by chunk; returns what ran them."""
     ran, opened = RanWith(config_hash), np.zeros(len(sources), bool)
     out = 0
@@ -132,6 +150,8 @@ def _write_rows(writer: H5Writer, ordered: Ordered, dups: Duplicates, sources: l
         matrix = _gather(batch.column("seq").to_numpy(), ids, sources, scan, opened, ran,
                          normalized, dim)
         writer.write_vectors(out, matrix)
+        if watcher is not None:
+            watcher.add(out, batch, matrix)
         out += batch.num_rows
     return ran.record()
 

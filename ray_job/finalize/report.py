@@ -33,3 +33,20 @@ def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now:
         "dim": result.dim,
         "param_bytes": param_bytes,
     }
+
+
+def report_lines(report: dict) -> list[str]:
+    """What `ray-embed report` says of a run before its quality: what was written, what was
+    rejected, how fast, on what."""
+    lines = [f"{report['rows_embedded']:,} embeddings (dim {report['dim']}) in "
+             f"{report.get('output', 'embeddings.h5')}"]
+    if report["rows_rejected"]:
+        reasons = ", ".join(f"{reason} {n:,}" for reason, n in
+                            sorted(report["rejected_by_reason"].items()))
+        lines.append(f"{report['rows_rejected']:,} of {report['rows_read']:,} rows rejected "
+                     f"({reasons})")
+    if report.get("docs_per_s"):
+        lines.append(f"{report['docs_per_s']:,.1f} docs/s, {report['tokens_per_s']:,.0f} "
+                     f"tokens/s on {report['device']} ({report['precision']}, "
+                     f"{report['replicas']} replica(s)); wall {report['wall_s']:,.1f} s")
+    return lines

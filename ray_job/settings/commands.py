@@ -30,10 +30,14 @@ COMMANDS = (
     Command("explore", "open the run in Embedding Atlas (map, text search, neighbours, "
                        "filters) on 127.0.0.1"),
     Command("status", "progress of a run directory"),
+    Command("report", "what a finished run did and what its vectors are worth (quality: "
+                      "norms, spread, texts cut, label agreement, the verdict)"),
+    Command("compare", "two runs of one corpus side by side: label agreement, neighbourhood "
+                       "overlap, where they disagree, speed and size"),
     Command("finalize", "merge the shards of a run directory again"),
 )
 
-ON_A_RUN = ("upload", "search", "similar", "index", "map", "status", "finalize")
+ON_A_RUN = ("upload", "search", "similar", "index", "map", "status", "report", "finalize")
 HITS = ("search", "similar")
 
 SETTINGS_FILE = CommandOption("--config", ("run", "bench", "plan"), metavar="job.yaml",
@@ -100,6 +104,14 @@ COMMAND_OPTIONS = (
                   doc="the port Embedding Atlas serves on"),
     CommandOption("--no-browser", ("explore",), type=bool,
                   help="do not open a web browser, only serve"),
+    # report, compare
+    CommandOption("--json", ("report",), type=bool, help="print report.json as it is"),
+    CommandOption("run_a", ("compare",), metavar="RUN_A", doc="a finished run directory"),
+    CommandOption("run_b", ("compare",), metavar="RUN_B",
+                  doc="a finished run of the same corpus (another model or setting)"),
+    CommandOption("--show", ("compare",), type=int, default=5, positive=True,
+                  help="papers listed where the runs disagree most (default 5)"),
+    CommandOption("--json", ("compare",), type=bool, help="print the comparison as JSON"),
     # status
     CommandOption("--config", ("status",), metavar="job.yaml",
                   help="also say whether this config matches the run's"),
