@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,11 +33,23 @@ FINALIZE = """
 import sys, time
 from ray_job.finalize.merge import MergeSpec, Storage, finalize
 from ray_job.rundir.rundir import RunDir
+run_dir = RunDir.at(sys.argv[1])
+spec = MergeSpec({"model": "synthetic"}, "https://arxiv.org/pdf/{id}.pdf",
+                 storage=Storage(sys.argv[2]))
 t = time.perf_counter()
-r = finalize(RunDir.at(sys.argv[1]),
-             MergeSpec({"model": "synthetic"}, "https://arxiv.org/pdf/{id}.pdf",
-                       storage=Storage(sys.argv[2])))
-print(r.count, r.dim, round(time.perf_counter() - t, 2))
+if sys.argv[3] == "quality":      # the quality pass as finalize_run runs it (no labels: no inputs)
+    from ray_job.quality.neighbours import nearest
+    from ray_job.quality.tap import QualityTap
+    with run_dir.scratch() as scratch:
+        tap = QualityTap(scratch, 256)
+        r = finalize(run_dir, spec, tap)
+        measured = tap.finish()
+    nearest(measured.sample.vectors)
+else:
+    r = finalize(run_dir, spec)
+import resource
+print(r.count, r.dim, round(time.perf_counter() - t, 2),
+      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
@@ -77,25 +88,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where shards and h5 go")
     parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose finalizer runs")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument("--quality", action="store_true",
+                        help="finalize once without and once with the quality pass, on the "
+                             "same shards (a checkout from before the pass: without only)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="finalize-bench-", dir=args.workdir))
     try:
         t = time.perf_counter()
         write_shards(tmp, args.rows, args.dim)
         write_s = time.perf_counter() - t
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        out = subprocess.run([sys.executable, "-c", FINALIZE, str(tmp), args.storage_dtype],
-                             capture_output=True, text=True, check=True,
-                             cwd=args.code).stdout.split()
-        peak_mib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        modes = ("plain", "quality") if args.quality else ("plain",)
+        runs = [run_finalizer(tmp, args.storage_dtype, mode, args.code) for mode in modes]
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    count, dim, seconds = int(out[0]), int(out[1]), float(out[2])
+    for mode, (count, dim, seconds, peak_mib) in zip(modes, runs, strict=True):
+        report(args, mode, count, dim, seconds, peak_mib, write_s)
+    if args.quality:
+        plain, quality = runs[0][2], runs[1][2]
+        print(f"quality pass: +{quality - plain:.2f} s on {plain:.2f} s "
+              f"({(quality - plain) / plain:+.1%} of finalize)")
+
+
+def run_finalizer(tmp: Path, storage: str, mode: str, code: Path) -> tuple[int, int, float, float]:
+    """(rows, dim, seconds, peak RSS MiB) of one finalize in a fresh child process (its
+    own ru_maxrss, read by itself)."""
+    out = subprocess.run([sys.executable, "-c", FINALIZE, str(tmp), storage, mode],
+                         capture_output=True, text=True, check=True, cwd=code).stdout.split()
+    count, dim, seconds, peak_kib = out[-4:]
+    return int(count), int(dim), float(seconds), int(peak_kib) / 1024
+
+
+def report(args, mode: str, count: int, dim: int, seconds: float, peak_mib: float,
+           write_s: float) -> None:
     data_mib = args.rows * args.dim * 4 / 2**20
-    print(f"finalize {args.rows:,} x {dim}: {seconds} s, peak RSS {peak_mib:,.0f} MiB "
+    print(f"finalize ({mode}) {args.rows:,} x {dim}: {seconds} s, peak RSS {peak_mib:,.0f} MiB "
           f"(the embeddings alone are {data_mib:,.0f} MiB; {count:,} rows kept)")
-    print(f"rows={args.rows} dim={dim} storage={args.storage_dtype} seconds={seconds} "
+    print(f"mode={mode} rows={args.rows} dim={dim} storage={args.storage_dtype} seconds={seconds} "
           f"peak_rss_mib={peak_mib:.0f} us_per_row={seconds / args.rows * 1e6:.2f} "
           f"rss_bytes_per_row={peak_mib * 2**20 / args.rows:.1f} shards_written_s={write_s:.1f} "
           f"code={args.code} cpu={cpu_model()!r}")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ..quality.format import quality_markdown
 from ..rundir.layout import CARD, CARD_HEAD, REPORT
 from ..rundir.polling import Poller
 from ..rundir.rundir import RunDir
@@ -79,6 +80,7 @@ with h5py.File("embeddings.h5") as h5:
     emb = h5["embeddings"]              # (N, {report['dim']}), rows in the order of ids
 ```
 
+{quality_markdown(report.get("quality"))}
 {card_sections(run_dir, prefix)}"""
 
 

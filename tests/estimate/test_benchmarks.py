@@ -13,9 +13,12 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 def test_finalize_memory_benchmark_runs_and_prints_its_numbers():
     out = subprocess.run([sys.executable, str(BENCH / "finalize_memory.py"), "--rows", "3000",
-                          "--dim", "16"], capture_output=True, text=True, timeout=300)
+                          "--dim", "16", "--quality"], capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "finalize 3,000 x 16:" in out.stdout and "peak RSS" in out.stdout
+    assert "finalize (plain) 3,000 x 16:" in out.stdout and "peak RSS" in out.stdout
+    assert "finalize (quality) 3,000 x 16:" in out.stdout
+    assert "quality pass: +" in out.stdout and "of finalize)" in out.stdout
 
 
 def test_datapath_measures_in_process_at_a_tiny_size(local_ray, tmp_path):
