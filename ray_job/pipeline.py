@@ -492,7 +492,8 @@ def run_map(run_dir: RunDir) -> dict:
 def measure_quality(run_dir: RunDir, measured, job: JobRecord, plan: ReadPlan | None,
                     baseline: float | None) -> dict:
     """report.json's quality section; the sample it judged goes to RUN/quality/."""
-    section, sample = quality_section(measured, job, plan, run_dir.results.local(H5), baseline)
+    section, sample = quality_section(measured, job, plan, lambda: run_dir.results.local(H5),
+                                      baseline)
     write_sample(run_dir, sample, measured.sample.keys)
     return section
 

@@ -19,15 +19,16 @@ class Health:
         self.cut = 0
 
     def add(self, vectors: np.ndarray, n_tokens: np.ndarray) -> None:
-        norms = np.linalg.norm(vectors.astype(np.float64, copy=False), axis=1)
+        vectors = np.asarray(vectors, np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
         self.rows += len(norms)
         self.norm_min = min(self.norm_min, float(norms.min()))
         self.norm_max = max(self.norm_max, float(norms.max()))
-        self.norm_sum += float(norms.sum())
+        self.norm_sum += float(norms.sum(dtype=np.float64))
         live = norms > 0
         self.zero += int((~live).sum())
-        units = vectors[live] / norms[live, None]
-        total = units.sum(axis=0, dtype=np.float64)
+        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=live)
+        total = (inverse @ vectors).astype(np.float64)       # the chunk's unit vectors, summed
         self.unit_sum = total if self.unit_sum is None else self.unit_sum + total
         self.units += int(live.sum())
         known = n_tokens > 0                 # 0: a row reused from --previous, count unknown

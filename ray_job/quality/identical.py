@@ -22,12 +22,15 @@ RECORD = np.dtype([("vector", "<u8"), ("text", "<u8"), ("row", "<i8")])
 
 
 def vector_hashes(vectors: np.ndarray) -> np.ndarray:
-    """64-bit hashes of the rows' float32 bit patterns (equal rows, equal hashes): a sum of
-    the bits times per-dimension odd constants (mod 2**64), then mixed."""
-    bits = np.ascontiguousarray(vectors, np.float32).view(np.uint32)
-    weights = np.random.default_rng(0x5EED).integers(1, 2**63, bits.shape[1],
+    """64-bit hashes of the rows' float32 bit patterns (equal rows, equal hashes): the rows'
+    bits as 64-bit words, times per-word odd constants, summed (mod 2**64), then mixed."""
+    bits = np.ascontiguousarray(vectors, np.float32)
+    if bits.shape[1] % 2:
+        bits = np.concatenate([bits, np.zeros((len(bits), 1), np.float32)], axis=1)
+    words = bits.view(np.uint64)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, words.shape[1],
                                                      dtype=np.uint64) | np.uint64(1)
-    h = (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
+    h = words @ weights
     h ^= h >> np.uint64(31)
     h *= np.uint64(0x9E3779B97F4A7C15)
     return h ^ (h >> np.uint64(29))
@@ -70,7 +73,13 @@ class IdenticalVectors:
 
 
 def _scan_bucket(records: np.ndarray, found: Identical) -> None:
-    """Sorted by (vector, text, row): a vector's rows are one run, its texts sorted in it."""
+    """Only the records whose vector hash repeats are sorted by (vector, text, row): a
+    vector's rows are then one run, its texts sorted in it."""
+    by_vector = np.sort(records["vector"])
+    repeated = np.unique(by_vector[1:][by_vector[1:] == by_vector[:-1]])
+    if not len(repeated):
+        return
+    records = records[np.isin(records["vector"], repeated)]
     records = records[np.lexsort((records["row"], records["text"], records["vector"]))]
     vec, text = records["vector"], records["text"]
     same_vector = vec[1:] == vec[:-1]

@@ -3,6 +3,7 @@ the sampled rows' labels read again (sample_fields.py) and the model's random-te
 (baseline.py), with its verdict (verdict.py)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -21,9 +22,10 @@ from .verdict import THRESHOLDS, problems, verdict_line
 TITLE_FIELD = "title"
 
 
-def quality_section(measured: Measured, job: JobRecord, plan: ReadPlan | None, h5: Path,
-                    baseline: float | None) -> tuple[dict, SampleFile]:
-    """(report.json's `quality`, the sample with its labels and titles)."""
+def quality_section(measured: Measured, job: JobRecord, plan: ReadPlan | None,
+                    h5: Callable[[], Path], baseline: float | None) -> tuple[dict, SampleFile]:
+    """(report.json's `quality`, the sample with its labels and titles). `h5` gives a local
+    embeddings.h5 (a remote run's is fetched): called only to name identical vectors' ids."""
     sample = measured.sample
     named = job.options.label_field
     fields = candidate_fields(named)
@@ -66,10 +68,12 @@ def _labels(field: str | None, named: str | None, labels: list,
     return {"field": field, "named": bool(named), "labelled": found, **agreement.summary()}
 
 
-def _identical(measured: Measured, h5: Path) -> dict:
+def _identical(measured: Measured, h5: Callable[[], Path]) -> dict:
     found = measured.identical
-    with h5py.File(h5, "r") as f:
-        ids = f["ids"]
-        examples = [[ids[row].decode() for row in group] for group in found.examples]
+    examples = []
+    if found.examples:
+        with h5py.File(h5(), "r") as f:
+            ids = f["ids"]
+            examples = [[ids[row].decode() for row in group] for group in found.examples]
     return {"rows": found.rows_shared, "vectors": found.groups,
             "same_text_copies": found.same_text_copies, "examples": examples}
