@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_ROWS = 8192
+SAMPLE_ROWS = 4096
 SAMPLE_BYTES = 64 << 20
 STRETCHES = 64
 

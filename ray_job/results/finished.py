@@ -68,6 +68,12 @@ class FinishedRun:
         """report.json: counts, timings, the device and precision it ran with."""
         return self.run_dir.load_report()
 
+    @property
+    def quality(self) -> dict | None:
+        """report.json's quality section (`ray-embed report`): norms, spread, texts cut,
+        label agreement and the verdict; None for a run finalized before it was measured."""
+        return self.report.get("quality")
+
     @cached_property
     def h5_path(self) -> Path:
         """A local readable embeddings.h5 (the file itself for a local run)."""

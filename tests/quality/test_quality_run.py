@@ -9,6 +9,7 @@ import json
 import pytest
 from conftest import copy_run
 
+from ray_job import open_run
 from ray_job.config import JobConfig
 from ray_job.pipeline import run
 from ray_job.quality.sample_file import read_sample
@@ -39,6 +40,7 @@ def test_the_bundled_model_on_the_real_sample(full_sample_run):
     assert len(sample.ids) == 1000 and sample.vectors.shape == (1000, 384)
     assert sum(label is not None for label in sample.labels) == 1000
     assert json.loads((out / "report.json").read_text())["quality"] == quality
+    assert open_run(out).quality == quality
 
 
 def test_a_16_token_cut_scores_lower_and_is_warned_about(short_run, full_sample_run,

@@ -1,0 +1,49 @@
+"""The model's random-text cosine: random strings in the model's own vocabulary, embedded by
+a real Ray task in a replica's place, cached; a probe that fails is one line and no number,
+never a failed run."""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import pytest
+
+from ray_job.encode.model.location import resolve_model_source
+from ray_job.encode.tokenize import tokenizer_recipe
+from ray_job.quality import baseline
+from ray_job.rundir.rundir import RunDir
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return tokenizer_recipe(resolve_model_source(None), 256)
+
+
+def test_probe_texts_are_fixed_random_vocabulary_without_special_tokens(recipe):
+    texts = baseline.probe_texts(recipe)
+    assert len(texts) == baseline.PROBE_TEXTS and texts == baseline.probe_texts(recipe)
+    assert len(set(texts)) == len(texts)
+    assert not any("[CLS]" in t or "[SEP]" in t or "[PAD]" in t for t in texts)
+
+
+def test_the_probe_runs_in_a_task_and_is_cached(local_ray, full_sample_run, recipe):
+    import ray
+
+    replica = dataclasses.replace(RunDir.at(full_sample_run[0]).load_job().replica(),
+                                  model=f"probe-test-{uuid.uuid4()}")     # a key of its own
+    cosine = baseline.measure_baseline(ray, replica, {}, recipe, 1, 0)
+    assert 0 < cosine < 1
+    assert cosine == pytest.approx(full_sample_run[1]["quality"]["random_text_cosine"],
+                                   abs=1e-4)
+    assert baseline.measure_baseline(None, replica, {}, recipe, 1, 0) == cosine   # no task
+
+
+def test_a_probe_that_fails_is_one_line_and_no_number(local_ray, full_sample_run, recipe,
+                                                      capsys):
+    import ray
+
+    replica = dataclasses.replace(RunDir.at(full_sample_run[0]).load_job().replica(),
+                                  source="/nonexistent/model", model=str(uuid.uuid4()))
+    assert baseline.measure_baseline(ray, replica, {}, recipe, 1, 0) is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "random-text cosine was not measured" in err[0]
