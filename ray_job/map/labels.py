@@ -7,8 +7,8 @@
   the three words of its titles that set it apart most (class-based TF-IDF over the plotted
   rows' titles), every row labelled by its nearest cluster centre.
 
-Memory: a label code per row (2 bytes) for each candidate field that gives labels (one, in
-practice), at most MAX_NAMES distinct labels, and the titles of the plotted rows only. The
+Memory: a label code per row (2 bytes) for each candidate field that gives any label (one,
+in practice), at most MAX_NAMES distinct labels, and the titles of the plotted rows only. The
 colourings read the labels of their plotted rows only (`input_labels` with `wanted`).
 """
 from __future__ import annotations
@@ -66,7 +66,8 @@ class FieldCodes:
     """One field's label codes for the rows asked for, the names they index."""
 
     def __init__(self, size: int):
-        self.codes = np.full(size, NOISE, dtype=np.int16)
+        self.size = size
+        self.codes: np.ndarray | None = None     # made at the field's first label
         self.names: dict[str, int] = {}
         self.found = 0
 
@@ -75,6 +76,8 @@ class FieldCodes:
         if code is None and len(self.names) < MAX_NAMES:
             code = self.names[label] = len(self.names)
         if code is not None:
+            if self.codes is None:
+                self.codes = np.full(self.size, NOISE, dtype=np.int16)
             self.codes[slot] = code
             self.found += 1
 
@@ -94,6 +97,9 @@ class Slots:
             self.at += 1
         found = self.at < len(self.wanted) and self.wanted[self.at] == row
         return self.at if found else None
+
+    def past_the_last(self, row: int) -> bool:
+        return self.wanted is not None and (not len(self.wanted) or row > self.wanted[-1])
 
 
 def input_labels(h5_path: Path, job: JobRecord, units, rows: int,
@@ -116,6 +122,8 @@ def input_labels(h5_path: Path, job: JobRecord, units, rows: int,
                                                  units)):
             if len(is_title) and is_title[row]:
                 titles.append(text_field(record, TITLE_FIELD))
+            if titles_of is None and slots.past_the_last(row):
+                break
             slot = slots.of(row)
             if slot is None:
                 continue
@@ -128,9 +136,10 @@ def input_labels(h5_path: Path, job: JobRecord, units, rows: int,
     if titles_of is not None:
         titles += [None] * (len(titles_of) - len(titles))
     chosen = chosen_field({f: c.found for f, c in per_field.items()}, named)
-    if chosen is None:
-        return InputLabels(None, np.full(size, NOISE, np.int16), [], titles)
-    return InputLabels(chosen, per_field[chosen].codes, list(per_field[chosen].names), titles)
+    codes = per_field[chosen].codes if chosen is not None else None
+    if codes is None:                          # no field, or the named one, gave a label
+        return InputLabels(chosen, np.full(size, NOISE, np.int16), [], titles)
+    return InputLabels(chosen, codes, list(per_field[chosen].names), titles)
 
 
 def by_categories(codes: np.ndarray, names: list[str], source: str) -> Labels:

@@ -124,3 +124,22 @@ def test_duplicates_need_a_current_dedup(run, ray_embed, tmp_path):
                                     f"other vectors than its embeddings.h5 now: run "
                                     f"`ray-embed dedup {run}` first")
     assert not (run / "map" / "map-duplicates.png").exists()
+
+
+def test_labels_come_from_the_field_the_run_names(run, sample_records):
+    """--label-field (job.json's options.label_field) labels the map's rows, read for the
+    rows asked for only."""
+    from ray_job.map.labels import input_labels
+    from ray_job.read.plan import frozen_plan
+    from ray_job.rundir.rundir import RunDir
+
+    job = json.loads((run / "job.json").read_text())
+    job["config"]["options"]["label_field"] = "submitter"
+    (run / "job.json").write_text(json.dumps(job))
+    run_dir = RunDir.at(run)
+    wanted = np.array([0, 3, 500, 999])
+    found = input_labels(run / "embeddings.h5", run_dir.load_job(), frozen_plan(run_dir),
+                         1000, wanted=wanted)
+    assert found.field == "submitter"
+    assert [found.names[c] for c in found.codes] == [
+        " ".join(sample_records[r]["submitter"].split()) for r in wanted]
