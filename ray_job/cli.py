@@ -125,10 +125,18 @@ def cmd_map(args: argparse.Namespace) -> int:
     run_dir = RunDir.at(args.directory)
     run_dir.load_job()                    # not a run directory: one line, nothing created
     with run_dir.held() as held:
+        if args.color != "label":
+            from .map.colouring import check_ready
+
+            check_ready(held, args.color)
         info = build_map(held, force=args.force, sample=args.sample)
         print(format_build(info))
         if info["rebuilt"] and refresh_parquet(held):
             print("the Parquet export now carries the map's columns (map_x, map_y, map_label)")
+        if args.color != "label":
+            from .map.colouring import colour_map, format_colouring
+
+            print(format_colouring(args.color, colour_map(held, args.color)))
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..extras import check_extra
 from ..rundir.rundir import RunDir
-from .table import ROW_ID, explore_table
+from .table import LABEL, ROW_ID, explore_table
 
 HOST = "127.0.0.1"
 
@@ -27,9 +27,25 @@ def build_app(run_dir: RunDir):
     props = make_embedding_atlas_props(
         row_id=ROW_ID, x="map_x", y="map_y", text="title",
         neighbors="neighbors" if table.neighbours else None,
-        labels=table.labels or None)
+        labels=table.labels or None, initial_state=initial_state())
     source = DataSource(f"ray-embed-{table.fingerprint}", table.frame, {"props": props})
     return make_server(source, static_path=static_path(), duckdb_uri="wasm")
+
+
+def initial_state() -> dict:
+    """What the page opens with (Embedding Atlas's state: its charts): the map coloured by
+    LABEL, the table without the row-number column (Embedding Atlas needs it as the rows' id;
+    a user never reads it), a count of each label."""
+    return {
+        "charts": {
+            "1": {"type": "embedding", "title": "Embedding",
+                  "data": {"x": "map_x", "y": "map_y", "text": "title", "category": LABEL}},
+            "2": {"type": "predicates", "title": "SQL Predicates"},
+            "3": {"type": "instances", "title": "Instances",
+                  "columnStyles": {ROW_ID: {"display": "hidden"}}},
+            "4": {"type": "count-plot", "title": LABEL, "data": {"field": LABEL}},
+        },
+    }
 
 
 def static_path() -> str:

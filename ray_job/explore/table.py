@@ -1,7 +1,10 @@
 """The table Embedding Atlas shows: one row per paper of embeddings.h5, from the run's own
-files (local, or a URL's cached copies): id, title, url, category (the map's label), the
-map's x and y (map/, built first when it is missing or stale), and, up to
-NEIGHBOURS_UP_TO papers, each paper's nearest neighbours (cosine, faiss over the vectors).
+files (local, or a URL's cached copies), in the order a user reads them: id, title, label
+(the map's label: the input's, as quality/labels.py reads it, for its MAX_LABELS most common
+values, else the map's keyword clusters), url, the map's x and y (map/, built first when it
+is missing or stale), up to NEIGHBOURS_UP_TO papers each paper's nearest neighbours (cosine,
+faiss over the vectors), and last the row number Embedding Atlas identifies rows by (ROW_ID,
+hidden in the view: serve.py).
 
 Titles come from the index's titles.arrow when the index is current, else from the inputs
 read again. Memory: the table itself (pandas, in the process that serves it).
@@ -26,6 +29,7 @@ from ..rundir.map_state import read_coords
 from ..rundir.rundir import RunDir
 
 ROW_ID = "__row_index__"
+LABEL = "label"
 NEIGHBOURS = 10
 NEIGHBOURS_UP_TO = 200_000
 CHUNK_ROWS = 65536
@@ -75,7 +79,7 @@ def nearest_neighbours(h5: Path) -> list[dict]:
 
 def label_places(frame: pd.DataFrame) -> list[dict]:
     """Each label at the median position of its papers."""
-    places = frame.dropna(subset=["category"]).groupby("category", observed=True)[
+    places = frame.dropna(subset=[LABEL]).groupby(LABEL, observed=True)[
         ["map_x", "map_y"]].median()
     return [{"x": float(x), "y": float(y), "text": str(name)}
             for name, (x, y) in places.iterrows()]
@@ -90,11 +94,10 @@ def explore_table(run_dir: RunDir) -> ExploreTable:
     with h5py.File(h5, "r") as f:
         ids = [i.decode() for i in f["ids"][:]]
         urls = [u.decode() for u in f["urls"][:]] if "urls" in f else None
-    frame = pd.DataFrame({ROW_ID: np.arange(len(ids)), "id": ids,
-                          "title": titles(run_dir, h5, len(ids))})
+    frame = pd.DataFrame({"id": ids, "title": titles(run_dir, h5, len(ids)),
+                          LABEL: coords.column("label").to_pylist()})
     if urls is not None:
         frame["url"] = urls
-    frame["category"] = coords.column("label").to_pylist()
     frame["map_x"] = coords.column("x").to_numpy()
     frame["map_y"] = coords.column("y").to_numpy()
     with_neighbours = len(frame) <= NEIGHBOURS_UP_TO
@@ -103,5 +106,6 @@ def explore_table(run_dir: RunDir) -> ExploreTable:
     else:
         print(f"ray-embed: nearest neighbours are left out of the view above "
               f"{NEIGHBOURS_UP_TO:,} papers (`ray-embed similar` finds them)", file=sys.stderr)
+    frame[ROW_ID] = np.arange(len(frame))
     return ExploreTable(frame, label_places(frame), with_neighbours, info["fingerprint"])
 

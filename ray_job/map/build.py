@@ -1,9 +1,11 @@
 """`ray-embed map RUN` (and `--map` on run / finalize): the run's map, in RUN/map/.
 
     map/coords.arrow   x, y and label of every row of embeddings.h5, in its row order
-    map/map.png        the picture (datamapplot)
-    map/map.json       how it was made, the labels, and the fingerprint of the
-                       embeddings.h5 it was made from (written last)
+    map/map.png        the picture (datamapplot), coloured by label
+    map/map-*.png      the same map coloured otherwise (`--color`: colouring.py)
+    map/map.json       how it was made, the labels, the pictures it has (`pictures`:
+                       colouring -> file) and the fingerprint of the embeddings.h5 it
+                       was made from (written last)
 
 Built again only when the vectors change: map.json holds the fingerprint of the
 embeddings.h5 it was made from (rundir/fingerprint.py, as the index does), so a finalize
@@ -25,7 +27,7 @@ from ..extras import check_extra
 from ..read.plan import frozen_plan
 from ..rundir.fingerprint import h5_fingerprint, local_stat
 from ..rundir.job import now_iso
-from ..rundir.layout import H5, MAP_COORDS, MAP_INFO, MAP_PICTURE
+from ..rundir.layout import H5, MAP_COLOURED, MAP_COORDS, MAP_INFO, MAP_PICTURE
 from ..rundir.map_state import current_info
 from ..rundir.rundir import RunDir
 from ..settings import MAP_SAMPLE  # rows UMAP is fitted on (the rest are placed near them)
@@ -57,6 +59,9 @@ def build_map(run_dir: RunDir | str | Path, force: bool = False,
         run_dir.results.put(Path(tmp) / "coords.arrow", MAP_COORDS)
         run_dir.results.put(Path(tmp) / "map.png", MAP_PICTURE)
         run_dir.results.put(Path(tmp) / "map.json", MAP_INFO)       # last: the map is current
+        for stale in MAP_COLOURED.values():        # the former map's other colourings
+            if run_dir.results.has(stale):
+                run_dir.results.remove(stale)
     return {**info, "rebuilt": True}
 
 
@@ -82,7 +87,8 @@ def make_files(run_dir: RunDir, h5: Path, local: Path, sample: int) -> dict:
             "umap": {"n_neighbors": min(layout2d.NEIGHBOURS, len(layout.sample_rows) - 1),
                      "metric": "cosine", "min_dist": 0.1, "random_state": layout2d.SEED,
                      "library": f"umap-learn {_version('umap-learn')}"},
-            "picture": f"datamapplot {_version('datamapplot')}"}
+            "picture": f"datamapplot {_version('datamapplot')}",
+            "pictures": {"label": MAP_PICTURE}}
 
 
 def _rows(h5: Path) -> int:

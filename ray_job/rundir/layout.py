@@ -39,6 +39,11 @@ MAP_PICTURE = f"{MAP}/map.png"    # the picture (datamapplot)
 MAP_INFO = f"{MAP}/map.json"      # written last: the map is current when it is there
 QUALITY = "quality"               # what finalize measured of the vectors (quality/)
 QUALITY_SAMPLE = f"{QUALITY}/sample.arrow"  # the sampled rows: id, key, label, title, vector
+# the map coloured otherwise (ray-embed map --color), one picture per colouring
+MAP_COLOURED = {"agreement": f"{MAP}/map-agreement.png",   # k-NN label agreement
+                "duplicates": f"{MAP}/map-duplicates.png"}  # near-duplicate components
+# near-duplicate pairs (ray-embed dedup), dedup.json written last
+DEDUP_PAIRS, DEDUP_INFO = "dedup/pairs.parquet", "dedup/dedup.json"
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -66,7 +71,8 @@ OWNED = {
     READS: (rf"unit-{UNIT_NAME}\.json",),
     PARQUET: (r"part-\d{5,}\.parquet",),
     INDEX: tuple(re.escape(n.split("/", 1)[1]) for n in (INDEX_ANN, INDEX_TITLES, INDEX_INFO)),
-    MAP: tuple(re.escape(n.split("/", 1)[1]) for n in (MAP_COORDS, MAP_PICTURE, MAP_INFO)),
+    MAP: tuple(re.escape(n.split("/", 1)[1])
+               for n in (MAP_COORDS, MAP_PICTURE, MAP_INFO, *MAP_COLOURED.values())),
     QUALITY: (re.escape(QUALITY_SAMPLE.split("/", 1)[1]),),
 }
 # folders ray-embed writes whole, every file below them its own (a Lance table's files)

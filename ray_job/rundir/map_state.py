@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -33,3 +34,12 @@ def current_info(run_dir: RunDir, h5: Path | None = None) -> dict | None:
 def read_coords(run_dir: RunDir) -> pa.Table:
     """map/coords.arrow: 10 bytes a row."""
     return ipc.open_file(str(run_dir.results.local(MAP_COORDS))).read_all()
+
+
+def coords_of(run_dir: RunDir, rows) -> np.ndarray:
+    """(len(rows), 2) float32: x and y of the given rows of map/coords.arrow, read through a
+    memory map (only those rows are copied)."""
+    with pa.memory_map(str(run_dir.results.local(MAP_COORDS))) as source:
+        table = ipc.open_file(source).read_all().select(["x", "y"]).take(pa.array(rows))
+        return np.column_stack([table.column("x").to_numpy(),
+                                table.column("y").to_numpy()]).astype(np.float32)

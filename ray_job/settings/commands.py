@@ -6,13 +6,14 @@ A command's arguments are its options in this table's order, with the settings' 
 after `SETTINGS_FILE`; so positional arguments are taken in this order too.
 
 Also the defaults and choices of commands' options that other modules share (`MAP_SAMPLE`,
-`INDEX_VECTORS`), so that `--help` needs none of those modules."""
+`INDEX_VECTORS`, `MAP_COLOURS`), so that `--help` needs none of those modules."""
 from __future__ import annotations
 
 from .option import Command, CommandOption
 
 INDEX_VECTORS = ("float32", "int8", "binary")    # what `ray-embed index --vectors` indexes
 MAP_SAMPLE = 50_000           # rows UMAP is fitted on (the rest are placed near them)
+MAP_COLOURS = ("label", "agreement", "duplicates")   # what `ray-embed map --color` colours by
 
 COMMANDS = (
     Command("run", "embed a corpus into OUT/embeddings.h5"),
@@ -99,6 +100,11 @@ COMMAND_OPTIONS = (
     CommandOption("--sample", ("map",), type=int, default=MAP_SAMPLE, metavar="N",
                   help=f"rows UMAP is fitted on; the others are placed near them "
                        f"(default {MAP_SAMPLE:,})"),
+    CommandOption("--color", ("map",), choices=MAP_COLOURS, default=MAP_COLOURS[0],
+                  help="colour the map by the papers' labels (default: map/map.png), by each "
+                       "paper's k-NN label agreement (the share of its 10 nearest neighbours "
+                       "with its label: map/map-agreement.png), or by near-duplicate group "
+                       "(after `ray-embed dedup`: map/map-duplicates.png)"),
     # explore
     CommandOption("--port", ("explore",), type=int, default=5055, help="default 5055",
                   doc="the port Embedding Atlas serves on"),

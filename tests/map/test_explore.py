@@ -1,7 +1,9 @@
 """`ray-embed explore`: Embedding Atlas over the run's own files, in a real headless Chromium
 (Debian's, driven by playwright; no browser is ever downloaded): the page loads, draws the
-points, and a title search finds its paper. On failure the page's screenshot is kept in the
-test's tmp_path (pytest keeps the last runs' folders) and named in the message."""
+points coloured by the papers' labels, shows the table's columns id, title, label first and
+never the row-number column, and a title search finds its paper. On failure the page's
+screenshot is kept in the test's tmp_path (pytest keeps the last runs' folders) and named in
+the message."""
 from __future__ import annotations
 
 import shutil
@@ -56,11 +58,13 @@ def drawn_pixels(png: bytes) -> int:
     return int((pixels != colours[counts.argmax()]).any(axis=1).sum())
 
 
-def test_explore_shows_the_map_and_a_title_search_finds_its_paper(mapped_sample_run,
-                                                                   sample_records, tmp_path):
+def test_explore_shows_the_map_by_label_and_a_title_search_finds_its_paper(mapped_sample_run,
+                                                                           sample_records,
+                                                                           tmp_path):
     from playwright.sync_api import sync_playwright
 
     from ray_job.explore.serve import build_app
+    from ray_job.explore.table import ROW_ID
     from ray_job.rundir.rundir import RunDir
 
     paper = sample_records[1]
@@ -76,6 +80,14 @@ def test_explore_shows_the_map_and_a_title_search_finds_its_paper(mapped_sample_
             canvas.wait_for(timeout=30_000)
             time.sleep(1)                                          # the first frame drawn
             assert drawn_pixels(canvas.screenshot()) > 2_000, "no points drawn"
+            colour_by = page.get_by_label("Color")
+            assert colour_by.evaluate("s => s.options[s.selectedIndex].text") == \
+                "label (VARCHAR)"
+            legend = page.get_by_text("astro-ph", exact=True)        # a label's legend entry
+            assert legend.count() >= 2, "no legend of the labels beside the label counts"
+            columns = page.locator("table:has(th:has-text('map_x')) th").all_inner_texts()
+            assert columns[:3] == ["id", "title", "label"], columns
+            assert ROW_ID not in columns, columns
             page.get_by_placeholder("Search...").fill(title)
             page.keyboard.press("Enter")
             page.get_by_text("1 result.").wait_for(timeout=30_000)
@@ -119,3 +131,6 @@ def test_explore_reads_a_published_run_from_its_url(mapped_sample_run, s3, sampl
     assert frame["title"][1] == " ".join(sample_records[1]["title"].split())
     assert table.neighbours and len(frame["neighbors"][0]["ids"]) == 10
     assert {label["text"] for label in table.labels} >= {"math", "hep-ph", "astro-ph"}
+    assert list(frame.columns) == ["id", "title", "label", "url", "map_x", "map_y",
+                                   "neighbors", "__row_index__"]
+    assert frame["label"][0] == "hep-ph"

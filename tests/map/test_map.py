@@ -12,7 +12,8 @@ import pytest
 from conftest import copy_run
 
 from ray_job.map.build import build_map
-from ray_job.map.labels import archive_of, by_keywords
+from ray_job.map.labels import by_keywords
+from ray_job.quality.labels import archive_of
 from ray_job.rundir.map_state import read_coords
 from ray_job.rundir.rundir import RunDir
 
