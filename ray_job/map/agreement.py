@@ -2,12 +2,13 @@
 (cosine, in embedding space) that carry its label. Unlabelled rows take no part (they are
 neither queries nor neighbours).
 
-Exact: the rows' normalised vectors in a faiss IndexFlatIP. The caller bounds the rows
-(`AGREEMENT_POINTS`, evenly spaced over the run): memory is their vectors (50,000 x 1024
-float32 = 200 MB) and one block of search results, time is quadratic in them only.
+Exact (quality/neighbours.py: a faiss flat search over the rows' normalised vectors). The
+caller bounds the rows (`AGREEMENT_POINTS`, evenly spaced over the run): memory is their
+vectors (50,000 x 1024 float32 = 200 MB) and one block of search results, time is quadratic
+in them only.
 
-By chance (every row's neighbours drawn at random from the labelled rows) the mean
-agreement is the sum over labels of their share squared: `chance`.
+By chance (every row's neighbours drawn at random from the other labelled rows) the mean
+agreement is `chance`, as the quality report counts it (quality/neighbours.random_share).
 """
 from __future__ import annotations
 
@@ -16,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..quality.neighbours import K, nearest, random_share
 from .layout2d import read_sample
 
-K = 10
 AGREEMENT_POINTS = 50_000
-QUERY_BLOCK = 4096
 
 
 @dataclass
@@ -29,29 +29,6 @@ class Agreement:
     mean: float                  # over the labelled rows
     chance: float                # the mean expected with neighbours drawn at random
     labelled: int
-
-
-def chance_agreement(codes: np.ndarray) -> float:
-    """Sum over labels of their share of the labelled rows, squared."""
-    counts = np.bincount(codes[codes >= 0])
-    shares = counts / max(1, counts.sum())
-    return float((shares ** 2).sum())
-
-
-def nearest_others(vectors: np.ndarray, k: int) -> np.ndarray:
-    """Positions of each vector's k nearest other vectors (itself left out), exact."""
-    import faiss
-
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    found = np.empty((len(vectors), k), dtype=np.int64)
-    for start in range(0, len(vectors), QUERY_BLOCK):
-        _, block = index.search(vectors[start:start + QUERY_BLOCK], k + 1)
-        own = np.arange(start, start + len(block))[:, None]
-        keep = block != own
-        keep[keep.all(axis=1), -1] = False      # itself not among them (a tie): drop the last
-        found[start:start + len(block)] = block[keep].reshape(len(block), k)
-    return found
 
 
 def label_agreement(h5: Path, rows: np.ndarray, codes: np.ndarray, k: int = K) -> Agreement:
@@ -63,7 +40,6 @@ def label_agreement(h5: Path, rows: np.ndarray, codes: np.ndarray, k: int = K) -
         return Agreement(share, float("nan"), float("nan"), len(labelled))
     vectors = np.ascontiguousarray(read_sample(h5, rows[labelled]), dtype=np.float32)
     own = codes[labelled]
-    neighbours = nearest_others(vectors, k)
+    neighbours = nearest(vectors, k)
     share[labelled] = (own[neighbours] == own[:, None]).mean(axis=1)
-    return Agreement(share, float(share[labelled].mean()), chance_agreement(own),
-                     len(labelled))
+    return Agreement(share, float(share[labelled].mean()), random_share(own), len(labelled))

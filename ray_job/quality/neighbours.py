@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 K = 10
+QUERY_BLOCK = 4096
 MIN_LABELLED = 2 * K + 2       # fewer labelled papers than this: no agreement measured
 
 
@@ -39,20 +40,29 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def nearest(vectors: np.ndarray, k: int = K) -> np.ndarray:
     """(n, min(k, n - 1)) rows of each row's nearest other rows by cosine, nearest first
-    (exact: faiss's flat inner-product search over the sample itself)."""
+    (exact: a faiss flat inner-product search over the rows themselves, QUERY_BLOCK queries
+    at a time)."""
     import faiss
 
     units = np.ascontiguousarray(unit_rows(vectors))
-    n = len(units)
-    k = min(k, n - 1)
+    k = min(k, len(units) - 1)
     index = faiss.IndexFlatIP(units.shape[1])
     index.add(units)
-    _, found = index.search(units, k + 1)
-    out = np.empty((n, k), np.int64)
-    for row, hits in enumerate(found):            # itself out (first, unless tied)
-        others = hits[hits != row]
-        out[row] = others[:k]
-    return out
+    found = np.empty((len(units), k), dtype=np.int64)
+    for start in range(0, len(units), QUERY_BLOCK):
+        _, block = index.search(units[start:start + QUERY_BLOCK], k + 1)
+        keep = block != np.arange(start, start + len(block))[:, None]
+        keep[keep.all(axis=1), -1] = False      # itself not among them (a tie): drop the last
+        found[start:start + len(block)] = block[keep].reshape(len(block), k)
+    return found
+
+
+def random_share(codes: np.ndarray) -> float:
+    """The share of a random other paper with a paper's label, for labels `codes` (>= 0):
+    sum over labels of n_l (n_l - 1) / (n (n - 1))."""
+    counts = np.bincount(codes).astype(np.float64)
+    n = counts.sum()
+    return float((counts * (counts - 1)).sum() / (n * (n - 1))) if n > 1 else 0.0
 
 
 def label_agreement(vectors: np.ndarray, labels: list[str | None], k: int = K) -> Agreement | None:
@@ -66,8 +76,5 @@ def label_agreement(vectors: np.ndarray, labels: list[str | None], k: int = K) -
         return None
     neighbours = nearest(vectors[have], k)
     shares = (codes[neighbours] == codes[:, None]).mean(axis=1)
-    counts = np.bincount(codes).astype(np.float64)
-    n = float(len(codes))
-    random = float((counts * (counts - 1)).sum() / (n * (n - 1)))
-    return Agreement(neighbours.shape[1], int(n), len(names), float(shares.mean()), random,
-                     shares)
+    return Agreement(neighbours.shape[1], len(codes), len(names), float(shares.mean()),
+                     random_share(codes), shares)

@@ -48,7 +48,8 @@ def test_agreement_colours_the_current_map(run, sample_records, ray_embed, tmp_p
     assert (run / "map" / "coords.arrow").stat().st_mtime_ns == before    # no new layout
     labels = [archive_of(r["categories"]) for r in sample_records]
     counts = collections.Counter(label for label in labels if label)
-    chance = sum((n / sum(counts.values())) ** 2 for n in counts.values())
+    total = sum(counts.values())
+    chance = sum(n * (n - 1) for n in counts.values()) / (total * (total - 1))
     stored = json.loads((run / "map" / "map.json").read_text())
     found = stored["colourings"]["agreement"]
     assert found["field"] == "categories" and found["labelled"] == sum(counts.values())
