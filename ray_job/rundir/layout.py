@@ -37,6 +37,9 @@ MAP = "map"                       # the 2-D map of the papers (ray-embed map)
 MAP_COORDS = f"{MAP}/coords.arrow"  # x, y (and the label) of every row of embeddings.h5
 MAP_PICTURE = f"{MAP}/map.png"    # the picture (datamapplot)
 MAP_INFO = f"{MAP}/map.json"      # written last: the map is current when it is there
+DEDUP = "dedup"                   # near-duplicate papers (ray-embed dedup)
+DEDUP_PAIRS = f"{DEDUP}/pairs.parquet"  # one row per dropped paper, its kept paper, the cosine
+DEDUP_INFO = f"{DEDUP}/dedup.json"  # written last: the dedup is current when it is there
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -47,8 +50,8 @@ LOGS = "logs"                     # driver-<UTC time>-<pid>.log: the full traceb
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, INT8, BINARY, DUCKDB, JOB, CARD, REPORT)
 TREE = "**"                       # a result folder published with every file below it
-RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", LANCE: TREE}
-LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO)   # a folder's record of what it holds goes last
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", DEDUP: "*", LANCE: TREE}
+LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO, DEDUP_INFO)   # a folder's record of what it holds goes last
 # What a fresh start removes: in each of these folders ("" = the run directory itself) only
 # the names ray-embed writes there (full-match regexes), and the temp files its writers leave
 # (`.NAME.<hex>.tmp`, NAME one of those); the card (CARD) only when it begins with CARD_HEAD.
@@ -65,6 +68,7 @@ OWNED = {
     PARQUET: (r"part-\d{5,}\.parquet",),
     INDEX: tuple(re.escape(n.split("/", 1)[1]) for n in (INDEX_ANN, INDEX_TITLES, INDEX_INFO)),
     MAP: tuple(re.escape(n.split("/", 1)[1]) for n in (MAP_COORDS, MAP_PICTURE, MAP_INFO)),
+    DEDUP: tuple(re.escape(n.split("/", 1)[1]) for n in (DEDUP_PAIRS, DEDUP_INFO)),
 }
 # folders ray-embed writes whole, every file below them its own (a Lance table's files)
 OWNED_TREES = (f"{LANCE}/{LANCE_TABLE}.lance",)
