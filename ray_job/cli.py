@@ -1,5 +1,5 @@
-"""ray-embed: run | bench | plan | status | search | similar | index | map | explore | upload |
-finalize
+"""ray-embed: run | bench | plan | status | search | similar | index | map | dedup | explore |
+upload | finalize
 (python -m ray_job is the same)."""
 from __future__ import annotations
 
@@ -140,6 +140,27 @@ def cmd_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from .dedup import build as dedup
+    from .rundir.rundir import RunDir
+
+    dedup.check_threshold(args.threshold)
+    run_dir = RunDir.at(args.directory)
+    run_dir.load_job()                    # not a run directory: one line, nothing created
+    if not run_dir.load_report():
+        raise UserError(f"{run_dir.url} is not finalized (no report.json): "
+                        f"`ray-embed finalize` it first")
+    with run_dir.held() as held:
+        info = dedup.build_dedup(held, args.threshold, force=args.force)
+        report = held.load_report()
+        report["near_duplicates"] = dedup.summary(info, held)
+        held.write_report(report)
+        print(dedup.format_summary(info))
+        for line in dedup.format_examples(held):
+            print(line)
+    return 0
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore.serve import explore
 
@@ -234,7 +255,7 @@ COMMANDS = {"run": cmd_run, "bench": cmd_bench, "plan": cmd_plan, "status": cmd_
             "search": cmd_search,
             "similar": cmd_similar, "index": cmd_index, "upload": cmd_upload,
             "finalize": cmd_finalize, "map": cmd_map, "explore": cmd_explore,
-            "report": cmd_report, "compare": cmd_compare}
+            "report": cmd_report, "compare": cmd_compare, "dedup": cmd_dedup}
 
 
 # What the Hub client and transformers read when first imported: their chatter stays behind

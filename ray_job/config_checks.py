@@ -79,6 +79,12 @@ def validate(spec, options) -> None:
         from .sql_query import check_query  # imports duckdb: only for a query
 
         check_query(spec.query)
+    if options.drop_duplicates and not options.exports:
+        raise ConfigError("drop_duplicates leaves near duplicates out of the exports: give at "
+                          "least one export (--export)")
+    if not 0 < options.dedup_threshold <= 1:
+        raise ConfigError(f"dedup_threshold is a cosine in (0, 1]; got "
+                          f"{options.dedup_threshold!r}")
     if options.upload_every and not options.upload:
         raise ConfigError("upload_every needs upload (the destination)")
     if not options.output:

@@ -539,7 +539,16 @@ def finalize_run(run_dir: RunDir, stats: RunStats | None = None,
     report["quality"] = measure_quality(run_dir, measured, job, plan, baseline)
     if options.map:
         report["map"] = run_map(run_dir)                      # before the Parquet export
-    report["exports"] = run_exports(run_dir, options.exports, job.export_truncate_dim)
+    dropped = None
+    if options.drop_duplicates:                               # after embeddings.h5
+        from .dedup.build import build_dedup, summary
+        from .finalize.exports import dedup_dropped
+
+        report["near_duplicates"] = summary(build_dedup(run_dir, options.dedup_threshold),
+                                            run_dir)
+        dropped = dedup_dropped(run_dir)
+    report["exports"] = run_exports(run_dir, options.exports, job.export_truncate_dim,
+                                    dropped)
     run_dir.write_report(report)
     if options.index:
         build_index(run_dir)

@@ -52,7 +52,8 @@ def row_titles(h5_path: Path, run_dir: RunDir) -> Iterator[str | None]:
         yield None
 
 
-def record_batches(h5_path: Path, run_dir: RunDir) -> Iterator[pa.RecordBatch]:
+def record_batches(h5_path: Path, run_dir: RunDir, dropped=None) -> Iterator[pa.RecordBatch]:
+    """`dropped` (exports.DroppedRows): rows left out."""
     titles = row_titles(h5_path, run_dir)
     with h5py.File(h5_path, "r") as h5:
         ids, emb = h5["ids"], h5["embeddings"]
@@ -62,16 +63,18 @@ def record_batches(h5_path: Path, run_dir: RunDir) -> Iterator[pa.RecordBatch]:
         for start in range(0, rows, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, rows)
             matrix = np.ascontiguousarray(emb[start:stop], dtype=np.float32)
-            yield pa.record_batch([
+            batch = pa.record_batch([
                 pa.array([i.decode() for i in ids[start:stop]], pa.string()),
                 pa.array(list(itertools.islice(titles, stop - start)), pa.string()),
                 pa.array([u.decode() for u in urls[start:stop]], pa.string())
                 if urls is not None else pa.nulls(stop - start, pa.string()),
                 pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), dim),
             ], schema=schema)
+            yield batch if dropped is None else batch.filter(
+                pa.array(dropped.kept(start, stop - start)))
 
 
-def export_lance(h5_path: Path, run_dir: RunDir) -> str:
+def export_lance(h5_path: Path, run_dir: RunDir, dropped=None) -> str:
     """Write RUN/lance/papers.lance from `h5_path`; returns the folder's name in the run."""
     lancedb = require("lancedb", "lance")
     with h5py.File(h5_path, "r") as h5:
@@ -79,6 +82,6 @@ def export_lance(h5_path: Path, run_dir: RunDir) -> str:
     name = f"{LANCE}/{LANCE_TABLE}.lance"
     with run_dir.results.folder_writer(name) as folder:
         db = lancedb.connect(str(folder.parent))
-        db.create_table(LANCE_TABLE, data=record_batches(h5_path, run_dir),
+        db.create_table(LANCE_TABLE, data=record_batches(h5_path, run_dir, dropped),
                         schema=lance_schema(dim), mode="create")
     return name

@@ -93,23 +93,32 @@ def int8_steps(ranges: np.ndarray) -> np.ndarray:
 
 
 def export_compact(h5_path: Path, run_dir: RunDir, precision: str,
-                   truncate_dim: int | None = None) -> str:
-    """Write the `precision` export of `h5_path` into the run; returns its name."""
+                   truncate_dim: int | None = None, dropped=None) -> str:
+    """Write the `precision` export of `h5_path` into the run; returns its name.
+    `dropped` (exports.DroppedRows): rows left out (the int8 ranges are still those of
+    every row of embeddings.h5)."""
     name = FILES[precision]
     ranges = int8_ranges(h5_path, truncate_dim) if precision == "int8" else None
     with h5py.File(h5_path, "r") as source, run_dir.results.writer(name) as tmp:
-        rows, dim = source["embeddings"].shape
+        total, dim = source["embeddings"].shape
+        rows = total - (dropped.count if dropped is not None else 0)
         kept = truncate_dim or dim
         width = kept if precision == "int8" else -(-kept // 8)
         with h5py.File(tmp, "w") as out:
             ids = out.create_dataset("ids", (rows,), dtype=source["ids"].dtype)
             codes = out.create_dataset("embeddings", (rows, width), dtype=np.int8,
                                        chunks=(min(max(rows, 1), CHUNK_ROWS), width))
-            for start, chunk in zip(range(0, rows, CHUNK_ROWS),
+            start = 0
+            for first, chunk in zip(range(0, total, CHUNK_ROWS),
                                     vector_chunks(h5_path, truncate_dim), strict=True):
+                chunk_ids = source["ids"][first:first + len(chunk)]
+                if dropped is not None:
+                    keep = dropped.kept(first, len(chunk))
+                    chunk, chunk_ids = chunk[keep], chunk_ids[keep]
                 stop = start + len(chunk)
                 codes[start:stop] = quantize(chunk, precision, ranges)
-                ids[start:stop] = source["ids"][start:stop]
+                ids[start:stop] = chunk_ids
+                start = stop
             if ranges is not None:
                 out.create_dataset("ranges", data=ranges)
             out.attrs.update({"precision": precision, "dim": kept, "source_dim": dim,

@@ -42,8 +42,9 @@ QUALITY_SAMPLE = f"{QUALITY}/sample.arrow"  # the sampled rows: id, key, label, 
 # the map coloured otherwise (ray-embed map --color), one picture per colouring
 MAP_COLOURED = {"agreement": f"{MAP}/map-agreement.png",   # k-NN label agreement
                 "duplicates": f"{MAP}/map-duplicates.png"}  # near-duplicate components
-# near-duplicate pairs (ray-embed dedup), dedup.json written last
-DEDUP_PAIRS, DEDUP_INFO = "dedup/pairs.parquet", "dedup/dedup.json"
+DEDUP = "dedup"                   # near-duplicate papers (ray-embed dedup)
+DEDUP_PAIRS = f"{DEDUP}/pairs.parquet"  # one row per dropped paper, its kept paper, the cosine
+DEDUP_INFO = f"{DEDUP}/dedup.json"  # written last: the dedup is current when it is there
 DEMO = "demo"                     # the built-in demo corpus, when no input is given
 LEASE = "lease.json"              # the driver working on this run (one at a time)
 PLAN = "plan.json"                # input manifest + read units, frozen by the first driver
@@ -54,8 +55,8 @@ LOGS = "logs"                     # driver-<UTC time>-<pid>.log: the full traceb
 # what `ray-embed upload` publishes, in this order (report.json last)
 RESULT_FILES = (H5, INT8, BINARY, DUCKDB, JOB, CARD, REPORT)
 TREE = "**"                       # a result folder published with every file below it
-RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", LANCE: TREE}
-LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO)   # a folder's record of what it holds goes last
+RESULT_FOLDERS = {PARQUET: PARQUET_GLOB, INDEX: "*", MAP: "*", DEDUP: "*", LANCE: TREE}
+LAST_IN_FOLDER = (INDEX_INFO, MAP_INFO, DEDUP_INFO)   # a folder's record of what it holds goes last
 # What a fresh start removes: in each of these folders ("" = the run directory itself) only
 # the names ray-embed writes there (full-match regexes), and the temp files its writers leave
 # (`.NAME.<hex>.tmp`, NAME one of those); the card (CARD) only when it begins with CARD_HEAD.
@@ -74,6 +75,7 @@ OWNED = {
     MAP: tuple(re.escape(n.split("/", 1)[1])
                for n in (MAP_COORDS, MAP_PICTURE, MAP_INFO, *MAP_COLOURED.values())),
     QUALITY: (re.escape(QUALITY_SAMPLE.split("/", 1)[1]),),
+    DEDUP: tuple(re.escape(n.split("/", 1)[1]) for n in (DEDUP_PAIRS, DEDUP_INFO)),
 }
 # folders ray-embed writes whole, every file below them its own (a Lance table's files)
 OWNED_TREES = (f"{LANCE}/{LANCE_TABLE}.lance",)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .option import Command, CommandOption
 
 INDEX_VECTORS = ("float32", "int8", "binary")    # what `ray-embed index --vectors` indexes
+DEDUP_THRESHOLD = 0.95        # `ray-embed dedup --threshold`, and --dedup-threshold
 MAP_SAMPLE = 50_000           # rows UMAP is fitted on (the rest are placed near them)
 MAP_COLOURS = ("label", "agreement", "duplicates")   # what `ray-embed map --color` colours by
 
@@ -28,6 +29,8 @@ COMMANDS = (
                      "it is current)"),
     Command("map", "lay the run's papers out in 2-D (UMAP) in DIR/map/, with a picture (nothing "
                    "to do when it is current)"),
+    Command("dedup", "find near-duplicate papers of a finished run, in DIR/dedup/ (the earliest "
+                     "in input order of each group is kept; nothing to do when it is current)"),
     Command("explore", "open the run in Embedding Atlas (map, text search, neighbours, "
                        "filters) on 127.0.0.1"),
     Command("status", "progress of a run directory"),
@@ -38,7 +41,8 @@ COMMANDS = (
     Command("finalize", "merge the shards of a run directory again"),
 )
 
-ON_A_RUN = ("upload", "search", "similar", "index", "map", "status", "report", "finalize")
+ON_A_RUN = ("upload", "search", "similar", "index", "map", "dedup", "status", "report",
+            "finalize")
 HITS = ("search", "similar")
 
 SETTINGS_FILE = CommandOption("--config", ("run", "bench", "plan"), metavar="job.yaml",
@@ -105,6 +109,12 @@ COMMAND_OPTIONS = (
                        "paper's k-NN label agreement (the share of its 10 nearest neighbours "
                        "with its label: map/map-agreement.png), or by near-duplicate group "
                        "(after `ray-embed dedup`: map/map-duplicates.png)"),
+    # dedup
+    CommandOption("--threshold", ("dedup",), type=float, default=DEDUP_THRESHOLD, metavar="T",
+                  help=f"papers whose cosine is at least T (in (0, 1]) are duplicates "
+                       f"(default {DEDUP_THRESHOLD}); of each group the paper earliest in input "
+                       f"order is kept"),
+    CommandOption("--force", ("dedup",), type=bool, help="make it again even when current"),
     # explore
     CommandOption("--port", ("explore",), type=int, default=5055, help="default 5055",
                   doc="the port Embedding Atlas serves on"),

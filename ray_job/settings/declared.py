@@ -161,6 +161,13 @@ OPTION_SETTINGS = (
             help="fail (exit code 1) when any row is rejected"),
     Setting("index", bool, False, OPTIONS, commands=RUN_ONLY,
             help="after finalizing, build the nearest-neighbour index (ray-embed index)"),
+    Setting("drop_duplicates", bool, False, OPTIONS, commands=RUN_ONLY,
+            help="after embeddings.h5, find near-duplicate papers (ray-embed dedup, at "
+                 "--dedup-threshold) and leave all but the earliest of each group out of the "
+                 "exports (embeddings.h5 keeps every row); needs --export"),
+    Setting("dedup_threshold", float, 0.95, OPTIONS, metavar="T", commands=RUN_ONLY,
+            help="with --drop-duplicates: the cosine at or above which two papers are "
+                 "duplicates, in (0, 1] (default 0.95)"),
     Setting("label_field", str | None, None, OPTIONS, metavar="FIELD", commands=RUN_ONLY,
             default_text="categories (arXiv) or fieldsOfStudy (Semantic Scholar)",
             help="the input field whose value labels a paper, for the quality report's "

@@ -22,6 +22,7 @@ LAYERS = (
     ("quality",),                            # what the vectors are worth: report, compare
     ("publish",),
     ("search",),
+    ("dedup",),                              # near duplicates of a finished run (uses the index)
     ("map",),                                # the 2-D map of a finished run
     ("explore",),                            # the browser view (map, search, neighbours)
     ("results",),                            # a finished run read from Python (open_run)
