@@ -224,7 +224,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     from .quality.format import quality_lines
 
-    print("\n".join(report_lines(report) + quality_lines(report.get("quality"))))
+    print("\n".join(report_lines(report) + quality_lines(report.get("quality"),
+                                                          report.get("near_duplicates"))))
     return 0
 
 

@@ -37,14 +37,15 @@ def build_report(result: FinalizeResult, rejected: dict[str, int], embedded_now:
 
 def report_lines(report: dict) -> list[str]:
     """What `ray-embed report` says of a run before its quality: what was written, what was
-    rejected, how fast, on what."""
-    lines = [f"{report['rows_embedded']:,} embeddings (dim {report['dim']}) in "
+    rejected, how fast, on what (a report.json missing some of it says less)."""
+    dim = f" (dim {report['dim']})" if report.get("dim") else ""
+    lines = [f"{report.get('rows_embedded', 0):,} embeddings{dim} in "
              f"{report.get('output', 'embeddings.h5')}"]
-    if report["rows_rejected"]:
+    if report.get("rows_rejected"):
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in
-                            sorted(report["rejected_by_reason"].items()))
-        lines.append(f"{report['rows_rejected']:,} of {report['rows_read']:,} rows rejected "
-                     f"({reasons})")
+                            sorted((report.get("rejected_by_reason") or {}).items()))
+        lines.append(f"{report['rows_rejected']:,} of {report.get('rows_read', 0):,} rows "
+                     f"rejected ({reasons})")
     if report.get("docs_per_s"):
         lines.append(f"{report['docs_per_s']:,.1f} docs/s, {report['tokens_per_s']:,.0f} "
                      f"tokens/s on {report['device']} ({report['precision']}, "

@@ -80,7 +80,7 @@ with h5py.File("embeddings.h5") as h5:
     emb = h5["embeddings"]              # (N, {report['dim']}), rows in the order of ids
 ```
 
-{quality_markdown(report.get("quality"))}
+{quality_markdown(report.get("quality"), report.get("near_duplicates"))}
 {card_sections(run_dir, prefix)}"""
 
 

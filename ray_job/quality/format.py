@@ -3,10 +3,13 @@ table. A section from a run before the quality pass is None: said so, never gues
 from __future__ import annotations
 
 
-def quality_lines(section: dict | None) -> list[str]:
+def quality_lines(section: dict | None, near: dict | None = None) -> list[str]:
+    """The section's lines, the verdict last; `near`: report.json's `near_duplicates`
+    (`ray-embed dedup`), when there is one."""
+    near_line = [_near(near)] if near else []
     if not section:
-        return ["quality: not measured (finalized before ray-embed measured quality; "
-                "`ray-embed finalize DIR` measures it)"]
+        return near_line + ["quality: not measured (finalized before ray-embed measured "
+                            "quality; `ray-embed finalize DIR` measures it)"]
     lines = []
     norms = section["norms"]
     lines.append(f"norms: min {norms['min']:.4f}, mean {norms['mean']:.4f}, max "
@@ -26,10 +29,13 @@ def quality_lines(section: dict | None) -> list[str]:
         lines.append(f"cut by the max length ({cut['max_tokens']} tokens): {cut['rows']:,} of "
                      f"{cut['of_rows']:,} texts ({cut['share']:.1%})")
     lines.append(_labels(section["labels"], section["sample"]))
-    if section.get("near_duplicates"):
-        lines.append(f"near-duplicates: {section['near_duplicates']}")
-    lines.append(section["verdict"])
-    return lines
+    return lines + near_line + [section["verdict"]]
+
+
+def _near(near: dict) -> str:
+    return (f"near-duplicates at cosine >= {near['threshold']:g}: {near['pairs']:,} pairs in "
+            f"{near['components']:,} groups, {near['dropped']:,} papers to drop "
+            f"({near['keep']})")
 
 
 def _anisotropy(section: dict) -> str:
@@ -48,9 +54,9 @@ def _labels(labels: dict, sample: dict) -> str:
             f"{labels['random']:.3f} for a random neighbour ({labels['lift']:.1f}x)")
 
 
-def quality_markdown(section: dict | None) -> str:
+def quality_markdown(section: dict | None, near: dict | None = None) -> str:
     """The card's quality section ("" without one)."""
     if not section:
         return ""
-    rows = "\n".join(f"- {line}" for line in quality_lines(section)[:-1])
+    rows = "\n".join(f"- {line}" for line in quality_lines(section, near)[:-1])
     return f"## Quality\n\n{rows}\n\n**{section['verdict']}**\n"

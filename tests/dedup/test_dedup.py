@@ -94,6 +94,9 @@ def test_the_command_prints_the_summary_and_records_it(planted_run, capsys):
     assert 1 <= len(out) - 1 <= 10 and "kept p" in out[2]
     near = RunDir.at(root).load_report()["near_duplicates"]
     assert near["threshold"] == 0.96 and near["dropped"] == near["pairs"] > 0
+    assert main(["report", str(root)]) == 0
+    shown = capsys.readouterr().out
+    assert f"near-duplicates at cosine >= 0.96: {near['pairs']:,} pairs" in shown
 
 
 @pytest.mark.parametrize("threshold", ["0", "1.5", "-0.2"])
