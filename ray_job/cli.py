@@ -188,7 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_finalize(args: argparse.Namespace) -> int:
-    from .pipeline import finalize_run
+    from .finish import finalize_run
     from .rundir.rundir import RunDir
 
     run_dir = RunDir.at(args.directory)

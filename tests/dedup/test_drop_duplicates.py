@@ -11,7 +11,7 @@ from conftest import copy_run
 
 from ray_job.config import JobConfig
 from ray_job.errors import ConfigError
-from ray_job.pipeline import finalize_run
+from ray_job.finish import finalize_run
 from ray_job.rundir.rundir import RunDir
 
 THRESHOLD = 0.9          # the real sample holds a few pairs of papers this close

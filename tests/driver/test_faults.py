@@ -16,7 +16,8 @@ from faultkit import FaultPlan, arm
 
 from ray_job.config import JobConfig
 from ray_job.errors import ConfigError, DataError
-from ray_job.pipeline import finalize_run, run
+from ray_job.finish import finalize_run
+from ray_job.pipeline import run
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.shards import rows_in_name
 

@@ -28,7 +28,7 @@ LAYERS = (
     ("results",),                            # a finished run read from Python (open_run)
     ("estimate",),                           # `ray-embed plan`: measures the read and encode stages
     ("session",),                            # the driver's Ray session
-    ("throughput", "driver_memory", "pipeline", "bench", "api", "outcome", "cli",
+    ("throughput", "driver_memory", "finish", "pipeline", "bench", "api", "outcome", "cli",
      "__main__"),                                                                  # driver
 )
 
@@ -149,5 +149,5 @@ def test_the_model_description_reads_no_replica_module():
 def test_the_graph_reader_sees_lazy_and_relative_imports():
     graph = import_graph()
     assert "ray_job.rundir.layout" in graph["ray_job.rundir.rundir"]      # from . import layout
-    assert "ray_job.pipeline" in graph["ray_job.cli"]                     # inside a function
+    assert "ray_job.finish" in graph["ray_job.cli"]                       # inside a function
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

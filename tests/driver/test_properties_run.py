@@ -161,7 +161,7 @@ class Scenario:
                 run(self.config(flags, fresh=True))
 
     def finalize(self) -> None:
-        from ray_job.pipeline import finalize_run
+        from ray_job.finish import finalize_run
         from ray_job.rundir.rundir import RunDir
 
         if not self.finished:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ray_job.config import JobConfig
-from ray_job.pipeline import finalize_run, run
+from ray_job.finish import finalize_run
+from ray_job.pipeline import run
 from ray_job.publish.upload import upload
 from ray_job.rundir.rundir import RunDir
 from ray_job.rundir.shards import CorruptShard
