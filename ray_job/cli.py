@@ -13,7 +13,7 @@ from .config import build_config
 from .errors import Stopped, UserError
 from .redact import redact_text, redact_url
 from .settings.flags import settings_from_args
-from .settings.parsers import add_command_parsers
+from .settings.parsers import add_command_parsers, refuse_non_positive
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,8 +67,6 @@ def config_from_args(args: argparse.Namespace):
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, format_bench
 
-    if args.gpu_docs_per_s is not None and not args.gpu_docs_per_s > 0:
-        raise UserError(f"--gpu-docs-per-s must be a positive rate, not {args.gpu_docs_per_s:g}")
     print(format_bench(bench(config_from_args(args), args.docs, args.corpus_size,
                              args.gpu_docs_per_s)))
     return 0
@@ -91,7 +89,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.query_prompt is not None and args.query_prompt_name is not None:
         raise UserError("--query-prompt and --query-prompt-name both say which prompt to use: "
                         "give one")
-    print_hits(search(args.directory, [args.query], positive_k(args.k), args.query_prompt,
+    print_hits(search(args.directory, [args.query], args.k, args.query_prompt,
                       args.query_prompt_name)[0], args.json)
     return 0
 
@@ -99,7 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_similar(args: argparse.Namespace) -> int:
     from .search.similar import similar
 
-    print_hits(similar(args.directory, args.paper_id, positive_k(args.k)), args.json)
+    print_hits(similar(args.directory, args.paper_id, args.k), args.json)
     return 0
 
 
@@ -166,12 +164,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     explore(args.directory, port=args.port, open_browser=not args.no_browser)
     return 0
-
-
-def positive_k(k: int) -> int:
-    if k < 1:
-        raise UserError(f"-k must be at least 1; got {k}")
-    return k
 
 
 def print_hits(hits, as_json: bool) -> None:
@@ -308,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stop_on_signals():
             quiet_libraries(bool(getattr(args, "verbose", False)))
+            refuse_non_positive(args, args.command)
             return COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt, Stopped) as exc:  # noqa: BLE001 - every ending: one line
         return report_failure(exc, run_location(args), argv)

@@ -54,7 +54,16 @@ def compare_runs(a_location: str | Path, b_location: str | Path, shown: int = SH
     }
 
 
+def _finished(run: RunDir) -> RunDir:
+    run.load_job()                       # not a run directory: one line
+    if not run.load_report():
+        raise UserError(f"{run.url} is not finished (no report.json yet): run or finalize "
+                        f"it first")
+    return run
+
+
 def _paired(a: RunDir, b: RunDir) -> Pair:
+    a, b = _finished(a), _finished(b)
     sample = read_sample(a)
     if sample is None:
         raise UserError(f"{a.url} has no quality sample (finalized before ray-embed measured "

@@ -27,8 +27,8 @@ class CommandOption:
     default_text: str = ""           # the reference's default when not the value itself
     metavar: str | None = None
     choices: tuple = ()
-    positive: bool = False           # a count or amount above 0: the command refuses any
-                                     # other value with its own one-line error (exit code 2)
+    positive: bool = False           # a count or amount above 0: any other value is refused
+                                     # in one line (parsers.refuse_non_positive, exit code 2)
     required: bool = False
 
     @property

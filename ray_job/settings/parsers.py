@@ -36,3 +36,15 @@ def _argument_kwargs(option: CommandOption) -> dict[str, Any]:
     if not option.positional:
         kwargs["default"] = option.default
     return kwargs
+
+
+def refuse_non_positive(args: Any, command: str) -> None:
+    """The one check of every option declared `positive` for `command`: a value given at or
+    below zero is refused in one line naming the flag (ConfigError: exit code 2)."""
+    from ..errors import ConfigError
+
+    for option in options_of(command):
+        value = getattr(args, option.dest, None)
+        if option.positive and value is not None and not value > 0:     # NaN too
+            least = "at least 1" if option.type is int else "above 0"
+            raise ConfigError(f"{option.flag} must be {least}; got {value:g}")

@@ -77,7 +77,7 @@ def test_bench_shows_start_up_apart_from_the_steady_rate_and_sizes_cores(
     assert "to feed one replica at 2,000 docs/s (assumed)" in out
     assert "h for 1,000,000 papers (steady state rate, start-up once)" in out
     assert main(["bench", "--docs", "10", "--gpu-docs-per-s", "0"]) == 2
-    assert "--gpu-docs-per-s must be a positive rate" in capsys.readouterr().err
+    assert "--gpu-docs-per-s must be above 0" in capsys.readouterr().err
 
 
 MISTAKES = [
@@ -113,7 +113,8 @@ def test_user_mistakes_are_one_line_and_exit_code_2(tmp_path, monkeypatch, capsy
 # before the option is checked)
 BEFORE_OPTIONS = {"bench": ["bench"], "plan": ["plan", "--gpus", "0"],
                   "search": ["search", "nowhere", "a query"],
-                  "similar": ["similar", "nowhere", "p1"]}
+                  "similar": ["similar", "nowhere", "p1"],
+                  "compare": ["compare", "nowhere", "elsewhere"]}
 
 
 @pytest.mark.parametrize("command, flag", [(c, o.flag) for o in COMMAND_OPTIONS if o.positive

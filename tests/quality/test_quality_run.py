@@ -72,6 +72,8 @@ def test_compare_refuses_two_corpora_and_a_run_without_a_report(short_run, finis
     assert len(other.stderr.strip().splitlines()) == 1
     missing = ray_embed("report", str(tmp_path), cwd=tmp_path)
     assert missing.returncode != 0 and "not a run directory" in missing.stderr
+    nowhere = ray_embed("compare", str(tmp_path / "nowhere"), str(short_run[0]), cwd=tmp_path)
+    assert nowhere.returncode == 2 and "not a run directory" in nowhere.stderr
 
 
 def test_finalize_again_keeps_the_random_text_cosine(full_sample_run, ray_embed, tmp_path):
