@@ -26,16 +26,17 @@ def test_probe_texts_are_fixed_random_vocabulary_without_special_tokens(recipe):
     assert not any("[CLS]" in t or "[SEP]" in t or "[PAD]" in t for t in texts)
 
 
-def test_the_probe_runs_in_a_task_and_is_cached(local_ray, full_sample_run, recipe):
-    import ray
-
-    replica = dataclasses.replace(RunDir.at(full_sample_run[0]).load_job().replica(),
-                                  model=f"probe-test-{uuid.uuid4()}")     # a key of its own
-    cosine = baseline.measure_baseline(ray, replica, {}, recipe, 1, 0)
-    assert 0 < cosine < 1
-    assert cosine == pytest.approx(full_sample_run[1]["quality"]["random_text_cosine"],
-                                   abs=1e-4)
-    assert baseline.measure_baseline(None, replica, {}, recipe, 1, 0) == cosine   # no task
+def test_the_runs_probe_is_cached_per_model_and_settings(full_sample_run, recipe):
+    """The run measured it in a Ray task (its report holds the number); the same model and
+    settings now come from the cache, with no Ray at all; another prompt is another key."""
+    job = RunDir.at(full_sample_run[0]).load_job()
+    replica, identity = job.replica(), dict(job.identity)
+    measured = full_sample_run[1]["quality"]["random_text_cosine"]
+    assert 0 < measured < 1
+    assert baseline.measure_baseline(None, replica, identity, recipe, 1, 0) == pytest.approx(
+        measured, abs=1e-6)
+    other = dataclasses.replace(replica, prompt="query: ")
+    assert baseline.cache_key(other, identity) != baseline.cache_key(replica, identity)
 
 
 def test_a_probe_that_fails_is_one_line_and_no_number(local_ray, full_sample_run, recipe,
