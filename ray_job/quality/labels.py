@@ -5,8 +5,8 @@ Where the job names no field (`--label-field`), the input's own, in this order:
 
 * `categories` (the arXiv snapshot: "hep-ph astro-ph.CO"): the archive of the first category,
   "hep-ph"; "math.CO" is "math";
-* `s2fieldsofstudy` / `fieldsOfStudy` (Semantic Scholar: a list of names, or of
-  {"category": ..., "source": ...}): the first one.
+* `s2fieldsofstudy` (Semantic Scholar's bulk files), `s2FieldsOfStudy` / `fieldsOfStudy` (its
+  API): a list of names, or of {"category": ..., "source": ...}: the first one.
 
 A field the user names gives its value as it is (a string), or the first of a list. A record
 without a usable value has no label (None): it is left out of the label measures, never
@@ -15,7 +15,7 @@ counted as a label of its own.
 from __future__ import annotations
 
 ARXIV_FIELD = "categories"
-S2_FIELDS = ("s2fieldsofstudy", "fieldsOfStudy")
+S2_FIELDS = ("s2fieldsofstudy", "s2FieldsOfStudy", "fieldsOfStudy")   # bulk files, the API
 KNOWN_FIELDS = (ARXIV_FIELD, *S2_FIELDS)
 MAX_LABEL_CHARS = 200
 

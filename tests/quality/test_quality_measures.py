@@ -102,6 +102,8 @@ def test_a_collapsed_run_is_called_collapsed(tmp_path):
     ({"s2fieldsofstudy": [{"category": "Physics", "source": "s2-fos-model"}]},
      "s2fieldsofstudy", "Physics"),
     ({"fieldsOfStudy": ["Medicine", "Biology"]}, "fieldsOfStudy", "Medicine"),
+    ({"s2FieldsOfStudy": [{"category": "Biology", "source": "external"}]}, "s2FieldsOfStudy",
+     "Biology"),
     ({"fieldsOfStudy": None}, "fieldsOfStudy", None),
     ({"venue": "  Phys.   Rev. D "}, "venue", "Phys. Rev. D"),
     ({"year": 2007}, "year", "2007"),
