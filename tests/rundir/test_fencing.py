@@ -155,17 +155,18 @@ def test_ray_embed_upload_takes_the_lease(finished_run, tmp_path, capsys):
 @pytest.mark.parametrize("when", ["before the shards", "before finalize"])
 def test_a_run_whose_lease_is_taken_over_stops_in_one_line_and_writes_no_result(
         when, local_ray, sample_path, tmp_path, monkeypatch):
-    from ray_job import pipeline
+    from ray_job import finish, pipeline
 
     out = tmp_path / "out"
-    target = "write_shards" if when == "before the shards" else "finalize"
-    real = getattr(pipeline, target)
+    module, target = ((pipeline, "write_shards") if when == "before the shards" else
+                      (finish, "finalize"))
+    real = getattr(module, target)
 
     def taken_over_first(*args, **kwargs):
         take_over(RunDir.at(out))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, target, taken_over_first)
+    monkeypatch.setattr(module, target, taken_over_first)
     with pytest.raises(LeaseLost) as err:
         pipeline.run(JobConfig.of(inputs=(str(sample_path),), output=str(out), limit=12,
                                   precision="fp32"))
