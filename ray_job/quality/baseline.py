@@ -6,8 +6,8 @@ cosine is read against this one.
 
 Embedded by a Ray task holding one replica's resources (`embed_probe`, the replica's own
 encoder, precision and prompt), during the run, after the encode. Cached on the driver per
-model and the settings that change its vectors: it is a property of the model, not of the
-corpus or the machine."""
+model, the settings that change its vectors and the probe's token ids (`cache_key`): it is a
+property of the model, not of the corpus, the machine or the model's path."""
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +25,10 @@ PROBE_TEXTS = 64
 PROBE_TOKENS = 32
 SEED = 31
 CACHE_VERSION = 1
-VECTOR_SETTINGS = ("model", "source", "revision", "adapter", "backend", "pooling", "normalize",
-                   "max_seq_length", "truncate_dim", "side", "prompt", "prompt_name",
+# what of a replica's settings changes the vectors of given token ids (the model itself is
+# its identity: weights digest or Hub commit; the tokenizer, prompt and max length are in
+# the probe's token ids, which the key hashes)
+VECTOR_SETTINGS = ("adapter", "backend", "pooling", "normalize", "truncate_dim", "side",
                    "precision", "trust_remote_code")
 
 
@@ -65,10 +67,15 @@ def probe_cosine(vectors: np.ndarray) -> float | None:
     return pairwise_mean_cosine(units.sum(axis=0, dtype=np.float64), len(units))
 
 
-def cache_key(replica, identity: dict) -> str:
+def cache_key(replica, identity: dict, ids) -> str:
+    """The model (identity), the settings that change its vectors, and the probe's token ids
+    (`probe_ids`): the same model found at another path is the same key."""
     facts = {"version": CACHE_VERSION, "identity": identity,
              "settings": {name: getattr(replica, name) for name in VECTOR_SETTINGS}}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode())
+    for row in ids.to_pylist():
+        digest.update(json.dumps(row).encode())
+    return digest.hexdigest()
 
 
 class BaselineCache:
@@ -104,13 +111,14 @@ def measure_baseline(ray, replica, identity: dict, recipe: TokenizerRecipe, num_
     the run's vectors are fine without it."""
     import sys
 
-    cache, key = BaselineCache(), cache_key(replica, identity)
+    ids = probe_ids(recipe)
+    cache, key = BaselineCache(), cache_key(replica, identity, ids)
     found = cache.get(key)
     if found is not None:
         return found
     try:
         task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus or 0)(embed_probe)
-        cosine = probe_cosine(ray.get(task.remote(replica, probe_ids(recipe))))
+        cosine = probe_cosine(ray.get(task.remote(replica, ids)))
     except Exception as exc:  # noqa: BLE001 - the report then says it was not measured
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"ray-embed: the model's random-text cosine was not measured ({why})",

@@ -35,8 +35,14 @@ def test_the_runs_probe_is_cached_per_model_and_settings(full_sample_run, recipe
     assert 0 < measured < 1
     assert baseline.measure_baseline(None, replica, identity, recipe, 1, 0) == pytest.approx(
         measured, abs=1e-6)
-    other = dataclasses.replace(replica, prompt="query: ")
-    assert baseline.cache_key(other, identity) != baseline.cache_key(replica, identity)
+    ids = baseline.probe_ids(recipe)
+    moved = dataclasses.replace(replica, source="/elsewhere/the/same/model", model="x")
+    assert baseline.cache_key(moved, identity, ids) == baseline.cache_key(replica, identity, ids)
+    prompted = baseline.probe_ids(dataclasses.replace(recipe, prompt="query: "))
+    assert baseline.cache_key(replica, identity, prompted) != baseline.cache_key(
+        replica, identity, ids)
+    pooled = dataclasses.replace(replica, pooling="cls")
+    assert baseline.cache_key(pooled, identity, ids) != baseline.cache_key(replica, identity, ids)
 
 
 def test_a_probe_that_fails_is_one_line_and_no_number(local_ray, full_sample_run, recipe,
@@ -44,7 +50,8 @@ def test_a_probe_that_fails_is_one_line_and_no_number(local_ray, full_sample_run
     import ray
 
     replica = dataclasses.replace(RunDir.at(full_sample_run[0]).load_job().replica(),
-                                  source="/nonexistent/model", model=str(uuid.uuid4()))
-    assert baseline.measure_baseline(ray, replica, {}, recipe, 1, 0) is None
+                                  source="/nonexistent/model")
+    identity = {"weights": f"sha256:{uuid.uuid4().hex}"}        # a model never probed
+    assert baseline.measure_baseline(ray, replica, identity, recipe, 1, 0) is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "random-text cosine was not measured" in err[0]
