@@ -14,12 +14,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-def test_the_dry_run_runs_every_step_and_writes_its_results(tmp_path):
+def dry_run(folder: Path, *only: str) -> tuple[dict, str]:
+    """(the dry run's results, its stdout); `only`: these steps (and the two every run
+    takes), else every step."""
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"),
-                          "--dry-run", "--out", str(tmp_path)],
+                          "--dry-run", "--out", str(folder),
+                          *(("--only", *only) if only else ())],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    result = json.loads((tmp_path / "gpu_check-dry-run.json").read_text())
+    return json.loads((folder / "gpu_check-dry-run.json").read_text()), out.stdout
+
+
+def test_the_dry_run_of_a_few_steps_writes_their_results(tmp_path):
+    """The default run's cover (the whole dry run is the slow test below): a speed step, the
+    OOM back-off, the data path and the processes step, in a process refusing Ray."""
+    result, _ = dry_run(tmp_path, "speed:minilm", "oom_backoff", "data_path", "processes")
+    assert {k for k, v in result["steps"].items() if v["status"] != "ok"} == set()
+    assert set(result["steps"]) == {"environment", "prepare", "speed:minilm", "oom_backoff",
+                                    "data_path", "processes"}
+    speed = [r for r in result["rows"] if r["step"] == "speed"]
+    assert [r["variant"] for r in speed] == ["fp32", "fp16", "fp16-weights", "bf16",
+                                             "bf16-weights"]
+    (oom,) = [r for r in result["rows"] if r["step"] == "oom_backoff"]
+    assert oom["calls"][0]["out_of_memory_errors"] > 0
+    assert result["imported_forbidden"] == []
+
+
+@pytest.mark.slow
+def test_the_dry_run_runs_every_step_and_writes_its_results(tmp_path):
+    result, stdout = dry_run(tmp_path)
     steps = result["steps"]
     assert {k for k, v in steps.items() if v["status"] != "ok"} == {"compile"}
     assert steps["compile"]["status"].startswith("skipped")
@@ -40,13 +63,14 @@ def test_the_dry_run_runs_every_step_and_writes_its_results(tmp_path):
         "minilm", "bert-base", "roberta-large"}
     adapter = [r for r in rows if r["model"] == "bert-base-adapter"]
     assert adapter and all(r.get("transformers") for r in adapter)
-    assert "| speed | roberta-large | fp32 |" in out.stdout        # the closing table
+    assert "| speed | roberta-large | fp32 |" in stdout            # the closing table
     assert result["imported_forbidden"] == []                    # no Ray, no adapters here
 
 
 def test_the_check_refuses_ray_and_adapters_by_default():
-    """The dry run above ran with these refused in its own process and its encode children
-    (`imported_forbidden` empty): the replica's code path needs neither on the GPU machine."""
+    """The dry runs above ran with these refused in their own process and their encode
+    children (`imported_forbidden` empty): the replica's code path needs neither on the GPU
+    machine."""
     from gpu_check import ForbiddenImports, parse
 
     assert set(parse([]).forbid_imports) == {"ray", "adapters"}
