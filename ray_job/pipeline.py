@@ -288,7 +288,7 @@ def encode_all(ray, planned: PlannedJob, old_plan: ReadPlan | None, run_dir: Run
     stats.random_text_cosine = measure_baseline(
         ray, replica, dict(planned.identity),
         model_recipe(planned.info, replica.trust_remote_code, replica.revision),
-        plan.resources.actor_cpus, plan.resources.actor_gpus)
+        plan.resources.actor_cpus, plan.resources.actor_gpus, run_dir.shards.rows_done())
 
 
 def plan_encode(ray, planned: PlannedJob, carried: JobRecord | None) -> EncodePlan:

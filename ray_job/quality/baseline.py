@@ -21,6 +21,8 @@ from ..encode.tokenize import TokenizerRecipe, load_tokenizer, rust_tokenizer, t
 from .health import pairwise_mean_cosine
 from .neighbours import unit_rows
 
+PROBE_MIN_ROWS = 1000     # a smaller run is not worth a model load of its own (a cached
+                          # number is still used)
 PROBE_TEXTS = 64
 PROBE_TOKENS = 32
 SEED = 31
@@ -105,16 +107,17 @@ class BaselineCache:
 
 
 def measure_baseline(ray, replica, identity: dict, recipe: TokenizerRecipe, num_cpus: float,
-                     num_gpus: float) -> float | None:
-    """The cached cosine, or the probe embedded by a Ray task holding `num_cpus` /
-    `num_gpus` (one replica's share) and cached. None (and one line) when the probe fails:
+                     num_gpus: float, rows: int = PROBE_MIN_ROWS) -> float | None:
+    """The cached cosine, or, for a run of at least PROBE_MIN_ROWS papers (`rows`), the
+    probe embedded by a Ray task holding `num_cpus` / `num_gpus` (one replica's share) and
+    cached. None when neither (the report says so), or (and one line) when the probe fails:
     the run's vectors are fine without it."""
     import sys
 
     ids = probe_ids(recipe)
     cache, key = BaselineCache(), cache_key(replica, identity, ids)
     found = cache.get(key)
-    if found is not None:
+    if found is not None or rows < PROBE_MIN_ROWS:
         return found
     try:
         task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus or 0)(embed_probe)

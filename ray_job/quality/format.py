@@ -43,6 +43,8 @@ def _anisotropy(section: dict) -> str:
     line = "mean cosine of two random papers: " + ("n/a" if cosine is None else f"{cosine:.3f}")
     if random is not None:
         line += f" (the model's random text: {random:.3f})"
+    else:
+        line += " (the model's random text: not measured)"
     return line
 
 

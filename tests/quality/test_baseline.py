@@ -55,3 +55,13 @@ def test_a_probe_that_fails_is_one_line_and_no_number(local_ray, full_sample_run
     assert baseline.measure_baseline(ray, replica, identity, recipe, 1, 0) is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "random-text cosine was not measured" in err[0]
+
+
+def test_a_small_run_uses_a_cached_number_but_loads_no_model_for_one(full_sample_run, recipe):
+    job = RunDir.at(full_sample_run[0]).load_job()
+    unknown = {"weights": f"sha256:{uuid.uuid4().hex}"}
+    small = baseline.PROBE_MIN_ROWS - 1
+    assert baseline.measure_baseline(None, job.replica(), unknown, recipe, 1, 0, small) is None
+    cached = baseline.measure_baseline(None, job.replica(), dict(job.identity), recipe, 1, 0,
+                                       small)
+    assert cached == pytest.approx(full_sample_run[1]["quality"]["random_text_cosine"], abs=1e-6)
