@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from .bitmap import bits_of
 from .ids import partition_hash
 from .kway import RunWriter, merge_runs
 
@@ -65,9 +66,7 @@ class Duplicates:
 
     def dropped_in(self, start: int, n: int) -> np.ndarray:
         """bool per position start .. start + n - 1: dropped as a duplicate id."""
-        first, last = start // 8, (start + n + 7) // 8
-        bits = np.unpackbits(self.dropped[first:last])
-        return bits[start - first * 8:start - first * 8 + n].astype(bool)
+        return bits_of(self.dropped, start, n)
 
     def records(self) -> Iterator[dict]:
         """rejects/duplicates.jsonl's records, in source order."""

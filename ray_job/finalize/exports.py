@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from ..rundir.layout import DEDUP_INFO, DEDUP_PAIRS, DUCKDB, H5, PARQUET
 from ..rundir.map_state import current_info, read_coords
 from ..rundir.rundir import RunDir
+from .bitmap import bits_of
 
 CHUNK_ROWS = 50_000
 # the Hub's dataset viewer reads Parquet files of a few hundred MB comfortably
@@ -40,9 +41,7 @@ class DroppedRows:
 
     def kept(self, start: int, n: int) -> np.ndarray:
         """bool per row start .. start + n - 1: True where the row is kept."""
-        first = start // 8
-        bits = np.unpackbits(self.bits[first:(start + n + 7) // 8])
-        return ~bits[start - first * 8:start - first * 8 + n].astype(bool)
+        return ~bits_of(self.bits, start, n)
 
 
 def without_dropped(chunks: Iterator[pa.Table],
